@@ -1,0 +1,7 @@
+"""recsec: model-extraction attacks and defenses on sequential recommenders.
+
+The library holds all computation of the study; the notebooks in ``notebooks/``
+only set parameters, call it and plot. It imports neither papermill nor Jupyter.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,74 @@
+"""What every stage of the study needs to know about the run it belongs to.
+
+The notebooks build one ``StudyContext`` from their papermill parameters and
+pass it to the library's stage functions; ``recsec study`` builds the same
+object without Jupyter. It is a frozen dataclass so a stage cannot change the
+run's settings behind the others' backs.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+PROFILES = ("smoke", "cpu", "full")
+DATASETS = ("ml-1m", "ml-100k", "ml-20m", "synthetic")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class StudyContext:
+    run_dir: Path  # the run folder (outputs/<run-id>.partial while running)
+    dataset: str = "ml-1m"  # one of DATASETS; "synthetic" is generated tiny data
+    data_dir: Path = Path("data")  # downloads and the processed cache
+    mirror: Path | None = None  # local folder with MovieLens copies (RECSEC_DATA_MIRROR)
+    seed: int = 42
+    device: str = "auto"  # auto | cpu | cuda
+    profile: str = "cpu"  # smoke | cpu | full
+    force: bool = False  # recompute stages even when a cached result exists
+
+    def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise ValueError(f"parameter 'profile' must be one of {PROFILES}, got {self.profile!r}")
+        if self.dataset not in DATASETS:
+            raise ValueError(f"parameter 'dataset' must be one of {DATASETS}, got {self.dataset!r}")
+        if self.device not in DEVICES:
+            raise ValueError(f"parameter 'device' must be one of {DEVICES}, got {self.device!r}")
+        object.__setattr__(self, "run_dir", Path(self.run_dir))
+        object.__setattr__(self, "data_dir", Path(self.data_dir))
+        if self.mirror is not None and str(self.mirror) != "":
+            object.__setattr__(self, "mirror", Path(self.mirror))
+        else:
+            env = os.environ.get("RECSEC_DATA_MIRROR")
+            object.__setattr__(self, "mirror", Path(env) if env else None)
+
+    def stage_dir(self, stage: str) -> Path:
+        """``<run_dir>/<stage>``, created on first use."""
+        path = self.run_dir / stage
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def torch_device(self):
+        """The torch.device this run computes on ('auto' = CUDA when available)."""
+        import torch
+
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("parameter 'device' is 'cuda' but no CUDA device is available")
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch (CPU and CUDA) so a run can be repeated."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
