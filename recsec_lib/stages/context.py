@@ -52,6 +52,12 @@ class StudyContext:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def load_dataset(self):
+        """The processed dataset of this run (built or read from the cache)."""
+        from recsec_lib.data.prepare import prepare_dataset
+
+        return prepare_dataset(self.dataset, data_dir=self.data_dir, mirror=self.mirror)
+
     def torch_device(self):
         """The torch.device this run computes on ('auto' = CUDA when available)."""
         import torch
