@@ -133,3 +133,67 @@ def merge_headline(path: str | os.PathLike, values: dict[str, Any]) -> None:
             raise ValueError(f"headline value {key!r} must be a scalar, got {type(value).__name__}")
         current[key] = value
     write_json_atomic(path, current)
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
+
+    For writers that want a file name (``DataFrame.to_csv``, ``Figure.savefig``):
+    a reader never sees a half-written file, and a failed write leaves no debris.
+    The temporary name keeps ``path``'s suffix so format-sniffing writers still work.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write a text file (UTF-8) through a temporary name and ``os.replace``."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def create_run_folder(outputs: str | os.PathLike, run_id: str, params: dict[str, Any]) -> Path:
+    """Make ``<outputs>/<run_id>.partial`` with params.json and environment.json.
+
+    Refuses an id that is already used, finished or not.
+    """
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", run_id):
+        raise ValueError(f"run id {run_id!r}: use letters, digits, '.', '_' and '-' only")
+    outputs = Path(outputs)
+    run_dir = outputs / f"{run_id}.partial"
+    if (outputs / run_id).exists() or run_dir.exists():
+        raise ValueError(f"run id {run_id!r}: {outputs / run_id} already exists (resume it instead)")
+    run_dir.mkdir(parents=True)
+    write_json_atomic(run_dir / "params.json", params)
+    env = environment_info()
+    write_json_atomic(run_dir / "environment.json", env)
+    return run_dir
+
+
+def finish_run_folder(run_dir: Path) -> Path:
+    """Total the stage times into headline.json and rename ``<id>.partial`` to ``<id>``."""
+    headline_path = run_dir / "headline.json"
+    headline = read_json(headline_path) if headline_path.exists() else {}
+    total = sum(v for k, v in headline.items() if k.startswith("stage_seconds_"))
+    merge_headline(headline_path, {"study_wall_seconds": round(total, 1)})
+    final = run_dir.with_name(run_dir.name.removesuffix(".partial"))
+    run_dir.rename(final)
+    return final
+
+
+def stamp_headline(run_dir: Path, profile: str, dataset: str) -> None:
+    """Record what produced the headline figures: profile, dataset, commit, date."""
+    env = environment_info()
+    merge_headline(run_dir / "headline.json", {"profile": profile, "dataset": dataset,
+                                               "git_commit": env["git_commit"], "date": env["date"]})

@@ -1,0 +1,112 @@
+"""Pieces shared by the two self-attention recommenders (SASRec, BERT4Rec).
+
+Padding-aware by construction: every function takes the [B, L] padding mask so
+that left padding never changes a real position's output (tests check this).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def positions_from_start(real: torch.Tensor) -> torch.Tensor:
+    """[B, L] bool -> [B, L] int64: 1 for the oldest real item, 2 for the next, ...; 0 on padding.
+
+    Counting from the first real item (not from the column) makes the position
+    of an item independent of how much padding precedes it, and of anything
+    that comes after it: what a causal model needs.
+    """
+    return torch.cumsum(real.long(), dim=1) * real.long()
+
+
+def positions_from_end(real: torch.Tensor) -> torch.Tensor:
+    """[B, L] bool -> [B, L] int64: 1 for the newest item, 2 for the one before, ...; 0 on padding.
+
+    For a bidirectional model that always predicts at the end (BERT4Rec): the
+    slot being predicted always has position 1, as in the original left-padded
+    BERT4Rec where positions are column indices counted from the end.
+    """
+    real_l = real.long()
+    return (real_l.sum(dim=1, keepdim=True) - torch.cumsum(real_l, dim=1) + 1) * real_l
+
+
+def attention_mask(real: torch.Tensor, causal: bool) -> torch.Tensor:
+    """[B, 1, L, L] bool, True = may attend. Keys that are padding are hidden.
+
+    Every position may always attend to itself, so a padding query (whose
+    output is discarded) still has one key and the softmax never sees a row of
+    -inf (which would give NaN).
+    """
+    length = real.shape[1]
+    eye = torch.eye(length, dtype=torch.bool, device=real.device)  # [L, L]
+    allowed = real[:, None, :] | eye[None]  # [B, L(query), L(key)]
+    if causal:
+        allowed = allowed & torch.ones(length, length, dtype=torch.bool, device=real.device).tril()[None]
+    return allowed[:, None]  # [B, 1, L, L]
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention through torch's fused scaled_dot_product_attention."""
+
+    def __init__(self, hidden: int, heads: int, dropout: float):
+        super().__init__()
+        if hidden % heads:
+            raise ValueError(f"hidden ({hidden}) must be divisible by heads ({heads})")
+        self.heads = heads
+        self.dropout = dropout
+        self.qkv = nn.Linear(hidden, 3 * hidden)
+        self.out = nn.Linear(hidden, hidden)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        batch, length, hidden = x.shape  # [B, L, D]
+        qkv = self.qkv(x).view(batch, length, 3, self.heads, hidden // self.heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each [B, H, L, D/H]
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                           dropout_p=self.dropout if self.training else 0.0)  # [B, H, L, D/H]
+        return self.out(y.transpose(1, 2).reshape(batch, length, hidden))  # [B, L, D]
+
+
+class PreLNBlock(nn.Module):
+    """x + Attn(LN(x)), then x + FFN(LN(x)) — the layout of SASRec (pre-LN), dropout on each branch."""
+
+    def __init__(self, hidden: int, heads: int, dropout: float, activation: str = "relu"):
+        super().__init__()
+        self.attn_norm = nn.LayerNorm(hidden)
+        self.attn = SelfAttention(hidden, heads, dropout)
+        self.ffn_norm = nn.LayerNorm(hidden)
+        self.ffn = nn.Sequential(
+            nn.Linear(hidden, hidden if activation == "relu" else 4 * hidden),
+            nn.ReLU() if activation == "relu" else nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden if activation == "relu" else 4 * hidden, hidden),
+        )
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.attn_norm(x), mask))  # [B, L, D]
+        return x + self.drop(self.ffn(self.ffn_norm(x)))  # [B, L, D]
+
+
+class PostLNBlock(nn.Module):
+    """LN(x + Attn(x)), then LN(x + FFN(x)) — BERT's layout (post-LN, GELU, 4x wide FFN)."""
+
+    def __init__(self, hidden: int, heads: int, dropout: float):
+        super().__init__()
+        self.attn = SelfAttention(hidden, heads, dropout)
+        self.attn_norm = nn.LayerNorm(hidden)
+        self.ffn = nn.Sequential(nn.Linear(hidden, 4 * hidden), nn.GELU(), nn.Dropout(dropout),
+                                 nn.Linear(4 * hidden, hidden))
+        self.ffn_norm = nn.LayerNorm(hidden)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = self.attn_norm(x + self.drop(self.attn(x, mask)))  # [B, L, D]
+        return self.ffn_norm(x + self.drop(self.ffn(x)))  # [B, L, D]
+
+
+def pad_column_to_neg_inf(scores: torch.Tensor) -> torch.Tensor:
+    """Set the last-dimension column 0 (padding) to -inf, out of place (autograd-safe)."""
+    neg = torch.full_like(scores[..., :1], float("-inf"))
+    return torch.cat([neg, scores[..., 1:]], dim=-1)

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Run the test suite (set-up command 2 of the README).
+#
+#   ./run_tests.sh                 # everything (real-data tests need RECSEC_DATA_MIRROR)
+#   ./run_tests.sh -m "not notebook" tests/test_metrics.py   # any pytest arguments
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+"$root/scripts/ensure_env.sh"
+cd "$root"
+exec "${RECSEC_VENV:-$root/.venv}/bin/python" -m pytest "$@"

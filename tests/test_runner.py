@@ -1,0 +1,118 @@
+"""The study runner: notebook parameter checks and stage selection (no notebook runs here)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from recsec_lib.notebook_params import check_overrides, coerce, read_parameters
+from recsec_lib.runner import REPO, Stage, discover_stages, select_stages
+
+NOTEBOOK = '''# %%
+import x
+
+# %% tags=["parameters"]
+run_dir: str = "outputs/x"  # run folder
+epochs: int = 0  # 0 = the profile's value
+lr: float = 0.001  # learning rate
+force: bool = False  # recompute
+
+# %%
+print(epochs)
+'''
+
+
+def write(tmp_path: Path, text: str, name: str = "02_train.py") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_read_parameters_types_defaults_and_lines(tmp_path):
+    params = read_parameters(write(tmp_path, NOTEBOOK))
+    assert list(params) == ["run_dir", "epochs", "lr", "force"]
+    assert params["epochs"].type_name == "int" and params["epochs"].default == 0
+    assert params["lr"].default == 0.001 and params["lr"].line == 7
+    assert params["force"].comment == "recompute"
+
+
+@pytest.mark.parametrize("bad_line, message", [
+    ("epochs = 3  # no type", "parameter lines must read"),
+    ("epochs: int = f(3)  # not a literal", "must be a literal"),
+    ("epochs: int = 3", "needs a comment"),
+    ("epochs: int = (  # broken", "cannot parse"),
+])
+def test_bad_parameter_lines_name_file_and_line(tmp_path, bad_line, message):
+    path = write(tmp_path, NOTEBOOK.replace('lr: float = 0.001  # learning rate', bad_line))
+    with pytest.raises(ValueError, match=message) as info:
+        read_parameters(path)
+    assert f"{path}:7" in str(info.value)
+
+
+def test_missing_parameters_cell(tmp_path):
+    path = write(tmp_path, "# %%\nprint(1)\n")
+    with pytest.raises(ValueError, match="no parameters cell"):
+        read_parameters(path)
+
+
+def test_coerce():
+    assert coerce("5", "int", "epochs") == 5
+    assert coerce("0.5", "float", "lr") == 0.5
+    assert coerce("true", "bool", "force") is True and coerce("0", "bool", "force") is False
+    assert coerce("sasrec", "str", "model") == "sasrec"
+    with pytest.raises(ValueError, match="parameter 'epochs' is an int; got 'five'"):
+        coerce("five", "int", "epochs")
+    with pytest.raises(ValueError, match="parameter 'force' is a bool"):
+        coerce("maybe", "bool", "force")
+
+
+def test_check_overrides(tmp_path):
+    path = write(tmp_path, NOTEBOOK)
+    assert check_overrides([path], [("epochs", "3"), ("lr", "0.01")]) == {"epochs": 3, "lr": 0.01}
+    with pytest.raises(ValueError, match="unknown parameter 'epoch'"):
+        check_overrides([path], [("epoch", "3")])
+
+
+def test_select_stages(tmp_path):
+    stages = [Stage("00", "data", tmp_path / "00_data.py"), Stage("01", "analyze", tmp_path / "01_analyze.py"),
+              Stage("02", "train", tmp_path / "02_train.py")]
+    assert select_stages(stages) == stages
+    assert select_stages(stages, only="analyze") == [stages[1]]
+    assert select_stages(stages, start="01") == stages[1:]
+    with pytest.raises(ValueError, match="--stage 'trian': no such stage"):
+        select_stages(stages, only="trian")
+    with pytest.raises(ValueError, match="either --stage or --from"):
+        select_stages(stages, only="data", start="train")
+
+
+def test_every_notebook_declares_the_common_parameters():
+    from recsec_lib.runner import COMMON_PARAMETERS
+
+    for stage in discover_stages():
+        declared = read_parameters(stage.source)
+        assert set(COMMON_PARAMETERS) <= set(declared), stage.source
+
+
+def run_runner(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "recsec_lib.runner", "--outputs", str(tmp_path / "outputs"),
+                           "--publish", "no", *args], cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+def test_runner_rejects_a_bad_parameter_before_running_anything(tmp_path):
+    result = run_runner("--profile", "smoke", "-p", "no_such_parameter", "1", tmp_path=tmp_path)
+    assert result.returncode == 2
+    assert "unknown parameter 'no_such_parameter'" in result.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_runner_rejects_an_unknown_stage(tmp_path):
+    result = run_runner("--stage", "nope", tmp_path=tmp_path)
+    assert result.returncode == 2 and "--stage 'nope': no such stage" in result.stderr
+
+
+def test_runner_resume_of_unknown_run(tmp_path):
+    result = run_runner("--resume", "missing-run", tmp_path=tmp_path)
+    assert result.returncode == 2 and "no unfinished run folder" in result.stderr
