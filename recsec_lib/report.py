@@ -1,0 +1,140 @@
+"""The study's report: tables and findings built from a run's metrics.
+
+Everything here is read from the run folder (each stage's ``metrics.json``, the
+CSV tables stages save, ``headline.json``); nothing is typed in by hand except
+the published reference rows, which are labelled as such, and the targets the
+issues set, which the findings compare against.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from recsec_lib import runs
+
+# Published next-item quality on ML-1M (full ranking, leave-one-out), STUDY.md.
+PUBLISHED_QUALITY = pd.DataFrame([
+    ("SASRec, BCE with 1 negative", 0.2500, 0.1341, "Klenitskiy & Vasilev, RecSys 2023"),
+    ("BERT4Rec", 0.2843, 0.1537, "Klenitskiy & Vasilev, RecSys 2023"),
+    ("gSASRec", 0.3003, 0.1726, "Petrov & Macdonald, RecSys 2023"),
+    ("SASRec+ (full softmax CE)", 0.3152, 0.1821, "Klenitskiy & Vasilev, RecSys 2023"),
+    ("SASRec+ (3000 sampled negatives)", 0.3159, 0.1857, "Klenitskiy & Vasilev, RecSys 2023"),
+    ("seed's MeanEmbedding (Hit@10)", 0.048, float("nan"), "the seed project"),
+], columns=["model", "hr@10", "ndcg@10", "source"]).assign(kind="published")
+
+# Yue et al. (RecSys 2021), ML-1M, 5k sequences, same architecture for target and surrogate.
+PUBLISHED_ATTACK = pd.DataFrame([
+    ("NARM", 0.571, 0.747, 0.389, 0.605),
+    ("SASRec", 0.454, 0.662, 0.270, 0.516),
+    ("BERT4Rec", 0.339, 0.593, 0.241, 0.488),
+], columns=["target", "autoregressive agr@1", "autoregressive agr@10", "random agr@1", "random agr@10"]
+).assign(source="published: Yue et al., RecSys 2021")
+
+# Zhang et al. (WSDM 2024), ML-1M, BERT4Rec target and surrogate, full ranking, in %.
+PUBLISHED_GRO = pd.DataFrame([
+    ("None", 20.18, 10.61, 15.11, 7.51),
+    ("Random", 5.84, 2.70, 11.61, 5.25),
+    ("Reverse", 1.95, 0.90, 8.61, 4.02),
+    ("GRO", 18.08, 9.53, 11.46, 5.19),
+], columns=["defense", "target HR@10 %", "target NDCG@10 %", "surrogate HR@10 %", "surrogate NDCG@10 %"]
+).assign(source="published: Zhang et al., WSDM 2024")
+
+
+@dataclass(frozen=True)
+class Target:
+    key: str  # headline key
+    comparison: str  # ">=" or "<="
+    threshold: float
+    what: str  # what the target means, for the findings
+
+    def met(self, value: float) -> bool:
+        return {">=": operator.ge, "<=": operator.le}[self.comparison](value, self.threshold)
+
+
+# The quality, fidelity, defense and speed targets set by the project's issues.
+TARGETS = (
+    Target("sasrec_test_hr10", ">=", 0.30, "SASRec test HR@10 (published SASRec+ .3152)"),
+    Target("sasrec_test_ndcg10", ">=", 0.17, "SASRec test NDCG@10 (published SASRec+ .1821)"),
+    Target("bert4rec_test_hr10", ">=", 0.2018, "BERT4Rec test HR@10 (GRO paper 20.18%)"),
+    Target("sasrec_cpu_epoch_seconds", "<=", 40.0, "SASRec seconds per epoch on the 2-core CPU"),
+    Target("attack_agr10_autoregressive_5k", ">=", 0.70, "attack Agr@10, autoregressive, 5k sequences (Yue et al. .662)"),
+    Target("attack_agr1_autoregressive_5k", ">=", 0.45, "attack Agr@1, autoregressive, 5k sequences (Yue et al. .454)"),
+    Target("blackbox_queries_per_second", ">=", 2000.0, "black-box queries per second, batched, CPU"),
+    Target("gro_utility_retention", ">=", 0.95, "GRO utility retention (NDCG@10 defended / undefended)"),
+    Target("gro_surrogate_ndcg10_drop", ">=", 0.30, "fall of the surrogate's NDCG@10 under GRO"),
+    Target("gro_epoch_cost_ratio", "<=", 3.0, "GRO epoch cost relative to an undefended epoch"),
+    Target("seat_detection_rate_single_account", ">=", 0.99, "SEAT detection of single-account attacks"),
+    Target("seat_false_positive_rate", "<=", 0.001, "SEAT false-positive rate on benign accounts"),
+    Target("seat_monitor_queries_per_second", ">=", 5000.0, "SEAT monitor queries per second"),
+)
+
+
+def collect_stage_metrics(run_dir: Path) -> dict[str, dict]:
+    """``{stage: metrics}`` for every ``<run_dir>/<stage>/metrics.json`` present."""
+    return {path.parent.name: runs.read_json(path) for path in sorted(Path(run_dir).glob("*/metrics.json"))
+            if path.parent.name != "report"}
+
+
+def timing_table(stage_metrics: dict[str, dict], headline: dict) -> pd.DataFrame:
+    """Wall time and peak memory of each stage, as the stages and the runner measured them."""
+    rows = []
+    for stage, metrics in stage_metrics.items():
+        rows.append({"stage": stage,
+                     "stage wall seconds (in the library)": metrics.get("wall_seconds"),
+                     "notebook seconds (runner)": headline.get(f"stage_seconds_{stage}"),
+                     "peak memory MiB": metrics.get("peak_memory_mb")})
+    return pd.DataFrame(rows, columns=["stage", "stage wall seconds (in the library)", "notebook seconds (runner)",
+                                       "peak memory MiB"])
+
+
+def target_table(headline: dict) -> pd.DataFrame:
+    """Each target of the issues beside the measured value, met or missed (or not measured)."""
+    rows = []
+    for target in TARGETS:
+        value = headline.get(target.key)
+        status = "not measured in this run" if value is None else ("met" if target.met(value) else "MISSED")
+        rows.append({"figure": target.what, "key": target.key, "target": f"{target.comparison} {target.threshold:g}",
+                     "measured": value, "status": status})
+    return pd.DataFrame(rows)
+
+
+def findings(headline: dict, stage_metrics: dict[str, dict]) -> list[str]:
+    """Sentences generated from the numbers: targets met and missed, and what wins at what cost."""
+    lines = []
+    targets = target_table(headline)
+    met = targets[targets.status == "met"]
+    missed = targets[targets.status == "MISSED"]
+    absent = targets[targets.status == "not measured in this run"]
+    lines.append(f"{len(met)} of {len(targets)} targets met, {len(missed)} missed, "
+                 f"{len(absent)} not measured in this run ({headline.get('profile')} profile, "
+                 f"{headline.get('dataset')}).")
+    for _, row in missed.iterrows():
+        lines.append(f"Missed: {row['figure']}: measured {row['measured']:.4g}, target {row['target']}.")
+    if "sasrec_test_hr10" in headline and "meanemb_test_hr10" in headline:
+        lines.append(f"SASRec reaches HR@10 {headline['sasrec_test_hr10']:.4f} against "
+                     f"{headline['meanemb_test_hr10']:.4f} for the seed's averaged-embedding baseline.")
+    if "none_agr10" in headline and "gro_agr10" in headline:
+        lines.append(f"Under GRO (λ = {headline.get('gro_best_lambda')}) the attacker's Agr@10 falls from "
+                     f"{headline['none_agr10']:.3f} to {headline['gro_agr10']:.3f}, at a utility retention of "
+                     f"{headline.get('gro_utility_retention', float('nan')):.1%}.")
+    if "seat_accounts_needed" in headline and "volume_cap_accounts_needed" in headline:
+        lines.append(f"To stay undetected the attacker needs {headline['seat_accounts_needed']} accounts against SEAT "
+                     f"and {headline['volume_cap_accounts_needed']} against a volume cap alone.")
+    return lines
+
+
+def markdown_table(table: pd.DataFrame, digits: int = 4) -> str:
+    """A DataFrame as a GitHub markdown table (floats to ``digits`` significant digits)."""
+    def cell(value) -> str:
+        if isinstance(value, float):
+            return "" if value != value else f"{value:.{digits}g}"
+        return str(value).replace("|", "\\|")
+
+    header = "| " + " | ".join(str(c) for c in table.columns) + " |"
+    rule = "| " + " | ".join("---" for _ in table.columns) + " |"
+    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join([header, rule, *rows]) + "\n"

@@ -1,0 +1,77 @@
+"""The whole study on tiny synthetic data: run_all.sh's runner and the Jupyter-free path.
+
+One smoke run of every notebook through papermill (the chain the README's first
+command runs, with the smoke profile), then the same stages through
+``recsec study``; both must give the same figures.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from recsec_lib.runner import REPO, discover_stages
+
+pytestmark = pytest.mark.notebook
+
+VOLATILE = ("stage_seconds_", "study_wall_seconds", "git_commit", "date", "_per_second", "_seconds")
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(tmp_path_factory):
+    outputs = tmp_path_factory.mktemp("outputs")
+    data_dir = tmp_path_factory.mktemp("data")
+    common = ["--outputs", str(outputs), "--data-dir", str(data_dir)]
+    notebook_run = subprocess.run(
+        [sys.executable, "-m", "recsec_lib.runner", "--profile", "smoke", "--run-id", "nb", "--publish", "no",
+         *common], cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert notebook_run.returncode == 0, notebook_run.stdout[-3000:] + notebook_run.stderr[-3000:]
+    library_run = subprocess.run(
+        [sys.executable, "-m", "recsec_lib", "study", "--profile", "smoke", "--run-id", "lib", *common],
+        cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert library_run.returncode == 0, library_run.stdout[-3000:] + library_run.stderr[-3000:]
+    return outputs / "nb", outputs / "lib"
+
+
+def test_notebook_run_folder_contents(smoke_runs):
+    run_dir, _ = smoke_runs
+    assert not run_dir.with_name("nb.partial").exists()
+    for name in ("params.json", "environment.json", "headline.json"):
+        assert (run_dir / name).exists(), name
+    for stage in discover_stages():
+        assert (run_dir / "notebooks" / f"{stage.label}.ipynb").exists(), stage.label
+        assert (run_dir / "html" / f"{stage.label}.html").exists(), stage.label
+        assert (run_dir / stage.name / "metrics.json").exists(), stage.name
+    headline = json.loads((run_dir / "headline.json").read_text())
+    assert headline["profile"] == "smoke" and headline["dataset"] == "synthetic"
+    assert headline["study_wall_seconds"] > 0
+    environment = json.loads((run_dir / "environment.json").read_text())
+    assert environment["packages"]["torch"].startswith("2.13")
+
+
+def test_report_html_is_self_contained(smoke_runs):
+    run_dir, _ = smoke_runs
+    for name in ("report.html", "report_nocode.html"):
+        html = (run_dir / name).read_text()
+        assert "<img" in html
+        assert 'src="data:image/png;base64' in html
+        assert "file://" not in html and 'src="outputs' not in html and 'src="/' not in html
+
+
+def test_jupyter_free_path_gives_the_same_figures(smoke_runs):
+    notebook_dir, library_dir = smoke_runs
+    notebook = json.loads((notebook_dir / "headline.json").read_text())
+    library = json.loads((library_dir / "headline.json").read_text())
+    stable = {k for k in notebook if not any(v in k for v in VOLATILE)}
+    assert stable, "no headline figures to compare"
+    assert stable <= set(library)
+    for key in sorted(stable):
+        a, b = notebook[key], library[key]
+        if isinstance(a, float):
+            assert math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9), (key, a, b)
+        else:
+            assert a == b, (key, a, b)
