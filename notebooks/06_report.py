@@ -39,7 +39,7 @@ force: bool = False  # recompute even when a cached result exists
 # %%
 ctx = StudyContext(run_dir=Path(run_dir), dataset=dataset, data_dir=Path(data_dir), mirror=mirror or None,
                    seed=seed, device=device, profile=profile, force=force)
-metrics = stage.run(ctx, stage.Settings.for_profile(profile))
+metrics = stage.run(ctx, stage.Settings.for_profile(profile))  # the report is never cached
 report_dir = ctx.run_dir / "report"
 headline = json.loads((ctx.run_dir / "headline.json").read_text())
 pd.set_option("display.max_colwidth", 80)

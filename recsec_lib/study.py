@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from recsec_lib import runs
+from recsec_lib.stage_cache import run_cached
 from recsec_lib.stages.context import StudyContext, seed_everything
 
 STAGE_ORDER = ("data", "analyze", "train", "attack", "gro", "seat", "report")
@@ -42,7 +43,7 @@ def run_study(outputs: Path, run_id: str, dataset: str, profile: str, seed: int 
         progress(f"  {name}: running ...")
         seed_everything(seed)
         start = time.perf_counter()
-        module.run(ctx, module.Settings.for_profile(profile))
+        run_cached(module, ctx, module.Settings.for_profile(profile))
         seconds = time.perf_counter() - start
         runs.merge_headline(run_dir / "headline.json", {f"stage_seconds_{name}": round(seconds, 1)})
         progress(f"  {name}: done in {seconds:.0f} s")

@@ -1,0 +1,74 @@
+"""The stage cache: an identical stage is reused, a changed setting or --force recomputes."""
+
+from __future__ import annotations
+
+import json
+import types
+from dataclasses import dataclass
+
+from recsec_lib import runs
+from recsec_lib.stage_cache import run_cached
+from recsec_lib.stages.context import StudyContext
+
+
+@dataclass(frozen=True)
+class Settings:
+    epochs: int = 1
+
+
+def make_stage(calls: list):
+    """A fake stage module named 'toy' that counts its runs and writes a file and a headline key."""
+    module = types.ModuleType("recsec_lib.stages.toy")
+
+    def run(ctx, settings):
+        calls.append(settings.epochs)
+        out = ctx.stage_dir("toy")
+        (out / "result.txt").write_text(str(settings.epochs * 10))
+        metrics = {"value": settings.epochs * 10}
+        runs.write_stage_metrics(ctx.run_dir, "toy", metrics, {"toy_value": settings.epochs * 10})
+        return metrics
+
+    module.run = run
+    return module
+
+
+def context(tmp_path, name, force=False):
+    return StudyContext(run_dir=tmp_path / "outputs" / name, dataset="synthetic", force=force)
+
+
+def test_second_identical_run_is_served_from_the_cache(tmp_path):
+    calls: list = []
+    stage = make_stage(calls)
+    first = run_cached(stage, context(tmp_path, "a"), Settings(1))
+    second_ctx = context(tmp_path, "b")
+    second = run_cached(stage, second_ctx, Settings(1))
+    assert calls == [1]
+    assert first["cache"] == "miss" and second["cache"] == "hit"
+    assert (second_ctx.run_dir / "toy" / "result.txt").read_text() == "10"
+    assert json.loads((second_ctx.run_dir / "headline.json").read_text())["toy_value"] == 10
+
+
+def test_changed_settings_and_force_recompute(tmp_path):
+    calls: list = []
+    stage = make_stage(calls)
+    run_cached(stage, context(tmp_path, "a"), Settings(1))
+    changed = run_cached(stage, context(tmp_path, "b"), Settings(2))
+    forced = run_cached(stage, context(tmp_path, "c", force=True), Settings(1))
+    assert calls == [1, 2, 1]
+    assert changed["cache"] == "miss" and forced["cache"] == "forced"
+
+
+def test_a_changed_earlier_stage_invalidates_later_ones(tmp_path):
+    calls: list = []
+    stage = make_stage(calls)
+    ctx_a = context(tmp_path, "a")
+    ctx_a.run_dir.mkdir(parents=True)
+    runs.write_json_atomic(ctx_a.run_dir / "stage_keys.json", {"train": "k1"})
+    run_cached(stage, ctx_a, Settings(1))
+    ctx_b = context(tmp_path, "b")
+    ctx_b.run_dir.mkdir(parents=True)
+    runs.write_json_atomic(ctx_b.run_dir / "stage_keys.json", {"train": "k2"})
+    assert run_cached(stage, ctx_b, Settings(1))["cache"] == "miss"
+    assert calls == [1, 1]
+
+
