@@ -43,12 +43,20 @@ def stage_key(ctx: StudyContext, stage: str, settings) -> str:
     payload = {
         "stage": stage,
         "settings": dataclasses.asdict(settings),
-        "dataset": ctx.dataset, "seed": ctx.seed, "device": ctx.device,
+        "dataset": ctx.dataset, "data": _data_fingerprint(ctx, stage),
+        "seed": ctx.seed, "device": ctx.device,
         "earlier_stages": earlier,
         "code": code_fingerprint(),
     }
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def _data_fingerprint(ctx: StudyContext, stage: str) -> str:
+    """The processed dataset's fingerprint (sources, parameters, counts); the data stage has none yet."""
+    if stage == "data":
+        return ""
+    return ctx.load_dataset().fingerprint
 
 
 def run_cached(stage_module, ctx: StudyContext, settings, cache_root: Path | None = None) -> dict:

@@ -33,7 +33,8 @@ def make_stage(calls: list):
 
 
 def context(tmp_path, name, force=False):
-    return StudyContext(run_dir=tmp_path / "outputs" / name, dataset="synthetic", force=force)
+    return StudyContext(run_dir=tmp_path / "outputs" / name, dataset="synthetic", data_dir=tmp_path / "data",
+                        force=force)
 
 
 def test_second_identical_run_is_served_from_the_cache(tmp_path):

@@ -27,7 +27,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 # The 19 ML-100K genres in the order of u.item's flag columns (the content of u.genre).
@@ -60,6 +59,7 @@ class RawData:
     movies: pd.DataFrame = field(repr=False)
     files: tuple[Path, ...] = ()  # the files that were read (recorded with their sha256 in the cache)
     chronological: bool = False  # True when each user's rows are already in time order (SASRec file)
+    source: str = ""  # where it came from, e.g. "mirror:/data/ml-1m/ml-1m.txt (sasrec-txt)" (set by load_raw)
 
     @property
     def has_ratings(self) -> bool:
@@ -332,8 +332,3 @@ def read_folder(name: str, folder: Path) -> RawData:
     return RawData(name=name, form=form, interactions=interactions, movies=movies,
                    files=tuple(files), chronological=chronological)
 
-
-def empty_movies() -> pd.DataFrame:
-    """A movies table with the right columns and no rows."""
-    return pd.DataFrame({"item": np.array([], dtype=np.int64), "title": [], "year": pd.array([], dtype="Int64"),
-                         "genres": []})[list(MOVIE_COLUMNS)]

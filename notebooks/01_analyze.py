@@ -1,0 +1,98 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01 · What the data looks like
+# Describes the dataset the models are trained on: sequence lengths, how concentrated item popularity is
+# (the long tail, which matters for an attacker who samples items), genres and release years; and, where the
+# source has them, the rating values and activity over time. Writes PNG figures, `statistics.csv` and the
+# per-genre / per-year tables into `analyze/`, and `metrics.json`.
+
+# %%
+from pathlib import Path
+
+import pandas as pd
+from IPython.display import Image, Markdown, display
+
+from recsec_lib.stages import analyze as stage
+from recsec_lib.stages.context import StudyContext
+
+# %% tags=["parameters"]
+run_dir: str = "outputs/notebook"  # run folder this stage writes into (run_all.sh sets it)
+run_id: str = ""  # id of the run (run_all.sh sets it)
+dataset: str = "ml-1m"  # ml-1m | ml-100k | ml-20m | synthetic
+data_dir: str = "data"  # downloads and the processed cache
+mirror: str = ""  # local MovieLens copy; "" = $RECSEC_DATA_MIRROR, else download
+seed: int = 42  # seeds Python, numpy and torch
+device: str = "auto"  # auto | cpu | cuda
+profile: str = "cpu"  # smoke | cpu | full: chooses the defaults of the settings below
+force: bool = False  # recompute even when a cached result exists
+top_genres: int = 0  # genres shown in the genre figure; 0 = the profile's value
+
+# %%
+ctx = StudyContext(run_dir=Path(run_dir), dataset=dataset, data_dir=Path(data_dir), mirror=mirror or None,
+                   seed=seed, device=device, profile=profile, force=force)
+settings = stage.Settings.for_profile(profile).with_overrides(top_genres=top_genres or None)
+metrics = stage.run(ctx, settings)
+out = ctx.run_dir / "analyze"
+
+# %% [markdown]
+# ## Results
+# ### Statistics
+# Counts before ("raw") and after the 5-core filter, and popularity concentration.
+
+# %%
+pd.read_csv(out / "statistics.csv")
+
+# %% [markdown]
+# ### Sequence lengths
+# Interactions per user; the dashed line is the `max_len` the models read.
+
+# %%
+display(Image(filename=str(out / "sequence_lengths.png")))
+
+# %% [markdown]
+# ### Item popularity: the long tail
+# Left, interactions per item by popularity rank; right, the share of all interactions held by the most
+# popular items.
+
+# %%
+display(Markdown(f"The top 1% of items hold **{metrics['top1pct_item_share']:.1%}** of interactions, "
+                 f"the top 10% hold **{metrics['top10pct_item_share']:.1%}** "
+                 f"(Gini {metrics['popularity_gini']:.3f})."))
+display(Image(filename=str(out / "long_tail.png")))
+
+# %% [markdown]
+# ### Genres and release years
+# Interaction share per genre (a movie with several genres counts for each), and items per release year
+# parsed from the titles.
+
+# %%
+display(Image(filename=str(out / "genres.png")))
+pd.read_csv(out / "genres.csv")
+
+# %%
+if "release_years" in metrics["figures"]:
+    display(Image(filename=str(out / "release_years.png")))
+else:
+    display(Markdown("No title carries a release year."))
+
+# %% [markdown]
+# ### Ratings and activity over time
+# Only where the source file has rating values and timestamps (the official ML-1M, ML-100K and ML-20M files
+# do; the SASRec-style `ml-1m.txt` keeps only the order of each user's ratings).
+
+# %%
+for key, title in (("ratings", "Rating values"), ("over_time", "Interactions per month")):
+    if key in metrics["figures"]:
+        display(Markdown(f"**{title}**"))
+        display(Image(filename=str(out / metrics["figures"][key])))
+for what, why in metrics["missing"].items():
+    display(Markdown(f"*No {what.replace('_', ' ')}: {why}.*"))

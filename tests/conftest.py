@@ -1,0 +1,95 @@
+"""Shared test fixtures (tiny synthetic data only; the real data is for tests marked realdata)."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from recsec_lib.data.synthetic import write_synthetic_files
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip tests marked realdata unless RECSEC_DATA_MIRROR names an existing folder."""
+    mirror = os.environ.get("RECSEC_DATA_MIRROR")
+    if mirror and Path(mirror).is_dir():
+        return
+    skip = pytest.mark.skip(reason="needs the MovieLens mirror: set RECSEC_DATA_MIRROR")
+    for item in items:
+        if "realdata" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def no_mirror_env(monkeypatch):
+    """Tests that resolve sources must not pick up a developer's RECSEC_DATA_MIRROR."""
+    monkeypatch.delenv("RECSEC_DATA_MIRROR", raising=False)
+
+
+@pytest.fixture
+def synthetic_files(tmp_path) -> Callable[..., Path]:
+    """write(fmt, subdir=fmt, **kw) -> path: a tiny dataset in MovieLens format ``fmt`` under tmp_path."""
+
+    def write(fmt: str, subdir: str | None = None, **kwargs) -> Path:
+        return write_synthetic_files(tmp_path / (subdir or fmt), fmt, **kwargs)
+
+    return write
+
+
+@dataclass
+class FileServer:
+    """A local HTTP server (127.0.0.1, its own thread) serving files from ``root``.
+
+    ``failures`` makes the next requests fail: each entry is "500" (HTTP 500)
+    or "truncate" (announce the full length, send half, close).
+    """
+
+    root: Path
+    url: str = ""
+    failures: list[str] = field(default_factory=list)
+    requests: int = 0
+
+
+@pytest.fixture
+def file_server(tmp_path) -> Iterator[FileServer]:
+    root = tmp_path / "served"
+    root.mkdir()
+    state = FileServer(root=root)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's naming)
+            state.requests += 1
+            path = root / self.path.lstrip("/")
+            if not path.is_file():
+                self.send_error(404)
+                return
+            body = path.read_bytes()
+            failure = state.failures.pop(0) if state.failures else None
+            if failure == "500":
+                self.send_error(500)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2] if failure == "truncate" else body)
+            if failure == "truncate":
+                self.close_connection = True
+
+        def log_message(self, *args):  # keep test output quiet
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
