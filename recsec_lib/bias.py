@@ -52,7 +52,8 @@ class BiasReport:
     """Flat figures (JSON-ready floats/ints) and the per-genre table."""
 
     figures: dict[str, float]
-    per_genre: pd.DataFrame = field(repr=False)  # index genre; n_inputs, history_share, recommended_share, catalogue_share, genre_consistency
+    # index genre; columns n_inputs, history_share, recommended_share, catalogue_share, genre_consistency
+    per_genre: pd.DataFrame = field(repr=False)
 
     def save(self, output_dir: str | os.PathLike, prefix: str = "bias") -> list[Path]:
         """Write ``<prefix>.json`` (figures) and ``<prefix>_per_genre.csv``; returns the paths."""
@@ -81,7 +82,7 @@ def item_years(dataset: SequenceDataset) -> np.ndarray:
     """float [num_items + 1]: release year of each internal item, NaN where unknown (and for padding)."""
     years = np.full(dataset.num_items + 1, np.nan)
     values = pd.to_numeric(dataset.items["year"], errors="coerce")
-    years[dataset.items.index.to_numpy(dtype=np.int64)] = values.to_numpy(dtype=float)
+    years[dataset.items.index.to_numpy(dtype=np.int64)] = values.astype(float).to_numpy()  # nullable Int64 -> NaN
     return years
 
 

@@ -47,6 +47,18 @@ class SequentialRecommender(nn.Module, abc.ABC):
             steps.append(self.forward(prefix))
         return torch.stack(steps, dim=1)
 
+    def scores_at(self, seqs: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+        """[B, L] histories, [N] row and [N] column indices -> [N, num_items + 1] scores of the
+        next item after seqs[rows[n], :columns[n] + 1].
+
+        GRO scores only a few prefixes per sequence; the default slices
+        ``all_position_scores``, which builds the full [B, L, num_items + 1]
+        tensor. Causal models can override it to score only the requested
+        positions (e.g. ``score(encode(seqs)[rows, columns])``), which makes a
+        GRO step much cheaper.
+        """
+        return self.all_position_scores(seqs)[rows, columns]
+
     @abc.abstractmethod
     def training_loss(self, seqs: torch.Tensor) -> torch.Tensor:
         """Scalar training loss on a batch [B, L] of left-padded training sequences."""

@@ -59,34 +59,35 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(hidden, 3 * hidden)
         self.out = nn.Linear(hidden, hidden)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, last_query_only: bool = False) -> torch.Tensor:
+        """[B, L, D] -> [B, L, D], or [B, 1, D] for the last position only (keys and values still all of x)."""
         batch, length, hidden = x.shape  # [B, L, D]
         qkv = self.qkv(x).view(batch, length, 3, self.heads, hidden // self.heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each [B, H, L, D/H]
+        if last_query_only:
+            q, mask = q[:, :, -1:], mask[:, :, -1:]  # [B, H, 1, D/H], [B, 1, 1, L]
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
-                                           dropout_p=self.dropout if self.training else 0.0)  # [B, H, L, D/H]
-        return self.out(y.transpose(1, 2).reshape(batch, length, hidden))  # [B, L, D]
+                                           dropout_p=self.dropout if self.training else 0.0)  # [B, H, Lq, D/H]
+        return self.out(y.transpose(1, 2).reshape(batch, q.shape[2], hidden))  # [B, Lq, D]
 
 
 class PreLNBlock(nn.Module):
-    """x + Attn(LN(x)), then x + FFN(LN(x)) — the layout of SASRec (pre-LN), dropout on each branch."""
+    """x + Attn(LN(x)), then x + FFN(LN(x)) — SASRec's layout (pre-LN; ReLU FFN as wide as the model)."""
 
-    def __init__(self, hidden: int, heads: int, dropout: float, activation: str = "relu"):
+    def __init__(self, hidden: int, heads: int, dropout: float):
         super().__init__()
         self.attn_norm = nn.LayerNorm(hidden)
         self.attn = SelfAttention(hidden, heads, dropout)
         self.ffn_norm = nn.LayerNorm(hidden)
-        self.ffn = nn.Sequential(
-            nn.Linear(hidden, hidden if activation == "relu" else 4 * hidden),
-            nn.ReLU() if activation == "relu" else nn.GELU(),
-            nn.Dropout(dropout),
-            nn.Linear(hidden if activation == "relu" else 4 * hidden, hidden),
-        )
+        self.ffn = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
+                                 nn.Linear(hidden, hidden))
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop(self.attn(self.attn_norm(x), mask))  # [B, L, D]
-        return x + self.drop(self.ffn(self.ffn_norm(x)))  # [B, L, D]
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, last_query_only: bool = False) -> torch.Tensor:
+        """[B, L, D] -> [B, L, D]; with ``last_query_only`` just the last position, [B, 1, D] (inference)."""
+        residual = x[:, -1:] if last_query_only else x
+        x = residual + self.drop(self.attn(self.attn_norm(x), mask, last_query_only))  # [B, Lq, D]
+        return x + self.drop(self.ffn(self.ffn_norm(x)))  # [B, Lq, D]
 
 
 class PostLNBlock(nn.Module):

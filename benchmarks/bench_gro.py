@@ -1,0 +1,112 @@
+"""Cost of a GRO epoch relative to an undefended epoch, on ML-1M-sized data.
+
+    RECSEC_DATA_MIRROR=/work/shared/data .venv/bin/python benchmarks/bench_gro.py --batches 6
+    .venv/bin/python benchmarks/bench_gro.py --checkpoint checkpoints/sasrec_ml1m.pt --positions 0 20
+
+Both loops are the library's own (``gro_training.time_one_epoch``; method
+"none" = L_target only, the same batches), timed on the first ``--batches``
+batches of an epoch and repeated ``--repeats`` times in alternation; the
+fastest repeat of each is kept (the machine is shared, the minimum is the least
+disturbed measurement). Per-batch seconds are scaled to a full epoch for the
+printout; the ratio does not depend on that scaling. Target: GRO <= 3x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from recsec_lib.data.prepare import prepare_dataset
+from recsec_lib.gro_training import GROConfig, fresh_like, time_one_epoch
+
+
+def restricted_copy(model):
+    """A copy of a SASRec whose ``scores_at`` scores only the requested positions.
+
+    This is the override proposed for ``SASRec`` (models/base.py documents the
+    hook); until the model has it, the benchmark shows both costs.
+    """
+    from recsec_lib.models.sasrec import SASRec
+
+    class RestrictedSASRec(SASRec):
+        def scores_at(self, seqs, rows, columns):
+            return self._scores(self.encode(seqs)[rows, columns])  # [N, D] -> [N, n+1]
+
+    if not isinstance(model, SASRec):
+        return None
+    copy = RestrictedSASRec(model.num_items, model.max_len, model.config)
+    copy.load_state_dict(model.state_dict())
+    return copy
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="ml-1m")
+    parser.add_argument("--data-dir", type=Path, default=Path("data"))
+    parser.add_argument("--mirror", type=Path, default=None, help="default: $RECSEC_DATA_MIRROR")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="a trained target (default: a freshly built SASRec of the SASRec+ recipe)")
+    parser.add_argument("--positions", type=int, nargs="+", default=[0, 20],
+                        help="positions_per_sequence values to time (0 = every position, the paper)")
+    parser.add_argument("--batches", type=int, default=6, help="batches timed per measurement")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--k", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads; 0 = torch's default")
+    parser.add_argument("--restricted", action="store_true",
+                        help="also time a SASRec whose scores_at scores only the chosen positions")
+    args = parser.parse_args()
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    mirror = args.mirror or (Path(os.environ["RECSEC_DATA_MIRROR"]) if os.environ.get("RECSEC_DATA_MIRROR") else None)
+    dataset = prepare_dataset(args.dataset, data_dir=args.data_dir, mirror=mirror)
+    if args.checkpoint:
+        from recsec_lib.checkpoints import load_checkpoint
+
+        target = load_checkpoint(args.checkpoint, dataset=dataset).model
+    else:
+        from recsec_lib.models.registry import build_model
+
+        torch.manual_seed(0)
+        target = build_model("sasrec", dataset.num_items, dataset.max_len)
+    sequences = dataset.train_sequences()
+    batches_per_epoch = math.ceil(sum(len(s) >= 2 for s in sequences) / args.batch_size)
+    print(f"{dataset.name}: {dataset.num_users} users, {dataset.num_items} items, max_len {target.max_len}, "
+          f"{batches_per_epoch} batches of {args.batch_size} per epoch; timing {args.batches} batches, "
+          f"{torch.get_num_threads()} threads")
+
+    def seconds(model, method: str, positions: int) -> float:
+        config = GROConfig(method=method, lam=1.0, epochs=1, batch_size=args.batch_size, k=args.k,
+                           positions_per_sequence=positions, max_batches_per_epoch=args.batches)
+        student = restricted_copy(fresh_like(target)) if model is not target else fresh_like(target)
+        return time_one_epoch(model, student, sequences, config) / args.batches
+
+    variants = {"as built": target}
+    restricted = restricted_copy(target) if args.restricted else None
+    if restricted is not None:
+        variants["scores_at override"] = restricted
+    for positions in args.positions:
+        for name, model in variants.items():
+            if positions == 0 and name != "as built":
+                continue  # with every position there is nothing to restrict
+            plain, gro = [], []
+            for _ in range(args.repeats):
+                plain.append(seconds(target, "none", positions))
+                gro.append(seconds(model, "gro", positions))
+            per_batch_plain, per_batch_gro = min(plain), min(gro)
+            label = "all" if positions == 0 else f"last {positions}"
+            print(f"positions {label:>8} ({name}): undefended {per_batch_plain:.3f} s/batch "
+                  f"({per_batch_plain * batches_per_epoch:.0f} s/epoch), GRO {per_batch_gro:.3f} s/batch "
+                  f"({per_batch_gro * batches_per_epoch:.0f} s/epoch), ratio {per_batch_gro / per_batch_plain:.2f}x")
+
+
+if __name__ == "__main__":
+    start = time.perf_counter()
+    main()
+    print(f"benchmark wall time {time.perf_counter() - start:.0f} s")

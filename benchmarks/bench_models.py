@@ -1,0 +1,84 @@
+"""Speed of the recommenders: SASRec seconds per training epoch, full evaluation time, peak memory.
+
+Not a test: run it by hand when the models or the training loop change.
+
+    RECSEC_DATA_MIRROR=/work/shared/data .venv/bin/python benchmarks/bench_models.py --threads 2
+
+Uses ML-1M from the mirror when RECSEC_DATA_MIRROR is set (the target: at most
+40 s per SASRec epoch on 2 CPU cores), the synthetic data otherwise. Peak
+memory is the process's maximum resident size (resource.getrusage).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import time
+from pathlib import Path
+
+import torch
+
+from recsec_lib.evaluation import evaluate_model
+from recsec_lib.models.registry import MODEL_NAMES, build_model
+from recsec_lib.training import training_matrix
+
+
+def load_data(data_dir: Path):
+    mirror = os.environ.get("RECSEC_DATA_MIRROR")
+    if mirror:
+        from recsec_lib.data.prepare import prepare_dataset
+
+        return prepare_dataset("ml-1m", data_dir=data_dir, mirror=Path(mirror))
+    from recsec_lib.data.synthetic import make_synthetic_dataset
+
+    print("RECSEC_DATA_MIRROR not set: timing on synthetic data (not the ML-1M target)")
+    return make_synthetic_dataset(num_users=2000, num_items=500, max_len=200)
+
+
+def time_epoch(model, matrix: torch.Tensor, batch_size: int, max_batches: int | None) -> tuple[float, int]:
+    """Seconds of one training pass over ``matrix`` (or its first ``max_batches`` batches), batches done."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+    order = torch.randperm(len(matrix), generator=torch.Generator().manual_seed(0))
+    starts = list(range(0, len(matrix), batch_size))[:max_batches]
+    tick = time.perf_counter()
+    for begin in starts:
+        loss = model.training_loss(matrix[order[begin:begin + batch_size]])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return time.perf_counter() - tick, len(starts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["sasrec"], choices=MODEL_NAMES)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--max-batches", type=int, default=None,
+                        help="time only this many batches and extrapolate to a full epoch")
+    parser.add_argument("--data-dir", type=Path, default=Path("data"))
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    dataset = load_data(args.data_dir)
+    print(f"data: {dataset.name}, {dataset.num_users} users, {dataset.num_items} items, "
+          f"max_len {dataset.max_len}; torch {torch.__version__}, {args.threads} threads")
+    matrix = torch.from_numpy(training_matrix(dataset, dataset.max_len))
+    full_batches = -(-len(matrix) // args.batch_size)
+    for name in args.models:
+        model = build_model(name, dataset.num_items, dataset.max_len)
+        time_epoch(model, matrix, args.batch_size, 2)  # warm-up
+        seconds, done = time_epoch(model, matrix, args.batch_size, args.max_batches)
+        epoch_seconds = seconds * full_batches / done
+        metrics = evaluate_model(model, dataset, "test", sampled=False)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        print(f"{name}: {epoch_seconds:.1f} s per training epoch ({done}/{full_batches} batches timed), "
+              f"evaluation of all {metrics['users']} test users {metrics['eval_seconds']:.2f} s "
+              f"(filtered + unfiltered full ranking), peak memory {peak:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 · Training the recommenders
+# Trains the recommenders of this run (the seed's MeanEmbedding baseline and SASRec on the cpu profile; NARM and
+# BERT4Rec as well on the full profile) with early stopping on validation NDCG@10, then ranks every user's held-out
+# test item against all items. Writes `train/<model>.pt` checkpoints (resumable), per-epoch histories
+# (`train/<model>_history.csv`), `train/curves.png` and `train/metrics.json`. Primary figures: full ranking with
+# the user's seen items filtered; unfiltered and sampled (100 negatives) figures are labelled as such.
+
+# %%
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from recsec_lib.stages import train as stage
+from recsec_lib.stages.context import StudyContext
+
+# %% tags=["parameters"]
+run_dir: str = "outputs/notebook"  # run folder this stage writes into (run_all.sh sets it)
+run_id: str = ""  # id of the run (run_all.sh sets it)
+dataset: str = "ml-1m"  # ml-1m | ml-100k | ml-20m | synthetic
+data_dir: str = "data"  # downloads and the processed cache
+mirror: str = ""  # local MovieLens copy; "" = $RECSEC_DATA_MIRROR, else download
+seed: int = 42  # seeds Python, numpy and torch
+device: str = "auto"  # auto | cpu | cuda
+profile: str = "cpu"  # smoke | cpu | full: chooses the defaults of the settings below
+force: bool = False  # recompute even when a cached result exists
+epochs: int = 0  # most training epochs per model; 0 = the profile's value
+models: str = ""  # comma-separated subset of meanemb,sasrec,narm,bert4rec; "" = the profile's models
+batch_size: int = 0  # users per batch; 0 = the profile's value (128)
+lr: float = 0.0  # Adam learning rate; 0 = the profile's value (0.001)
+weight_decay: float = -1.0  # Adam weight decay; -1 = the profile's value (0, the SASRec+ recipe)
+patience: int = -1  # validations without improvement before stopping; -1 = the profile's value (10)
+embedding_dim: int = 0  # MeanEmbedding's embedding size; 0 = the profile's value (256)
+max_train_seconds: float = 0.0  # per-model training time cap; 0 = the profile's value
+pretrained_dir: str = ""  # finished checkpoints <model>_<dataset>.pt to reuse; "" = the profile's ("checkpoints" on cpu/full)
+
+# %%
+ctx = StudyContext(run_dir=Path(run_dir), dataset=dataset, data_dir=Path(data_dir), mirror=mirror or None,
+                   seed=seed, device=device, profile=profile, force=force)
+settings = stage.Settings.for_profile(profile).with_overrides(
+    epochs=epochs or None, models=models or None, batch_size=batch_size or None, lr=lr or None,
+    weight_decay=weight_decay if weight_decay >= 0 else None, patience=patience if patience >= 0 else None,
+    embedding_dim=embedding_dim or None, max_train_seconds=max_train_seconds or None,
+    pretrained_dir=pretrained_dir or None)
+metrics = stage.run(ctx, settings)
+train_dir = ctx.run_dir / "train"
+
+# %% [markdown]
+# ## Results
+# Test metrics of each model: full ranking over all items with seen items filtered (the primary figures), the
+# same without filtering (as in GRO's table), and the secondary sampled figures (100 random unseen negatives).
+
+# %%
+rows = []
+for name, record in metrics["models"].items():
+    test = record["test"]
+    for label, prefix in (("full, seen filtered", ""), ("full, unfiltered", "unfiltered_"),
+                          ("sampled (100 negatives)", "sampled_")):
+        if f"{prefix}hr@10" in test:
+            rows.append({"model": name, "ranking": label, "HR@1": test[f"{prefix}hr@1"],
+                         "HR@10": test[f"{prefix}hr@10"], "NDCG@10": test[f"{prefix}ndcg@10"],
+                         "HR@20": test[f"{prefix}hr@20"], "MRR": test[f"{prefix}mrr"]})
+pd.DataFrame(rows).round(4)
+
+# %% [markdown]
+# Training summary: best validation epoch, why training stopped, seconds per epoch (median), size.
+
+# %%
+pd.DataFrame([{"model": name, "best epoch": r["best_epoch"], "epochs run": r["epochs_run"],
+               "stopped by": r["stop_reason"], "s / epoch": round(r["epoch_seconds"], 2),
+               "valid NDCG@10": round(r["valid"].get("ndcg@10", float("nan")), 4), "parameters": r["parameters"]}
+              for name, r in metrics["models"].items()])
+
+# %% [markdown]
+# ## Training curves
+# Loss and validation HR@10 / NDCG@10 (full ranking, seen filtered) per epoch, from `train/<model>_history.csv`.
+
+# %%
+history = pd.concat([pd.read_csv(train_dir / f"{name}_history.csv") for name in metrics["models"]])
+fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
+for name, frame in history.groupby("model"):
+    axes[0].plot(frame["epoch"], frame["loss"], label=name)
+    axes[1].plot(frame["epoch"], frame["valid_hr@10"], label=name)
+    axes[2].plot(frame["epoch"], frame["valid_ndcg@10"], label=name)
+for axis, title in zip(axes, ("training loss", "validation HR@10", "validation NDCG@10")):
+    axis.set_title(title)
+    axis.set_xlabel("epoch")
+    axis.legend()
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Stage cost on this machine: wall time and peak memory.
+
+# %%
+pd.Series({"device": metrics["device"], "wall seconds": metrics["wall_seconds"],
+           "peak memory (MiB)": metrics["peak_memory_mb"]})

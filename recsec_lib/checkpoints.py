@@ -1,0 +1,155 @@
+"""Saving and loading trained recommenders, tied to the dataset they were trained on.
+
+A checkpoint is a plain ``torch.save`` dict that ``torch.load(weights_only=True)``
+can read (tensors, numbers, strings, lists, dicts only: no pickled classes, so
+loading a checkpoint cannot run code):
+
+    format             "recsec-checkpoint/1"
+    model_name         registry name ("sasrec", ...)
+    config             dataclasses.asdict(model.config): rebuilt into the frozen dataclass
+    num_items, max_len
+    state_dict         the model's weights (the best epoch's, for a trained model)
+    item_raw_ids       [num_items + 1] int64 tensor: internal id -> MovieLens id
+    dataset_name, dataset_fingerprint
+    metrics            JSON-like dict (test/valid figures, history)
+    training_state     None, or what ``training.train_model`` needs to resume
+
+Internal item ids only mean something together with the dataset's id mapping,
+so loading against a dataset checks the fingerprint, the catalogue size and
+the raw ids, and says which one differs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from recsec_lib.models.base import SequentialRecommender
+from recsec_lib.models.registry import build_model, model_name_of
+
+FORMAT = "recsec-checkpoint/1"
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedCheckpoint:
+    model: SequentialRecommender  # in eval mode, on the requested device
+    model_name: str
+    config: object  # the model's frozen config dataclass
+    item_raw_ids: np.ndarray  # [num_items + 1]
+    dataset_fingerprint: str
+    metrics: dict
+    dataset_name: str = ""
+    training_state: dict | None = None  # only for resuming training
+
+
+def save_checkpoint(path: str | os.PathLike, model: SequentialRecommender, model_name: str | None,
+                    dataset, metrics: dict | None = None, training_state: dict | None = None) -> Path:
+    """Write ``model`` (trained on ``dataset``) to ``path`` atomically; returns the path.
+
+    ``model_name`` may be None to take it from the registry. ``dataset`` is a
+    SequenceDataset (only its name, fingerprint and item ids are stored).
+    """
+    path = Path(path)
+    model_name = model_name or model_name_of(model)
+    if model.num_items != dataset.num_items:
+        raise ValueError(f"model has {model.num_items} items but dataset {dataset.name!r} has {dataset.num_items}")
+    payload = {
+        "format": FORMAT,
+        "model_name": model_name,
+        "config": dataclasses.asdict(model.config),
+        "num_items": int(model.num_items),
+        "max_len": int(model.max_len),
+        "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()},
+        "item_raw_ids": torch.as_tensor(np.asarray(dataset.item_raw_ids, dtype=np.int64)),
+        "dataset_name": str(dataset.name),
+        "dataset_fingerprint": str(dataset.fingerprint),
+        "metrics": _plain(metrics or {}),
+        "training_state": training_state,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes the file private; a checkpoint is an ordinary artefact
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _plain(value: Any) -> Any:
+    """Metrics as plain Python values (numpy scalars become floats/ints) so weights_only can load them."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (np.generic, torch.Tensor)) and np.ndim(value) == 0:
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def read_checkpoint_payload(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
+    """The raw checkpoint dict, with clear errors for a missing file or a file that is not a checkpoint."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # torch.load raises many types (UnpicklingError, KeyError, RuntimeError, ...)
+        raise ValueError(f"{path} is not a recsec checkpoint (torch.load failed: {str(exc).splitlines()[0]})") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise ValueError(f"{path} is not a recsec checkpoint (format {found!r}, expected {FORMAT!r})")
+    return payload
+
+
+def check_matches_dataset(payload: dict, dataset, path: str | os.PathLike = "checkpoint") -> None:
+    """Raise ValueError naming the first difference between the checkpoint's data and ``dataset``."""
+    if payload["num_items"] != dataset.num_items:
+        raise ValueError(f"{path} was trained on {payload['num_items']} items but dataset {dataset.name!r} has "
+                         f"{dataset.num_items}: it belongs to another dataset or preprocessing")
+    stored_ids = payload["item_raw_ids"].cpu().numpy()
+    if not np.array_equal(stored_ids, np.asarray(dataset.item_raw_ids)):
+        raise ValueError(f"{path} maps internal item ids to different MovieLens ids than dataset {dataset.name!r}")
+    if payload["dataset_fingerprint"] != dataset.fingerprint:
+        raise ValueError(f"{path} was trained on dataset fingerprint {payload['dataset_fingerprint']!r}, but "
+                         f"{dataset.name!r} has fingerprint {dataset.fingerprint!r}")
+
+
+def load_checkpoint(path: str | os.PathLike, dataset=None, device: str | torch.device = "cpu") -> LoadedCheckpoint:
+    """Rebuild the model stored at ``path`` (eval mode, on ``device``).
+
+    With ``dataset`` given, refuse a checkpoint trained on other data.
+    """
+    payload = read_checkpoint_payload(path, device="cpu")
+    if dataset is not None:
+        check_matches_dataset(payload, dataset, path)
+    try:
+        model = build_model(payload["model_name"], payload["num_items"], payload["max_len"], **payload["config"])
+        model.load_state_dict(payload["state_dict"])
+    except (ValueError, RuntimeError, TypeError) as exc:
+        raise ValueError(f"{path}: the stored model cannot be rebuilt ({str(exc).splitlines()[0]})") from exc
+    model.to(device).eval()
+    return LoadedCheckpoint(
+        model=model,
+        model_name=payload["model_name"],
+        config=model.config,
+        item_raw_ids=payload["item_raw_ids"].cpu().numpy(),
+        dataset_fingerprint=payload["dataset_fingerprint"],
+        metrics=payload["metrics"],
+        dataset_name=payload.get("dataset_name", ""),
+        training_state=payload.get("training_state"),
+    )

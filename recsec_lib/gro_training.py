@@ -1,0 +1,359 @@
+"""Training a target recommender with the GRO defense (or the seed's variant).
+
+One optimisation step on a batch of training sequences (losses in ``gro_loss``):
+
+1. the target's own objective L_target = ``target.training_loss(seqs)``;
+2. the target's scores after the chosen prefixes of each sequence, and its
+   top-k list there (detached: the list is what the black box would return);
+3. the student's scores after the same prefixes and its margin loss L_student
+   on those lists; g = dL_student/d(listed scores) gives A' (``adversarial_items``);
+4. L_swap on the target's scores; the step minimises
+   L_target + L_student + λ · L_swap (the student's and the target's parameters
+   are disjoint, so one backward pass trains both: L_student reaches only the
+   student, L_target and L_swap only the target).
+
+Prefixes: every position of every sequence is what the paper does; on CPU the
+cost is dominated by scoring all items at every position (target twice, student
+once), so ``GROConfig.positions_per_sequence`` can keep only the last P
+positions of each sequence for steps 2–4 (L_target always uses all of them).
+Causal models give all positions in one pass (``all_position_scores``); other
+models (BERT4Rec) are called once on the stacked prefixes.
+
+The student is thrown away afterwards; only the defended target is kept.
+Training state is saved atomically after every epoch, and a run started again
+with the same state file continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from recsec_lib.gro_loss import adversarial_items, seed_variant_loss, student_loss, swap_loss
+from recsec_lib.losses import sample_negatives
+from recsec_lib.models.base import SequentialRecommender
+from recsec_lib.sequences import batches, pad_left
+
+METHODS = ("gro", "seed-variant", "none")  # "none" = the same loop with L_target only (control, cost baseline)
+
+
+@dataclass(frozen=True)
+class GROConfig:
+    """Everything that decides a GRO training run (saved beside its checkpoints)."""
+
+    method: str = "gro"  # gro (the paper) | seed-variant (ablation) | none (L_target only)
+    lam: float = 1.0  # λ, weight of the swap loss (the authors use 1 on ML-1M)
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3  # Adam learning rate of the target
+    student_lr: float = 1e-3  # Adam learning rate of the student
+    k: int = 100  # length of the returned lists the student learns from
+    margin_order: float = 0.5  # m1 of the student's margin loss
+    margin_negative: float = 0.5  # m2
+    swap_margin: float = 0.0  # m_swap (the public code's value)
+    seed_margin: float = 0.3  # margin of the seed variant's loss
+    seed_temperature: float = 1.0  # temperature of the seed variant's pairwise sigmoid
+    positions_per_sequence: int = 0  # prefixes per sequence for the student and the swap (0 = all)
+    filter_seen: bool = True  # lists exclude the prefix's own items, as the black box serves them
+    grad_clip: float = 5.0  # max gradient norm of each model (the public code clips at 5)
+    max_batches_per_epoch: int = 0  # 0 = all batches (a cap is for quick timing only)
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"parameter 'method' must be one of {METHODS}, got {self.method!r}")
+        checks = {
+            "lam": self.lam >= 0, "epochs": self.epochs >= 0, "batch_size": self.batch_size > 0,
+            "lr": self.lr > 0, "student_lr": self.student_lr > 0, "k": self.k > 0,
+            "positions_per_sequence": self.positions_per_sequence >= 0, "grad_clip": self.grad_clip > 0,
+            "max_batches_per_epoch": self.max_batches_per_epoch >= 0, "seed_temperature": self.seed_temperature > 0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"parameter {name!r} is out of range: {getattr(self, name)!r}")
+
+
+@dataclass
+class GROResult:
+    """The defended target and the per-epoch record of the run."""
+
+    target: SequentialRecommender
+    history: list[dict] = field(default_factory=list)  # one dict per epoch: losses and seconds
+
+    @property
+    def mean_epoch_seconds(self) -> float:
+        seconds = [row["seconds"] for row in self.history]
+        return float(np.mean(seconds)) if seconds else float("nan")
+
+
+def train_gro(
+    target: SequentialRecommender,
+    student: SequentialRecommender,
+    sequences: Sequence[Sequence[int]],
+    config: GROConfig,
+    device: torch.device | str = "cpu",
+    state_path: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> GROResult:
+    """Train ``target`` in place with GRO (``config.method``) and return it with the history.
+
+    ``student`` must be a freshly initialised model of the target's architecture;
+    ``sequences`` are the training sequences (``SequenceDataset.train_sequences()``).
+    With ``state_path`` the training state is saved there after each epoch and a
+    matching saved state is resumed from.
+    """
+    _check_models(target, student, config)
+    device = torch.device(device)
+    target.to(device)
+    student.to(device)
+    usable = [np.asarray(seq, dtype=np.int64) for seq in sequences if len(seq) >= 2]
+    if not usable:
+        raise ValueError("no training sequence has 2 or more items")
+    # max_len + 1 columns: training_loss reads seqs[:, :-1] -> seqs[:, 1:]; prefixes use the last max_len
+    padded = torch.from_numpy(pad_left(usable, target.max_len + 1))  # [U, max_len + 1]
+
+    target_opt = torch.optim.Adam(target.parameters(), lr=config.lr)
+    student_opt = torch.optim.Adam(student.parameters(), lr=config.student_lr)
+    negatives_rng = torch.Generator(device=device)
+    negatives_rng.manual_seed(config.seed)
+    torch.manual_seed(config.seed)
+    history: list[dict] = []
+    start_epoch = 0
+    if state_path is not None and Path(state_path).exists():
+        start_epoch, history = _load_state(state_path, config, target, student, target_opt, student_opt,
+                                           negatives_rng)
+
+    for epoch in range(start_epoch, config.epochs):
+        row = _train_one_epoch(target, student, padded, config, device, target_opt, student_opt,
+                               negatives_rng, epoch, progress)
+        history.append(row)
+        if state_path is not None:
+            _save_state(state_path, config, epoch + 1, history, target, student, target_opt, student_opt,
+                        negatives_rng)
+    target.eval()
+    return GROResult(target=target, history=history)
+
+
+def time_one_epoch(
+    target: SequentialRecommender,
+    student: SequentialRecommender,
+    sequences: Sequence[Sequence[int]],
+    config: GROConfig,
+    device: torch.device | str = "cpu",
+) -> float:
+    """Seconds of one training epoch of ``config.method`` on copies of the models.
+
+    The originals are left untouched, so the same pretrained target can be timed
+    undefended (method "none") and defended in one run for the cost ratio.
+    """
+    timed = train_gro(copy.deepcopy(target), copy.deepcopy(student), sequences,
+                      GROConfig(**{**asdict(config), "epochs": 1}), device=device, progress=False)
+    return float(timed.history[0]["seconds"])
+
+
+def fresh_like(model: SequentialRecommender) -> SequentialRecommender:
+    """A freshly initialised model of ``model``'s registered architecture and config (e.g. the student)."""
+    from recsec_lib.models.registry import build_model, model_name_of
+
+    return build_model(model_name_of(model), model.num_items, model.max_len, **asdict(model.config))
+
+
+def defend_target(
+    undefended: SequentialRecommender,
+    sequences: Sequence[Sequence[int]],
+    config: GROConfig,
+    device: torch.device | str = "cpu",
+    from_scratch: bool = False,
+    state_path: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> GROResult:
+    """GRO-train a copy of ``undefended`` (or a fresh model of its architecture) with a fresh student.
+
+    ``undefended`` itself is not changed. Fine-tuning the pretrained target is
+    the cheap option (what the authors do on the bigger datasets); training from
+    scratch is what their code does on ML-1M.
+    """
+    torch.manual_seed(config.seed)
+    target = fresh_like(undefended) if from_scratch else copy.deepcopy(undefended)
+    student = fresh_like(undefended)
+    return train_gro(target, student, sequences, config, device=device, state_path=state_path, progress=progress)
+
+
+def _check_models(target: SequentialRecommender, student: SequentialRecommender, config: GROConfig) -> None:
+    if not isinstance(target, SequentialRecommender) or not isinstance(student, SequentialRecommender):
+        raise TypeError("target and student must be SequentialRecommender models")
+    if student is target:
+        raise ValueError("the student must be a separate model (a fresh copy of the target's architecture)")
+    if student.num_items != target.num_items or student.max_len != target.max_len:
+        raise ValueError(
+            f"student (num_items={student.num_items}, max_len={student.max_len}) must match the target "
+            f"(num_items={target.num_items}, max_len={target.max_len})"
+        )
+    if config.method != "none" and config.k >= target.num_items:
+        raise ValueError(f"parameter 'k' ({config.k}) must be smaller than the number of items ({target.num_items})")
+
+
+def _train_one_epoch(target, student, padded, config, device, target_opt, student_opt, negatives_rng,
+                     epoch, progress) -> dict:
+    """One pass over the shuffled training sequences; returns the epoch's mean losses and seconds."""
+    target.train()
+    student.train()
+    order = np.random.default_rng(config.seed + epoch).permutation(len(padded))  # same order when resumed
+    chunks = batches(len(order), config.batch_size)
+    if config.max_batches_per_epoch:
+        chunks = chunks[: config.max_batches_per_epoch]
+    totals = {"loss_target": 0.0, "loss_student": 0.0, "loss_swap": 0.0}
+    start = time.perf_counter()
+    bar = tqdm(chunks, desc=f"{config.method} epoch {epoch + 1}/{config.epochs}", leave=False,
+               disable=None if progress else True)
+    for step, chunk in enumerate(bar, start=1):
+        seqs = padded[order[chunk]].to(device)  # [B, L]
+        losses = _step(target, student, seqs, config, target_opt, student_opt, negatives_rng)
+        for name, value in losses.items():
+            totals[name] += value
+        bar.set_postfix({name.removeprefix("loss_"): f"{value / step:.3f}" for name, value in totals.items()})
+    bar.close()
+    seconds = time.perf_counter() - start
+    count = max(len(chunks), 1)
+    return {"epoch": epoch + 1, **{name: value / count for name, value in totals.items()},
+            "seconds": round(seconds, 3)}
+
+
+def _step(target, student, seqs, config, target_opt, student_opt, negatives_rng) -> dict[str, float]:
+    """One joint step on a batch [B, L]; returns the three loss values."""
+    target_opt.zero_grad(set_to_none=True)
+    student_opt.zero_grad(set_to_none=True)
+    loss_target = target.training_loss(seqs)
+    if config.method == "none":
+        loss_target.backward()
+        torch.nn.utils.clip_grad_norm_(target.parameters(), config.grad_clip)
+        target_opt.step()
+        return {"loss_target": loss_target.item(), "loss_student": 0.0, "loss_swap": 0.0}
+
+    histories = seqs[:, -target.max_len:]  # [B, L] every prefix of these is a history the box could see
+    rows, columns = prefix_positions(histories, config.positions_per_sequence)  # [N], [N]
+    target_scores = scores_after_prefixes(target, histories, rows, columns)  # [N, C]
+    student_scores = scores_after_prefixes(student, histories, rows, columns)  # [N, C]
+    seen = seen_items(histories, rows, columns, target.num_items) if config.filter_seen else _padding_only(
+        len(rows), target.num_items, seqs.device)  # [N, C]
+    lists = target_scores.detach().masked_fill(seen, float("-inf")).topk(config.k, dim=1).indices  # [N, k]
+    negatives = sample_negatives(lists, target.num_items, generator=negatives_rng)  # [N, k]
+    loss_student, listed = student_loss(student_scores, lists, negatives,
+                                        config.margin_order, config.margin_negative)
+    if config.method == "gro":
+        (listed_grad,) = torch.autograd.grad(loss_student, listed, retain_graph=True)  # [N, k] g
+        adversarial = adversarial_items(listed_grad, student_scores, lists, allowed=~seen)  # [N, k] a'
+        loss_swap = swap_loss(target_scores, lists, adversarial, margin=config.swap_margin)
+    else:  # seed-variant
+        loss_swap = seed_variant_loss(target_scores, student_scores, lists, margin=config.seed_margin,
+                                      temperature=config.seed_temperature)
+    total = loss_target + loss_student + config.lam * loss_swap
+    total.backward()
+    torch.nn.utils.clip_grad_norm_(target.parameters(), config.grad_clip)
+    torch.nn.utils.clip_grad_norm_(student.parameters(), config.grad_clip)
+    target_opt.step()
+    student_opt.step()
+    return {"loss_target": loss_target.item(), "loss_student": loss_student.item(), "loss_swap": loss_swap.item()}
+
+
+def prefix_positions(seqs: torch.Tensor, per_sequence: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(row, column) of every prefix end used for the student and the swap loss.
+
+    seqs [B, L] is left-padded, so the last P columns are each sequence's last P
+    positions; padded columns are skipped. per_sequence = 0 keeps every position.
+    Returns two int64 tensors [N].
+    """
+    length = seqs.shape[1]
+    keep = seqs != 0  # [B, L]
+    if per_sequence:
+        keep[:, : max(length - per_sequence, 0)] = False
+    rows, columns = keep.nonzero(as_tuple=True)
+    return rows, columns
+
+
+def scores_after_prefixes(model: SequentialRecommender, seqs: torch.Tensor, rows: torch.Tensor,
+                          columns: torch.Tensor) -> torch.Tensor:
+    """[N, C] scores of the next item after seqs[rows[n], :columns[n] + 1].
+
+    A model that overrides ``scores_at`` scores only the requested positions;
+    other causal models (which override ``all_position_scores``) score every
+    position in one pass and are sliced; any other model (BERT4Rec) is called
+    on the N prefixes, left-padded.
+    """
+    if type(model).scores_at is not SequentialRecommender.scores_at:
+        return model.scores_at(seqs, rows, columns)  # [N, C]
+    if type(model).all_position_scores is not SequentialRecommender.all_position_scores:
+        return model.all_position_scores(seqs)[rows, columns]  # [B, L, C] -> [N, C]
+    length = seqs.shape[1]
+    shift = (length - 1 - columns).unsqueeze(1)  # [N, 1] how far each prefix moves right
+    source = torch.arange(length, device=seqs.device).unsqueeze(0) - shift  # [N, L] source column
+    prefixes = seqs[rows].gather(1, source.clamp(min=0)).masked_fill(source < 0, 0)  # [N, L]
+    return model(prefixes)
+
+
+def seen_items(seqs: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor, num_items: int) -> torch.Tensor:
+    """[N, num_items + 1] bool: the items of each prefix, plus the padding column 0."""
+    positions = torch.arange(seqs.shape[1], device=seqs.device).unsqueeze(0)  # [1, L]
+    prefix_items = seqs[rows].masked_fill(positions > columns.unsqueeze(1), 0)  # [N, L]
+    seen = torch.zeros(len(rows), num_items + 1, dtype=torch.bool, device=seqs.device)
+    seen.scatter_(1, prefix_items, True)
+    seen[:, 0] = True
+    return seen
+
+
+def _padding_only(rows: int, num_items: int, device) -> torch.Tensor:
+    seen = torch.zeros(rows, num_items + 1, dtype=torch.bool, device=device)
+    seen[:, 0] = True
+    return seen
+
+
+def _save_state(path, config, epochs_done, history, target, student, target_opt, student_opt,
+                negatives_rng) -> None:
+    """Write the full training state atomically (temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "config": asdict(config), "epochs_done": epochs_done, "history": history,
+        "target": target.state_dict(), "student": student.state_dict(),
+        "target_opt": target_opt.state_dict(), "student_opt": student_opt.state_dict(),
+        "negatives_rng": negatives_rng.get_state(), "torch_rng": torch.get_rng_state(),
+    }
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# Settings that may differ between the saved and the resumed run (they do not change the result's meaning).
+_RESUMABLE_DIFFERENCES = {"epochs", "max_batches_per_epoch"}
+
+
+def _load_state(path, config, target, student, target_opt, student_opt, negatives_rng) -> tuple[int, list]:
+    """Restore a saved state; a state saved under different settings is refused, naming the file."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    saved = state.get("config", {})
+    differing = sorted(key for key, value in asdict(config).items()
+                       if key not in _RESUMABLE_DIFFERENCES and saved.get(key) != value)
+    if differing:
+        raise ValueError(f"{path}: saved GRO state was trained with other settings ({', '.join(differing)}); "
+                         "delete it or choose another state path")
+    target.load_state_dict(state["target"])
+    student.load_state_dict(state["student"])
+    target_opt.load_state_dict(state["target_opt"])
+    student_opt.load_state_dict(state["student_opt"])
+    negatives_rng.set_state(state["negatives_rng"])
+    torch.set_rng_state(state["torch_rng"])
+    return int(state["epochs_done"]), list(state["history"])

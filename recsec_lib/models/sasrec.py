@@ -1,0 +1,108 @@
+"""SASRec (Kang & McAuley, ICDM 2018) trained the SASRec+ way (Klenitskiy & Vasilev, RecSys 2023).
+
+Causal self-attention over the history; the hidden state at position t scores
+the item that follows position t. The details that decide its quality on ML-1M
+(STUDY.md) are all here:
+
+* item embeddings scaled by sqrt(hidden), plus *learned* positional embeddings,
+  dropout on the sum, padding positions zeroed. Positions count from the
+  oldest item the model sees (1, 2, ...), not from the column, so left padding
+  changes nothing and the scores after every prefix (``all_position_scores``)
+  equal ``forward`` on that prefix alone;
+* pre-LN blocks (as the original SASRec), one final LayerNorm;
+* a causal mask and a key-padding mask;
+* the output layer tied to the item embedding;
+* training with cross-entropy over ALL items at EVERY real position (the
+  "+" of SASRec+), padding positions dropped *before* the output projection
+  so the big [positions, items] product is only computed where it counts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from recsec_lib.models.base import SequentialRecommender
+from recsec_lib.models.full_softmax import full_softmax_cross_entropy
+from recsec_lib.models.transformer import PreLNBlock, attention_mask, pad_column_to_neg_inf, positions_from_start
+
+
+@dataclass(frozen=True)
+class SASRecConfig:
+    hidden: int = 64  # embedding and model width
+    blocks: int = 2  # self-attention blocks
+    heads: int = 1  # attention heads
+    dropout: float = 0.1  # on embeddings, attention weights and each residual branch
+
+
+class SASRec(SequentialRecommender):
+    def __init__(self, num_items: int, max_len: int, config: SASRecConfig = SASRecConfig()):
+        super().__init__()
+        self.num_items, self.max_len, self.config = num_items, max_len, config
+        self.item_embedding = nn.Embedding(num_items + 1, config.hidden, padding_idx=0)
+        self.position_embedding = nn.Embedding(max_len + 1, config.hidden, padding_idx=0)
+        self.embedding_dropout = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(PreLNBlock(config.hidden, config.heads, config.dropout)
+                                    for _ in range(config.blocks))
+        self.final_norm = nn.LayerNorm(config.hidden)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """Small normal init for embeddings (the output layer is tied to them); padding rows stay 0."""
+        for embedding in (self.item_embedding, self.position_embedding):
+            nn.init.normal_(embedding.weight, std=0.02)
+            with torch.no_grad():
+                embedding.weight[0].zero_()
+
+    def encode(self, seqs: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """[B, L] left-padded ids (L <= max_len) -> hidden states [B, L, D].
+
+        ``last_only`` returns only the newest position, [B, 1, D]: the last
+        block then computes one query per row instead of L (what ``forward``
+        needs; about a quarter less work at inference).
+        """
+        if seqs.shape[1] > self.max_len:
+            raise ValueError(f"sequence length {seqs.shape[1]} exceeds the model's max_len {self.max_len}")
+        real = seqs != 0  # [B, L]
+        x = self.item_embedding(seqs) * math.sqrt(self.config.hidden)  # [B, L, D]
+        x = x + self.position_embedding(positions_from_start(real))  # [B, L, D]
+        x = self.embedding_dropout(x) * real.unsqueeze(-1)
+        mask = attention_mask(real, causal=True)  # [B, 1, L, L]
+        last = len(self.blocks) - 1
+        for index, block in enumerate(self.blocks):
+            if last_only and index == last:
+                x = block(x, mask, last_query_only=True) * real[:, -1:].unsqueeze(-1)  # [B, 1, D]
+            else:
+                x = block(x, mask) * real.unsqueeze(-1)  # [B, L, D]
+        if last_only and not self.blocks:  # a model without blocks
+            x = x[:, -1:]
+        return self.final_norm(x)  # [B, L or 1, D]
+
+    def _scores(self, hidden: torch.Tensor) -> torch.Tensor:
+        """[..., D] -> [..., n+1] dot products with the (tied) item embeddings; column 0 = -inf."""
+        return pad_column_to_neg_inf(hidden @ self.item_embedding.weight.T)
+
+    def forward(self, seqs: torch.Tensor) -> torch.Tensor:
+        seqs = seqs[:, -self.max_len:]  # the newest max_len items
+        return self._scores(self.encode(seqs, last_only=True)[:, -1])  # [B, n+1]
+
+    def all_position_scores(self, seqs: torch.Tensor) -> torch.Tensor:
+        return self._scores(self.encode(seqs))  # [B, L, n+1]
+
+    def training_loss(self, seqs: torch.Tensor) -> torch.Tensor:
+        """Mean next-item cross-entropy over all items, at every position that has a history and a target.
+
+        ``seqs`` [B, L]: left-padded training sequences; L may be max_len + 1
+        (the model reads seqs[:, :-1] and predicts seqs[:, 1:]).
+        """
+        seqs = seqs[:, -(self.max_len + 1):]
+        inputs, targets = seqs[:, :-1], seqs[:, 1:]  # [B, L-1] each
+        hidden = self.encode(inputs)  # [B, L-1, D]
+        counted = (inputs != 0) & (targets != 0)  # [B, L-1]
+        if not bool(counted.any()):
+            raise ValueError("training batch has no sequence with at least two items")
+        # Only real positions reach the [N, n] output product; the padding column is never built.
+        return full_softmax_cross_entropy(hidden[counted], self.item_embedding.weight[1:], targets[counted] - 1)

@@ -1,0 +1,195 @@
+"""The detectors SEAT is compared with, at the same false-positive rate.
+
+* ``VolumeCapMonitor``: flag an account once it has sent more than ``limit``
+  queries. The simplest defence; an attacker beats it by splitting its queries
+  over ceil(total / limit) accounts.
+* ``PradaMonitor``: PRADA (Juuti et al., EuroS&P 2019). For each new query of an
+  account, the minimum distance to the account's earlier queries (its "growing
+  set") is recorded; benign queries are assumed to give normally distributed
+  minimum distances, so the account is flagged when a normality statistic of
+  these distances drops below a limit. We use the Shapiro–Francia statistic W'
+  (the squared correlation between the sorted distances and normal scores; a
+  close, simpler relative of Shapiro–Wilk's W that needs no coefficient
+  tables), and as PRADA's "raw input space" a bag-of-items vector of the whole
+  query, reduced to ``dim`` numbers by a fixed random projection
+  (Johnson–Lindenstrauss) so distances are cheap. A query joins the growing
+  set when its minimum distance exceeds mean - std of the distances so far, as
+  in PRADA. PRADA is applied as published: it knows nothing of sessions.
+
+Both expose the interface of ``SeatMonitor``: ``observe(account, query,
+feature, index) -> flagged`` and per-account states with ``queries``,
+``flagged_at`` and a monotone ``score`` compared with the limit.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from statistics import NormalDist
+
+import numpy as np
+
+
+def shapiro_francia(values: Sequence[float]) -> float:
+    """Shapiro–Francia W' in [0, 1]: near 1 for normal samples, lower otherwise.
+
+    W' = (sum m_i x_(i))^2 / (sum m_i^2 * sum (x_i - mean)^2), with m_i the normal
+    quantile of (i - 3/8) / (n + 1/4) (Blom scores). A constant sample (zero
+    variance) is as far from normal as it gets: W' = 0.
+    """
+    x = np.sort(np.asarray(values, dtype=np.float64))
+    n = len(x)
+    if n < 3:
+        raise ValueError(f"shapiro_francia needs at least 3 values, got {n}")
+    spread = ((x - x.mean()) ** 2).sum()
+    if spread <= 1e-12 * max(1.0, float(np.abs(x).max()) ** 2):
+        return 0.0
+    m = _blom_scores(n)
+    return float((m @ x) ** 2 / ((m @ m) * spread))
+
+
+@lru_cache(maxsize=1024)
+def _blom_scores(n: int) -> np.ndarray:
+    """Normal scores m_i = Phi^-1((i - 3/8) / (n + 1/4)), i = 1..n (cached: the monitor reuses them)."""
+    return np.array([NormalDist().inv_cdf((i - 0.375) / (n + 0.25)) for i in range(1, n + 1)])
+
+
+def item_projection(num_items: int, dim: int = 64, seed: int = 0) -> np.ndarray:
+    """[num_items + 1, dim] fixed random vectors, one per item; row 0 (padding) is zero."""
+    rng = np.random.default_rng(seed)
+    projection = rng.standard_normal((num_items + 1, dim)).astype(np.float32) / np.sqrt(dim)
+    projection[0] = 0.0
+    return projection
+
+
+def bag_of_items_features(windows: np.ndarray, num_items: int, dim: int = 64, seed: int = 0,
+                          batch_size: int = 2048) -> np.ndarray:
+    """[U, L] left-padded queries -> [U, dim] unit vectors: random projection of the item multiset."""
+    projection = item_projection(num_items, dim, seed)
+    out = np.zeros((len(windows), dim), dtype=np.float32)
+    for start in range(0, len(windows), batch_size):
+        out[start:start + batch_size] = projection[windows[start:start + batch_size]].sum(axis=1)  # [b, dim]
+    return _unit(out)
+
+
+def bag_of_items_prefix_features(sources: Sequence[np.ndarray], keys: np.ndarray, max_len: int, num_items: int,
+                                 dim: int = 64, seed: int = 0) -> np.ndarray:
+    """The same vectors as ``bag_of_items_features`` for queries given as (source, end) keys [U, 2].
+
+    A query is the last ``max_len`` items of ``sources[s][:end]``; its bag is a
+    difference of two running sums over the source, so each source costs one
+    pass however many of its prefixes are queried.
+    """
+    projection = item_projection(num_items, dim, seed)
+    out = np.zeros((len(keys), dim), dtype=np.float32)
+    order = np.argsort(keys[:, 0], kind="stable")
+    boundaries = np.flatnonzero(np.diff(keys[order, 0])) + 1
+    for rows in np.split(order, boundaries):
+        if len(rows) == 0:
+            continue
+        source = sources[int(keys[rows[0], 0])]
+        running = np.zeros((len(source) + 1, dim), dtype=np.float64)
+        np.cumsum(projection[source], axis=0, out=running[1:])
+        ends = keys[rows, 1]
+        out[rows] = running[ends] - running[np.maximum(0, ends - max_len)]
+    return _unit(out)
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+@dataclass
+class VolumeState:
+    queries: int = 0
+    flagged_at: int | None = None
+    flagged_index: int | None = None
+
+    @property
+    def score(self) -> float:
+        return float(self.queries)
+
+
+@dataclass
+class VolumeCapMonitor:
+    """Flag an account once it has sent more than ``limit`` queries (None: never)."""
+
+    limit: float | None
+    accounts: dict[str, VolumeState] = field(default_factory=dict)
+
+    def observe(self, account: str, query: Sequence[int], feature: np.ndarray | None = None,
+                index: int | None = None) -> bool:
+        state = self.accounts.setdefault(account, VolumeState())
+        state.queries += 1
+        if self.limit is not None and state.flagged_at is None and state.queries > self.limit:
+            state.flagged_at, state.flagged_index = state.queries, index
+        return state.flagged_at is not None
+
+
+@dataclass
+class PradaState:
+    growing: np.ndarray  # [max_growing, P] ring buffer of the growing set's features
+    distances: deque  # the last `max_distances` minimum distances
+    total: float = 0.0  # running sum of `distances` (for PRADA's mean - std rule)
+    total_sq: float = 0.0  # running sum of their squares
+    size: int = 0  # features stored in `growing` (at most max_growing)
+    added: int = 0  # features ever added (the ring buffer's write position)
+    queries: int = 0
+    score: float = 0.0  # max over tests of 1 - W' (monotone, compared with the limit)
+    flagged_at: int | None = None
+    flagged_index: int | None = None
+
+
+@dataclass
+class PradaMonitor:
+    """PRADA with a Shapiro–Francia test; flags when 1 - W' exceeds ``limit`` (None: never)."""
+
+    limit: float | None
+    min_queries: int = 20  # PRADA tests only once it has this many distances
+    test_every: int = 5  # recompute W' every this many queries (it is the costly part)
+    max_growing: int = 256  # bounded memory per account
+    max_distances: int = 512
+    accounts: dict[str, PradaState] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.min_queries < 3:
+            raise ValueError(f"min_queries must be >= 3 (a normality test needs 3 values), got {self.min_queries}")
+
+    def _add(self, state: PradaState, feature: np.ndarray) -> None:
+        state.growing[state.added % self.max_growing] = feature
+        state.added += 1
+        state.size = min(state.size + 1, self.max_growing)
+
+    def observe(self, account: str, query: Sequence[int], feature: np.ndarray, index: int | None = None) -> bool:
+        state = self.accounts.get(account)
+        if state is None:
+            state = PradaState(growing=np.zeros((self.max_growing, len(feature)), dtype=np.float32),
+                               distances=deque(maxlen=self.max_distances))
+            self.accounts[account] = state
+        state.queries += 1
+        if state.size == 0:
+            self._add(state, feature)
+            return state.flagged_at is not None
+        d_min = float(np.linalg.norm(state.growing[:state.size] - feature, axis=1).min())
+        n = len(state.distances)
+        if n:
+            mean = state.total / n
+            std = max(state.total_sq / n - mean * mean, 0.0) ** 0.5
+            if d_min > mean - std:
+                self._add(state, feature)
+        else:
+            self._add(state, feature)
+        if n == self.max_distances:  # the oldest distance leaves the window
+            dropped = state.distances[0]
+            state.total -= dropped
+            state.total_sq -= dropped * dropped
+        state.distances.append(d_min)
+        state.total += d_min
+        state.total_sq += d_min * d_min
+        if len(state.distances) >= self.min_queries and state.queries % self.test_every == 0:
+            state.score = max(state.score, 1.0 - shapiro_francia(state.distances))
+            if self.limit is not None and state.flagged_at is None and state.score > self.limit:
+                state.flagged_at, state.flagged_index = state.queries, index
+        return state.flagged_at is not None

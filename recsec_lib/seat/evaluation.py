@@ -1,0 +1,140 @@
+"""Measuring calibrated detectors: false positives, detection, accounts an attacker needs, ROC.
+
+All functions take a frozen ``Calibration`` and refuse traffic that contains a
+calibration account (``Calibration.check_unseen``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from recsec_lib.seat.calibration import Calibration, PradaOptions, SeatOptions, make_monitor
+from recsec_lib.seat.replay import AccountOutcome, TrafficFeatures, replay
+from recsec_lib.seat.traffic import Traffic
+
+ACCOUNT_GRID = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000)
+
+
+def evaluate(calibration: Calibration, traffic: Traffic, features: TrafficFeatures,
+             seat: SeatOptions = SeatOptions(), prada: PradaOptions = PradaOptions()) -> list[AccountOutcome]:
+    """Replay ``traffic`` through a fresh monitor with the calibrated setting."""
+    calibration.check_unseen(traffic.names)
+    monitor = make_monitor(calibration.detector, calibration.limit, calibration.threshold,
+                           dim=features.seat.shape[1], seat=seat, prada=prada)
+    vectors = {"seat": features.seat, "prada": features.prada}.get(calibration.detector)
+    return replay(monitor, traffic, vectors, features.rows)
+
+
+def outcomes_frame(outcomes: Sequence[AccountOutcome], detector: str) -> pd.DataFrame:
+    frame = pd.DataFrame([o.__dict__ for o in outcomes])
+    frame["flagged"] = frame["flagged_at"].notna()
+    frame["detector"] = detector
+    return frame
+
+
+def flag_rates(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per detector and kind: accounts, flagged accounts, their fraction, median queries before flagging."""
+    grouped = frame.groupby(["detector", "kind"])
+    table = grouped.agg(accounts=("name", "size"), flagged=("flagged", "sum"),
+                        median_queries_to_flag=("flagged_at", "median"))
+    table["rate"] = table["flagged"] / table["accounts"]
+    return table.reset_index()
+
+
+def accounts_sweep(calibration: Calibration, attack: Traffic, features: TrafficFeatures,
+                   grid: Sequence[int] = ACCOUNT_GRID, seat: SeatOptions = SeatOptions(),
+                   prada: PradaOptions = PradaOptions(), label: str = "attack",
+                   refine: bool = True) -> tuple[int | None, pd.DataFrame]:
+    """Split one attack's queries over N accounts (contiguous chunks) for N in ``grid``.
+
+    Returns (the smallest N at which no account is flagged, or None if every N
+    tried had one flagged; a table N -> flagged accounts). The grid is walked
+    upwards until the first N with no flag; with ``refine`` the gap between
+    the last flagged N and that N is then bisected, so the answer is exact
+    (assuming that more accounts never means more flags, which holds for these
+    monotone per-account scores up to chunk boundaries).
+    """
+    rows: dict[int, dict] = {}
+
+    def flagged_at(n: int) -> int:
+        split = attack.split_contiguous(n, f"{label}/n{n}")
+        outcomes = evaluate(calibration, split, features, seat, prada)
+        flagged = sum(o.flagged_at is not None for o in outcomes)
+        rows[n] = {"detector": calibration.detector, "attack": label, "accounts": n,
+                   "queries_per_account": attack.num_queries / n, "flagged_accounts": flagged,
+                   "flagged_fraction": flagged / n, "any_flagged": flagged > 0,
+                   "max_score": max(o.score for o in outcomes)}
+        return flagged
+
+    needed, last_flagged = None, None
+    for n in sorted(set(grid)):
+        if n > attack.num_queries:
+            break
+        if flagged_at(n) == 0:
+            needed = n
+            break
+        last_flagged = n
+    if refine and needed is not None and last_flagged is not None:
+        low, high = last_flagged, needed  # low is flagged, high is clean
+        while high - low > 1:
+            middle = (low + high) // 2
+            if flagged_at(middle) == 0:
+                high = middle
+            else:
+                low = middle
+        needed = high
+    return needed, pd.DataFrame([rows[n] for n in sorted(rows)])
+
+
+def roc_curve(benign_scores: Sequence[float], attack_scores: Sequence[float]) -> pd.DataFrame:
+    """Flag-when-score-exceeds-limit ROC: one row per distinct limit (plus -inf), sorted by FPR."""
+    benign = np.asarray(benign_scores, dtype=np.float64)
+    attack = np.asarray(attack_scores, dtype=np.float64)
+    if len(benign) == 0 or len(attack) == 0:
+        raise ValueError("roc_curve needs at least one benign and one attack score")
+    limits = np.r_[-np.inf, np.unique(np.r_[benign, attack])]
+    fpr = np.array([(benign > t).mean() for t in limits])
+    tpr = np.array([(attack > t).mean() for t in limits])
+    return pd.DataFrame({"limit": limits, "fpr": fpr, "tpr": tpr}).sort_values(["fpr", "tpr"]).reset_index(drop=True)
+
+
+def roc_auc(curve: pd.DataFrame) -> float:
+    """Area under the ROC curve (trapezoids over the (fpr, tpr) points, with (0,0) and (1,1))."""
+    fpr = np.r_[0.0, curve["fpr"].to_numpy(), 1.0]
+    tpr = np.r_[0.0, curve["tpr"].to_numpy(), 1.0]
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+
+
+def measure_throughput(encoder, calibration: Calibration, traffic: Traffic, max_queries: int = 20_000,
+                       batch_size: int = 1024, seat: SeatOptions = SeatOptions(),
+                       device="cpu") -> dict[str, float]:
+    """Queries per second through encoder + monitor, as deployed: every query encoded (no
+    de-duplication), in batches of ``batch_size``, then fed to the monitor one by one."""
+    import time
+
+    from recsec_lib.seat.encoder import encode_sequences
+
+    if calibration.detector != "seat":
+        raise ValueError(f"measure_throughput needs the seat calibration, got {calibration.detector!r}")
+    n = min(max_queries, traffic.num_queries)
+    if n == 0:
+        raise ValueError("measure_throughput needs a non-empty traffic")
+    queries = [traffic.query(j) for j in range(n)]
+    monitor = make_monitor("seat", calibration.limit, calibration.threshold, dim=encoder.config.dim, seat=seat)
+    encode_seconds = monitor_seconds = 0.0
+    for start in range(0, n, batch_size):
+        chunk = queries[start:start + batch_size]
+        t0 = time.perf_counter()
+        encodings = encode_sequences(encoder, chunk, batch_size=batch_size, device=device)  # [b, D]
+        t1 = time.perf_counter()
+        for offset, query in enumerate(chunk):
+            j = start + offset
+            monitor.observe(traffic.names[traffic.account[j]], query, encodings[offset], j)
+        monitor_seconds += time.perf_counter() - t1
+        encode_seconds += t1 - t0
+    total = encode_seconds + monitor_seconds
+    return {"queries": n, "queries_per_second": n / total, "encode_queries_per_second": n / encode_seconds,
+            "monitor_queries_per_second": n / monitor_seconds}

@@ -1,0 +1,110 @@
+"""Checkpoint round trips, resuming an interrupted training run, and refusing mismatched files."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from recsec_lib.checkpoints import load_checkpoint, read_checkpoint_payload, save_checkpoint
+from recsec_lib.data.synthetic import make_synthetic_dataset
+from recsec_lib.models.registry import MODEL_NAMES, build_model
+from recsec_lib.sequences import pad_left
+from recsec_lib.training import TrainConfig, train_model
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run faster on one thread, above all on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_synthetic_dataset(num_users=60, num_items=30, max_len=12, seed=0)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_round_trip_gives_the_same_scores(tmp_path, data, name):
+    torch.manual_seed(0)
+    model = build_model(name, data.num_items, data.max_len).eval()
+    path = save_checkpoint(tmp_path / "sub" / f"{name}.pt", model, name, data, metrics={"hr@10": np.float64(0.25)})
+    loaded = load_checkpoint(path, dataset=data)
+    seqs = torch.from_numpy(pad_left([data.sequence(u) for u in range(5)], data.max_len))
+    torch.testing.assert_close(loaded.model(seqs), model(seqs))
+    assert loaded.model_name == name and loaded.config == model.config
+    assert loaded.metrics == {"hr@10": 0.25} and loaded.dataset_fingerprint == data.fingerprint
+    np.testing.assert_array_equal(loaded.item_raw_ids, data.item_raw_ids)
+    assert not loaded.model.training
+    assert not list(path.parent.glob(".*.tmp"))  # the temporary file was renamed away
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, data):
+    config = TrainConfig(epochs=4, batch_size=16, lr=3e-3, patience=0, seed=5)
+
+    def fresh():
+        torch.manual_seed(0)
+        return build_model("sasrec", data.num_items, data.max_len, hidden=16)
+
+    straight = train_model(fresh(), data, config, progress=False)
+    path = tmp_path / "run.pt"
+    # "Interrupt" after the first epoch with a time cap, then resume without it.
+    first = train_model(fresh(), data, dataclasses.replace(config, max_train_seconds=1e-9), checkpoint_path=path,
+                        progress=False)
+    assert first.stop_reason == "time_cap" and first.epochs_run == 1
+    assert read_checkpoint_payload(path)["training_state"]["complete"] is False
+    resumed = train_model(fresh(), data, config, checkpoint_path=path, progress=False)
+    assert resumed.epochs_run == 4 and len(resumed.history) == 4
+    for a, b in zip(straight.history, resumed.history):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
+    assert resumed.best_epoch == straight.best_epoch
+    # A finished checkpoint is returned as it is.
+    cached = train_model(fresh(), data, config, checkpoint_path=path, progress=False)
+    assert cached.stop_reason == "cached" and cached.best_epoch == resumed.best_epoch
+    with pytest.raises(ValueError, match="trained with other settings"):
+        train_model(fresh(), data, dataclasses.replace(config, lr=1e-2), checkpoint_path=path, progress=False)
+    with pytest.raises(ValueError, match="holds a sasrec model with config"):
+        train_model(build_model("sasrec", data.num_items, data.max_len, hidden=8), data, config,
+                    checkpoint_path=path, progress=False)
+
+
+def test_mismatched_dataset_is_refused(tmp_path, data):
+    model = build_model("meanemb", data.num_items, data.max_len, embedding_dim=8)
+    path = save_checkpoint(tmp_path / "m.pt", model, "meanemb", data)
+    other_size = make_synthetic_dataset(num_users=60, num_items=31, max_len=12, seed=0)
+    with pytest.raises(ValueError, match="trained on 30 items but dataset 'synthetic' has 31"):
+        load_checkpoint(path, dataset=other_size)
+    remapped = dataclasses.replace(data, item_raw_ids=np.r_[-1, np.arange(101, 131)])
+    with pytest.raises(ValueError, match="different MovieLens ids"):
+        load_checkpoint(path, dataset=remapped)
+    other_fingerprint = dataclasses.replace(data, fingerprint="something-else")
+    with pytest.raises(ValueError, match="fingerprint 'synthetic-60-30-0'"):
+        load_checkpoint(path, dataset=other_fingerprint)
+    with pytest.raises(ValueError, match="model has 30 items but dataset"):
+        save_checkpoint(tmp_path / "x.pt", model, "meanemb", other_size)
+    with pytest.raises(ValueError, match="finished model without training state"):
+        train_model(model, data, TrainConfig(epochs=1), checkpoint_path=path, progress=False)
+
+
+def test_files_that_are_not_checkpoints(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+    text = tmp_path / "notes.pt"
+    text.write_text("hello")
+    with pytest.raises(ValueError, match="is not a recsec checkpoint"):
+        load_checkpoint(text)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(2)}, foreign)
+    with pytest.raises(ValueError, match="format None"):
+        load_checkpoint(foreign)
+    broken = tmp_path / "broken.pt"
+    data = make_synthetic_dataset(num_users=20, num_items=10, max_len=5)
+    save_checkpoint(broken, build_model("meanemb", 10, 5, embedding_dim=4), "meanemb", data)
+    payload = torch.load(broken, weights_only=True)
+    payload["config"]["embedding_dim"] = 8  # weights no longer fit the config
+    torch.save(payload, broken)
+    with pytest.raises(ValueError, match="cannot be rebuilt"):
+        load_checkpoint(broken)

@@ -1,0 +1,449 @@
+"""Tests of the GRO defense: hand-computed swap matrices, gradients, training and evaluation."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recsec_lib.data.synthetic import make_synthetic_dataset
+from recsec_lib.gro import choose_best_lambda, list_metrics, markdown_table, paper_table
+from recsec_lib.gro_loss import (adversarial_items, adversarial_swap_matrix, listed_scores_through_swap,
+                                 seed_variant_loss, student_loss, swap_gradient, swap_loss, swap_matrix)
+from recsec_lib.gro_training import GROConfig, prefix_positions, scores_after_prefixes, seen_items, train_gro
+from recsec_lib.losses import ranking_margin_loss
+from recsec_lib.models.base import SequentialRecommender
+
+
+# ---------------------------------------------------------------------------
+# A tiny causal stand-in model: h_t = tanh(W [e(x_t); mean_{s<=t} e(x_s)]), scores = h_t · E^T
+# ---------------------------------------------------------------------------
+class TinyCausal(SequentialRecommender):
+    def __init__(self, num_items: int, max_len: int, dim: int = 16, seed: int = 0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.num_items, self.max_len, self.config = num_items, max_len, None
+        self.embedding = nn.Embedding(num_items + 1, dim, padding_idx=0)
+        self.mix = nn.Linear(2 * dim, dim)
+
+    def all_position_scores(self, seqs):
+        e = self.embedding(seqs)  # [B, L, D]
+        real = (seqs != 0).float().unsqueeze(-1)  # [B, L, 1]
+        mean = (e * real).cumsum(1) / real.cumsum(1).clamp(min=1)  # [B, L, D]
+        h = torch.tanh(self.mix(torch.cat([e, mean], dim=-1)))  # [B, L, D]
+        scores = h @ self.embedding.weight.T  # [B, L, n+1]
+        return torch.cat([torch.full_like(scores[..., :1], float("-inf")), scores[..., 1:]], dim=-1)
+
+    def forward(self, seqs):
+        return self.all_position_scores(seqs[:, -self.max_len:])[:, -1]
+
+    def training_loss(self, seqs):
+        seqs = seqs[:, -(self.max_len + 1):]
+        inputs, targets = seqs[:, :-1], seqs[:, 1:]
+        scores = self.all_position_scores(inputs)  # [B, L, n+1]
+        counted = (inputs != 0) & (targets != 0)
+        return F.cross_entropy(scores[counted][:, 1:], targets[counted] - 1)
+
+
+class NonCausal(TinyCausal):
+    """Same weights, but without the one-pass override: exercises the per-prefix path."""
+
+    all_position_scores = SequentialRecommender.all_position_scores
+
+    def forward(self, seqs):
+        return TinyCausal.all_position_scores(self, seqs[:, -self.max_len:])[:, -1]
+
+
+class Restricted(TinyCausal):
+    """Overrides scores_at (scores only the requested positions), as SASRec may."""
+
+    calls = 0
+
+    def scores_at(self, seqs, rows, columns):
+        Restricted.calls += 1
+        return TinyCausal.all_position_scores(self, seqs)[rows, columns]
+
+
+# ---------------------------------------------------------------------------
+# The swap matrix and A' on a 4-item example computed by hand
+# ---------------------------------------------------------------------------
+# Items 1..4, column 0 = padding (a finite 0 here so that A·s is defined).
+STUDENT = torch.tensor([[0.0, 0.2, 0.3, 0.9, -1.0]])  # s[j] for j = 0..4
+LIST = torch.tensor([[2, 1]])  # the target ranks item 2 first, then item 1
+NEGATIVES = torch.tensor([[4, 4]])
+# By hand: listed = [0.3, 0.2]; order term relu(0.2 - 0.3 + 0.5) = 0.4 (active);
+# negative terms relu(-1.0 - 0.3 + 0.5) = 0 and relu(-1.0 - 0.2 + 0.5) = 0.
+# L = 0.4, g = dL/dlisted = [-1, +1], dL/dA = g_i * s:
+#   row 0 = [0, -0.2, -0.3, -0.9, 1.0] -> largest allowed entry at item 4 (the student's worst item)
+#   row 1 = [0,  0.2,  0.3,  0.9, -1.0] -> largest allowed entry at item 3 (the student's best item)
+
+
+def test_swap_matrix_is_one_hot_of_the_list():
+    a = swap_matrix(LIST, 5)
+    expected = torch.tensor([[[0, 0, 1, 0, 0], [0, 1, 0, 0, 0]]], dtype=torch.float32)
+    assert torch.equal(a, expected)
+    assert torch.allclose(listed_scores_through_swap(a, STUDENT), torch.tensor([[0.3, 0.2]]))
+
+
+def test_student_loss_and_its_gradient_by_hand():
+    scores = STUDENT.clone().requires_grad_(True)
+    loss, listed = student_loss(scores, LIST, NEGATIVES)
+    assert loss.item() == pytest.approx(0.4)
+    (g,) = torch.autograd.grad(loss, listed)
+    assert g.tolist() == [[-1.0, 1.0]]
+    grad_a = swap_gradient(g, STUDENT)
+    assert torch.allclose(grad_a, torch.tensor([[[0.0, -0.2, -0.3, -0.9, 1.0], [0.0, 0.2, 0.3, 0.9, -1.0]]]))
+
+
+def test_adversarial_swap_matrix_by_hand():
+    g = torch.tensor([[-1.0, 1.0]])
+    a_prime = adversarial_swap_matrix(swap_gradient(g, STUDENT), LIST)
+    assert torch.equal(a_prime, swap_matrix(torch.tensor([[4, 3]]), 5))
+    assert adversarial_items(g, STUDENT, LIST).tolist() == [[4, 3]]
+
+
+def test_zero_gradient_row_keeps_its_item_and_disallowed_items_are_never_chosen():
+    g = torch.tensor([[0.0, 1.0]])
+    allowed = torch.tensor([[False, True, True, False, True]])  # item 3 (the best) is forbidden
+    # row 0: g = 0 -> keep item 2; row 1: best allowed item is 2 (0.3)
+    assert adversarial_items(g, STUDENT, LIST, allowed).tolist() == [[2, 2]]
+    assert adversarial_swap_matrix(swap_gradient(g, STUDENT), LIST, allowed).argmax(2).tolist() == [[2, 2]]
+
+
+def test_swap_loss_by_hand_and_zero_when_a_equals_a_prime():
+    target = torch.tensor([[0.0, 0.7, 1.0, 0.4, 0.2]], requires_grad=True)
+    loss = swap_loss(target, LIST, torch.tensor([[4, 3]]))
+    # mean(relu(t2 - t4), relu(t1 - t3)) = mean(0.8, 0.3)
+    assert loss.item() == pytest.approx(0.55)
+    loss.backward()
+    assert torch.allclose(target.grad, torch.tensor([[0.0, 0.5, 0.5, -0.5, -0.5]]))
+    assert swap_loss(target, LIST, LIST).item() == 0.0
+
+
+def test_gradient_wrt_swap_matrix_autograd_analytic_and_finite_differences_agree():
+    gen = torch.Generator().manual_seed(3)
+    n, k, columns = 3, 4, 9
+    scores = torch.randn(n, columns, generator=gen, dtype=torch.float64)
+    lists = torch.stack([torch.randperm(columns - 1, generator=gen)[:k] + 1 for _ in range(n)])
+    negatives = torch.stack([torch.tensor([j for j in range(1, columns) if j not in row][:k]) for row in lists.tolist()])
+    a = swap_matrix(lists, columns).double().requires_grad_(True)
+
+    def loss_of(matrix):
+        return ranking_margin_loss(listed_scores_through_swap(matrix, scores), scores.gather(1, negatives))
+
+    loss_of(a).backward()
+    autograd = a.grad.clone()
+    loss, listed = student_loss(scores.clone().requires_grad_(True), lists, negatives)
+    (g,) = torch.autograd.grad(loss, listed)  # dL/d(listed): what training uses
+    analytic = swap_gradient(g, scores)
+    assert torch.allclose(autograd, analytic)
+
+    eps = 1e-6
+    finite = torch.zeros_like(autograd)
+    with torch.no_grad():
+        for index in np.ndindex(*a.shape):
+            up, down = a.detach().clone(), a.detach().clone()
+            up[index] += eps
+            down[index] -= eps
+            finite[index] = (loss_of(up) - loss_of(down)) / (2 * eps)
+    assert torch.allclose(finite, autograd, atol=1e-6)
+    assert torch.equal(adversarial_swap_matrix(analytic, lists).argmax(2), adversarial_items(g, scores, lists))
+
+
+def test_adversarial_items_matches_explicit_argmax_on_random_inputs():
+    gen = torch.Generator().manual_seed(0)
+    scores = torch.randn(20, 12, generator=gen)
+    lists = torch.stack([torch.randperm(11, generator=gen)[:5] + 1 for _ in range(20)])
+    g = torch.randint(-2, 2, (20, 5), generator=gen).float()
+    allowed = torch.rand(20, 12, generator=gen) > 0.3
+    allowed[:, 0] = False
+    explicit = adversarial_swap_matrix(swap_gradient(g, scores), lists, allowed).argmax(2)
+    assert torch.equal(explicit, adversarial_items(g, scores, lists, allowed))
+
+
+def test_seed_variant_loss_is_zero_when_far_apart_and_margin_when_equal():
+    target = torch.tensor([[0.0, 3.0, -3.0]])
+    lists = torch.tensor([[1, 2]])
+    # identical scores: every pair differs by 0 -> relu(0.3 - 0) = 0.3 everywhere
+    assert seed_variant_loss(target, target, lists).item() == pytest.approx(0.3)
+    # opposite order: off-diagonal pairs differ by > 0.3, the 2 diagonal pairs still cost 0.3 each
+    assert seed_variant_loss(target, -target, lists).item() == pytest.approx(0.15)
+    with pytest.raises(ValueError, match="temperature"):
+        seed_variant_loss(target, target, lists, temperature=0)
+
+
+# ---------------------------------------------------------------------------
+# Prefix helpers
+# ---------------------------------------------------------------------------
+def test_prefix_positions_seen_items_and_both_scoring_paths_agree():
+    seqs = torch.tensor([[0, 0, 3, 1, 4], [5, 2, 1, 3, 4]])
+    rows, cols = prefix_positions(seqs, per_sequence=2)
+    assert list(zip(rows.tolist(), cols.tolist())) == [(0, 3), (0, 4), (1, 3), (1, 4)]
+    rows_all, _ = prefix_positions(seqs)
+    assert len(rows_all) == 8
+    seen = seen_items(seqs, rows, cols, num_items=5)
+    assert seen[0].nonzero().flatten().tolist() == [0, 1, 3]  # prefix [3, 1]
+    assert seen[3].nonzero().flatten().tolist() == [0, 1, 2, 3, 4, 5]
+    causal, per_prefix, restricted = TinyCausal(5, 5), NonCausal(5, 5), Restricted(5, 5)
+    per_prefix.load_state_dict(causal.state_dict())
+    restricted.load_state_dict(causal.state_dict())
+    expected = scores_after_prefixes(causal, seqs, rows, cols)
+    assert torch.allclose(expected, scores_after_prefixes(per_prefix, seqs, rows, cols), atol=1e-6)
+    assert torch.allclose(expected, scores_after_prefixes(restricted, seqs, rows, cols), atol=1e-6)
+    assert Restricted.calls == 1
+
+
+# ---------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------
+def _tiny(seed=0):
+    data = make_synthetic_dataset(num_users=40, num_items=30, max_len=12, seed=seed)
+    return data, TinyCausal(30, 12, seed=1), TinyCausal(30, 12, seed=2)
+
+
+def test_train_gro_runs_records_three_losses_and_resumes(tmp_path):
+    data, target, student = _tiny()
+    config = GROConfig(epochs=2, batch_size=16, k=5, positions_per_sequence=3)
+    state = tmp_path / "gro_state.pt"
+    result = train_gro(copy.deepcopy(target), copy.deepcopy(student), data.train_sequences(), config,
+                       state_path=state, progress=False)
+    assert [row["epoch"] for row in result.history] == [1, 2]
+    assert all(row["loss_swap"] >= 0 and row["loss_student"] > 0 for row in result.history)
+    # stop after 1 epoch, then resume to 2: same weights as the uninterrupted run
+    half = tmp_path / "half.pt"
+    train_gro(copy.deepcopy(target), copy.deepcopy(student), data.train_sequences(),
+              GROConfig(**{**config.__dict__, "epochs": 1}), state_path=half, progress=False)
+    resumed = train_gro(copy.deepcopy(target), copy.deepcopy(student), data.train_sequences(), config,
+                        state_path=half, progress=False)
+    for a, b in zip(resumed.target.parameters(), result.target.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+    with pytest.raises(ValueError, match="other settings"):
+        train_gro(copy.deepcopy(target), copy.deepcopy(student), data.train_sequences(),
+                  GROConfig(**{**config.__dict__, "lam": 2.0}), state_path=state, progress=False)
+
+
+def test_seed_variant_and_none_methods_run():
+    data, target, student = _tiny()
+    for method in ("seed-variant", "none"):
+        result = train_gro(copy.deepcopy(target), copy.deepcopy(student), data.train_sequences(),
+                           GROConfig(method=method, epochs=1, batch_size=32, k=5, lam=5.0), progress=False)
+        assert len(result.history) == 1
+
+
+def test_config_and_model_errors_name_the_parameter():
+    with pytest.raises(ValueError, match="'method'"):
+        GROConfig(method="magic")
+    with pytest.raises(ValueError, match="'lam'"):
+        GROConfig(lam=-1)
+    data, target, student = _tiny()
+    with pytest.raises(ValueError, match="'k'"):
+        train_gro(target, student, data.train_sequences(), GROConfig(k=30), progress=False)
+    with pytest.raises(ValueError, match="separate model"):
+        train_gro(target, target, data.train_sequences(), GROConfig(k=5), progress=False)
+    with pytest.raises(ValueError, match="must match"):
+        train_gro(target, TinyCausal(31, 12), data.train_sequences(), GROConfig(k=5), progress=False)
+    with pytest.raises(ValueError, match="2 or more"):
+        train_gro(target, student, [np.array([1])], GROConfig(k=5), progress=False)
+
+
+# ---------------------------------------------------------------------------
+# Evaluation helpers
+# ---------------------------------------------------------------------------
+def test_list_metrics_read_the_served_order():
+    lists = np.array([[3, 1, 2], [1, 2, 3], [2, 3, 1]])
+    targets = np.array([3, 3, 4])
+    out = list_metrics(lists, targets, ks=(1, 3))
+    assert out["hr@1"] == pytest.approx(1 / 3)
+    assert out["hr@3"] == pytest.approx(2 / 3)
+    assert out["ndcg@3"] == pytest.approx((1.0 + 1.0 / np.log2(4)) / 3)
+    with pytest.raises(ValueError, match="cut-off"):
+        list_metrics(lists, targets, ks=(4,))
+    with pytest.raises(ValueError, match="lists must be"):
+        list_metrics(lists[:2], targets)
+
+
+def _table(rows):
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=["defense", "method", "lam", "retention_valid", "surrogate_valid_ndcg10_drop"])
+    return frame
+
+
+def test_choose_best_lambda_uses_validation_and_the_retention_floor():
+    table = _table([["None", "none", None, 1.0, 0.0], ["Reverse", "reverse", None, 0.1, 0.5],
+                    ["GRO 0.1", "gro", 0.1, 0.99, 0.10], ["GRO 1", "gro", 1.0, 0.96, 0.30],
+                    ["GRO 10", "gro", 10.0, 0.80, 0.60]])
+    assert choose_best_lambda(table) == {"lam": 1.0, "constraint_met": True, "retention_valid": 0.96,
+                                         "drop_valid": 0.30}
+    short = table[table["lam"] != 1.0].copy()
+    short.loc[short["lam"] == 0.1, "retention_valid"] = 0.9
+    best = choose_best_lambda(short)
+    assert best["lam"] == 0.1 and best["constraint_met"] is False
+
+
+def test_markdown_table():
+    import pandas as pd
+
+    text = markdown_table(pd.DataFrame({"defense": ["None"], "x": [1.234]}))
+    assert text == "| defense | x |\n| --- | --- |\n| None | 1.23 |\n"
+
+
+# ---------------------------------------------------------------------------
+# GRO against the real attack code on tiny data: less agreement, most utility kept
+# ---------------------------------------------------------------------------
+def test_gro_lowers_surrogate_agreement_and_keeps_utility():
+    from recsec_lib.attack import SurrogateSettings, fit_surrogate, generate_queries
+    from recsec_lib.gro import evaluate_defenses
+
+    data = make_synthetic_dataset(num_users=200, num_items=60, max_len=20, seed=0)
+    target = TinyCausal(60, 20, dim=32, seed=1)
+    train_gro(target, TinyCausal(60, 20, seed=2), data.train_sequences(),
+              GROConfig(method="none", epochs=20, batch_size=32, lr=1e-2), progress=False)
+    defended = train_gro(copy.deepcopy(target), TinyCausal(60, 20, dim=32, seed=3), data.train_sequences(),
+                         GROConfig(lam=1.0, epochs=5, batch_size=32, k=10, lr=1e-2), progress=False).target
+
+    def extract(box):  # the same attack for every defense: 100 autoregressive sequences of 15 queries
+        queries = generate_queries(box, 60, "autoregressive", 100, 15, seed=0, progress=False)
+        settings = SurrogateSettings(epochs=15, patience=0, lr=1e-2)
+        return fit_surrogate(queries, TinyCausal(60, 20, dim=32, seed=5), settings, progress=False).model
+
+    table = evaluate_defenses(target, {1.0: defended}, data, extract, k=10, seed=0).set_index("defense")
+    none, gro = table.loc["None"], table.loc["GRO λ=1"]
+    assert gro["agr10_test"] < none["agr10_test"] - 0.05  # measured: .486 -> .378
+    assert gro["retention_test"] >= 0.9  # measured: 97.6%
+    assert table.loc["Reverse", "retention_test"] < 0.5  # the served reversed list is poor for users
+    assert bool(table.loc["GRO λ=1", "best"])
+
+
+# ---------------------------------------------------------------------------
+# Stage, CLI and notebook on the smoke profile
+# ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A run folder whose train stage left a small SASRec at train/sasrec.pt (synthetic data)."""
+    from recsec_lib.checkpoints import save_checkpoint
+    from recsec_lib.data.prepare import prepare_dataset
+    from recsec_lib.gro_training import fresh_like
+    from recsec_lib.models.registry import build_model
+
+    root = tmp_path_factory.mktemp("gro_run")
+    data = prepare_dataset("synthetic", data_dir=root / "data", mirror=None)
+    torch.manual_seed(0)
+    model = build_model("sasrec", data.num_items, 30, hidden=16)
+    train_gro(model, fresh_like(model), data.train_sequences(), GROConfig(method="none", epochs=4, batch_size=32),
+              progress=False)
+    path = save_checkpoint(root / "run" / "train" / "sasrec.pt", model, "sasrec", data)
+    return root, path
+
+
+def test_stage_smoke_writes_tables_plot_checkpoints_and_headline(trained_run):
+    from recsec_lib import runs
+    from recsec_lib.stages import gro as stage
+    from recsec_lib.stages.context import StudyContext
+
+    root, _ = trained_run
+    run_dir = root / "stage_run"
+    (run_dir / "train").mkdir(parents=True)
+    (run_dir / "train" / "sasrec.pt").write_bytes((root / "run" / "train" / "sasrec.pt").read_bytes())
+    ctx = StudyContext(run_dir=run_dir, dataset="synthetic", data_dir=root / "data", profile="smoke", device="cpu")
+    settings = stage.Settings.for_profile("smoke").with_overrides(lambdas="1", epochs=1, attack_sequences=20,
+                                                                  surrogate_epochs=2)
+    metrics = stage.run(ctx, settings)
+    out = run_dir / "gro"
+    for name in ("defenses.csv", "defenses.md", "utility_vs_protection.png", "gro_lam1.pt", "metrics.json"):
+        assert (out / name).is_file(), name
+    headline = runs.read_json(run_dir / "headline.json")
+    for key in ("gro_best_lambda", "gro_utility_retention", "gro_surrogate_ndcg10_drop", "gro_agr10", "none_agr10",
+                "gro_epoch_cost_ratio"):
+        assert key in headline and key in metrics
+    assert metrics["gro_best_lambda"] == 1.0 and metrics["wall_seconds"] > 0 and metrics["peak_memory_mb"] > 0
+    assert [row["defense"] for row in metrics["defenses"]] == ["None", "Random", "Reverse", "GRO λ=1"]
+
+
+def test_settings_profiles_and_overrides():
+    from recsec_lib.stages import gro as stage
+
+    assert stage.Settings.for_profile("full").lambdas == (0.001, 0.01, 0.1, 1.0, 10.0)
+    cpu = stage.Settings.for_profile("cpu")
+    assert cpu.with_overrides(epochs=None, lambdas=None) == cpu
+    assert cpu.with_overrides(lambdas="0.01, 1").lambdas == (0.01, 1.0)
+    with pytest.raises(ValueError, match="'lambdas'"):
+        cpu.with_overrides(lambdas="one")
+    with pytest.raises(ValueError, match="'lambdas'"):
+        cpu.with_overrides(lambdas="-1")
+    with pytest.raises(ValueError, match="unknown GRO setting"):
+        cpu.with_overrides(lamda=1)
+    with pytest.raises(ValueError, match="'profile'"):
+        stage.Settings.for_profile("huge")
+
+
+def _cli(*argv):
+    from recsec_lib.cli import main
+
+    return main(["defend", *map(str, argv)])
+
+
+def test_cli_trains_one_checkpoint_per_lambda(trained_run, tmp_path):
+    root, checkpoint = trained_run
+    code = _cli("--target-model", checkpoint, "--lambda", "0.5", "2", "--epochs", "1", "--k", "10", "--batch-size", "256",
+                "--dataset", "synthetic", "--data-dir", root / "data", "--output", tmp_path / "out", "--device", "cpu",
+                "--quiet")
+    assert code == 0
+    assert (tmp_path / "out" / "gro_lam0.5.pt").is_file() and (tmp_path / "out" / "gro_lam2.pt").is_file()
+    code = _cli("--target-model", checkpoint, "--lambda-swap", "5.0", "--method", "seed-variant", "--epochs", "1",
+                "--k", "10", "--batch-size", "256", "--dataset", "synthetic", "--data-dir", root / "data",
+                "--output", tmp_path / "seed", "--device", "cpu", "--quiet",
+                "--evaluate", "--attack-sequences", "10", "--attack-seq-len", "5", "--surrogate-epochs", "1")
+    assert code == 0 and (tmp_path / "seed" / "seedvariant_lam5.pt").is_file()
+    for name in ("defenses.csv", "defenses.md", "utility_vs_protection.png", "defend.json"):
+        assert (tmp_path / "seed" / name).is_file(), name
+    assert "seed-variant λ=5" in (tmp_path / "seed" / "defenses.md").read_text()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--lambda", "1", "--lambda-swap", "5"], "not both"),
+    (["--lambda", "-1"], "--lambda values"),
+    (["--epochs", "0"], "--epochs"),
+    (["--k", "0"], "'k'"),
+])
+def test_cli_bad_arguments_exit_2_with_one_line(trained_run, tmp_path, capsys, extra, message):
+    root, checkpoint = trained_run
+    code = _cli("--target-model", checkpoint, "--dataset", "synthetic", "--data-dir", root / "data",
+                "--output", tmp_path, "--device", "cpu", "--quiet", *extra)
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_cli_missing_checkpoint_and_help(tmp_path, capsys):
+    assert _cli("--target-model", tmp_path / "nope.pt", "--output", tmp_path) == 2
+    assert "nope.pt does not exist" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as done:
+        _cli("--help")
+    assert done.value.code == 0
+    assert "--lambda-swap" in capsys.readouterr().out
+
+
+@pytest.mark.notebook
+def test_notebook_runs_on_smoke_profile(trained_run, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    papermill = pytest.importorskip("papermill")
+    root, checkpoint = trained_run
+    run_dir = tmp_path / "run"
+    (run_dir / "train").mkdir(parents=True)
+    (run_dir / "train" / "sasrec.pt").write_bytes(Path(checkpoint).read_bytes())
+    notebook = Path(__file__).resolve().parent.parent / "notebooks" / "04_gro.py"
+    ipynb = tmp_path / "04_gro.ipynb"
+    subprocess.run([sys.executable, "-m", "jupytext", "--to", "ipynb", "-o", str(ipynb), str(notebook)], check=True,
+                   capture_output=True)
+    papermill.execute_notebook(str(ipynb), str(tmp_path / "out.ipynb"), kernel_name="python3", progress_bar=False,
+                               parameters={"profile": "smoke", "dataset": "synthetic", "run_dir": str(run_dir),
+                                           "data_dir": str(root / "data"), "device": "cpu", "lambdas": "1",
+                                           "epochs": 1, "attack_sequences": 20})
+    assert (run_dir / "gro" / "defenses.md").is_file()

@@ -1,0 +1,238 @@
+"""Training loop, evaluation and the train stage on tiny synthetic data."""
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from recsec_lib.data.synthetic import make_synthetic_dataset
+from recsec_lib.evaluation import evaluate_model, recommend
+from recsec_lib.metrics import rank_of_targets, ranking_metrics
+from recsec_lib.models.registry import build_model
+from recsec_lib.training import TrainConfig, train_model, training_matrix
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run faster on one thread, above all on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+FAST = TrainConfig(epochs=8, batch_size=32, lr=5e-3, patience=0, seed=1)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_synthetic_dataset(num_users=150, num_items=40, max_len=20, seed=0)
+
+
+def popularity_hr10(dataset) -> float:
+    """HR@10 of ranking by training popularity (seen items filtered), the bar a sequential model must beat."""
+    inputs, targets = dataset.split("test")
+    scores = torch.tensor(dataset.item_popularity(), dtype=torch.float32).repeat(len(inputs), 1)
+    history = torch.from_numpy(np.stack([np.pad(s, (30 - len(s), 0)) for s in inputs]))
+    return ranking_metrics(rank_of_targets(scores, torch.from_numpy(targets), history), ks=(10,))["hr@10"]
+
+
+def test_training_matrix_keeps_users_with_two_items_and_one_extra_column(data):
+    matrix = training_matrix(data, 20)
+    assert matrix.shape[1] == 21
+    assert matrix.shape[0] == sum(len(s) >= 2 for s in data.train_sequences())
+    # Every user with 3 items: 1 training item each, nothing to predict.
+    empty = dataclasses.replace(data, offsets=np.arange(0, 3 * 4, 3), items_flat=data.items_flat[:9])
+    with pytest.raises(ValueError, match="no user with at least 2 training items"):
+        training_matrix(empty, 5)
+
+
+@pytest.mark.parametrize("name", ["sasrec", "meanemb"])
+def test_tiny_training_beats_popularity(data, name):
+    torch.manual_seed(0)
+    model = build_model(name, data.num_items, data.max_len, **({"hidden": 32} if name == "sasrec" else {}))
+    result = train_model(model, data, FAST, progress=False)
+    assert len(result.history) == 8 and result.stop_reason == "epochs"
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
+    assert 1 <= result.best_epoch <= 8
+    test = evaluate_model(result.model, data, "test")
+    if name == "sasrec":  # the planted "next id" pattern is sequential: popularity cannot find it
+        assert test["hr@10"] > popularity_hr10(data) + 0.1
+    for key in ("hr@1", "ndcg@10", "mrr", "unfiltered_hr@10", "sampled_hr@10"):
+        assert 0.0 <= test[key] <= 1.0
+    assert test["hr@10"] >= test["unfiltered_hr@10"]  # filtering can only lift the target
+    assert test["users"] == data.num_users
+
+
+def test_early_stopping_and_time_cap(data):
+    torch.manual_seed(0)
+    model = build_model("meanemb", data.num_items, data.max_len, embedding_dim=8)
+    # lr 0 -> validation never improves after the first evaluation -> stop after 1 + patience evaluations
+    result = train_model(model, data, TrainConfig(epochs=20, lr=1e-12, patience=2, batch_size=64), progress=False)
+    assert result.stop_reason == "early_stop" and result.epochs_run == 3 and result.best_epoch == 1
+    capped = train_model(build_model("meanemb", data.num_items, data.max_len, embedding_dim=8), data,
+                         TrainConfig(epochs=20, batch_size=64, max_train_seconds=1e-9), progress=False)
+    assert capped.stop_reason == "time_cap" and capped.epochs_run == 1 and not capped.complete
+
+
+def test_recommend_returns_unseen_items_in_batches(data):
+    torch.manual_seed(0)
+    model = build_model("sasrec", data.num_items, data.max_len, hidden=16)
+    histories = [data.sequence(u)[:-1] for u in range(7)]
+    top = recommend(model, histories, k=5, batch_size=3)
+    assert top.shape == (7, 5) and top.dtype == np.int64
+    for row, history in zip(top, histories):
+        assert len(set(row)) == 5 and not set(row) & set(history.tolist()) and 0 not in row
+    # Same lists whatever the batch size (batches are sorted by length internally).
+    np.testing.assert_array_equal(top, recommend(model, histories, k=5, batch_size=100))
+    with pytest.raises(ValueError, match="k must be in 1..40"):
+        recommend(model, histories, k=41)
+    with pytest.raises(ValueError, match="cannot return 39 unseen items"):
+        recommend(model, histories, k=39)
+
+
+def test_evaluation_order_does_not_matter_and_errors(data):
+    torch.manual_seed(0)
+    model = build_model("sasrec", data.num_items, data.max_len, hidden=16)
+    small_batches = evaluate_model(model, data, "valid", batch_size=7)
+    one_batch = evaluate_model(model, data, "valid", batch_size=1000)
+    for key in ("hr@10", "ndcg@10", "unfiltered_mrr", "sampled_hr@10"):
+        assert small_batches[key] == pytest.approx(one_batch[key])
+    assert evaluate_model(model, data, filter_seen=False)["hr@10"] == pytest.approx(
+        evaluate_model(model, data)["unfiltered_hr@10"])
+    with pytest.raises(ValueError, match="unknown split"):
+        evaluate_model(model, data, "train")
+    with pytest.raises(ValueError, match="model has 39 items"):
+        evaluate_model(build_model("meanemb", 39, 20), data)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("epochs", 0, "TrainConfig.epochs must be positive"),
+    ("batch_size", -1, "TrainConfig.batch_size must be positive"),
+    ("patience", -1, "TrainConfig.patience must be >= 0"),
+    ("lr", 0.0, "TrainConfig.lr must be positive"),
+    ("weight_decay", -1.0, "TrainConfig.weight_decay must be >= 0"),
+    ("max_train_seconds", 0.0, "TrainConfig.max_train_seconds must be positive"),
+])
+def test_train_config_errors(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**{field: value})
+
+
+def test_train_stage_smoke(tmp_path, monkeypatch):
+    from recsec_lib.stages import train as stage
+    from recsec_lib.stages.context import StudyContext
+
+    data = make_synthetic_dataset(num_users=60, num_items=30, max_len=20)
+    monkeypatch.setattr(StudyContext, "load_dataset", lambda self: data)
+    ctx = StudyContext(run_dir=tmp_path, dataset="synthetic", device="cpu", profile="smoke", seed=3)
+    settings = stage.Settings.for_profile("smoke").with_overrides(epochs=2, embedding_dim=16, models="meanemb,sasrec")
+    metrics = stage.run(ctx, settings)
+    out = tmp_path / "train"
+    for name in ("meanemb", "sasrec"):
+        assert (out / f"{name}.pt").exists() and (out / f"{name}_history.csv").exists()
+        assert metrics["models"][name]["test"]["hr@10"] >= 0
+        assert "unfiltered_hr@10" in metrics["models"][name]["test"]
+    assert (out / "curves.png").stat().st_size > 0
+    headline = json.loads((tmp_path / "headline.json").read_text())
+    assert {"meanemb_test_hr10", "sasrec_test_ndcg10", "sasrec_cpu_epoch_seconds"} <= set(headline)
+    assert "narm_test_hr10" not in headline
+    assert metrics["wall_seconds"] > 0 and metrics["peak_memory_mb"] > 0
+    # A rerun finds the finished checkpoints and does not train again.
+    again = stage.run(ctx, settings)
+    assert again["models"]["sasrec"]["stop_reason"] == "cached"
+    assert again["models"]["sasrec"]["test"]["hr@10"] == pytest.approx(metrics["models"]["sasrec"]["test"]["hr@10"])
+    # A finished checkpoint in pretrained_dir is reused by a new run; one trained otherwise is not.
+    pretrained = tmp_path / "pretrained"
+    pretrained.mkdir()
+    shutil.copyfile(out / "sasrec.pt", pretrained / "sasrec_synthetic.pt")
+    shutil.copyfile(out / "meanemb.pt", pretrained / "meanemb_synthetic.pt")
+    fresh = dataclasses.replace(ctx, run_dir=tmp_path / "second")
+    reused = stage.run(fresh, settings.with_overrides(pretrained_dir=str(pretrained), embedding_dim=8))
+    assert reused["models"]["sasrec"]["stop_reason"] == "cached"
+    assert reused["models"]["meanemb"]["stop_reason"] == "epochs"  # other embedding size: trained anew
+    # A partial (time-capped) pretrained checkpoint is resumed up to the stage's epochs.
+    partial = pretrained / "sasrec_synthetic.pt"
+    partial.unlink()
+    capped = dataclasses.replace(settings.train_config(ctx.seed), max_train_seconds=1e-9)
+    first = train_model(build_model("sasrec", data.num_items, data.max_len), data, capped, checkpoint_path=partial,
+                        progress=False)
+    assert first.epochs_run == 1 and not first.complete
+    resumed = stage.run(dataclasses.replace(ctx, run_dir=tmp_path / "third"),
+                        settings.with_overrides(pretrained_dir=str(pretrained), models="sasrec"))
+    assert resumed["models"]["sasrec"]["epochs_run"] == 2 and resumed["models"]["sasrec"]["stop_reason"] == "epochs"
+
+
+def test_stage_settings_profiles_and_errors():
+    from recsec_lib.stages import train as stage
+
+    assert stage.Settings.for_profile("cpu").models == ("meanemb", "sasrec")
+    assert stage.Settings.for_profile("full").models == ("meanemb", "sasrec", "narm", "bert4rec")
+    assert stage.Settings.for_profile("cpu").with_overrides(epochs=None, lr=0.01).lr == 0.01
+    with pytest.raises(ValueError, match="unknown profile"):
+        stage.Settings.for_profile("huge")
+    with pytest.raises(ValueError, match="unknown train setting"):
+        stage.Settings().with_overrides(epoch=3)
+    with pytest.raises(ValueError, match="must name some of"):
+        stage.Settings(models=("gru4rec",))
+
+
+@pytest.mark.notebook
+def test_train_notebook_smoke(tmp_path):
+    bin_dir = Path(sys.executable).parent
+    ipynb = tmp_path / "02_train.ipynb"
+    subprocess.run([str(bin_dir / "jupytext"), "--to", "ipynb", "-o", str(ipynb), str(REPO / "notebooks" / "02_train.py")],
+                   check=True, capture_output=True)
+    run_dir = tmp_path / "run"
+    result = subprocess.run(
+        [str(bin_dir / "papermill"), str(ipynb), str(tmp_path / "02_train.out.ipynb"), "-k", "python3",
+         "-p", "profile", "smoke", "-p", "dataset", "synthetic", "-p", "run_dir", str(run_dir),
+         "-p", "data_dir", str(tmp_path / "data"), "-p", "device", "cpu", "-p", "epochs", "2", "--cwd", str(REPO)],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "RECSEC_DATA_MIRROR": ""})
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((run_dir / "train" / "metrics.json").read_text())
+    assert set(metrics["models"]) == {"meanemb", "sasrec"}
+    assert (run_dir / "train" / "curves.png").exists()
+
+
+def test_cli_train_then_evaluate(tmp_path, monkeypatch, capsys):
+    from recsec_lib.cli import main
+
+    monkeypatch.delenv("RECSEC_DATA_MIRROR", raising=False)
+    checkpoint = tmp_path / "meanemb.pt"
+    common = ["--dataset", "synthetic", "--data-dir", str(tmp_path / "data"), "--device", "cpu"]
+    assert main(["train", "--model", "meanemb", "--epochs", "2", "--embedding-dim", "16", "--output", str(checkpoint),
+                 *common]) == 0
+    trained = capsys.readouterr().out
+    assert "full ranking, seen filtered" in trained and checkpoint.exists()
+    assert main(["evaluate", "--checkpoint", str(checkpoint), "--split", "valid", "--data-dir",
+                 str(tmp_path / "data"), "--device", "cpu"]) == 0
+    assert "meanemb" in capsys.readouterr().out
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "missing.pt")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["train", "--embedding-dim", "-3", *common]) == 2
+    assert "--embedding-dim must be positive" in capsys.readouterr().err
+
+
+@pytest.mark.realdata
+def test_full_evaluation_of_all_ml1m_users():
+    """All 6,040 ML-1M test users ranked against all 3,416 items; an untrained SASRec is near chance."""
+    from recsec_lib.data.prepare import prepare_dataset
+
+    # The project's usual (git-ignored) processed cache, so the test does not rebuild it every time.
+    dataset = prepare_dataset("ml-1m", data_dir=REPO / "data", mirror=Path(os.environ["RECSEC_DATA_MIRROR"]))
+    assert (dataset.num_users, dataset.num_items, dataset.num_interactions) == (6040, 3416, 999_611)
+    torch.manual_seed(0)
+    model = build_model("sasrec", dataset.num_items, dataset.max_len)
+    metrics = evaluate_model(model, dataset, "test")
+    assert metrics["users"] == 6040
+    assert metrics["hr@10"] < 0.05 and metrics["sampled_hr@10"] < 0.3
