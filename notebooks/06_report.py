@@ -59,6 +59,23 @@ display(Markdown((report_dir / "findings.md").read_text()))
 display(pd.read_csv(report_dir / "targets.csv"))
 
 # %% [markdown]
+# ## Recommendation quality
+# Test split, full ranking over all items with the history's items filtered out (primary); unfiltered
+# and sampled-100 figures are labelled. Published rows are from the papers, for comparison.
+
+# %%
+display(pd.read_csv(report_dir / "quality.csv"))
+
+# %% [markdown]
+# ## Attack, defenses and detection
+# The tables each stage saved (missing ones were not run in this run).
+
+# %%
+for table in metrics["stage_tables"]:
+    display(Markdown(f"### {table['title']}"))
+    display(pd.read_csv(report_dir / table["file"]))
+
+# %% [markdown]
 # ## Headline figures
 # The flat `headline.json` of this run (documented in the README).
 

@@ -138,3 +138,40 @@ def markdown_table(table: pd.DataFrame, digits: int = 4) -> str:
     rule = "| " + " | ".join("---" for _ in table.columns) + " |"
     rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
     return "\n".join([header, rule, *rows]) + "\n"
+
+
+# Tables the stages save, shown in the report in this order: (stage, file, title).
+STAGE_TABLES = (
+    ("attack", "budget_curve.csv", "Attack fidelity per budget and generator"),
+    ("attack", "architectures.csv", "Attack: target × surrogate architectures"),
+    ("gro", "defenses.csv", "Defenses: None, Random, Reverse and GRO per λ"),
+    ("seat", "single_account.csv", "SEAT: single-account attacks"),
+    ("seat", "fpr_by_form.csv", "SEAT: false positives per benign form (held-out accounts)"),
+    ("seat", "accounts_needed.csv", "Accounts an attacker needs to stay undetected, per detector"),
+    ("seat", "logged_attacks.csv", "The attack stage's own query logs through the detectors"),
+)
+QUALITY_COLUMNS = ("hr@1", "hr@5", "hr@10", "hr@20", "ndcg@1", "ndcg@5", "ndcg@10", "ndcg@20", "mrr",
+                   "unfiltered_hr@10", "unfiltered_ndcg@10", "sampled_hr@10", "sampled_ndcg@10")
+
+
+def quality_table(stage_metrics: dict[str, dict]) -> pd.DataFrame:
+    """Test quality of every trained model (full ranking; unfiltered and sampled labelled), then published rows."""
+    models = stage_metrics.get("train", {}).get("models", {})
+    rows = []
+    for name, record in models.items():
+        test = record.get("test", {})
+        rows.append({"model": name, "kind": "measured (this run)", "best epoch": record.get("best_epoch"),
+                     "epoch seconds": record.get("epoch_seconds"),
+                     **{column: test.get(column) for column in QUALITY_COLUMNS}})
+    published = PUBLISHED_QUALITY.rename(columns={"source": "source"}).assign(kind="published")
+    return pd.concat([pd.DataFrame(rows), published], ignore_index=True)
+
+
+def stage_tables(run_dir: Path) -> list[tuple[str, pd.DataFrame]]:
+    """(title, table) for every table of STAGE_TABLES that this run produced."""
+    found = []
+    for stage, name, title in STAGE_TABLES:
+        path = Path(run_dir) / stage / name
+        if path.exists() and path.stat().st_size:
+            found.append((title, pd.read_csv(path)))
+    return found

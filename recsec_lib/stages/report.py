@@ -35,6 +35,7 @@ def run(ctx: StudyContext, settings: Settings) -> dict:
         headline = runs.read_json(headline_path) if headline_path.exists() else {}
         stage_metrics = report.collect_stage_metrics(ctx.run_dir)
         tables = {
+            "quality": report.quality_table(stage_metrics),
             "targets": report.target_table(headline),
             "timings": report.timing_table(stage_metrics, headline),
             "published_quality": report.PUBLISHED_QUALITY,
@@ -43,11 +44,16 @@ def run(ctx: StudyContext, settings: Settings) -> dict:
         }
         for name, table in tables.items():
             save_table(table, out / name)
+        shown = []
+        for index, (title, table) in enumerate(report.stage_tables(ctx.run_dir)):
+            stem = f"stage_table_{index}"
+            save_table(table, out / stem)
+            shown.append({"title": title, "file": f"{stem}.csv"})
         lines = report.findings(headline, stage_metrics)
         (out / "findings.md").write_text("".join(f"- {line}\n" for line in lines))
         figures = sorted(str(p.relative_to(ctx.run_dir)) for p in ctx.run_dir.glob(settings.figure_glob)
                          if p.parent.name != "report")
-    metrics = {"findings": lines, "figures": figures, "tables": sorted(tables), **timing}
+    metrics = {"findings": lines, "figures": figures, "tables": sorted(tables), "stage_tables": shown, **timing}
     runs.write_stage_metrics(ctx.run_dir, "report", metrics)
     return metrics
 
