@@ -63,8 +63,9 @@ def discover_stages(notebooks_dir: Path = REPO / "notebooks") -> list[Stage]:
     return stages
 
 
-def select_stages(stages: list[Stage], only: str | None = None, start: str | None = None) -> list[Stage]:
-    """Keep one stage (``only``) or the stages from ``start`` on; names or numbers work."""
+def select_stages(stages: list[Stage], only: str | None = None, start: str | None = None,
+                  stop: str | None = None) -> list[Stage]:
+    """Keep one stage (``only``), or the stages from ``start`` up to ``stop``; names or numbers work."""
     def find(key: str, option: str) -> int:
         for index, stage in enumerate(stages):
             if key in (stage.name, stage.number, stage.label):
@@ -72,13 +73,15 @@ def select_stages(stages: list[Stage], only: str | None = None, start: str | Non
         names = ", ".join(stage.name for stage in stages)
         raise ValueError(f"{option} {key!r}: no such stage (stages: {names})")
 
-    if only and start:
-        raise ValueError("give either --stage or --from, not both")
+    if only and (start or stop):
+        raise ValueError("give either --stage or --from/--to, not both")
     if only:
         return [stages[find(only, "--stage")]]
-    if start:
-        return stages[find(start, "--from"):]
-    return stages
+    first = find(start, "--from") if start else 0
+    last = find(stop, "--to") if stop else len(stages) - 1
+    if last < first:
+        raise ValueError(f"--to {stop!r} comes before --from {start!r}")
+    return stages[first:last + 1]
 
 
 def default_run_id(profile: str, dataset: str) -> str:
@@ -182,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--run-id", default=None, help="name of the run folder (default: <time>-<profile>-<dataset>)")
     parser.add_argument("--stage", default=None, help="run only this stage (name or number)")
     parser.add_argument("--from", dest="start", default=None, help="run from this stage on")
+    parser.add_argument("--to", dest="stop", default=None, help="run up to and including this stage")
     parser.add_argument("--resume", default=None, metavar="RUN_ID",
                         help="continue an interrupted run: finished stages are skipped")
     parser.add_argument("--force", action="store_true", help="recompute stages instead of reusing cached results")
@@ -203,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     all_stages = discover_stages()
-    stages = select_stages(all_stages, args.stage, args.start)
+    stages = select_stages(all_stages, args.stage, args.start, args.stop)
     overrides = check_overrides([stage.source for stage in stages], args.parameter)
     outputs = Path(args.outputs).resolve()
 

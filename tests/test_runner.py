@@ -84,8 +84,12 @@ def test_select_stages(tmp_path):
     assert select_stages(stages, start="01") == stages[1:]
     with pytest.raises(ValueError, match="--stage 'trian': no such stage"):
         select_stages(stages, only="trian")
-    with pytest.raises(ValueError, match="either --stage or --from"):
+    assert select_stages(stages, stop="analyze") == stages[:2]
+    assert select_stages(stages, start="analyze", stop="train") == stages[1:]
+    with pytest.raises(ValueError, match="either --stage or --from/--to"):
         select_stages(stages, only="data", start="train")
+    with pytest.raises(ValueError, match="comes before"):
+        select_stages(stages, start="train", stop="data")
 
 
 def test_every_notebook_declares_the_common_parameters():
