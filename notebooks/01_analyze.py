@@ -29,12 +29,12 @@ run_dir: str = "outputs/notebook"  # run folder this stage writes into (run_all.
 run_id: str = ""  # id of the run (run_all.sh sets it)
 dataset: str = "ml-1m"  # ml-1m | ml-100k | ml-20m | synthetic
 data_dir: str = "data"  # downloads and the processed cache
-mirror: str = ""  # local MovieLens copy; "" = $RECSEC_DATA_MIRROR, else download
+mirror: str = ""  # local MovieLens copy; empty means $RECSEC_DATA_MIRROR, else download
 seed: int = 42  # seeds Python, numpy and torch
 device: str = "auto"  # auto | cpu | cuda
 profile: str = "cpu"  # smoke | cpu | full: chooses the defaults of the settings below
 force: bool = False  # recompute even when a cached result exists
-top_genres: int = 0  # genres shown in the genre figure; 0 = the profile's value
+top_genres: int = 0  # genres shown in the genre figure; 0 means the profile value
 
 # %%
 ctx = StudyContext(run_dir=Path(run_dir), dataset=dataset, data_dir=Path(data_dir), mirror=mirror or None,

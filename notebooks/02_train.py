@@ -30,20 +30,20 @@ run_dir: str = "outputs/notebook"  # run folder this stage writes into (run_all.
 run_id: str = ""  # id of the run (run_all.sh sets it)
 dataset: str = "ml-1m"  # ml-1m | ml-100k | ml-20m | synthetic
 data_dir: str = "data"  # downloads and the processed cache
-mirror: str = ""  # local MovieLens copy; "" = $RECSEC_DATA_MIRROR, else download
+mirror: str = ""  # local MovieLens copy; empty means $RECSEC_DATA_MIRROR, else download
 seed: int = 42  # seeds Python, numpy and torch
 device: str = "auto"  # auto | cpu | cuda
 profile: str = "cpu"  # smoke | cpu | full: chooses the defaults of the settings below
 force: bool = False  # recompute even when a cached result exists
-epochs: int = 0  # most training epochs per model; 0 = the profile's value
-models: str = ""  # comma-separated subset of meanemb,sasrec,narm,bert4rec; "" = the profile's models
-batch_size: int = 0  # users per batch; 0 = the profile's value (128)
-lr: float = 0.0  # Adam learning rate; 0 = the profile's value (0.001)
-weight_decay: float = -1.0  # Adam weight decay; -1 = the profile's value (0, the SASRec+ recipe)
-patience: int = -1  # validations without improvement before stopping; -1 = the profile's value (10)
-embedding_dim: int = 0  # MeanEmbedding's embedding size; 0 = the profile's value (256)
-max_train_seconds: float = 0.0  # per-model training time cap; 0 = the profile's value
-pretrained_dir: str = ""  # finished checkpoints <model>_<dataset>.pt to reuse; "" = the profile's ("checkpoints" on cpu/full)
+epochs: int = 0  # most training epochs per model; 0 means the profile value
+models: str = ""  # comma-separated subset of meanemb,sasrec,narm,bert4rec; empty means the profile models
+batch_size: int = 0  # users per batch; 0 means the profile value (128)
+lr: float = 0.0  # Adam learning rate; 0 means the profile value (0.001)
+weight_decay: float = -1.0  # Adam weight decay; -1 means the profile value (0, the SASRec+ recipe)
+patience: int = -1  # validations without improvement before stopping; -1 means the profile value (10)
+embedding_dim: int = 0  # MeanEmbeddings embedding size; 0 means the profile value (256)
+max_train_seconds: float = 0.0  # per-model training time cap; 0 means the profile value
+pretrained_dir: str = ""  # finished checkpoints <model>_<dataset>.pt to reuse; empty means the profile (checkpoints on cpu/full)
 
 # %%
 ctx = StudyContext(run_dir=Path(run_dir), dataset=dataset, data_dir=Path(data_dir), mirror=mirror or None,

@@ -42,18 +42,18 @@ run_dir: str = "outputs/notebook"  # run folder this stage writes into (run_all.
 run_id: str = ""  # id of the run (run_all.sh sets it)
 dataset: str = "ml-1m"  # ml-1m | ml-100k | ml-20m | synthetic
 data_dir: str = "data"  # downloads and the processed cache
-mirror: str = ""  # local MovieLens copy; "" = $RECSEC_DATA_MIRROR, else download
+mirror: str = ""  # local MovieLens copy; empty means $RECSEC_DATA_MIRROR, else download
 seed: int = 42  # seeds Python, numpy and torch
 device: str = "auto"  # auto | cpu | cuda
 profile: str = "cpu"  # smoke | cpu | full: chooses the defaults of the settings below
 force: bool = False  # recompute even when a cached result exists
-epochs: int = 0  # surrogate training epochs (upper bound, early stopping); 0 = the profile's value
-target_model: str = ""  # architecture of the target read from <run>/train/<name>.pt; "" = sasrec
-surrogate_models: str = ""  # surrogate architectures at the main budget, e.g. "sasrec,narm"; "" = the profile's
-generators: str = ""  # "autoregressive,random" or one of them; "" = both
-budgets: str = ""  # budgets in synthetic sequences, e.g. "500,1000,3000,5000"; "" = the profile's values
-seq_len: int = 0  # items (= queries) per synthetic sequence; 0 = the profile's value
-k: int = 0  # length of the returned lists; 0 = the profile's value (100)
+epochs: int = 0  # surrogate training epochs (upper bound, early stopping); 0 means the profile value
+target_model: str = ""  # architecture of the target read from <run>/train/<name>.pt; empty means sasrec
+surrogate_models: str = ""  # surrogate architectures at the main budget, e.g. sasrec,narm; empty means the profile
+generators: str = ""  # autoregressive,random or one of them; empty means both
+budgets: str = ""  # budgets in synthetic sequences, e.g. 500,1000,3000,5000; empty means the profile values
+seq_len: int = 0  # items (that is queries) per synthetic sequence; 0 means the profile value
+k: int = 0  # length of the returned lists; 0 means the profile value (100)
 
 # %%
 ctx = StudyContext(run_dir=Path(run_dir), dataset=dataset, data_dir=Path(data_dir), mirror=mirror or None,

@@ -39,16 +39,16 @@ run_dir: str = "outputs/notebook"  # run folder this stage writes into (run_all.
 run_id: str = ""  # id of the run (run_all.sh sets it)
 dataset: str = "ml-1m"  # ml-1m | ml-100k | ml-20m | synthetic
 data_dir: str = "data"  # downloads and the processed cache
-mirror: str = ""  # local MovieLens copy; "" = $RECSEC_DATA_MIRROR, else download
+mirror: str = ""  # local MovieLens copy; empty means $RECSEC_DATA_MIRROR, else download
 seed: int = 42  # seeds Python, numpy and torch
 device: str = "auto"  # auto | cpu | cuda
 profile: str = "cpu"  # smoke | cpu | full: chooses the defaults of the settings below
 force: bool = False  # recompute even when a cached result exists
-epochs: int = 0  # GRO training epochs; 0 = the profile's value
-lambdas: str = ""  # λ values to compare, e.g. "0.01,0.1,1"; "" = the profile's values
-method: str = ""  # gro | seed-variant (the seed's loss, an ablation); "" = gro
-positions_per_sequence: int = 0  # prefixes per sequence for the student and swap loss; 0 = the profile's value
-attack_sequences: int = 0  # attack budget in synthetic sequences; 0 = the profile's value
+epochs: int = 0  # GRO training epochs; 0 means the profile value
+lambdas: str = ""  # λ values to compare, e.g. 0.01,0.1,1; empty means the profile values
+method: str = ""  # gro | seed-variant (the seeds loss, an ablation); empty means gro
+positions_per_sequence: int = 0  # prefixes per sequence for the student and swap loss; 0 means the profile value
+attack_sequences: int = 0  # attack budget in synthetic sequences; 0 means the profile value
 
 # %%
 ctx = StudyContext(run_dir=Path(run_dir), dataset=dataset, data_dir=Path(data_dir), mirror=mirror or None,

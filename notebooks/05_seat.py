@@ -32,15 +32,15 @@ run_dir: str = "outputs/notebook"  # run folder this stage writes into (run_all.
 run_id: str = ""  # id of the run (run_all.sh sets it)
 dataset: str = "ml-1m"  # ml-1m | ml-100k | ml-20m | synthetic
 data_dir: str = "data"  # downloads and the processed cache
-mirror: str = ""  # local MovieLens copy; "" = $RECSEC_DATA_MIRROR, else download
+mirror: str = ""  # local MovieLens copy; empty means $RECSEC_DATA_MIRROR, else download
 seed: int = 42  # seeds Python, numpy and torch
 device: str = "auto"  # auto | cpu | cuda
 profile: str = "cpu"  # smoke | cpu | full: chooses the defaults of the settings below
 force: bool = False  # recompute even when a cached result exists
-fpr: float = 0.0  # target false-positive rate on benign accounts; 0 = the profile's value (0.001)
-attack_sequences: int = 0  # synthetic sequences per attack generator; 0 = the profile's value
-attack_seq_len: int = 0  # queries per synthetic sequence; 0 = the profile's value
-encoder_steps: int = 0  # encoder training steps; 0 = the profile's value
+fpr: float = 0.0  # target false-positive rate on benign accounts; 0 means the profile value (0.001)
+attack_sequences: int = 0  # synthetic sequences per attack generator; 0 means the profile value
+attack_seq_len: int = 0  # queries per synthetic sequence; 0 means the profile value
+encoder_steps: int = 0  # encoder training steps; 0 means the profile value
 
 # %%
 ctx = StudyContext(run_dir=Path(run_dir), dataset=dataset, data_dir=Path(data_dir), mirror=mirror or None,

@@ -30,7 +30,7 @@ run_dir: str = "outputs/notebook"  # run folder this stage writes into (run_all.
 run_id: str = ""  # id of the run (run_all.sh sets it)
 dataset: str = "ml-1m"  # ml-1m | ml-100k | ml-20m | synthetic
 data_dir: str = "data"  # downloads and the processed cache
-mirror: str = ""  # local MovieLens copy; "" = $RECSEC_DATA_MIRROR, else download
+mirror: str = ""  # local MovieLens copy; empty means $RECSEC_DATA_MIRROR, else download
 seed: int = 42  # seeds Python, numpy and torch
 device: str = "auto"  # auto | cpu | cuda
 profile: str = "cpu"  # smoke | cpu | full: chooses the defaults of the settings below

@@ -61,6 +61,9 @@ def read_parameters(notebook: str | Path) -> dict[str, Parameter]:
             raise ValueError(f"{notebook}:{line_no}: the value of {node.target.id!r} must be a literal") from None
         if not comment.strip():
             raise ValueError(f"{notebook}:{line_no}: parameter {node.target.id!r} needs a comment saying what it is")
+        if any(char in comment for char in "=\"'"):
+            # papermill's parameter parser gives up on such lines and then treats the name as unknown
+            raise ValueError(f"{notebook}:{line_no}: the comment of {node.target.id!r} must not contain '=' or quotes")
         params[node.target.id] = Parameter(node.target.id, node.annotation.id, default, comment.strip(), line_no)
     return params
 

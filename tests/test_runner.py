@@ -44,6 +44,7 @@ def test_read_parameters_types_defaults_and_lines(tmp_path):
     ("epochs: int = f(3)  # not a literal", "must be a literal"),
     ("epochs: int = 3", "needs a comment"),
     ("epochs: int = (  # broken", "cannot parse"),
+    ("epochs: int = 0  # 0 = the default", "must not contain '=' or quotes"),
 ])
 def test_bad_parameter_lines_name_file_and_line(tmp_path, bad_line, message):
     path = write(tmp_path, NOTEBOOK.replace('lr: float = 0.001  # learning rate', bad_line))
