@@ -16,7 +16,7 @@ import x
 
 # %% tags=["parameters"]
 run_dir: str = "outputs/x"  # run folder
-epochs: int = 0  # 0 = the profile's value
+epochs: int = 0  # 0 means the profile value
 lr: float = 0.001  # learning rate
 force: bool = False  # recompute
 
