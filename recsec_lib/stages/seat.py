@@ -458,6 +458,7 @@ def _plot_roc(roc: pd.DataFrame, aucs: dict, fpr: float, path: Path) -> None:
         ax.step(group["fpr"], group["tpr"], where="post", label=f"{detector} (AUC {aucs[detector]:.3f})")
     ax.axvline(fpr, color="grey", linestyle=":", label=f"target FPR {fpr:g}")
     ax.set_xscale("symlog", linthresh=1e-3)
+    ax.set_xlim(0, 1)
     ax.set_xlabel("false-positive rate (benign test accounts)")
     ax.set_ylabel("true-positive rate (single-account attacks)")
     ax.legend(fontsize=8)
