@@ -23,6 +23,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from recsec_lib.stages import data as stage
+from recsec_lib.stage_cache import run_cached
 from recsec_lib.stages.context import StudyContext
 
 # %% tags=["parameters"]
@@ -41,7 +42,7 @@ allow_download: bool = True  # download from GroupLens when neither data_dir nor
 ctx = StudyContext(run_dir=Path(run_dir), dataset=dataset, data_dir=Path(data_dir), mirror=mirror or None,
                    seed=seed, device=device, profile=profile, force=force)
 settings = stage.Settings.for_profile(profile).with_overrides(allow_download=allow_download)
-metrics = stage.run(ctx, settings)
+metrics = run_cached(stage, ctx, settings)  # reuses an identical earlier result unless force
 
 # %% [markdown]
 # ## Results

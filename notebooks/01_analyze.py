@@ -22,6 +22,7 @@ import pandas as pd
 from IPython.display import Image, Markdown, display
 
 from recsec_lib.stages import analyze as stage
+from recsec_lib.stage_cache import run_cached
 from recsec_lib.stages.context import StudyContext
 
 # %% tags=["parameters"]
@@ -40,7 +41,7 @@ top_genres: int = 0  # genres shown in the genre figure; 0 means the profile val
 ctx = StudyContext(run_dir=Path(run_dir), dataset=dataset, data_dir=Path(data_dir), mirror=mirror or None,
                    seed=seed, device=device, profile=profile, force=force)
 settings = stage.Settings.for_profile(profile).with_overrides(top_genres=top_genres or None)
-metrics = stage.run(ctx, settings)
+metrics = run_cached(stage, ctx, settings)  # reuses an identical earlier result unless force
 out = ctx.run_dir / "analyze"
 
 # %% [markdown]

@@ -35,6 +35,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from recsec_lib.stages import attack as stage
+from recsec_lib.stage_cache import run_cached
 from recsec_lib.stages.context import StudyContext
 
 # %% tags=["parameters"]
@@ -61,7 +62,7 @@ ctx = StudyContext(run_dir=Path(run_dir), dataset=dataset, data_dir=Path(data_di
 settings = stage.Settings.for_profile(profile).with_overrides(
     epochs=epochs or None, target_model=target_model or None, surrogate_models=surrogate_models or None,
     generators=generators or None, budgets=budgets or None, seq_len=seq_len or None, k=k or None)
-metrics = stage.run(ctx, settings)
+metrics = run_cached(stage, ctx, settings)  # reuses an identical earlier result unless force
 
 # %% [markdown]
 # ## Results

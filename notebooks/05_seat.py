@@ -25,6 +25,7 @@ import pandas as pd
 from IPython.display import Image, display
 
 from recsec_lib.stages import seat as stage
+from recsec_lib.stage_cache import run_cached
 from recsec_lib.stages.context import StudyContext
 
 # %% tags=["parameters"]
@@ -48,7 +49,7 @@ ctx = StudyContext(run_dir=Path(run_dir), dataset=dataset, data_dir=Path(data_di
 settings = stage.Settings.for_profile(profile).with_overrides(
     fpr=fpr or None, attack_sequences=attack_sequences or None, attack_seq_len=attack_seq_len or None,
     encoder_steps=encoder_steps or None)
-metrics = stage.run(ctx, settings)
+metrics = run_cached(stage, ctx, settings)  # reuses an identical earlier result unless force
 out = ctx.run_dir / "seat"
 
 # %% [markdown]

@@ -23,7 +23,7 @@ from recsec_lib.stages.context import StudyContext
 
 LIBRARY = Path(__file__).resolve().parent
 KEYS_FILE = "stage_keys.json"  # in the run folder: the key of each stage run so far
-NEVER_CACHED = ("report",)  # cheap and reads the whole run: always rebuilt
+NEVER_CACHED = ("data", "report")  # cheap, and read the sources or the whole run: always rebuilt
 
 
 def code_fingerprint() -> str:
@@ -43,7 +43,7 @@ def stage_key(ctx: StudyContext, stage: str, settings) -> str:
     payload = {
         "stage": stage,
         "settings": dataclasses.asdict(settings),
-        "dataset": ctx.dataset, "data": _data_fingerprint(ctx, stage),
+        "dataset": ctx.dataset, "data": _data_fingerprint(ctx),
         "seed": ctx.seed, "device": ctx.device,
         "earlier_stages": earlier,
         "code": code_fingerprint(),
@@ -52,10 +52,8 @@ def stage_key(ctx: StudyContext, stage: str, settings) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def _data_fingerprint(ctx: StudyContext, stage: str) -> str:
-    """The processed dataset's fingerprint (sources, parameters, counts); the data stage has none yet."""
-    if stage == "data":
-        return ""
+def _data_fingerprint(ctx: StudyContext) -> str:
+    """The processed dataset's fingerprint (sources, parameters, counts)."""
     return ctx.load_dataset().fingerprint
 
 
