@@ -32,7 +32,9 @@ import torch
 
 from recsec_lib import runs
 from recsec_lib.checkpoints import check_matches_dataset, read_checkpoint_payload, save_checkpoint
-from recsec_lib.evaluation import evaluate_model
+from recsec_lib.bias import BiasReport
+from recsec_lib.compare import bias_on_test_users
+from recsec_lib.evaluation import evaluate_model, recommend
 from recsec_lib.models.registry import MODEL_NAMES, build_model
 from recsec_lib.stages.context import StudyContext, seed_everything
 from recsec_lib.training import TRAJECTORY_FIELDS, TrainConfig, TrainResult, train_model
@@ -94,6 +96,16 @@ def model_overrides(name: str, settings: Settings) -> dict:
     return {"embedding_dim": settings.embedding_dim} if name == "meanemb" else {}
 
 
+def bias_of(model, dataset, device) -> BiasReport:
+    """The seed's observations, measured: genre consistency, popularity and recency bias of the
+    model's top-10 lists for every test user (seen items excluded), with the per-genre breakdown."""
+
+    def recommend_fn(histories, k):
+        return recommend(model, histories, k=k, exclude_seen=True, device=device)
+
+    return bias_on_test_users(dataset, recommend_fn, k=10)
+
+
 def history_frame(name: str, result: TrainResult) -> pd.DataFrame:
     frame = pd.DataFrame(result.history)
     frame.insert(0, "model", name)
@@ -149,8 +161,11 @@ def run(ctx: StudyContext, settings: Settings) -> dict:
             result = train_model(model, dataset, settings.train_config(ctx.seed), device, checkpoint_path=checkpoint,
                                  progress=True)
             test = evaluate_model(result.model, dataset, "test", device=device, seed=ctx.seed)
+            bias = bias_of(result.model, dataset, device)
+            bias.save(out, f"{name}_bias")
             record = {
                 "test": test,
+                "bias": bias.figures,
                 "valid": result.best_valid,
                 "best_epoch": result.best_epoch,
                 "epochs_run": result.epochs_run,
@@ -171,6 +186,8 @@ def run(ctx: StudyContext, settings: Settings) -> dict:
             runs.write_json_atomic(out / "metrics.partial.json", {"models": per_model})
             headline[f"{name}_test_hr10"] = round(test["hr@10"], 4)
             headline[f"{name}_test_ndcg10"] = round(test["ndcg@10"], 4)
+            headline[f"{name}_genre_consistency"] = round(bias.figures["genre_consistency"], 4)
+            headline[f"{name}_popularity_lift"] = round(bias.figures["popularity_lift"], 4)
             if name == "sasrec":  # sasrec_cpu_epoch_seconds (or ..._cuda_... on a GPU)
                 headline[f"sasrec_{device.type}_epoch_seconds"] = round(result.epoch_seconds(), 2)
         for name, frame in histories.items():
