@@ -31,6 +31,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from recsec_lib.stage_cache import run_cached
 from recsec_lib.stages import gro as stage
 from recsec_lib.stages.context import StudyContext
 
@@ -56,7 +57,7 @@ ctx = StudyContext(run_dir=Path(run_dir), dataset=dataset, data_dir=Path(data_di
 settings = stage.Settings.for_profile(profile).with_overrides(
     epochs=epochs or None, lambdas=lambdas or None, method=method or None,
     positions_per_sequence=positions_per_sequence or None, attack_sequences=attack_sequences or None)
-metrics = stage.run(ctx, settings)
+metrics = run_cached(stage, ctx, settings)  # reuses an identical earlier result unless force
 
 # %% [markdown]
 # ## Results

@@ -187,3 +187,16 @@ def test_inputs_longer_than_max_len(name):
     # forward keeps the newest max_len items instead of failing
     long = torch.arange(1, MAX_LEN + 3)[None]
     torch.testing.assert_close(model(long), model(long[:, -MAX_LEN:]))
+
+
+def test_sasrec_scores_at_matches_all_position_scores():
+    import torch
+
+    from recsec_lib.models.registry import build_model
+
+    torch.manual_seed(0)
+    model = build_model("sasrec", num_items=12, max_len=6).eval()
+    seqs = torch.tensor([[0, 0, 3, 4, 5, 6], [1, 2, 3, 4, 5, 7]])  # [2, 6]
+    rows, columns = torch.tensor([0, 1, 1]), torch.tensor([5, 2, 4])
+    expected = model.all_position_scores(seqs)[rows, columns]  # [3, 13]
+    assert torch.allclose(model.scores_at(seqs, rows, columns), expected, atol=1e-5)

@@ -92,6 +92,10 @@ class SASRec(SequentialRecommender):
     def all_position_scores(self, seqs: torch.Tensor) -> torch.Tensor:
         return self._scores(self.encode(seqs))  # [B, L, n+1]
 
+    def scores_at(self, seqs: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+        """Scores after the requested prefixes only: the [N, D] states, not the [B, L, n+1] tensor (GRO's cost)."""
+        return self._scores(self.encode(seqs)[rows, columns])  # [N, n+1]
+
     def training_loss(self, seqs: torch.Tensor) -> torch.Tensor:
         """Mean next-item cross-entropy over all items, at every position that has a history and a target.
 
