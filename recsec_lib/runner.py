@@ -187,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--from", dest="start", default=None, help="run from this stage on")
     parser.add_argument("--to", dest="stop", default=None, help="run up to and including this stage")
     parser.add_argument("--resume", default=None, metavar="RUN_ID",
-                        help="continue an interrupted run: finished stages are skipped")
+                        help="continue an interrupted run, or add stages to a finished one: finished stages "
+                             "are skipped")
     parser.add_argument("--force", action="store_true", help="recompute stages instead of reusing cached results")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                         help="set a notebook parameter, e.g. -p epochs 5 (repeatable)")
@@ -213,8 +214,11 @@ def _main(args: argparse.Namespace) -> int:
 
     if args.resume:
         run_dir = outputs / f"{args.resume}.partial"
+        finished = outputs / args.resume
+        if not run_dir.exists() and finished.exists():
+            finished.rename(run_dir)  # adding stages to a finished run: it is unfinished again until they end
         if not run_dir.exists():
-            raise FileNotFoundError(f"--resume {args.resume}: no unfinished run folder {run_dir}")
+            raise FileNotFoundError(f"--resume {args.resume}: no run folder {run_dir} or {finished}")
         saved = runs.read_json(run_dir / "params.json")
         common = saved["common"]
         overrides = {**saved.get("overrides", {}), **overrides}

@@ -120,4 +120,4 @@ def test_runner_rejects_an_unknown_stage(tmp_path):
 
 def test_runner_resume_of_unknown_run(tmp_path):
     result = run_runner("--resume", "missing-run", tmp_path=tmp_path)
-    assert result.returncode == 2 and "no unfinished run folder" in result.stderr
+    assert result.returncode == 2 and "no run folder" in result.stderr
