@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from recsec_lib.runs import atomic_path
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -100,16 +100,10 @@ class AttackData:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         small = np.int16 if self.num_items < np.iinfo(np.int16).max else np.int32
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.npz")
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             np.savez_compressed(tmp, format=np.array(ATTACK_DATA_FORMAT), sequences=self.sequences.astype(small),
                                 answers=self.answers.astype(small), generator=np.array(self.generator),
                                 num_items=np.array(self.num_items), seed=np.array(self.seed))
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         return path
 
     @classmethod

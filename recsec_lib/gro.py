@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -39,6 +38,8 @@ from recsec_lib.data.dataset import SequenceDataset
 from recsec_lib.gro_training import GROConfig, GROResult, defend_target
 from recsec_lib.metrics import agreement_at_k, topk_items
 from recsec_lib.models.base import SequentialRecommender
+from recsec_lib.runs import atomic_path, write_text_atomic
+from recsec_lib.tables import markdown_table
 from recsec_lib.sequences import batches, pad_left
 
 # The caller's attack: given the black box to attack, return the extracted surrogate.
@@ -262,40 +263,12 @@ def paper_table(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def markdown_table(frame: pd.DataFrame) -> str:
-    """A GitHub markdown table (written here so that no extra package is needed)."""
-    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
-    rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
-    body = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([header, rule, *body]) + "\n"
-
-
-def _cell(value) -> str:
-    if isinstance(value, float):
-        return "" if math.isnan(value) else f"{value:.2f}"
-    return str(value)
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write text to a temporary file beside ``path`` and rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_tables(table: pd.DataFrame, out_dir: str | os.PathLike) -> dict[str, Path]:
     """defenses.csv (every column) and defenses.md (the paper-style table), atomically."""
     out_dir = Path(out_dir)
     paths = {"csv": out_dir / "defenses.csv", "markdown": out_dir / "defenses.md"}
     write_text_atomic(paths["csv"], table.to_csv(index=False))
-    write_text_atomic(paths["markdown"], markdown_table(paper_table(table)))
+    write_text_atomic(paths["markdown"], markdown_table(paper_table(table), float_format="{:.2f}"))
     return paths
 
 
@@ -321,12 +294,9 @@ def plot_utility_vs_protection(table: pd.DataFrame, path: str | os.PathLike) -> 
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=120)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120)
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
     return path

@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+from recsec_lib.runs import atomic_path
 
 
 @dataclass(frozen=True)
@@ -30,17 +31,9 @@ class QueryRecord:
 
 def save_log(records: Iterable[QueryRecord], path: str | os.PathLike) -> None:
     """Write records as JSON lines, atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            for record in records:
-                handle.write(json.dumps(asdict(record)) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w") as handle:
+        for record in records:
+            handle.write(json.dumps(asdict(record)) + "\n")
 
 
 def load_log(path: str | os.PathLike) -> Iterator[QueryRecord]:
@@ -347,14 +340,8 @@ class QueryLog:
         }
         if self._answers is not None:
             arrays["answers"] = self._answers.view()
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.npz")
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             np.savez_compressed(tmp, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         return path
 
     @classmethod

@@ -127,19 +127,6 @@ def findings(headline: dict, stage_metrics: dict[str, dict]) -> list[str]:
     return lines
 
 
-def markdown_table(table: pd.DataFrame, digits: int = 4) -> str:
-    """A DataFrame as a GitHub markdown table (floats to ``digits`` significant digits)."""
-    def cell(value) -> str:
-        if isinstance(value, float):
-            return "" if value != value else f"{value:.{digits}g}"
-        return str(value).replace("|", "\\|")
-
-    header = "| " + " | ".join(str(c) for c in table.columns) + " |"
-    rule = "| " + " | ".join("---" for _ in table.columns) + " |"
-    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    return "\n".join([header, rule, *rows]) + "\n"
-
-
 # Tables the stages save, shown in the report in this order: (stage, file, title).
 STAGE_TABLES = (
     ("attack", "budget_curve.csv", "Attack fidelity per budget and generator"),

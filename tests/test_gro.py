@@ -11,11 +11,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from recsec_lib.data.synthetic import make_synthetic_dataset
-from recsec_lib.gro import choose_best_lambda, list_metrics, markdown_table, paper_table
+from recsec_lib.gro import choose_best_lambda, list_metrics, paper_table
 from recsec_lib.gro_loss import (adversarial_items, adversarial_swap_matrix, listed_scores_through_swap,
                                  seed_variant_loss, student_loss, swap_gradient, swap_loss, swap_matrix)
 from recsec_lib.gro_training import GROConfig, prefix_positions, scores_after_prefixes, seen_items, train_gro
 from recsec_lib.losses import ranking_margin_loss
+from recsec_lib.tables import markdown_table
 from recsec_lib.models.base import SequentialRecommender
 
 
@@ -288,7 +289,7 @@ def test_choose_best_lambda_uses_validation_and_the_retention_floor():
 def test_markdown_table():
     import pandas as pd
 
-    text = markdown_table(pd.DataFrame({"defense": ["None"], "x": [1.234]}))
+    text = markdown_table(pd.DataFrame({"defense": ["None"], "x": [1.234]}), float_format="{:.2f}")
     assert text == "| defense | x |\n| --- | --- |\n| None | 1.23 |\n"
 
 

@@ -45,6 +45,7 @@ from recsec_lib.blackbox import BlackBoxRecommender, measure_throughput
 from recsec_lib.extraction_eval import evaluate_extraction
 from recsec_lib.stages.context import StudyContext, seed_everything
 from recsec_lib.surrogate import SurrogateSettings, fit_surrogate
+from recsec_lib.tables import markdown_table
 
 STAGE = "attack"
 
@@ -114,6 +115,10 @@ class Settings:
     def surrogate_settings(self, seed: int) -> SurrogateSettings:
         return SurrogateSettings(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, patience=self.patience,
                                  max_train_seconds=self.max_train_seconds, seed=seed)
+
+
+ARCHITECTURE_COLUMNS = ("target", "surrogate", "budget_sequences", "agr1", "agr10", "surrogate_test_hr10",
+                        "surrogate_test_ndcg10", "target_test_ndcg10")  # the markdown table's columns
 
 
 def budget_label(sequences: int) -> str:
@@ -213,7 +218,8 @@ def run(ctx: StudyContext, settings: Settings) -> dict:
         _write_csv(curve_frame, out / "budget_curve.csv")
         _write_csv(table_frame, out / "architectures.csv")
         _write_csv(pd.DataFrame(history_rows), out / "training_history.csv")
-        _write_text(out / "architectures.md", _markdown_table(table_frame))
+        shown = table_frame if table_frame.empty else table_frame[list(ARCHITECTURE_COLUMNS)]
+        _write_text(out / "architectures.md", markdown_table(shown, float_format="{:.4f}"))
         plot_budget_curve(curve_frame, out / "budget_curve.png")
 
     label = budget_label(settings.main_budget)
@@ -268,17 +274,6 @@ def plot_budget_curve(curve: pd.DataFrame, path: Path) -> None:
     fig.savefig(tmp, dpi=120)
     plt.close(fig)
     tmp.replace(path)
-
-
-def _markdown_table(frame: pd.DataFrame) -> str:
-    if frame.empty:
-        return "(no rows)\n"
-    columns = ["target", "surrogate", "budget_sequences", "agr1", "agr10", "surrogate_test_hr10",
-               "surrogate_test_ndcg10", "target_test_ndcg10"]
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for _, row in frame[columns].iterrows():
-        lines.append("| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:

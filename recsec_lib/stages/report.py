@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from recsec_lib import report, runs
+from recsec_lib.tables import markdown_table
 from recsec_lib.stages.context import StudyContext
 
 
@@ -61,4 +62,4 @@ def run(ctx: StudyContext, settings: Settings) -> dict:
 def save_table(table: pd.DataFrame, stem: Path) -> None:
     """A table as CSV (for tools) and markdown (for reading)."""
     table.to_csv(stem.with_suffix(".csv"), index=False)
-    stem.with_suffix(".md").write_text(report.markdown_table(table))
+    stem.with_suffix(".md").write_text(markdown_table(table))

@@ -468,14 +468,8 @@ def _plot_roc(roc: pd.DataFrame, aucs: dict, fpr: float, path: Path) -> None:
 
 def _save_figure(fig, path: Path) -> None:
     """Save a PNG atomically."""
-    import os
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=120)
-        os.replace(tmp, path)
+        with runs.atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120)
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
