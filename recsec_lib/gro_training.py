@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import copy
 import os
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -41,6 +40,7 @@ from tqdm.auto import tqdm
 from recsec_lib.gro_loss import adversarial_items, seed_variant_loss, student_loss, swap_loss
 from recsec_lib.losses import sample_negatives
 from recsec_lib.models.base import SequentialRecommender
+from recsec_lib.runs import atomic_path
 from recsec_lib.sequences import batches, pad_left
 
 METHODS = ("gro", "seed-variant", "none")  # "none" = the same loop with L_target only (control, cost baseline)
@@ -327,14 +327,8 @@ def _save_state(path, config, epochs_done, history, target, student, target_opt,
         "target_opt": target_opt.state_dict(), "student_opt": student_opt.state_dict(),
         "negatives_rng": negatives_rng.get_state(), "torch_rng": torch.get_rng_state(),
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # Settings that may differ between the saved and the resumed run (they do not change the result's meaning).

@@ -20,8 +20,6 @@ import datetime as _dt
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from recsec_lib.data.dataset import SequenceDataset
-from recsec_lib.runs import read_json, write_json_atomic
+from recsec_lib.runs import atomic_path, read_json, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -93,14 +91,8 @@ def _items_from_records(records: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
 
 
 def save_cache(dataset: SequenceDataset, folder: Path, params: dict[str, Any], sources: list[Path],

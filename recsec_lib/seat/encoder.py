@@ -24,7 +24,6 @@ InfoNCE loss.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from recsec_lib.sequences import PAD, pad_left
+from recsec_lib.runs import atomic_path
 
 EDIT_KINDS = ("replace", "insert", "delete")
 
@@ -239,17 +239,9 @@ def train_encoder(sequences: Sequence[np.ndarray], config: EncoderConfig, traini
 
 def save_encoder(encoder: SimilarityEncoder, path: str | os.PathLike) -> None:
     """Save config and weights atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save({"kind": "seat-encoder", "config": asdict(encoder.config),
                     "state_dict": encoder.state_dict()}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_encoder(path: str | os.PathLike, device: torch.device | str = "cpu") -> SimilarityEncoder:

@@ -45,6 +45,7 @@ from recsec_lib.blackbox import BlackBoxRecommender, measure_throughput
 from recsec_lib.extraction_eval import evaluate_extraction
 from recsec_lib.stages.context import StudyContext, seed_everything
 from recsec_lib.surrogate import SurrogateSettings, fit_surrogate
+from recsec_lib.runs import atomic_path, write_text_atomic
 from recsec_lib.tables import markdown_table
 
 STAGE = "attack"
@@ -277,12 +278,8 @@ def plot_budget_curve(curve: pd.DataFrame, path: Path) -> None:
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.to_csv(tmp, index=False)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+_write_text = write_text_atomic
