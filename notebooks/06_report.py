@@ -76,6 +76,18 @@ for table in metrics["stage_tables"]:
     display(pd.read_csv(report_dir / table["file"]))
 
 # %% [markdown]
+# ## Side-by-side recommendations
+# What the undefended target, the surrogate stolen from it, the GRO target at the chosen λ and the
+# surrogate stolen from that one recommend after the same histories: the most watched movies of a
+# genre, and a few real test users (their held-out next movie in bold where a model finds it).
+# Models whose checkpoint this run lacks are named at the top and left out.
+
+# %%
+comparison = metrics["comparison"]
+print("compared:", ", ".join(comparison["columns"]) or "nothing")
+display(Markdown((report_dir / comparison["files"]["markdown"]).read_text()))
+
+# %% [markdown]
 # ## Headline figures
 # The flat `headline.json` of this run (documented in the README).
 

@@ -228,13 +228,17 @@ def examples_table(dataset: SequenceDataset, examples: Sequence[Example]) -> pd.
 
 
 def comparison_markdown(dataset: SequenceDataset, frame: pd.DataFrame, examples: Sequence[Example],
-                        labels: Sequence[str], show_last: int = 5) -> str:
+                        labels: Sequence[str], show_last: int = 5, notes: Sequence[str] = ()) -> str:
     """A markdown page: per example its last ``show_last`` history titles, then a rank x model table.
 
     A model's held-out-target hit is in bold; below each table, the overlap of
     every model's list with the first model's (Agr@k for this one example).
+    ``notes`` are paragraphs shown under the title (e.g. which models are
+    missing), so a reader of a partial comparison knows what is not there.
     """
     lines = ["# Recommendations side by side", ""]
+    for note in notes:
+        lines += [note, ""]
     for example in examples:
         rows = frame[frame["example"] == example.label]
         lines.append(f"## {example.label}")

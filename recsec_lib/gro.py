@@ -44,6 +44,8 @@ from recsec_lib.sequences import batches, pad_left
 
 # The caller's attack: given the black box to attack, return the extracted surrogate.
 Extractor = Callable[[BlackBoxRecommender], SequentialRecommender]
+# Told about every surrogate as soon as it is extracted (e.g. to save it), with the defense it broke.
+SurrogateSink = Callable[["DefenseCase", SequentialRecommender], None]
 
 SPLITS = ("valid", "test")
 
@@ -61,6 +63,15 @@ class DefenseCase:
 def checkpoint_name(lam: float, method: str = "gro") -> str:
     """File name of a defended target: gro_lam1.pt, or seedvariant_lam5.pt for the ablation."""
     return f"{method.replace('-', '')}_lam{lam:g}.pt"
+
+
+def surrogate_checkpoint_name(lam: float, method: str = "gro") -> str:
+    """File name of the surrogate extracted from a defended target's box: surrogate_gro_lam1.pt.
+
+    Named after the defended target's file so that the report can pair the two
+    without reading the GRO stage's code.
+    """
+    return f"surrogate_{checkpoint_name(lam, method)}"
 
 
 def train_defended_targets(
@@ -153,6 +164,7 @@ def evaluate_defenses(
     box_filter_seen: bool = True,
     method: str = "gro",
     progress: Callable[[str], None] | None = None,
+    on_surrogate: SurrogateSink | None = None,
 ) -> pd.DataFrame:
     """One row per defense (None, Random, Reverse, GRO per λ) with utility and protection figures.
 
@@ -167,6 +179,9 @@ def evaluate_defenses(
     ``method`` names how ``defended`` was trained (gro | seed-variant), for labels.
     ``box_filter_seen`` is passed to the attacked black box (it can only filter
     when k + max_len <= num_items, which tiny test data may not allow).
+    ``on_surrogate(case, surrogate)`` is called for every extracted surrogate,
+    so a caller can keep one (the report shows its lists) without this
+    function holding every surrogate in memory or knowing where files go.
     """
     splits = {name: dataset.split(name) for name in SPLITS}
     cache: dict[tuple, np.ndarray] = {}
@@ -198,6 +213,8 @@ def evaluate_defenses(
         box = BlackBoxRecommender(case.model, k=k, defense=case.defense, filter_seen=box_filter_seen,
                                   device=device, seed=seed + index)
         surrogate = extract(box)
+        if on_surrogate is not None:
+            on_surrogate(case, surrogate)
         for name, (inputs, targets) in splits.items():
             stolen = top_lists(surrogate, inputs, 10, device)  # [U, 10], history filtered
             figures = list_metrics(stolen, targets)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from recsec_lib import runs
 from recsec_lib.notebook_params import check_overrides, read_parameters
+from recsec_lib.readme_results import update_readme
 from recsec_lib.stages.context import DATASETS, DEVICES, PROFILES
 
 REPO = Path(__file__).resolve().parent.parent
@@ -164,6 +165,9 @@ def publish(run_dir: Path, results_dir: Path) -> None:
         results_dir.rename(old)
     staging.rename(results_dir)
     shutil.rmtree(old, ignore_errors=True)
+    readme = results_dir.parent / "README.md"
+    if readme.exists() and update_readme(readme, runs.read_json(results_dir / "headline.json")):
+        print(f"run_all.sh: updated the results section of {readme}", flush=True)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -337,3 +337,18 @@ def test_infer_filter_seen_on_hand_made_answers():
     assert infer_filter_seen(AttackData(sequences, clean, "random", 5))
     assert not infer_filter_seen(AttackData(sequences, leaky, "random", 5))
     assert infer_filter_seen(AttackData(sequences, later, "random", 5))
+
+
+def test_early_stopping_waits_for_min_epochs(trained_target):
+    """With lr ~0 the held-out agreement never improves after epoch 1, yet training runs min_epochs before
+    patience may stop it (early epochs of small budgets are too noisy to stop on)."""
+    dataset, target = trained_target
+    box = BlackBoxRecommender(target, k=10)
+    data = generate_queries(box, 40, "random", num_sequences=30, seq_len=6, progress=False)
+    model = build_model("sasrec", num_items=40, max_len=12)
+    settings = SurrogateSettings(epochs=20, batch_size=8, lr=1e-12, patience=2, min_epochs=6, seed=0)
+    result = fit_surrogate(data, model, settings, progress=False)
+    assert result.stopped == "early_stopping"
+    assert len(result.history) == 6
+    with pytest.raises(ValueError, match="min_epochs"):
+        SurrogateSettings(min_epochs=-1)

@@ -343,6 +343,7 @@ def trained_run(tmp_path_factory):
 
 def test_stage_smoke_writes_tables_plot_checkpoints_and_headline(trained_run):
     from recsec_lib import runs
+    from recsec_lib.checkpoints import load_checkpoint
     from recsec_lib.stages import gro as stage
     from recsec_lib.stages.context import StudyContext
 
@@ -363,6 +364,11 @@ def test_stage_smoke_writes_tables_plot_checkpoints_and_headline(trained_run):
         assert key in headline and key in metrics
     assert metrics["gro_best_lambda"] == 1.0 and metrics["wall_seconds"] > 0 and metrics["peak_memory_mb"] > 0
     assert [row["defense"] for row in metrics["defenses"]] == ["None", "Random", "Reverse", "GRO λ=1"]
+    # The surrogate stolen from the defended box is kept for the report, and named in the metrics.
+    assert metrics["artefacts"]["surrogates"] == ["surrogate_gro_lam1.pt"]
+    assert metrics["artefacts"]["best_surrogate"] == "surrogate_gro_lam1.pt"
+    stolen = load_checkpoint(out / "surrogate_gro_lam1.pt", dataset=ctx.load_dataset())
+    assert stolen.model_name == "sasrec" and stolen.metrics["extracted_from"] == "gro_lam1.pt"
 
 
 def test_settings_profiles_and_overrides():

@@ -4,6 +4,8 @@ Reads the undefended target ``<run>/train/<target_model>.pt`` and writes into
 ``<run>/gro/``:
 
 * ``gro_lam<λ>.pt`` — one GRO-trained target per λ (``seedvariant_lam<λ>.pt`` for the ablation);
+* ``surrogate_gro_lam<λ>.pt`` — the surrogate the attack extracted from each of those
+  defended boxes (small; the report shows the best λ's lists beside the target's);
 * ``state/`` — resumable GRO training states (a stopped run continues);
 * ``defenses.csv`` / ``defenses.md`` — None, Random, Reverse and GRO per λ:
   the target's utility as served, its retention, the surrogate's HR/NDCG@10
@@ -17,10 +19,10 @@ reports that λ's TEST figures.
 
 Profiles: "smoke" (synthetic data, seconds), "cpu" (ML-1M on 2 cores: the
 pretrained target is fine-tuned for a quarter of an epoch (12 batches of 128
-sequences) at λ in {0.1, 1}, the student and swap loss use the last 20
+sequences) at λ in {0.03, 0.1, 0.3, 1} (half-decade steps), the student and swap loss use the last 20
 positions of each sequence, and the attack budget is 1,000 autoregressive
-sequences of length 50 (a fifth of the paper's sequences, a quarter of their
-length) with at most 10 surrogate epochs), "full" (the paper's settings on a
+sequences of length 200 (a fifth of the paper's sequences) with at most 30
+surrogate epochs and 120 s of surrogate training per defense), "full" (the paper's settings on a
 GPU: trained from scratch for 200 epochs (the authors' code allows up to 1,000
 on ML-1M), every position, λ in {0.001, 0.01, 0.1, 1, 10}, 5,000 sequences of
 length 200).
@@ -36,9 +38,10 @@ import torch
 
 from recsec_lib import runs
 from recsec_lib.attack import SurrogateSettings, run_attack
-from recsec_lib.checkpoints import load_checkpoint
-from recsec_lib.gro import (checkpoint_name, choose_best_lambda, evaluate_defenses, plot_utility_vs_protection,
-                            save_tables, train_defended_targets)
+from recsec_lib.checkpoints import load_checkpoint, save_checkpoint
+from recsec_lib.gro import (DefenseCase, checkpoint_name, choose_best_lambda, evaluate_defenses,
+                            plot_utility_vs_protection, save_tables, surrogate_checkpoint_name,
+                            train_defended_targets)
 from recsec_lib.gro_training import GROConfig, fresh_like, time_one_epoch
 from recsec_lib.stages.context import StudyContext
 
@@ -70,9 +73,9 @@ class Settings:
             return cls(lambdas=(1.0, 10.0), epochs=2, from_scratch=False, batch_size=64, k=10,
                        attack_sequences=40, attack_seq_len=10, surrogate_epochs=3)
         if profile == "cpu":
-            return cls(lambdas=(0.1, 1.0), epochs=1, from_scratch=False, positions_per_sequence=20,
-                       max_batches_per_epoch=12, attack_sequences=1000, attack_seq_len=50, surrogate_epochs=10,
-                       surrogate_max_seconds=150.0)
+            return cls(lambdas=(0.03, 0.1, 0.3, 1.0), epochs=1, from_scratch=False, positions_per_sequence=20,
+                       max_batches_per_epoch=12, attack_sequences=1000, attack_seq_len=200, surrogate_epochs=30,
+                       surrogate_max_seconds=120.0)
         if profile == "full":
             return cls()
         raise ValueError(f"parameter 'profile' must be smoke, cpu or full, got {profile!r}")
@@ -144,9 +147,14 @@ def run(ctx: StudyContext, settings: Settings) -> dict:
                               settings.attack_seq_len, arch=settings.target_model, settings=surrogate_settings,
                               device=device, seed=ctx.seed).surrogate.model
 
+        def keep_surrogate(case: DefenseCase, surrogate) -> None:
+            if case.lam is not None:
+                save_defended_surrogate(out, surrogate, case, dataset, settings)
+
         table = evaluate_defenses(undefended, defended, dataset, extract, k=settings.k, device=device,
                                   seed=ctx.seed, min_retention=settings.min_retention,
-                                  box_filter_seen=box_filter_seen, method=settings.method, progress=_say)
+                                  box_filter_seen=box_filter_seen, method=settings.method, progress=_say,
+                                  on_surrogate=keep_surrogate)
         paths = save_tables(table, out)
         plot_utility_vs_protection(table, out / "utility_vs_protection.png")
 
@@ -177,9 +185,27 @@ def run(ctx: StudyContext, settings: Settings) -> dict:
         "undefended_epoch_seconds": round(undefended_epoch, 3),
         "artefacts": {"table_csv": paths["csv"].name, "table_markdown": paths["markdown"].name,
                       "plot": "utility_vs_protection.png",
-                      "checkpoints": [checkpoint_name(lam, settings.method) for lam in settings.lambdas]},
+                      "checkpoints": [checkpoint_name(lam, settings.method) for lam in settings.lambdas],
+                      "surrogates": [surrogate_checkpoint_name(lam, settings.method) for lam in settings.lambdas],
+                      "best_surrogate": (None if best["lam"] is None
+                                         else surrogate_checkpoint_name(best["lam"], settings.method))},
         **headline,
         **timing,
     }
     runs.write_stage_metrics(ctx.run_dir, STAGE, metrics, headline)
     return metrics
+
+
+def save_defended_surrogate(out: Path, surrogate, case: DefenseCase, dataset, settings: Settings) -> Path:
+    """Save the surrogate stolen from one defended box, so the report can show what the attacker got.
+
+    Only the trained defense's rows (a λ) are kept: the None row's surrogate is
+    the attack stage's, and Random/Reverse are not what the report compares.
+    """
+    return save_checkpoint(out / surrogate_checkpoint_name(case.lam, settings.method), surrogate,
+                           settings.target_model, dataset,
+                           metrics={"lam": float(case.lam), "method": settings.method, "defense": case.label,
+                                    "extracted_from": checkpoint_name(case.lam, settings.method),
+                                    "attack_generator": settings.attack_generator,
+                                    "attack_sequences": settings.attack_sequences,
+                                    "attack_seq_len": settings.attack_seq_len})

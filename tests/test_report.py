@@ -1,0 +1,101 @@
+"""The report stage's side-by-side recommendations (issue #7), on a tiny hand-built run folder.
+
+The run folder holds untrained models saved under the names the train, attack
+and GRO stages use, so the test checks how the report finds and pairs them,
+not what trained models recommend.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from recsec_lib.checkpoints import save_checkpoint
+from recsec_lib.data.prepare import prepare_dataset
+from recsec_lib.models.registry import build_model
+from recsec_lib.stages import report as stage
+from recsec_lib.stages.context import StudyContext
+
+torch.set_num_threads(1)
+
+# File -> seed of the (untrained) model saved there: different seeds give different lists.
+CHECKPOINTS = {
+    "train/sasrec.pt": 1,
+    "attack/surrogate_sasrec_sasrec_autoregressive_40.pt": 2,
+    "gro/gro_lam1.pt": 3,
+    "gro/surrogate_gro_lam1.pt": 4,
+}
+COLUMNS = ["undefended target", "surrogate", "GRO target λ=1", "surrogate of GRO target λ=1"]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """The synthetic dataset, generated once for every test of this module."""
+    folder = tmp_path_factory.mktemp("data")
+    prepare_dataset("synthetic", data_dir=folder, mirror=None)
+    return folder
+
+
+def make_run(run_dir, data_dir, skip: tuple[str, ...] = ()) -> StudyContext:
+    """A run folder as the smoke chain leaves it (budgets 20/40, best λ = 1), minus the files in ``skip``."""
+    dataset = prepare_dataset("synthetic", data_dir=data_dir, mirror=None)
+    for name, seed in CHECKPOINTS.items():
+        if name not in skip:
+            torch.manual_seed(seed)
+            save_checkpoint(run_dir / name, build_model("sasrec", dataset.num_items, 20, hidden=16), "sasrec",
+                            dataset)
+    stage_metrics = {
+        "attack": {"settings": {"target_model": "sasrec", "budgets": [20, 40]},
+                   "headline": {"attack_budget_sequences": 40}},
+        "gro": {"settings": {"target_model": "sasrec", "method": "gro"}, "best": {"lam": 1.0}},
+    }
+    for name, metrics in stage_metrics.items():
+        (run_dir / name).mkdir(parents=True, exist_ok=True)
+        (run_dir / name / "metrics.json").write_text(json.dumps(metrics))
+    return StudyContext(run_dir=run_dir, dataset="synthetic", data_dir=data_dir, profile="smoke", device="cpu")
+
+
+def test_report_compares_target_surrogate_gro_target_and_its_surrogate(tmp_path, data_dir):
+    ctx = make_run(tmp_path / "run", data_dir)
+    metrics = stage.run(ctx, stage.Settings.for_profile("smoke").with_overrides(compare_k=5, compare_users=2))
+    comparison = metrics["comparison"]
+    assert comparison["columns"] == COLUMNS and comparison["skipped"] == {}
+    assert comparison["checkpoints"]["surrogate"] == "attack/surrogate_sasrec_sasrec_autoregressive_40.pt"
+    out = ctx.run_dir / "report"
+    frame = pd.read_csv(out / "compare.csv")
+    assert list(frame.columns[:2]) == ["example", "rank"]
+    assert [c for c in frame.columns if c in COLUMNS] == COLUMNS
+    assert len(frame) == 5 * len(comparison["examples"])
+    assert sum(label.startswith("user ") for label in comparison["examples"]) == 2
+    assert len(comparison["examples"]) > 2  # themed histories too
+    markdown = (out / "compare.md").read_text()
+    assert "| rank | " + " | ".join(COLUMNS) + " |" in markdown and "Not shown" not in markdown
+    assert (out / "compare_examples.csv").is_file()
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["comparison"]["files"]["markdown"] == "compare.md"
+
+
+@pytest.mark.parametrize("missing, column", [
+    ("gro/surrogate_gro_lam1.pt", "surrogate of GRO target λ=1"),
+    ("gro/gro_lam1.pt", "GRO target λ=1"),
+])
+def test_a_missing_gro_checkpoint_only_omits_its_column(tmp_path, data_dir, missing, column):
+    ctx = make_run(tmp_path / "run", data_dir, skip=(missing,))
+    comparison = stage.run(ctx, stage.Settings().with_overrides(compare_k=5))["comparison"]
+    assert comparison["columns"] == [c for c in COLUMNS if c != column]
+    assert list(comparison["skipped"]) == [column] and missing in comparison["skipped"][column]
+    frame = pd.read_csv(ctx.run_dir / "report" / "compare.csv")
+    assert column not in frame.columns and "undefended target" in frame.columns
+    assert f"Not shown: {column}" in (ctx.run_dir / "report" / "compare.md").read_text()
+
+
+def test_a_run_with_no_checkpoint_still_gets_a_comparison_page(tmp_path, data_dir):
+    ctx = StudyContext(run_dir=tmp_path / "run", dataset="synthetic", data_dir=data_dir, profile="smoke",
+                       device="cpu")
+    comparison = stage.run(ctx, stage.Settings())["comparison"]
+    assert comparison["columns"] == [] and len(comparison["skipped"]) == 4
+    assert comparison["skipped"]["GRO target"] == "the GRO stage has not run"
+    assert "No model of this run could be compared" in (ctx.run_dir / "report" / "compare.md").read_text()
