@@ -45,6 +45,7 @@ weight_decay: float = -1.0  # Adam weight decay; -1 means the profile value (0, 
 patience: int = -1  # validations without improvement before stopping; -1 means the profile value (10)
 embedding_dim: int = 0  # MeanEmbeddings embedding size; 0 means the profile value (256)
 max_train_seconds: float = 0.0  # per-model training time cap; 0 means the profile value
+baseline_epochs: int = -1  # epochs of the meanemb baseline; 0 means the same as epochs, -1 the profile value (30 on cpu)
 pretrained_dir: str = ""  # finished checkpoints <model>_<dataset>.pt to reuse; empty means the profile (checkpoints on cpu/full)
 
 # %%
@@ -54,6 +55,7 @@ settings = stage.Settings.for_profile(profile).with_overrides(
     epochs=epochs or None, models=models or None, batch_size=batch_size or None, lr=lr or None,
     weight_decay=weight_decay if weight_decay >= 0 else None, patience=patience if patience >= 0 else None,
     embedding_dim=embedding_dim or None, max_train_seconds=max_train_seconds or None,
+    baseline_epochs=baseline_epochs if baseline_epochs >= 0 else None,
     pretrained_dir=pretrained_dir or None)
 metrics = run_cached(stage, ctx, settings)  # reuses an identical earlier result unless force
 train_dir = ctx.run_dir / "train"

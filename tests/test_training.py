@@ -236,3 +236,13 @@ def test_full_evaluation_of_all_ml1m_users():
     metrics = evaluate_model(model, dataset, "test")
     assert metrics["users"] == 6040
     assert metrics["hr@10"] < 0.05 and metrics["sampled_hr@10"] < 0.3
+
+
+def test_train_stage_gives_the_baseline_its_own_epochs():
+    """The cpu profile trains the seed's baseline for the seed's 30 epochs, the targets for up to 200."""
+    from recsec_lib.stages.train import Settings
+
+    cpu = Settings.for_profile("cpu")
+    assert cpu.train_config(0, "meanemb").epochs == 30
+    assert cpu.train_config(0, "sasrec").epochs == 200
+    assert Settings(epochs=7).train_config(0, "meanemb").epochs == 7  # 0 = the same as every model
