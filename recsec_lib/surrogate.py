@@ -52,9 +52,9 @@ class SurrogateSettings:
     holdout_fraction: float = 0.1  # synthetic sequences held out for validation (Agr@10 with the box)
     validation_prefixes: int = 8  # prefixes per held-out sequence that validation scores
     patience: int = 5  # epochs without a better validation Agr@10 before stopping; 0 = never stop early
-    # Early epochs are noisy on small budgets (ML-1M, 250 random sequences: held-out Agr@10 peaked at epoch 4 by
-    # chance, training stopped at epoch 9 with a test Agr@10 of .03, while the same budget reached .33 when
-    # trained on), so early stopping only starts counting after this many epochs.
+    # Early epochs are noisy on small budgets (ML-1M, 250 random sequences of 50: held-out Agr@10 peaked at
+    # epoch 4 by chance and training stopped at epoch 9 with a test Agr@10 of .03, while 500 such sequences
+    # trained for 60 epochs reached .33), so early stopping only starts counting after this many epochs.
     min_epochs: int = 15
     prefixes_per_sequence: int = 8  # per sequence and step, for models without a one-pass all_position_scores
     filter_seen: bool | None = None  # exclude prefix items from the surrogate's lists; None = infer from the answers

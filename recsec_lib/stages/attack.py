@@ -128,6 +128,16 @@ def budget_label(sequences: int) -> str:
     return f"{sequences // 1000}k" if sequences % 1000 == 0 else str(sequences)
 
 
+def queries_file(generator: str, budget: int, prefix: str = "") -> str:
+    """Name of the saved queries of one attack (read again by the SEAT stage): queries_autoregressive_1k.npz."""
+    return f"{prefix}queries_{generator}_{budget_label(budget)}.npz"
+
+
+def surrogate_file(target: str, arch: str, generator: str, budget: int) -> str:
+    """Name of a surrogate checkpoint (read again by the report): surrogate_sasrec_sasrec_autoregressive_1k.pt."""
+    return f"surrogate_{target}_{arch}_{generator}_{budget_label(budget)}.pt"
+
+
 def target_path(run_dir: Path, name: str) -> Path:
     return Path(run_dir) / "train" / f"{name}.pt"
 
@@ -165,7 +175,7 @@ def run(ctx: StudyContext, settings: Settings) -> dict:
             query_seconds = time.perf_counter() - started
             tag = f"{generator}_{budget_label(budget)}"
             prefix = "" if target_name == settings.target_model else f"{target_name}_"
-            data.save(out / f"{prefix}queries_{tag}.npz")
+            data.save(out / queries_file(generator, budget, prefix))
             box.log.save(out / f"{prefix}querylog_{tag}.npz")
             rows = []
             for arch in archs:
@@ -175,7 +185,7 @@ def run(ctx: StudyContext, settings: Settings) -> dict:
                 result = fit_surrogate(data, model, surrogate_settings, device=device)
                 train_seconds = time.perf_counter() - started
                 figures = evaluate_extraction(victim, result.model, dataset, device=device)
-                save_checkpoint(out / f"surrogate_{target_name}_{arch}_{tag}.pt", result.model, arch, dataset,
+                save_checkpoint(out / surrogate_file(target_name, arch, generator, budget), result.model, arch, dataset,
                                 metrics=figures)
                 for entry in result.history:
                     history_rows.append({"target": target_name, "surrogate": arch, "generator": generator,

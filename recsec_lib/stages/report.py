@@ -118,7 +118,7 @@ def comparison_models(run_dir: Path, stage_metrics: dict[str, dict]) -> list[Com
     ``gro_lam<λ>.pt`` and ``surrogate_gro_lam<λ>.pt`` at its chosen λ).
     """
     from recsec_lib.gro import checkpoint_name, surrogate_checkpoint_name
-    from recsec_lib.stages.attack import budget_label
+    from recsec_lib.stages.attack import surrogate_file
 
     run_dir = Path(run_dir)
     target = target_model_of(stage_metrics)
@@ -129,8 +129,7 @@ def comparison_models(run_dir: Path, stage_metrics: dict[str, dict]) -> list[Com
     if budget is None:
         wanted.append(("surrogate", None, "the attack stage has not run"))
     else:
-        name = f"surrogate_{target}_{target}_autoregressive_{budget_label(budget)}.pt"
-        wanted.append(("surrogate", run_dir / "attack" / name, ""))
+        wanted.append(("surrogate", run_dir / "attack" / surrogate_file(target, target, "autoregressive", budget), ""))
 
     gro = stage_metrics.get("gro", {})
     lam = gro.get("best", {}).get("lam")

@@ -361,9 +361,9 @@ HEADLINE_KEYS = ("seat_detection_rate_single_account", "seat_false_positive_rate
 def attack_stage_queries(run_dir: Path, generator: str, sequences: int, seq_len: int):
     """The attack stage's collected queries of this generator and budget, or None when it has none of that shape."""
     from recsec_lib.attack_queries import AttackData
-    from recsec_lib.stages.attack import budget_label
+    from recsec_lib.stages.attack import queries_file
 
-    path = run_dir / "attack" / f"queries_{generator}_{budget_label(sequences)}.npz"
+    path = run_dir / "attack" / queries_file(generator, sequences)
     if not path.exists():
         return None
     data = AttackData.load(path)
