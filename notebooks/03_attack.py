@@ -55,13 +55,15 @@ generators: str = ""  # autoregressive,random or one of them; empty means both
 budgets: str = ""  # budgets in synthetic sequences, e.g. 500,1000,3000,5000; empty means the profile values
 seq_len: int = 0  # items (that is queries) per synthetic sequence; 0 means the profile value
 k: int = 0  # length of the returned lists; 0 means the profile value (100)
+surrogate_max_seconds: float = -1.0  # training time cap per surrogate in seconds; 0 means none, -1 the profile value (150 on cpu)
 
 # %%
 ctx = StudyContext(run_dir=Path(run_dir), dataset=dataset, data_dir=Path(data_dir), mirror=mirror or None,
                    seed=seed, device=device, profile=profile, force=force)
 settings = stage.Settings.for_profile(profile).with_overrides(
     epochs=epochs or None, target_model=target_model or None, surrogate_models=surrogate_models or None,
-    generators=generators or None, budgets=budgets or None, seq_len=seq_len or None, k=k or None)
+    generators=generators or None, budgets=budgets or None, seq_len=seq_len or None, k=k or None,
+    max_train_seconds=None if surrogate_max_seconds < 0 else surrogate_max_seconds)
 metrics = run_cached(stage, ctx, settings)  # reuses an identical earlier result unless force
 
 # %% [markdown]

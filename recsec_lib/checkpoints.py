@@ -137,8 +137,11 @@ def load_checkpoint(path: str | os.PathLike, dataset=None, device: str | torch.d
     payload = read_checkpoint_payload(path, device="cpu")
     if dataset is not None:
         check_matches_dataset(payload, dataset, path)
+    config = dict(payload["config"])
+    if payload["model_name"] == "sasrec":
+        config.setdefault("layout", "pre_ln")  # checkpoints from before the layout option used pre-LN blocks
     try:
-        model = build_model(payload["model_name"], payload["num_items"], payload["max_len"], **payload["config"])
+        model = build_model(payload["model_name"], payload["num_items"], payload["max_len"], **config)
         model.load_state_dict(payload["state_dict"])
     except (ValueError, RuntimeError, TypeError) as exc:
         raise ValueError(f"{path}: the stored model cannot be rebuilt ({str(exc).splitlines()[0]})") from exc

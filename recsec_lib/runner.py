@@ -145,8 +145,8 @@ def _run(command: list[str], stage: Stage, executed: Path) -> None:
                           f"the partially executed notebook is {executed}")
 
 
-def publish(run_dir: Path, results_dir: Path) -> None:
-    """Copy a finished real run's headline, metrics, report and figures into results/."""
+def publish(run_dir: Path, results_dir: Path, update_readme_section: bool = True) -> None:
+    """Copy a finished real run's headline, metrics, report and figures into results/ (or another folder)."""
     staging = results_dir.with_name(results_dir.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "figures").mkdir(parents=True)
@@ -166,7 +166,7 @@ def publish(run_dir: Path, results_dir: Path) -> None:
     staging.rename(results_dir)
     shutil.rmtree(old, ignore_errors=True)
     readme = results_dir.parent / "README.md"
-    if readme.exists() and update_readme(readme, runs.read_json(results_dir / "headline.json")):
+    if update_readme_section and readme.exists() and update_readme(readme, runs.read_json(results_dir / "headline.json")):
         print(f"run_all.sh: updated the results section of {readme}", flush=True)
 
 
@@ -198,6 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="set a notebook parameter, e.g. -p epochs 5 (repeatable)")
     parser.add_argument("--publish", choices=("auto", "yes", "no"), default="auto",
                         help="copy the finished run into results/ (auto: a complete, non-smoke ML-1M run)")
+    parser.add_argument("--publish-dir", default="results",
+                        help="where --publish copies the run, relative to the repository (default: results; "
+                             "a sub-folder such as results/<name> keeps a partial or extra run beside the "
+                             "main one; only results/ itself regenerates the README's results section)")
     return parser
 
 
@@ -264,8 +268,9 @@ def _main(args: argparse.Namespace) -> int:
     complete = all(stage_done(final, stage) for stage in all_stages)
     if args.publish == "yes" or (args.publish == "auto" and complete and common["profile"] != "smoke"
                                  and common["dataset"] == "ml-1m"):
-        publish(final, REPO / "results")
-        print(f"run_all.sh: published to {REPO / 'results'}", flush=True)
+        target = REPO / args.publish_dir
+        publish(final, target, update_readme_section=target == REPO / "results")
+        print(f"run_all.sh: published to {target}", flush=True)
     return 0
 
 

@@ -1,6 +1,9 @@
 """Shapes, masking and padding behaviour of every recommender, and the registry."""
 
 import dataclasses
+import types
+
+import numpy as np
 
 import pytest
 import torch
@@ -200,3 +203,67 @@ def test_sasrec_scores_at_matches_all_position_scores():
     rows, columns = torch.tensor([0, 1, 1]), torch.tensor([5, 2, 4])
     expected = model.all_position_scores(seqs)[rows, columns]  # [3, 13]
     assert torch.allclose(model.scores_at(seqs, rows, columns), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("layout", ["sasrec", "pre_ln"])
+def test_both_sasrec_layouts_are_causal_padding_free_and_last_only_consistent(layout):
+    torch.manual_seed(0)
+    model = build_model("sasrec", NUM_ITEMS, MAX_LEN, hidden=16, layout=layout).eval()
+    seqs = torch.from_numpy(pad_left(HISTORIES, MAX_LEN))  # [3, 8]
+    every = model.all_position_scores(seqs)  # [3, 8, n+1]
+    torch.testing.assert_close(model(seqs)[:, 1:], every[:, -1, 1:], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(model(seqs[:, 3:])[:, 1:], model(seqs)[:, 1:], atol=1e-5, rtol=1e-5)
+    a, b = torch.tensor([[0, 1, 2, 3, 4]]), torch.tensor([[0, 1, 2, 9, 10]])
+    torch.testing.assert_close(model.all_position_scores(a)[:, :3], model.all_position_scores(b)[:, :3])
+
+
+def test_sasrec_layout_is_checked_and_init_is_small_normal():
+    with pytest.raises(ValueError, match="unknown SASRec layout 'post'"):
+        build_model("sasrec", NUM_ITEMS, MAX_LEN, layout="post")
+    torch.manual_seed(0)
+    model = build_model("sasrec", 500, MAX_LEN, hidden=64)
+    weight = model.blocks[0].attn.qkv.weight.detach()
+    assert abs(float(weight.std()) - 0.02) < 0.002 and float(model.blocks[0].attn.qkv.bias.detach().abs().max()) == 0.0
+    old = build_model("sasrec", 500, MAX_LEN, hidden=64, layout="pre_ln")
+    assert float(old.blocks[0].attn.qkv.weight.detach().std()) > 0.05  # torch's default uniform init
+
+
+def test_checkpoint_without_layout_loads_as_pre_ln(tmp_path):
+    """Checkpoints written before the layout option (pre-LN blocks) must not load into the new layout."""
+    from recsec_lib.checkpoints import load_checkpoint, read_checkpoint_payload, save_checkpoint
+
+    torch.manual_seed(0)
+    model = build_model("sasrec", NUM_ITEMS, MAX_LEN, hidden=16, layout="pre_ln").eval()
+    path = tmp_path / "old.pt"
+    dataset = types.SimpleNamespace(name="toy", num_items=NUM_ITEMS, fingerprint="f",
+                                    item_raw_ids=np.arange(1, NUM_ITEMS + 1))
+    save_checkpoint(path, model, None, dataset)
+    payload = read_checkpoint_payload(path)
+    del payload["config"]["layout"]
+    torch.save(payload, path)
+    loaded = load_checkpoint(path).model
+    assert loaded.config.layout == "pre_ln"
+    seqs = torch.from_numpy(pad_left(HISTORIES, MAX_LEN))
+    torch.testing.assert_close(loaded(seqs), model(seqs))
+
+
+def test_narm_attention_is_normalised():
+    """Identical GRU states give a local context equal to that state, however long the history."""
+    model = small("narm")
+    states = torch.ones(1, 6, 16) * torch.linspace(-1, 1, 16)  # [1, 6, H], every position the same
+    real = torch.tensor([[False, True, True, True, True, True]])
+    context = model.contexts(states, real, torch.tensor([5]))  # [1, 1, 2H]
+    torch.testing.assert_close(context[0, 0, 16:], states[0, 5])
+
+
+def test_narm_loss_on_every_prefix_equals_the_all_positions_loss():
+    """With train_positions at least the history length, the sampled loss is the full next-item loss."""
+    torch.manual_seed(0)
+    model = build_model("narm", NUM_ITEMS, MAX_LEN, embedding_dim=8, hidden=16, train_positions=50).eval()
+    seqs = torch.from_numpy(pad_left(HISTORIES, MAX_LEN + 1))  # [3, 9]
+    inputs, targets = seqs[:, :-1], seqs[:, 1:]
+    counted = (inputs != 0) & (targets != 0)
+    expected = F.cross_entropy(model.all_position_scores(inputs)[counted][:, 1:], targets[counted] - 1)
+    torch.testing.assert_close(model.training_loss(seqs), expected)
+    sampled = build_model("narm", NUM_ITEMS, MAX_LEN, embedding_dim=8, hidden=16, train_positions=1).eval()
+    assert torch.isfinite(sampled.training_loss(seqs))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -121,3 +122,24 @@ def test_runner_rejects_an_unknown_stage(tmp_path):
 def test_runner_resume_of_unknown_run(tmp_path):
     result = run_runner("--resume", "missing-run", tmp_path=tmp_path)
     assert result.returncode == 2 and "no run folder" in result.stderr
+
+
+def test_publish_into_a_sub_folder_leaves_the_readme_alone(tmp_path):
+    """An extra run published to results/<name> must not rewrite the README's main results section."""
+    from recsec_lib.runner import publish
+
+    run = tmp_path / "outputs" / "r1"
+    (run / "train").mkdir(parents=True)
+    (run / "headline.json").write_text(json.dumps({"sasrec_test_hr10": 0.3, "profile": "cpu"}))
+    (run / "train" / "metrics.json").write_text(json.dumps({"wall_seconds": 1.0}))
+    (run / "train" / "curves.png").write_bytes(b"png")
+    (run / "report_nocode.html").write_text("<html></html>")
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- results-table:start -->\nold\n<!-- results-table:end -->\n")
+    publish(run, tmp_path / "results" / "extra", update_readme_section=False)
+    extra = tmp_path / "results" / "extra"
+    assert json.loads((extra / "metrics.json").read_text()) == {"train": {"wall_seconds": 1.0}}
+    assert (extra / "figures" / "train_curves.png").exists() and (extra / "report.html").exists()
+    assert "old" in readme.read_text()
+    publish(run, tmp_path / "results")  # the main folder regenerates it
+    assert "old" not in readme.read_text() and "sasrec_test_hr10" in readme.read_text()

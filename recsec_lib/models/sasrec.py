@@ -9,7 +9,12 @@ the item that follows position t. The details that decide its quality on ML-1M
   oldest item the model sees (1, 2, ...), not from the column, so left padding
   changes nothing and the scores after every prefix (``all_position_scores``)
   equal ``forward`` on that prefix alone;
-* pre-LN blocks (as the original SASRec), one final LayerNorm;
+* the original SASRec code's block layout (``layout="sasrec"``: layer-normed
+  queries as the residual, raw keys and values, the stream re-normalised
+  before the FFN), one final LayerNorm, and every weight drawn from
+  N(0, 0.02) with zero biases. The textbook pre-LN block (``layout="pre_ln"``)
+  with torch's default initialisation stays available: it trained to HR@10
+  .2909 / NDCG@10 .1656 on ML-1M, about .02 short of SASRec+;
 * a causal mask and a key-padding mask;
 * the output layer tied to the item embedding;
 * training with cross-entropy over ALL items at EVERY real position (the
@@ -27,7 +32,10 @@ from torch import nn
 
 from recsec_lib.models.base import SequentialRecommender
 from recsec_lib.models.full_softmax import full_softmax_cross_entropy
-from recsec_lib.models.transformer import PreLNBlock, attention_mask, pad_column_to_neg_inf, positions_from_start
+from recsec_lib.models.transformer import (PreLNBlock, SASRecBlock, attention_mask, pad_column_to_neg_inf,
+                                           positions_from_start)
+
+LAYOUTS = {"sasrec": SASRecBlock, "pre_ln": PreLNBlock}
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,11 @@ class SASRecConfig:
     blocks: int = 2  # self-attention blocks
     heads: int = 1  # attention heads
     dropout: float = 0.1  # on embeddings, attention weights and each residual branch
+    layout: str = "sasrec"  # block layout: "sasrec" (the original code's) or "pre_ln" (textbook)
+
+    def __post_init__(self):
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"unknown SASRec layout {self.layout!r}; expected one of {sorted(LAYOUTS)}")
 
 
 class SASRec(SequentialRecommender):
@@ -45,13 +58,22 @@ class SASRec(SequentialRecommender):
         self.item_embedding = nn.Embedding(num_items + 1, config.hidden, padding_idx=0)
         self.position_embedding = nn.Embedding(max_len + 1, config.hidden, padding_idx=0)
         self.embedding_dropout = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(PreLNBlock(config.hidden, config.heads, config.dropout)
-                                    for _ in range(config.blocks))
-        self.final_norm = nn.LayerNorm(config.hidden)
+        block = LAYOUTS[config.layout]
+        self.blocks = nn.ModuleList(block(config.hidden, config.heads, config.dropout) for _ in range(config.blocks))
+        self.final_norm = nn.LayerNorm(config.hidden, eps=1e-8 if config.layout == "sasrec" else 1e-5)
         self._init_weights()
 
     def _init_weights(self) -> None:
-        """Small normal init for embeddings (the output layer is tied to them); padding rows stay 0."""
+        """Small normal init for embeddings (the output layer is tied to them); padding rows stay 0.
+
+        The "sasrec" layout also draws every linear weight from N(0, 0.02) with
+        zero bias (torch's default uniform init is about 3x wider at width 64).
+        """
+        if self.config.layout == "sasrec":
+            for module in self.modules():
+                if isinstance(module, nn.Linear):
+                    nn.init.normal_(module.weight, std=0.02)
+                    nn.init.zeros_(module.bias)
         for embedding in (self.item_embedding, self.position_embedding):
             nn.init.normal_(embedding.weight, std=0.02)
             with torch.no_grad():
