@@ -25,25 +25,6 @@ from recsec_lib.data.prepare import prepare_dataset
 from recsec_lib.gro_training import GROConfig, fresh_like, time_one_epoch
 
 
-def restricted_copy(model):
-    """A copy of a SASRec whose ``scores_at`` scores only the requested positions.
-
-    This is the override proposed for ``SASRec`` (models/base.py documents the
-    hook); until the model has it, the benchmark shows both costs.
-    """
-    from recsec_lib.models.sasrec import SASRec
-
-    class RestrictedSASRec(SASRec):
-        def scores_at(self, seqs, rows, columns):
-            return self._scores(self.encode(seqs)[rows, columns])  # [N, D] -> [N, n+1]
-
-    if not isinstance(model, SASRec):
-        return None
-    copy = RestrictedSASRec(model.num_items, model.max_len, model.config)
-    copy.load_state_dict(model.state_dict())
-    return copy
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="ml-1m")
@@ -58,8 +39,6 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0, help="torch threads; 0 = torch's default")
-    parser.add_argument("--restricted", action="store_true",
-                        help="also time a SASRec whose scores_at scores only the chosen positions")
     args = parser.parse_args()
 
     if args.threads:
@@ -81,30 +60,21 @@ def main() -> None:
           f"{batches_per_epoch} batches of {args.batch_size} per epoch; timing {args.batches} batches, "
           f"{torch.get_num_threads()} threads")
 
-    def seconds(model, method: str, positions: int) -> float:
+    def seconds(method: str, positions: int) -> float:
         config = GROConfig(method=method, lam=1.0, epochs=1, batch_size=args.batch_size, k=args.k,
                            positions_per_sequence=positions, max_batches_per_epoch=args.batches)
-        student = restricted_copy(fresh_like(target)) if model is not target else fresh_like(target)
-        return time_one_epoch(model, student, sequences, config) / args.batches
+        return time_one_epoch(target, fresh_like(target), sequences, config) / args.batches
 
-    variants = {"as built": target}
-    restricted = restricted_copy(target) if args.restricted else None
-    if restricted is not None:
-        variants["scores_at override"] = restricted
     for positions in args.positions:
-        for name, model in variants.items():
-            if positions == 0 and name != "as built":
-                continue  # with every position there is nothing to restrict
-            plain, gro = [], []
-            for _ in range(args.repeats):
-                plain.append(seconds(target, "none", positions))
-                gro.append(seconds(model, "gro", positions))
-            per_batch_plain, per_batch_gro = min(plain), min(gro)
-            label = "all" if positions == 0 else f"last {positions}"
-            print(f"positions {label:>8} ({name}): undefended {per_batch_plain:.3f} s/batch "
-                  f"({per_batch_plain * batches_per_epoch:.0f} s/epoch), GRO {per_batch_gro:.3f} s/batch "
-                  f"({per_batch_gro * batches_per_epoch:.0f} s/epoch), ratio {per_batch_gro / per_batch_plain:.2f}x")
-
+        plain, gro = [], []
+        for _ in range(args.repeats):
+            plain.append(seconds("none", positions))
+            gro.append(seconds("gro", positions))
+        per_batch_plain, per_batch_gro = min(plain), min(gro)
+        label = "all" if positions == 0 else f"last {positions}"
+        print(f"positions {label:>8}: undefended {per_batch_plain:.3f} s/batch "
+              f"({per_batch_plain * batches_per_epoch:.0f} s/epoch), GRO {per_batch_gro:.3f} s/batch "
+              f"({per_batch_gro * batches_per_epoch:.0f} s/epoch), ratio {per_batch_gro / per_batch_plain:.2f}x")
 
 if __name__ == "__main__":
     start = time.perf_counter()

@@ -2,22 +2,23 @@
 
 One optimisation step on a batch of training sequences (losses in ``gro_loss``):
 
-1. the target's own objective L_target = ``target.training_loss(seqs)``;
-2. the target's scores after the chosen prefixes of each sequence, and its
-   top-k list there (detached: the list is what the black box would return);
-3. the student's scores after the same prefixes and its margin loss L_student
+1. the target's own objective L_target = ``target.training_loss(seqs)`` and,
+   from the same pass where the model allows it (SASRec), the target's scores
+   after the chosen prefixes of each training input (``training_loss_and_scores_at``);
+   its top-k list there is detached: it is what the black box would return;
+2. the student's scores after the same prefixes and its margin loss L_student
    on those lists; g = dL_student/d(listed scores) gives A' (``adversarial_items``);
-4. L_swap on the target's scores; the step minimises
+3. L_swap on the target's scores; the step minimises
    L_target + L_student + λ · L_swap (the student's and the target's parameters
    are disjoint, so one backward pass trains both: L_student reaches only the
    student, L_target and L_swap only the target).
 
-Prefixes: every position of every sequence is what the paper does; on CPU the
-cost is dominated by scoring all items at every position (target twice, student
-once), so ``GROConfig.positions_per_sequence`` can keep only the last P
-positions of each sequence for steps 2–4 (L_target always uses all of them).
-Causal models give all positions in one pass (``all_position_scores``); other
-models (BERT4Rec) are called once on the stacked prefixes.
+Prefixes: every position of every training input (the sequence without its
+last item) is what the paper does; on CPU the cost is dominated by scoring all
+items at every position, so ``GROConfig.positions_per_sequence`` can keep only
+the last P positions of each sequence for steps 1–3 (L_target always uses all
+of them). Prefix scores come from ``model.scores_at``: one pass for causal
+models, the stacked prefixes through ``forward`` for BERT4Rec.
 
 The student is thrown away afterwards; only the defended target is kept.
 Training state is saved atomically after every epoch, and a run started again
@@ -232,17 +233,19 @@ def _step(target, student, seqs, config, target_opt, student_opt, negatives_rng)
     """One joint step on a batch [B, L]; returns the three loss values."""
     target_opt.zero_grad(set_to_none=True)
     student_opt.zero_grad(set_to_none=True)
-    loss_target = target.training_loss(seqs)
     if config.method == "none":
+        loss_target = target.training_loss(seqs)
         loss_target.backward()
         torch.nn.utils.clip_grad_norm_(target.parameters(), config.grad_clip)
         target_opt.step()
         return {"loss_target": loss_target.item(), "loss_student": 0.0, "loss_swap": 0.0}
 
-    histories = seqs[:, -target.max_len:]  # [B, L] every prefix of these is a history the box could see
+    # The training inputs (each sequence without its last item): every prefix is a history the box could see.
+    histories = seqs[:, -(target.max_len + 1):-1]  # [B, L]
     rows, columns = prefix_positions(histories, config.positions_per_sequence)  # [N], [N]
-    target_scores = scores_after_prefixes(target, histories, rows, columns)  # [N, C]
-    student_scores = scores_after_prefixes(student, histories, rows, columns)  # [N, C]
+    # One target pass gives L_target and the target's scores after the prefixes (SASRec shares its encoding).
+    loss_target, target_scores = target.training_loss_and_scores_at(seqs, rows, columns)  # scalar, [N, C]
+    student_scores = student.scores_at(histories, rows, columns)  # [N, C]
     seen = seen_items(histories, rows, columns, target.num_items) if config.filter_seen else _padding_only(
         len(rows), target.num_items, seqs.device)  # [N, C]
     lists = target_scores.detach().masked_fill(seen, float("-inf")).topk(config.k, dim=1).indices  # [N, k]
@@ -278,26 +281,6 @@ def prefix_positions(seqs: torch.Tensor, per_sequence: int = 0) -> tuple[torch.T
         keep[:, : max(length - per_sequence, 0)] = False
     rows, columns = keep.nonzero(as_tuple=True)
     return rows, columns
-
-
-def scores_after_prefixes(model: SequentialRecommender, seqs: torch.Tensor, rows: torch.Tensor,
-                          columns: torch.Tensor) -> torch.Tensor:
-    """[N, C] scores of the next item after seqs[rows[n], :columns[n] + 1].
-
-    A model that overrides ``scores_at`` scores only the requested positions;
-    other causal models (which override ``all_position_scores``) score every
-    position in one pass and are sliced; any other model (BERT4Rec) is called
-    on the N prefixes, left-padded.
-    """
-    if type(model).scores_at is not SequentialRecommender.scores_at:
-        return model.scores_at(seqs, rows, columns)  # [N, C]
-    if type(model).all_position_scores is not SequentialRecommender.all_position_scores:
-        return model.all_position_scores(seqs)[rows, columns]  # [B, L, C] -> [N, C]
-    length = seqs.shape[1]
-    shift = (length - 1 - columns).unsqueeze(1)  # [N, 1] how far each prefix moves right
-    source = torch.arange(length, device=seqs.device).unsqueeze(0) - shift  # [N, L] source column
-    prefixes = seqs[rows].gather(1, source.clamp(min=0)).masked_fill(source < 0, 0)  # [N, L]
-    return model(prefixes)
 
 
 def seen_items(seqs: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor, num_items: int) -> torch.Tensor:

@@ -30,7 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 from recsec_lib.attack_queries import AttackData
-from recsec_lib.losses import ranking_margin_loss
+from recsec_lib.losses import ranking_margin_loss, sample_negatives
 from recsec_lib.models.base import SequentialRecommender
 from recsec_lib.sequences import pad_left
 
@@ -146,44 +146,27 @@ def validation_agreement(model: SequentialRecommender, held_out: AttackData, k: 
     return float(common.mean() / k)
 
 
-def _sample_outside(lists: torch.Tensor, num_items: int, generator: torch.Generator) -> torch.Tensor:
-    """[N, m] ids drawn uniformly from 1..num_items outside each row's list (one membership mask per row).
-
-    Same distribution as ``losses.sample_negatives``; a [N, n+1] membership
-    mask is cheaper than its [N, m, m] comparisons when m = 100.
-    """
-    member = torch.zeros(lists.shape[0], num_items + 1, dtype=torch.bool, device=lists.device)
-    member.scatter_(1, lists, True)
-    member[:, 0] = True
-    negatives = torch.randint(1, num_items + 1, lists.shape, generator=generator, device=lists.device)
-    for _ in range(100):
-        clash = member.gather(1, negatives)  # [N, m]
-        if not clash.any():
-            return negatives
-        negatives[clash] = torch.randint(1, num_items + 1, (int(clash.sum()),), generator=generator,
-                                         device=lists.device)
-    raise RuntimeError("could not draw negatives outside the lists after 100 rounds")
-
-
 def _batch_loss(model: SequentialRecommender, seqs: torch.Tensor, lists: torch.Tensor, num_items: int,
                 settings: SurrogateSettings, generator: torch.Generator, one_pass: bool) -> torch.Tensor:
     """Margin loss of one batch: seqs [B, L] synthetic sequences, lists [B, L, m] the box's lists per prefix."""
     batch, length, m = lists.shape
     if one_pass:
-        scores = model.all_position_scores(seqs).reshape(batch * length, -1)  # [B*L, n+1]
-        flat_lists = lists.reshape(batch * length, m)  # [B*L, m]
-    else:
-        # A few random prefixes per sequence, each scored by an ordinary forward pass.
-        p = min(settings.prefixes_per_sequence, length)
-        steps = torch.stack([torch.randperm(length, generator=generator)[:p] for _ in range(batch)])  # [B, p]
-        rows = torch.arange(batch, device=seqs.device).repeat_interleave(p)  # [B*p]
-        last = steps.reshape(-1, 1).to(seqs.device)  # [B*p, 1] index of each prefix's newest item
-        # Left-padded prefix: column c holds item c - (L-1-last), padding where that is negative.
-        source = torch.arange(length, device=seqs.device)[None, :] - (length - 1 - last)  # [B*p, L]
-        prefixes = torch.where(source >= 0, seqs[rows].gather(1, source.clamp(min=0)), 0)  # [B*p, L]
-        scores = model(prefixes)  # [B*p, n+1]
-        flat_lists = lists[rows, last.reshape(-1)]  # [B*p, m]
-    negatives = _sample_outside(flat_lists, num_items, generator)  # [N, m]
+        # Only the listed items and one negative per rank are scored after each prefix.
+        negatives = sample_negatives(lists.reshape(batch * length, m), num_items, generator)  # [B*L, m]
+        items = torch.cat([lists, negatives.reshape(batch, length, m)], dim=2)  # [B, L, 2m]
+        scores = model.all_position_item_scores(seqs, items).reshape(batch * length, 2 * m)  # [B*L, 2m]
+        return ranking_margin_loss(scores[:, :m], scores[:, m:], settings.margin_order, settings.margin_negative)
+    # Models without a one-pass prefix scorer: a few random prefixes per sequence, each through forward.
+    p = min(settings.prefixes_per_sequence, length)
+    steps = torch.stack([torch.randperm(length, generator=generator)[:p] for _ in range(batch)])  # [B, p]
+    rows = torch.arange(batch, device=seqs.device).repeat_interleave(p)  # [B*p]
+    last = steps.reshape(-1, 1).to(seqs.device)  # [B*p, 1] index of each prefix's newest item
+    # Left-padded prefix: column c holds item c - (L-1-last), padding where that is negative.
+    source = torch.arange(length, device=seqs.device)[None, :] - (length - 1 - last)  # [B*p, L]
+    prefixes = torch.where(source >= 0, seqs[rows].gather(1, source.clamp(min=0)), 0)  # [B*p, L]
+    scores = model(prefixes)  # [B*p, n+1]
+    flat_lists = lists[rows, last.reshape(-1)]  # [B*p, m]
+    negatives = sample_negatives(flat_lists, num_items, generator)  # [N, m]
     listed_scores = scores.gather(1, flat_lists)  # [N, m]
     negative_scores = scores.gather(1, negatives)  # [N, m]
     return ranking_margin_loss(listed_scores, negative_scores, settings.margin_order, settings.margin_negative)

@@ -22,10 +22,10 @@ from recsec_lib.attack import (
 )
 from recsec_lib.blackbox import BlackBoxRecommender
 from recsec_lib.data.synthetic import make_synthetic_dataset
-from recsec_lib.losses import ranking_margin_loss
+from recsec_lib.losses import ranking_margin_loss, sample_negatives
 from recsec_lib.models.registry import build_model
 from recsec_lib.sequences import pad_left
-from recsec_lib.surrogate import _sample_outside, has_one_pass_prefix_scores, infer_filter_seen
+from recsec_lib.surrogate import has_one_pass_prefix_scores, infer_filter_seen
 
 
 class NextItemsBox:
@@ -136,7 +136,7 @@ def test_margin_loss_on_a_three_item_list():
 
 def test_negatives_lie_outside_the_lists():
     lists = torch.tensor([[1, 2, 3], [4, 5, 6]])
-    negatives = _sample_outside(lists, 7, torch.Generator().manual_seed(0))
+    negatives = sample_negatives(lists, 7, torch.Generator().manual_seed(0))
     assert negatives.shape == (2, 3)
     for row, negs in zip(lists.tolist(), negatives.tolist()):
         assert not set(row) & set(negs) and all(1 <= n <= 7 for n in negs)

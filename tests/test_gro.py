@@ -14,7 +14,7 @@ from recsec_lib.data.synthetic import make_synthetic_dataset
 from recsec_lib.gro import choose_best_lambda, list_metrics, paper_table
 from recsec_lib.gro_loss import (adversarial_items, adversarial_swap_matrix, listed_scores_through_swap,
                                  seed_variant_loss, student_loss, swap_gradient, swap_loss, swap_matrix)
-from recsec_lib.gro_training import GROConfig, prefix_positions, scores_after_prefixes, seen_items, train_gro
+from recsec_lib.gro_training import GROConfig, prefix_positions, seen_items, train_gro
 from recsec_lib.losses import ranking_margin_loss
 from recsec_lib.tables import markdown_table
 from recsec_lib.models.base import SequentialRecommender
@@ -192,9 +192,9 @@ def test_prefix_positions_seen_items_and_both_scoring_paths_agree():
     causal, per_prefix, restricted = TinyCausal(5, 5), NonCausal(5, 5), Restricted(5, 5)
     per_prefix.load_state_dict(causal.state_dict())
     restricted.load_state_dict(causal.state_dict())
-    expected = scores_after_prefixes(causal, seqs, rows, cols)
-    assert torch.allclose(expected, scores_after_prefixes(per_prefix, seqs, rows, cols), atol=1e-6)
-    assert torch.allclose(expected, scores_after_prefixes(restricted, seqs, rows, cols), atol=1e-6)
+    expected = causal.scores_at(seqs, rows, cols)
+    assert torch.allclose(expected, per_prefix.scores_at(seqs, rows, cols), atol=1e-6)
+    assert torch.allclose(expected, restricted.scores_at(seqs, rows, cols), atol=1e-6)
     assert Restricted.calls == 1
 
 

@@ -205,6 +205,41 @@ def test_sasrec_scores_at_matches_all_position_scores():
     assert torch.allclose(model.scores_at(seqs, rows, columns), expected, atol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["sasrec", "narm", "meanemb"])
+def test_all_position_item_scores_are_the_gathered_all_position_scores(name):
+    """The attack's margin loss reads only listed and negative items; SASRec computes them its own way."""
+    import torch
+
+    from recsec_lib.models.registry import build_model
+
+    torch.manual_seed(0)
+    model = build_model(name, num_items=12, max_len=6).eval()
+    seqs = torch.tensor([[0, 0, 3, 4, 5, 6], [1, 2, 3, 4, 5, 7]])  # [2, 6]
+    items = torch.randint(1, 13, (2, 6, 4))  # [B, L, m]
+    expected = model.all_position_scores(seqs).gather(2, items)
+    assert torch.allclose(model.all_position_item_scores(seqs, items), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["sasrec", "narm", "bert4rec"])
+def test_training_loss_and_scores_at_equals_the_two_separate_calls(name):
+    """GRO's one-pass helper: the loss of the batch, and scores after prefixes of its inputs seqs[:, :-1]."""
+    import torch
+
+    from recsec_lib.models.registry import build_model
+
+    torch.manual_seed(0)
+    model = build_model(name, num_items=12, max_len=5).eval()  # eval: no dropout, so both paths are comparable
+    seqs = torch.tensor([[0, 0, 3, 4, 5, 6], [1, 2, 3, 4, 5, 7]])  # [2, max_len + 1]
+    rows, columns = torch.tensor([0, 1, 1]), torch.tensor([4, 0, 3])  # prefixes of the inputs [2, 5]
+    torch.manual_seed(1)
+    loss, scores = model.training_loss_and_scores_at(seqs, rows, columns)
+    torch.manual_seed(1)  # BERT4Rec's masking is random: same draw for the reference loss
+    assert torch.allclose(loss, model.training_loss(seqs), atol=1e-5)
+    inputs = seqs[:, :-1]
+    expected = torch.stack([model(inputs[r:r + 1, : c + 1])[0] for r, c in zip(rows.tolist(), columns.tolist())])
+    assert torch.allclose(scores, expected, atol=1e-4)
+
+
 @pytest.mark.parametrize("layout", ["sasrec", "pre_ln"])
 def test_both_sasrec_layouts_are_causal_padding_free_and_last_only_consistent(layout):
     torch.manual_seed(0)
@@ -217,13 +252,19 @@ def test_both_sasrec_layouts_are_causal_padding_free_and_last_only_consistent(la
     torch.testing.assert_close(model.all_position_scores(a)[:, :3], model.all_position_scores(b)[:, :3])
 
 
-def test_sasrec_layout_is_checked_and_init_is_small_normal():
+def test_sasrec_layout_is_checked_and_init_is_the_original_codes():
     with pytest.raises(ValueError, match="unknown SASRec layout 'post'"):
         build_model("sasrec", NUM_ITEMS, MAX_LEN, layout="post")
     torch.manual_seed(0)
     model = build_model("sasrec", 500, MAX_LEN, hidden=64)
-    weight = model.blocks[0].attn.qkv.weight.detach()
-    assert abs(float(weight.std()) - 0.02) < 0.002 and float(model.blocks[0].attn.qkv.bias.detach().abs().max()) == 0.0
+    block = model.blocks[0]
+    for linear in (block.attn.out, block.ffn[0], block.ffn[3]):  # small normal, zero bias
+        assert abs(float(linear.weight.detach().std()) - 0.02) < 0.002
+        assert float(linear.bias.detach().abs().max()) == 0.0
+    # query/key/value: Xavier-uniform over [3D, D] = [192, 64], bound sqrt(6 / 256) = 0.153, std 0.088
+    qkv = block.attn.qkv.weight.detach()
+    assert float(qkv.abs().max()) <= (6 / 256) ** 0.5 and abs(float(qkv.std()) - 0.0884) < 0.005
+    assert float(block.attn.qkv.bias.detach().abs().max()) == 0.0
     old = build_model("sasrec", 500, MAX_LEN, hidden=64, layout="pre_ln")
     assert float(old.blocks[0].attn.qkv.weight.detach().std()) > 0.05  # torch's default uniform init
 

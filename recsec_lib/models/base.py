@@ -47,17 +47,47 @@ class SequentialRecommender(nn.Module, abc.ABC):
             steps.append(self.forward(prefix))
         return torch.stack(steps, dim=1)
 
+    def all_position_item_scores(self, seqs: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """[B, L] histories and [B, L, m] item ids -> [B, L, m]: the scores of those items after every prefix.
+
+        What the attack's margin loss needs: the scores of the listed and
+        negative items of each prefix (2k of them), not of the whole catalogue.
+        This default gathers them from ``all_position_scores``; SASRec
+        overrides it to skip the copies that the padding column's -inf costs.
+        """
+        return self.all_position_scores(seqs).gather(2, items)
+
     def scores_at(self, seqs: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
         """[B, L] histories, [N] row and [N] column indices -> [N, num_items + 1] scores of the
         next item after seqs[rows[n], :columns[n] + 1].
 
-        GRO scores only a few prefixes per sequence; the default slices
-        ``all_position_scores``, which builds the full [B, L, num_items + 1]
-        tensor. Causal models can override it to score only the requested
-        positions (e.g. ``score(encode(seqs)[rows, columns])``), which makes a
-        GRO step much cheaper.
+        GRO scores only a few prefixes per sequence. Causal models that score
+        every prefix in one pass get them by slicing ``all_position_scores``
+        (SASRec overrides this to score only the requested positions); other
+        models (BERT4Rec) get the N prefixes stacked, left-padded, through one
+        ``forward`` call.
         """
-        return self.all_position_scores(seqs)[rows, columns]
+        if type(self).all_position_scores is not SequentialRecommender.all_position_scores:
+            return self.all_position_scores(seqs)[rows, columns]  # [B, L, n+1] -> [N, n+1]
+        length = seqs.shape[1]
+        shift = (length - 1 - columns).unsqueeze(1)  # [N, 1] how far each prefix moves right
+        source = torch.arange(length, device=seqs.device).unsqueeze(0) - shift  # [N, L] source column
+        prefixes = seqs[rows].gather(1, source.clamp(min=0)).masked_fill(source < 0, 0)  # [N, L]
+        return self.forward(prefixes)  # [N, n+1]
+
+    def training_loss_and_scores_at(self, seqs: torch.Tensor, rows: torch.Tensor,
+                                    columns: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``training_loss(seqs)`` and the scores after chosen prefixes of the batch's training inputs.
+
+        ``seqs`` is a [B, L + 1] training batch whose inputs are
+        ``seqs[:, -(max_len + 1):-1]`` (each sequence without its last item);
+        rows and columns [N] index those inputs as in ``scores_at``. GRO needs
+        both in every step. This default computes them one after the other;
+        SASRec overrides it so that one encoder pass serves both (a GRO step
+        then costs one target encoding, not two).
+        """
+        inputs = seqs[:, -(self.max_len + 1):-1]  # [B, <= max_len]
+        return self.training_loss(seqs), self.scores_at(inputs, rows, columns)
 
     @abc.abstractmethod
     def training_loss(self, seqs: torch.Tensor) -> torch.Tensor:

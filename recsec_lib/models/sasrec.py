@@ -12,7 +12,8 @@ the item that follows position t. The details that decide its quality on ML-1M
 * the original SASRec code's block layout (``layout="sasrec"``: layer-normed
   queries as the residual, raw keys and values, the stream re-normalised
   before the FFN), one final LayerNorm, and every weight drawn from
-  N(0, 0.02) with zero biases. The textbook pre-LN block (``layout="pre_ln"``)
+  N(0, 0.02) with zero biases (Xavier for the attention's query/key/value
+  projection, as torch's MultiheadAttention in that code). The textbook pre-LN block (``layout="pre_ln"``)
   with torch's default initialisation stays available: it trained to HR@10
   .2909 / NDCG@10 .1656 on ML-1M, about .02 short of SASRec+;
 * a causal mask and a key-padding mask;
@@ -66,8 +67,14 @@ class SASRec(SequentialRecommender):
     def _init_weights(self) -> None:
         """Small normal init for embeddings (the output layer is tied to them); padding rows stay 0.
 
-        The "sasrec" layout also draws every linear weight from N(0, 0.02) with
-        zero bias (torch's default uniform init is about 3x wider at width 64).
+        The "sasrec" layout initialises as the original code does: every linear
+        weight from N(0, 0.02) with zero bias (torch's default uniform init is
+        about 3x wider at width 64), except the attention's joint query/key/value
+        projection, which gets Xavier-uniform over its [3D, D] matrix (how
+        torch's MultiheadAttention, used by that code, initialises it). With
+        N(0, 0.02) there too, q·k starts near 0 and attention stays almost
+        uniform for the first epochs: on ML-1M validation NDCG@10 after 8
+        epochs was .1285 that way against .1378 with Xavier.
         """
         if self.config.layout == "sasrec":
             for module in self.modules():
@@ -78,6 +85,9 @@ class SASRec(SequentialRecommender):
             nn.init.normal_(embedding.weight, std=0.02)
             with torch.no_grad():
                 embedding.weight[0].zero_()
+        if self.config.layout == "sasrec":
+            for block in self.blocks:
+                nn.init.xavier_uniform_(block.attn.qkv.weight)  # [3D, D]
 
     def encode(self, seqs: torch.Tensor, last_only: bool = False) -> torch.Tensor:
         """[B, L] left-padded ids (L <= max_len) -> hidden states [B, L, D].
@@ -114,6 +124,13 @@ class SASRec(SequentialRecommender):
     def all_position_scores(self, seqs: torch.Tensor) -> torch.Tensor:
         return self._scores(self.encode(seqs))  # [B, L, n+1]
 
+    def all_position_item_scores(self, seqs: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """[B, L, m] scores of ``items`` [B, L, m] (real items, never 0) after every prefix of ``seqs`` [B, L]."""
+        # One dense product and one gather: cheaper on CPU than gathering m embeddings per prefix, and it skips
+        # the padding column's -inf (a copy of the whole tensor) that ``_scores`` adds.
+        raw = self.encode(seqs) @ self.item_embedding.weight.T  # [B, L, n+1]
+        return raw.gather(2, items)  # [B, L, m]
+
     def scores_at(self, seqs: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
         """Scores after the requested prefixes only: the [N, D] states, not the [B, L, n+1] tensor (GRO's cost)."""
         return self._scores(self.encode(seqs)[rows, columns])  # [N, n+1]
@@ -124,6 +141,16 @@ class SASRec(SequentialRecommender):
         ``seqs`` [B, L]: left-padded training sequences; L may be max_len + 1
         (the model reads seqs[:, :-1] and predicts seqs[:, 1:]).
         """
+        return self._loss_and_hidden(seqs)[0]
+
+    def training_loss_and_scores_at(self, seqs: torch.Tensor, rows: torch.Tensor,
+                                    columns: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training loss and the [N, n+1] scores after the requested input prefixes, from ONE encoder pass."""
+        loss, hidden = self._loss_and_hidden(seqs)  # hidden [B, L-1, D]
+        return loss, self._scores(hidden[rows, columns])  # [N, n+1]
+
+    def _loss_and_hidden(self, seqs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the training loss, the hidden states [B, L-1, D] of the inputs seqs[:, :-1]) of a training batch."""
         seqs = seqs[:, -(self.max_len + 1):]
         inputs, targets = seqs[:, :-1], seqs[:, 1:]  # [B, L-1] each
         hidden = self.encode(inputs)  # [B, L-1, D]
@@ -131,4 +158,5 @@ class SASRec(SequentialRecommender):
         if not bool(counted.any()):
             raise ValueError("training batch has no sequence with at least two items")
         # Only real positions reach the [N, n] output product; the padding column is never built.
-        return full_softmax_cross_entropy(hidden[counted], self.item_embedding.weight[1:], targets[counted] - 1)
+        loss = full_softmax_cross_entropy(hidden[counted], self.item_embedding.weight[1:], targets[counted] - 1)
+        return loss, hidden
