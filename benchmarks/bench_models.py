@@ -21,7 +21,7 @@ import torch
 
 from recsec_lib.evaluation import evaluate_model
 from recsec_lib.models.registry import MODEL_NAMES, build_model
-from recsec_lib.training import training_matrix
+from recsec_lib.training import time_training_epoch
 
 
 def load_data(data_dir: Path):
@@ -34,21 +34,6 @@ def load_data(data_dir: Path):
 
     print("RECSEC_DATA_MIRROR not set: timing on synthetic data (not the ML-1M target)")
     return make_synthetic_dataset(num_users=2000, num_items=500, max_len=200)
-
-
-def time_epoch(model, matrix: torch.Tensor, batch_size: int, max_batches: int | None) -> tuple[float, int]:
-    """Seconds of one training pass over ``matrix`` (or its first ``max_batches`` batches), batches done."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    model.train()
-    order = torch.randperm(len(matrix), generator=torch.Generator().manual_seed(0))
-    starts = list(range(0, len(matrix), batch_size))[:max_batches]
-    tick = time.perf_counter()
-    for begin in starts:
-        loss = model.training_loss(matrix[order[begin:begin + batch_size]])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    return time.perf_counter() - tick, len(starts)
 
 
 def main() -> None:
@@ -66,16 +51,13 @@ def main() -> None:
     dataset = load_data(args.data_dir)
     print(f"data: {dataset.name}, {dataset.num_users} users, {dataset.num_items} items, "
           f"max_len {dataset.max_len}; torch {torch.__version__}, {args.threads} threads")
-    matrix = torch.from_numpy(training_matrix(dataset, dataset.max_len))
-    full_batches = -(-len(matrix) // args.batch_size)
     for name in args.models:
         model = build_model(name, dataset.num_items, dataset.max_len)
-        time_epoch(model, matrix, args.batch_size, 2)  # warm-up
-        seconds, done = time_epoch(model, matrix, args.batch_size, args.max_batches)
-        epoch_seconds = seconds * full_batches / done
+        epoch_seconds = time_training_epoch(model, dataset, args.batch_size, max_batches=args.max_batches)
         metrics = evaluate_model(model, dataset, "test", sampled=False)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-        print(f"{name}: {epoch_seconds:.1f} s per training epoch ({done}/{full_batches} batches timed), "
+        timed = f"{args.max_batches} batches timed" if args.max_batches else "whole epoch timed"
+        print(f"{name}: {epoch_seconds:.1f} s per training epoch ({timed}), "
               f"evaluation of all {metrics['users']} test users {metrics['eval_seconds']:.2f} s "
               f"(filtered + unfiltered full ranking), peak memory {peak:.0f} MiB")
 

@@ -320,7 +320,7 @@ _RESUMABLE_DIFFERENCES = {"epochs", "max_batches_per_epoch"}
 
 def _load_state(path, config, target, student, target_opt, student_opt, negatives_rng) -> tuple[int, list]:
     """Restore a saved state; a state saved under different settings is refused, naming the file."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = torch.load(path, map_location="cpu", weights_only=True)  # tensors, numbers, strings, dicts only
     saved = state.get("config", {})
     differing = sorted(key for key, value in asdict(config).items()
                        if key not in _RESUMABLE_DIFFERENCES and saved.get(key) != value)

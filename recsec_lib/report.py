@@ -148,7 +148,8 @@ def quality_table(stage_metrics: dict[str, dict]) -> pd.DataFrame:
     for name, record in models.items():
         test = record.get("test", {})
         rows.append({"model": name, "kind": "measured (this run)", "best epoch": record.get("best_epoch"),
-                     "epoch seconds": record.get("epoch_seconds"),
+                     "epoch seconds (training)": record.get("epoch_seconds"),
+                     "epoch seconds (this run)": record.get("epoch_seconds_here", record.get("epoch_seconds")),
                      **{column: test.get(column) for column in QUALITY_COLUMNS}})
     published = PUBLISHED_QUALITY.rename(columns={"source": "source"}).assign(kind="published")
     return pd.concat([pd.DataFrame(rows), published], ignore_index=True)

@@ -108,6 +108,41 @@ def training_matrix(dataset, max_len: int) -> np.ndarray:
     return pad_left(sequences, max_len + 1)
 
 
+def time_training_epoch(model: SequentialRecommender, dataset, batch_size: int = 128, max_batches: int | None = 8,
+                        device: str | torch.device = "cpu", seed: int = 0) -> float:
+    """Seconds one training epoch of ``model`` takes on this machine, from ``max_batches`` timed steps.
+
+    Trains a copy (``model`` is not changed) with Adam on shuffled training
+    batches, after one untimed warm-up step, and scales the time per step to
+    the epoch's number of batches (``max_batches=None`` times the whole epoch).
+    The train stage uses it for a checkpoint trained elsewhere, whose history
+    says how long training took *there*; the benchmark uses it too.
+    """
+    device = torch.device(device)
+    trained = copy.deepcopy(model).to(device).train()
+    matrix = torch.from_numpy(training_matrix(dataset, trained.max_len))  # [U', max_len + 1]
+    optimizer = torch.optim.Adam(trained.parameters(), lr=1e-3)
+    order = torch.randperm(len(matrix), generator=torch.Generator().manual_seed(seed))
+    starts = list(range(0, len(matrix), batch_size))
+    timed = starts[:max_batches] if max_batches else starts
+
+    def step(begin: int) -> None:
+        loss = trained.training_loss(matrix[order[begin:begin + batch_size]].to(device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    step(starts[0])  # warm-up: first-call allocations are not part of an epoch's pace
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    tick = time.perf_counter()
+    for begin in timed:
+        step(begin)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - tick) * len(starts) / len(timed)
+
+
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 

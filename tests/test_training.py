@@ -152,6 +152,10 @@ def test_train_stage_smoke(tmp_path, monkeypatch):
     again = stage.run(ctx, settings)
     assert again["models"]["sasrec"]["stop_reason"] == "cached"
     assert again["models"]["sasrec"]["test"]["hr@10"] == pytest.approx(metrics["models"]["sasrec"]["test"]["hr@10"])
+    # Trained here: the pace is the history's; reused: it is timed again on this machine, not copied.
+    first_record, reused_record = metrics["models"]["sasrec"], again["models"]["sasrec"]
+    assert first_record["epoch_seconds_here"] == first_record["epoch_seconds"]
+    assert reused_record["epoch_seconds_here"] > 0 and reused_record["epoch_seconds"] == first_record["epoch_seconds"]
     # A finished checkpoint in pretrained_dir is reused by a new run; one trained otherwise is not.
     pretrained = tmp_path / "pretrained"
     pretrained.mkdir()
@@ -247,3 +251,14 @@ def test_train_stage_gives_the_baseline_its_own_epochs():
     assert cpu.train_config(0, "meanemb").epochs == 30
     assert cpu.train_config(0, "sasrec").epochs == 200
     assert Settings(epochs=7).train_config(0, "meanemb").epochs == 7  # 0 = the same as every model
+
+
+def test_time_training_epoch_times_a_copy_and_scales_to_the_epoch(data):
+    from recsec_lib.training import time_training_epoch
+
+    torch.manual_seed(0)
+    model = build_model("sasrec", data.num_items, data.max_len, hidden=16)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    seconds = time_training_epoch(model, data, batch_size=8, max_batches=2)
+    assert seconds > 0
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the model itself is untouched
