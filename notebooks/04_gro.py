@@ -50,13 +50,17 @@ lambdas: str = ""  # λ values to compare, e.g. 0.01,0.1,1; empty means the prof
 method: str = ""  # gro | seed-variant (the seeds loss, an ablation); empty means gro
 positions_per_sequence: int = 0  # prefixes per sequence for the student and swap loss; 0 means the profile value
 attack_sequences: int = 0  # attack budget in synthetic sequences; 0 means the profile value
+max_batches_per_epoch: int = -1  # GRO batches per epoch; 0 means all, -1 the profile value
+student_warmup_batches: int = -1  # batches that train only the student before GRO starts; -1 means the profile value
 
 # %%
 ctx = StudyContext(run_dir=Path(run_dir), dataset=dataset, data_dir=Path(data_dir), mirror=mirror or None,
                    seed=seed, device=device, profile=profile, force=force)
 settings = stage.Settings.for_profile(profile).with_overrides(
     epochs=epochs or None, lambdas=lambdas or None, method=method or None,
-    positions_per_sequence=positions_per_sequence or None, attack_sequences=attack_sequences or None)
+    positions_per_sequence=positions_per_sequence or None, attack_sequences=attack_sequences or None,
+    max_batches_per_epoch=max_batches_per_epoch if max_batches_per_epoch >= 0 else None,
+    student_warmup_batches=student_warmup_batches if student_warmup_batches >= 0 else None)
 metrics = run_cached(stage, ctx, settings)  # reuses an identical earlier result unless force
 
 # %% [markdown]

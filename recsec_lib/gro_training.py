@@ -67,6 +67,10 @@ class GROConfig:
     filter_seen: bool = True  # lists exclude the prefix's own items, as the black box serves them
     grad_clip: float = 5.0  # max gradient norm of each model (the public code clips at 5)
     max_batches_per_epoch: int = 0  # 0 = all batches (a cap is for quick timing only)
+    # Batches in which only the student learns (from the target's lists) before GRO starts; 0 = none (the paper,
+    # which trains both from scratch together). When fine-tuning a pretrained target for a few batches, a fresh
+    # student's loss gradients are noise, and so would be the swaps A' built from them.
+    student_warmup_batches: int = 0
     seed: int = 42
 
     def __post_init__(self) -> None:
@@ -77,6 +81,7 @@ class GROConfig:
             "lr": self.lr > 0, "student_lr": self.student_lr > 0, "k": self.k > 0,
             "positions_per_sequence": self.positions_per_sequence >= 0, "grad_clip": self.grad_clip > 0,
             "max_batches_per_epoch": self.max_batches_per_epoch >= 0, "seed_temperature": self.seed_temperature > 0,
+            "student_warmup_batches": self.student_warmup_batches >= 0,
         }
         for name, ok in checks.items():
             if not ok:
@@ -133,6 +138,8 @@ def train_gro(
         start_epoch, history = _load_state(state_path, config, target, student, target_opt, student_opt,
                                            negatives_rng)
 
+    if start_epoch == 0 and config.student_warmup_batches and config.method != "none":
+        _warm_up_student(target, student, padded, config, device, student_opt, negatives_rng, progress)
     for epoch in range(start_epoch, config.epochs):
         row = _train_one_epoch(target, student, padded, config, device, target_opt, student_opt,
                                negatives_rng, epoch, progress)
@@ -229,6 +236,42 @@ def _train_one_epoch(target, student, padded, config, device, target_opt, studen
             "seconds": round(seconds, 3)}
 
 
+def _warm_up_student(target, student, padded, config, device, student_opt, negatives_rng, progress) -> None:
+    """``config.student_warmup_batches`` steps of L_student alone: the student imitates the (unchanged) target.
+
+    The lists come from the target in training mode, as in GRO's own steps;
+    the target receives no gradient. A resumed run skips this (its saved
+    student already went through it).
+    """
+    target.train()
+    student.train()
+    order = np.random.default_rng(config.seed - 1).permutation(len(padded))
+    chunks = batches(len(order), config.batch_size)
+    steps = [chunks[i % len(chunks)] for i in range(config.student_warmup_batches)]
+    for chunk in tqdm(steps, desc="student warm-up", leave=False, disable=None if progress else True):
+        seqs = padded[order[chunk]].to(device)  # [B, L + 1]
+        histories = seqs[:, -(target.max_len + 1):-1]  # [B, L]
+        rows, columns = prefix_positions(histories, config.positions_per_sequence)
+        with torch.no_grad():
+            target_scores = target.scores_at(histories, rows, columns)  # [N, C]
+        lists, negatives, _ = _lists_and_negatives(target_scores, histories, rows, columns, config, negatives_rng)
+        loss, _ = student_loss(student.scores_at(histories, rows, columns), lists, negatives,
+                               config.margin_order, config.margin_negative)
+        student_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(student.parameters(), config.grad_clip)
+        student_opt.step()
+
+
+def _lists_and_negatives(target_scores, histories, rows, columns, config, negatives_rng):
+    """(the target's top-k lists [N, k] after each prefix as the box serves them, one negative per rank [N, k],
+    the [N, C] mask of items the box may not list: padding and, with filter_seen, the prefix's own items)."""
+    seen = seen_items(histories, rows, columns, target_scores.shape[1] - 1) if config.filter_seen else _padding_only(
+        len(rows), target_scores.shape[1] - 1, histories.device)  # [N, C]
+    lists = target_scores.detach().masked_fill(seen, float("-inf")).topk(config.k, dim=1).indices  # [N, k]
+    return lists, sample_negatives(lists, target_scores.shape[1] - 1, generator=negatives_rng), seen
+
+
 def _step(target, student, seqs, config, target_opt, student_opt, negatives_rng) -> dict[str, float]:
     """One joint step on a batch [B, L]; returns the three loss values."""
     target_opt.zero_grad(set_to_none=True)
@@ -246,10 +289,7 @@ def _step(target, student, seqs, config, target_opt, student_opt, negatives_rng)
     # One target pass gives L_target and the target's scores after the prefixes (SASRec shares its encoding).
     loss_target, target_scores = target.training_loss_and_scores_at(seqs, rows, columns)  # scalar, [N, C]
     student_scores = student.scores_at(histories, rows, columns)  # [N, C]
-    seen = seen_items(histories, rows, columns, target.num_items) if config.filter_seen else _padding_only(
-        len(rows), target.num_items, seqs.device)  # [N, C]
-    lists = target_scores.detach().masked_fill(seen, float("-inf")).topk(config.k, dim=1).indices  # [N, k]
-    negatives = sample_negatives(lists, target.num_items, generator=negatives_rng)  # [N, k]
+    lists, negatives, seen = _lists_and_negatives(target_scores, histories, rows, columns, config, negatives_rng)
     loss_student, listed = student_loss(student_scores, lists, negatives,
                                         config.margin_order, config.margin_negative)
     if config.method == "gro":

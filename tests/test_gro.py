@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -454,3 +455,26 @@ def test_notebook_runs_on_smoke_profile(trained_run, tmp_path):
                                            "data_dir": str(root / "data"), "device": "cpu", "lambdas": "1",
                                            "epochs": 1, "attack_sequences": 20})
     assert (run_dir / "gro" / "defenses.md").is_file()
+
+
+def test_student_warmup_trains_only_the_student_before_gro(tmp_path):
+    """With student_warmup_batches the student learns first (the target is unchanged by the warm-up itself)."""
+    from recsec_lib.gro_training import _warm_up_student
+    from recsec_lib.sequences import pad_left
+
+    data = make_synthetic_dataset(num_users=40, num_items=30, max_len=10, seed=0)
+    torch.manual_seed(0)
+    target, student = TinyCausal(data.num_items, data.max_len), TinyCausal(data.num_items, data.max_len)
+    config = GROConfig(epochs=0, batch_size=8, k=5, student_warmup_batches=3)
+    padded = torch.from_numpy(pad_left([s for s in data.train_sequences() if len(s) >= 2], data.max_len + 1))
+    target_before = copy.deepcopy(target.state_dict())
+    student_before = copy.deepcopy(student.state_dict())
+    _warm_up_student(target, student, padded, config, "cpu", torch.optim.Adam(student.parameters()),
+                     torch.Generator().manual_seed(0), progress=False)
+    assert all(torch.equal(target_before[k], v) for k, v in target.state_dict().items())
+    assert any(not torch.equal(student_before[k], v) for k, v in student.state_dict().items())
+    with pytest.raises(ValueError, match="student_warmup_batches"):
+        GROConfig(student_warmup_batches=-1)
+    # train_gro runs it before the first epoch only
+    result = train_gro(target, student, data.train_sequences(), replace(config, epochs=1), progress=False)
+    assert len(result.history) == 1

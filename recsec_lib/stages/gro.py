@@ -60,6 +60,7 @@ class Settings:
     k: int = 100  # returned list length (student's lists, black box, attack)
     positions_per_sequence: int = 0  # prefixes per sequence for the student and swap loss; 0 = all
     max_batches_per_epoch: int = 0  # cap on GRO batches per epoch (a partial epoch on CPU); 0 = all
+    student_warmup_batches: int = 0  # batches in which only the student learns before GRO starts; 0 = none
     attack_generator: str = "autoregressive"  # random | autoregressive
     attack_sequences: int = 5000  # attack budget in synthetic sequences
     attack_seq_len: int = 200  # each sequence costs this many queries
@@ -93,7 +94,8 @@ class Settings:
     def gro_config(self, lam: float, seed: int) -> GROConfig:
         return GROConfig(method=self.method, lam=lam, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                          k=self.k, positions_per_sequence=self.positions_per_sequence,
-                         max_batches_per_epoch=self.max_batches_per_epoch, seed=seed)
+                         max_batches_per_epoch=self.max_batches_per_epoch,
+                         student_warmup_batches=self.student_warmup_batches, seed=seed)
 
 
 def _say(message: str) -> None:
