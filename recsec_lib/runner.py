@@ -214,6 +214,24 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if isinstance(exc, StageFailed) else 2
 
 
+def resume_parameters(run_dir: Path, overrides: dict) -> tuple[dict, dict]:
+    """(common parameters, -p overrides) of a resumed run: the saved ones with the new ``overrides`` on top.
+
+    -p values that change the run are written back into its params.json (and
+    appended to its ``resumed_with`` list), so the folder keeps saying which
+    parameters produced what it holds.
+    """
+    params_path = run_dir / "params.json"
+    saved = runs.read_json(params_path)
+    before = saved.get("overrides", {})
+    merged = {**before, **overrides}
+    changed = {name: value for name, value in overrides.items() if before.get(name) != value}
+    if changed:
+        saved = {**saved, "overrides": merged, "resumed_with": [*saved.get("resumed_with", []), changed]}
+        runs.write_json_atomic(params_path, saved)
+    return saved["common"], merged
+
+
 def _main(args: argparse.Namespace) -> int:
     all_stages = discover_stages()
     stages = select_stages(all_stages, args.stage, args.start, args.stop)
@@ -227,9 +245,7 @@ def _main(args: argparse.Namespace) -> int:
             finished.rename(run_dir)  # adding stages to a finished run: it is unfinished again until they end
         if not run_dir.exists():
             raise FileNotFoundError(f"--resume {args.resume}: no run folder {run_dir} or {finished}")
-        saved = runs.read_json(run_dir / "params.json")
-        common = saved["common"]
-        overrides = {**saved.get("overrides", {}), **overrides}
+        common, overrides = resume_parameters(run_dir, overrides)
         run_id = args.resume
     else:
         dataset = args.dataset or ("synthetic" if args.profile == "smoke" else "ml-1m")

@@ -143,3 +143,16 @@ def test_publish_into_a_sub_folder_leaves_the_readme_alone(tmp_path):
     assert "old" in readme.read_text()
     publish(run, tmp_path / "results")  # the main folder regenerates it
     assert "old" not in readme.read_text() and "sasrec_test_hr10" in readme.read_text()
+
+
+def test_resume_records_new_parameters_in_params_json(tmp_path):
+    from recsec_lib import runs
+    from recsec_lib.runner import resume_parameters
+
+    runs.write_json_atomic(tmp_path / "params.json", {"common": {"profile": "cpu"}, "overrides": {"epochs": 5}})
+    common, overrides = resume_parameters(tmp_path, {"models": "sasrec,narm"})
+    assert common == {"profile": "cpu"} and overrides == {"epochs": 5, "models": "sasrec,narm"}
+    saved = runs.read_json(tmp_path / "params.json")
+    assert saved["overrides"] == overrides and saved["resumed_with"] == [{"models": "sasrec,narm"}]
+    resume_parameters(tmp_path, {"epochs": 5})  # nothing new: params.json unchanged
+    assert runs.read_json(tmp_path / "params.json") == saved

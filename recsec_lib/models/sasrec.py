@@ -13,9 +13,10 @@ the item that follows position t. The details that decide its quality on ML-1M
   queries as the residual, raw keys and values, the stream re-normalised
   before the FFN), one final LayerNorm, and every weight drawn from
   N(0, 0.02) with zero biases (Xavier for the attention's query/key/value
-  projection, as torch's MultiheadAttention in that code). The textbook pre-LN block (``layout="pre_ln"``)
-  with torch's default initialisation stays available: it trained to HR@10
-  .2909 / NDCG@10 .1656 on ML-1M, about .02 short of SASRec+;
+  projection, as torch's MultiheadAttention in that code). On ML-1M (seed 42,
+  best validation epoch 78 of 88) it reached test HR@10 .3038 / NDCG@10 .1721.
+  The textbook pre-LN block (``layout="pre_ln"``) with torch's default
+  initialisation stays available: it trained to HR@10 .2909 / NDCG@10 .1656;
 * a causal mask and a key-padding mask;
 * the output layer tied to the item embedding;
 * training with cross-entropy over ALL items at EVERY real position (the

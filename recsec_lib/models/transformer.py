@@ -112,8 +112,9 @@ class SASRecBlock(nn.Module):
 
     Unlike the textbook pre-LN block, the residual stream is re-normalised in
     every block and the keys and values see the raw (un-normed) input. On
-    ML-1M this layout, with small-normal initialisation, is what closes the
-    gap to the published SASRec+ quality (the README's results say by how much).
+    ML-1M this layout, with that code's initialisation (``SASRec._init_weights``),
+    reached test HR@10 .3038 / NDCG@10 .1721 against .2909 / .1656 for the
+    pre-LN block (SASRec+ published: .3152 / .1821).
     No dropout on the attention output (only on its weights), as in that code.
     """
 
