@@ -159,6 +159,8 @@ def publish(run_dir: Path, results_dir: Path, update_readme_section: bool = True
         shutil.copy2(run_dir / "report_nocode.html", staging / "report.html")
     for png in sorted(run_dir.glob("*/*.png")):
         shutil.copy2(png, staging / "figures" / f"{png.parent.name}_{png.name}")
+    for extra in published_beside(results_dir):  # runs published into sub-folders stay
+        shutil.copytree(extra, staging / extra.name)
     old = results_dir.with_name(results_dir.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
     if results_dir.exists():
@@ -166,8 +168,17 @@ def publish(run_dir: Path, results_dir: Path, update_readme_section: bool = True
     staging.rename(results_dir)
     shutil.rmtree(old, ignore_errors=True)
     readme = results_dir.parent / "README.md"
-    if update_readme_section and readme.exists() and update_readme(readme, runs.read_json(results_dir / "headline.json")):
+    extra_runs = {path.name: runs.read_json(path / "headline.json") for path in published_beside(results_dir)}
+    if update_readme_section and readme.exists() and update_readme(readme, runs.read_json(results_dir / "headline.json"),
+                                                                   extra_runs):
         print(f"run_all.sh: updated the results section of {readme}", flush=True)
+
+
+def published_beside(results_dir: Path) -> list[Path]:
+    """The sub-folders of ``results_dir`` that hold another published run (they have a headline.json)."""
+    if not results_dir.is_dir():
+        return []
+    return sorted(path for path in results_dir.iterdir() if path.is_dir() and (path / "headline.json").is_file())
 
 
 def build_parser() -> argparse.ArgumentParser:

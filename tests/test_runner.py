@@ -156,3 +156,24 @@ def test_resume_records_new_parameters_in_params_json(tmp_path):
     assert saved["overrides"] == overrides and saved["resumed_with"] == [{"models": "sasrec,narm"}]
     resume_parameters(tmp_path, {"epochs": 5})  # nothing new: params.json unchanged
     assert runs.read_json(tmp_path / "params.json") == saved
+
+
+def test_publishing_the_main_run_keeps_runs_published_beside_it(tmp_path):
+    """results/<name>/ (e.g. the paper-budget attack) survives a new main publish, and the README lists its targets."""
+    from recsec_lib.runner import publish
+
+    run = tmp_path / "outputs" / "main"
+    run.mkdir(parents=True)
+    (run / "headline.json").write_text(json.dumps({"sasrec_test_hr10": 0.31, "profile": "cpu"}))
+    extra_run = tmp_path / "outputs" / "attack5k"
+    extra_run.mkdir(parents=True)
+    (extra_run / "headline.json").write_text(json.dumps({"attack_agr10_autoregressive_5k": 0.76, "profile": "cpu"}))
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- results-table:start -->\nold\n<!-- results-table:end -->\n")
+    publish(extra_run, tmp_path / "results" / "attack-5k", update_readme_section=False)
+    publish(run, tmp_path / "results")
+    publish(run, tmp_path / "results")  # twice: the sub-folder is carried over every time
+    assert json.loads((tmp_path / "results" / "attack-5k" / "headline.json").read_text())[
+        "attack_agr10_autoregressive_5k"] == 0.76
+    text = readme.read_text()
+    assert "results/attack-5k/" in text and "| attack_agr10_autoregressive_5k | >= 0.7 | 0.76 | met |" in text
