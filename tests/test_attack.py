@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import subprocess
 import sys
@@ -268,6 +269,50 @@ def test_stage_smoke_profile_writes_its_artefacts(smoke_run):
     log = QueryLog.load(out / "querylog_autoregressive_20.npz")
     assert len(log) == 20 * 8 and log.account_names == ["attacker-0"]
     assert AttackData.load(out / "queries_autoregressive_20.npz").num_queries == 160
+
+
+def test_interrupted_stage_resumes_from_its_finished_parts(smoke_run, monkeypatch):
+    """A stage killed during its second surrogate reuses the first query set and surrogate when rerun."""
+    from recsec_lib.stages import attack as stage
+
+    settings = stage.Settings.for_profile("smoke").with_overrides(budgets="10", generators="autoregressive,random",
+                                                                   surrogate_models="sasrec", epochs=1)
+    real_fit, fits, queried = stage.fit_surrogate, [], []
+    real_generate = stage.generate_queries
+
+    def fit_then_die(data, model, *args, **kwargs):
+        fits.append(data.generator)
+        if len(fits) == 2:
+            raise KeyboardInterrupt("killed during the second surrogate")
+        return real_fit(data, model, *args, **kwargs)
+
+    def counting_generate(box, num_items, generator, *args, **kwargs):
+        queried.append(generator)
+        return real_generate(box, num_items, generator, *args, **kwargs)
+
+    monkeypatch.setattr(stage, "fit_surrogate", fit_then_die)
+    monkeypatch.setattr(stage, "generate_queries", counting_generate)
+    with pytest.raises(KeyboardInterrupt):
+        stage.run(smoke_run, settings)
+    progress = smoke_run.run_dir / "attack" / "progress"
+    assert sorted(p.name for p in progress.iterdir()) == [
+        "queries_autoregressive_10.json", "queries_random_10.json", "surrogate_sasrec_sasrec_autoregressive_10.json"]
+
+    fits.clear(), queried.clear()
+    monkeypatch.setattr(stage, "fit_surrogate", lambda data, model, *a, **k: (fits.append(data.generator),
+                                                                               real_fit(data, model, *a, **k))[1])
+    metrics = stage.run(smoke_run, settings)
+    assert fits == ["random"] and queried == []  # the random queries were saved before the kill
+    assert metrics["resumed_parts"] == ["surrogate_sasrec_sasrec_autoregressive_10", "queries_random_10"]
+    assert [row["generator"] for row in metrics["budget_curve"]] == ["autoregressive", "random"]
+
+    # another target checkpoint (or --force) invalidates every record
+    fits.clear()
+    assert stage.run(dataclasses.replace(smoke_run, force=True), settings)["resumed_parts"] == [] and fits == ["autoregressive", "random"]
+    fits.clear()
+    (progress / "surrogate_sasrec_sasrec_random_10.json").write_text("{ damaged")
+    assert stage.run(smoke_run, settings)["resumed_parts"] == [
+        "surrogate_sasrec_sasrec_autoregressive_10", "queries_random_10"] and fits == ["random"]
 
 
 def test_stage_settings_and_missing_target(tmp_path):

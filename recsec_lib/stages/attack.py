@@ -15,6 +15,10 @@ architecture table, any other ``<run>/train/<name>.pt`` listed in
 * ``architectures.csv`` / ``architectures.md`` — target × surrogate table at
   the main budget (autoregressive);
 * ``training_history.csv`` — every surrogate's epochs (loss, held-out Agr@10);
+* ``progress/`` — one small JSON per finished query set and surrogate, so that an
+  interrupted stage (``run_all.sh --resume``) continues where it stopped: a part
+  is reused only when its record names the same settings, seed, device and
+  target checkpoint (``--force`` ignores the records);
 * ``metrics.json``.
 
 Budgets are counted in synthetic sequences of ``seq_len`` items; each costs
@@ -34,6 +38,8 @@ architecture, for a GPU).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -41,8 +47,9 @@ from pathlib import Path
 import pandas as pd
 
 from recsec_lib import runs
-from recsec_lib.attack_queries import GENERATORS, generate_queries
+from recsec_lib.attack_queries import GENERATORS, AttackData, generate_queries
 from recsec_lib.blackbox import BlackBoxRecommender, measure_throughput
+from recsec_lib.data.cache import sha256_file
 from recsec_lib.extraction_eval import evaluate_extraction
 from recsec_lib.stages.context import StudyContext, seed_everything
 from recsec_lib.surrogate import SurrogateSettings, fit_surrogate
@@ -165,20 +172,48 @@ def run(ctx: StudyContext, settings: Settings) -> dict:
         surrogate_settings = settings.surrogate_settings(ctx.seed)
         history_rows: list[dict] = []
 
+        fingerprints = {name: part_fingerprint(settings, ctx, target_path(ctx.run_dir, name)) for name in targets}
+        resumed: list[str] = []
+
         def attack(target_name: str, generator: str, budget: int, archs: tuple[str, ...]) -> list[dict]:
-            """Query ``target_name`` with one generator and budget, train one surrogate per arch, evaluate."""
+            """Query ``target_name`` with one generator and budget, train one surrogate per arch, evaluate.
+
+            Parts finished by an earlier, interrupted execution of this stage (same fingerprint) are reused.
+            """
             victim = targets[target_name]
-            box = BlackBoxRecommender(victim, k=settings.k, defense=settings.defense, filter_seen=filter_seen,
-                                      device=device, seed=ctx.seed)
-            started = time.perf_counter()
-            data = generate_queries(box, dataset.num_items, generator, budget, settings.seq_len, seed=ctx.seed)
-            query_seconds = time.perf_counter() - started
+            fingerprint = fingerprints[target_name]
             tag = f"{generator}_{budget_label(budget)}"
             prefix = "" if target_name == settings.target_model else f"{target_name}_"
-            data.save(out / queries_file(generator, budget, prefix))
-            box.log.save(out / f"{prefix}querylog_{tag}.npz")
+            queries_path = out / queries_file(generator, budget, prefix)
+            queries_part = f"{prefix}queries_{tag}"
+            done = {arch: read_part(out, f"surrogate_{target_name}_{arch}_{tag}", fingerprint, ctx.force)
+                    for arch in archs}
+            data, query_seconds = None, None
+            if any(done[arch] is None for arch in archs):
+                record = read_part(out, queries_part, fingerprint, ctx.force)
+                if record is not None and queries_path.is_file():
+                    data, query_seconds = AttackData.load(queries_path), record["query_seconds"]
+                    resumed.append(queries_part)
+                else:
+                    box = BlackBoxRecommender(victim, k=settings.k, defense=settings.defense,
+                                              filter_seen=filter_seen, device=device, seed=ctx.seed)
+                    started = time.perf_counter()
+                    data = generate_queries(box, dataset.num_items, generator, budget, settings.seq_len,
+                                            seed=ctx.seed)
+                    query_seconds = time.perf_counter() - started
+                    data.save(queries_path)
+                    box.log.save(out / f"{prefix}querylog_{tag}.npz")
+                    write_part(out, queries_part, fingerprint, {"query_seconds": query_seconds})
             rows = []
             for arch in archs:
+                part = f"surrogate_{target_name}_{arch}_{tag}"
+                if done[arch] is not None:
+                    history_rows.extend(done[arch]["history"])
+                    rows.append(done[arch]["row"])
+                    resumed.append(part)
+                    print(f"attack {target_name} <- {arch} ({generator}, {budget} sequences): reused the result "
+                          f"of the interrupted execution (progress/{part}.json)")
+                    continue
                 seed_everything(ctx.seed)
                 model = build_model(arch, num_items=dataset.num_items, max_len=victim.max_len)
                 started = time.perf_counter()
@@ -187,9 +222,9 @@ def run(ctx: StudyContext, settings: Settings) -> dict:
                 figures = evaluate_extraction(victim, result.model, dataset, device=device)
                 save_checkpoint(out / surrogate_file(target_name, arch, generator, budget), result.model, arch, dataset,
                                 metrics=figures)
-                for entry in result.history:
-                    history_rows.append({"target": target_name, "surrogate": arch, "generator": generator,
-                                         "budget_sequences": budget, **entry})
+                history = [{"target": target_name, "surrogate": arch, "generator": generator,
+                            "budget_sequences": budget, **entry} for entry in result.history]
+                history_rows.extend(history)
                 rows.append({
                     "target": target_name, "surrogate": arch, "generator": generator,
                     "budget_sequences": budget, "budget_queries": data.num_queries, "seq_len": settings.seq_len,
@@ -201,6 +236,7 @@ def run(ctx: StudyContext, settings: Settings) -> dict:
                     "valid_synthetic_agr10": result.best_valid_agr10,
                     "query_seconds": round(query_seconds, 2), "train_seconds": round(train_seconds, 2),
                 })
+                write_part(out, part, fingerprint, {"row": rows[-1], "history": history})
                 print(f"attack {target_name} <- {arch} ({generator}, {budget} sequences): "
                       f"Agr@1 {figures['agr@1']:.3f}  Agr@10 {figures['agr@10']:.3f}  "
                       f"surrogate NDCG@10 {figures['surrogate_ndcg@10']:.4f}")
@@ -256,11 +292,36 @@ def run(ctx: StudyContext, settings: Settings) -> dict:
                                 "test users whose top-1 recommendation the surrogate reproduces is agr@1"),
         "budget_curve": curve,
         "architectures": table,
+        "resumed_parts": resumed,
         "headline": headline,
         **timer,
     }
     runs.write_stage_metrics(ctx.run_dir, STAGE, metrics, headline=headline)
     return metrics
+
+
+def part_fingerprint(settings: Settings, ctx: StudyContext, target_checkpoint: Path) -> str:
+    """What a finished part of this stage depends on: settings, seed, device and the target's weights."""
+    payload = {"settings": asdict(settings), "seed": ctx.seed, "device": ctx.device,
+               "target_sha256": sha256_file(target_checkpoint)}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def read_part(out: Path, name: str, fingerprint: str, force: bool) -> dict | None:
+    """The record of a part finished earlier with this fingerprint, or None (also when forced or unreadable)."""
+    path = out / "progress" / f"{name}.json"
+    if force or not path.is_file():
+        return None
+    try:
+        record = runs.read_json(path)
+    except ValueError:
+        return None  # a damaged record only costs recomputing its part
+    return record if isinstance(record, dict) and record.get("fingerprint") == fingerprint else None
+
+
+def write_part(out: Path, name: str, fingerprint: str, values: dict) -> None:
+    """Record (atomically) that a part of this stage finished."""
+    runs.write_json_atomic(out / "progress" / f"{name}.json", {"fingerprint": fingerprint, **values})
 
 
 def plot_budget_curve(curve: pd.DataFrame, path: Path) -> None:
