@@ -9,7 +9,8 @@ imports Jupyter.
 A run is built in ``outputs/<run-id>.partial/`` and renamed to
 ``outputs/<run-id>/`` once every stage has succeeded. A failed stage leaves its
 partially executed notebook in place, and ``--resume <run-id>`` continues with
-the first stage that has not finished.
+the first stage that has not finished (of the stages the run was started with,
+unless ``--stage``/``--from``/``--to`` name others).
 """
 
 from __future__ import annotations
@@ -83,6 +84,21 @@ def select_stages(stages: list[Stage], only: str | None = None, start: str | Non
     if last < first:
         raise ValueError(f"--to {stop!r} comes before --from {start!r}")
     return stages[first:last + 1]
+
+
+def recorded_stages(stages: list[Stage], params: dict) -> list[Stage]:
+    """The stages a run was started with (``params.json`` "stages"), in order; all of them if none is recorded.
+
+    ``--resume`` without a stage selection continues these, so that resuming a
+    run started with ``--to attack`` does not go on into the later stages.
+    """
+    names = params.get("stages")
+    if not names:
+        return stages
+    unknown = sorted(set(names) - {stage.name for stage in stages})
+    if unknown:
+        raise ValueError(f"params.json names stage(s) {unknown} that have no notebook")
+    return [stage for stage in stages if stage.name in names]
 
 
 def default_run_id(profile: str, dataset: str) -> str:
@@ -256,6 +272,8 @@ def _main(args: argparse.Namespace) -> int:
             finished.rename(run_dir)  # adding stages to a finished run: it is unfinished again until they end
         if not run_dir.exists():
             raise FileNotFoundError(f"--resume {args.resume}: no run folder {run_dir} or {finished}")
+        if not (args.stage or args.start or args.stop):
+            stages = recorded_stages(all_stages, runs.read_json(run_dir / "params.json"))
         common, overrides = resume_parameters(run_dir, overrides)
         run_id = args.resume
     else:

@@ -177,3 +177,14 @@ def test_publishing_the_main_run_keeps_runs_published_beside_it(tmp_path):
         "attack_agr10_autoregressive_5k"] == 0.76
     text = readme.read_text()
     assert "results/attack-5k/" in text and "| attack_agr10_autoregressive_5k | >= 0.7 | 0.76 | met |" in text
+
+
+def test_resume_continues_the_stages_the_run_was_started_with():
+    from recsec_lib.runner import discover_stages, recorded_stages
+
+    stages = discover_stages()
+    assert [s.name for s in recorded_stages(stages, {"stages": ["data", "analyze", "train", "attack"]})] == [
+        "data", "analyze", "train", "attack"]
+    assert recorded_stages(stages, {}) == stages  # an older params.json without the list: every stage
+    with pytest.raises(ValueError, match="no notebook"):
+        recorded_stages(stages, {"stages": ["data", "gorilla"]})
