@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from recsec_lib.report import target_table
+from recsec_lib.report import TARGETS, target_table
 from recsec_lib.runs import write_text_atomic
 from recsec_lib.tables import markdown_table
 
@@ -29,34 +29,43 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def extra_targets(extra_runs: dict[str, dict]) -> pd.DataFrame:
-    """The targets measured by runs published beside the main one (results/<name>/), one row each, with the run."""
+def added_figures(name: str, headline: dict, main: dict) -> list[str]:
+    """README lines for a run published beside the main one (results/<name>/): the figures it adds.
+
+    Only the keys the main run lacks are listed (e.g. the 5k-sequence attack
+    keys), with the issue's target where one exists; figures both runs share
+    are the main run's to show.
+    """
+    about = ", ".join(f"{key} `{headline.get(key)}`" for key in ABOUT if key != "dataset")
+    targets = {target.key: target for target in TARGETS}
     rows = []
-    for name, headline in sorted(extra_runs.items()):
-        measured = target_table(headline)
-        measured = measured[measured["measured"].notna()]
-        about = ", ".join(f"{key} `{headline.get(key)}`" for key in ABOUT if key != "dataset")
-        for row in measured.to_dict(orient="records"):
-            rows.append({"run": f"[`results/{name}/`](results/{name}/) ({about})", **row})
-    return pd.DataFrame(rows)
+    for key, value in sorted(headline.items()):
+        if key in main or key in ABOUT or key.startswith("stage_seconds_") or key == "study_wall_seconds":
+            continue
+        target = targets.get(key)
+        rows.append({"key": f"`{key}`", "value": _fmt(value),
+                     "target": f"{target.comparison} {target.threshold:g}" if target else "",
+                     "status": ("met" if target.met(value) else "MISSED") if target else ""})
+    if not rows:
+        return []
+    return ["", f"Figures added by [`results/{name}/`](results/{name}/) ({about}), a run published beside "
+                "this one (that folder holds its headline, metrics, figures and, if it ran the report stage, "
+                "its report):", "",
+            markdown_table(pd.DataFrame(rows)).rstrip("\n")]
 
 
 def results_block(headline: dict, extra_runs: dict[str, dict] | None = None) -> str:
     """Markdown for the README: where the figures come from, the targets table, every headline key.
 
     ``extra_runs`` (folder name -> headline) are runs published beside the main
-    one, e.g. a paper-budget attack too long for the cpu profile; the targets
-    they measured get a table of their own, each row naming its run.
+    one, e.g. a paper-budget attack too long for the cpu profile; the figures
+    they add get a table of their own.
     """
     about = ", ".join(f"{key} `{headline.get(key)}`" for key in ABOUT)
     targets = target_table(headline)
     targets["measured"] = targets["measured"].map(lambda v: "" if v is None else _fmt(v))
-    extra = extra_targets(extra_runs or {})
-    extra_lines = []
-    if not extra.empty:
-        extra["measured"] = extra["measured"].map(_fmt)
-        extra_lines = ["", "Targets measured by other runs published beside it (each directory has that run's "
-                           "headline, metrics and figures):", "", markdown_table(extra).rstrip("\n")]
+    extra_lines = [line for name, extra in sorted((extra_runs or {}).items())
+                   for line in added_figures(name, extra, headline)]
     figures = "\n".join(f"| `{key}` | {_fmt(value)} |" for key, value in sorted(headline.items()) if key not in ABOUT)
     return "\n".join([
         START,

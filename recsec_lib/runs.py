@@ -65,14 +65,19 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def git_commit(repo: str | os.PathLike | None = None) -> str:
-    """The checkout's commit (with '-dirty' if it has local changes), or 'unknown'."""
+    """The checkout's commit (with '-dirty' if it has local changes), or 'unknown'.
+
+    What publishing writes (``results/`` and the README) does not count as a
+    change: publishing one run must not mark the next run's code as dirty.
+    """
     cwd = Path(repo) if repo else Path(__file__).resolve().parent.parent
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results",
+             ":(exclude)README.md"], cwd=cwd, capture_output=True, text=True
         ).stdout.strip()
         return commit + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):

@@ -167,7 +167,8 @@ def test_publishing_the_main_run_keeps_runs_published_beside_it(tmp_path):
     (run / "headline.json").write_text(json.dumps({"sasrec_test_hr10": 0.31, "profile": "cpu"}))
     extra_run = tmp_path / "outputs" / "attack5k"
     extra_run.mkdir(parents=True)
-    (extra_run / "headline.json").write_text(json.dumps({"attack_agr10_autoregressive_5k": 0.76, "profile": "cpu"}))
+    (extra_run / "headline.json").write_text(json.dumps({"attack_agr10_autoregressive_5k": 0.76, "profile": "cpu",
+                                                         "attack_agr10_random_5k": 0.67, "sasrec_test_hr10": 0.2}))
     readme = tmp_path / "README.md"
     readme.write_text("<!-- results-table:start -->\nold\n<!-- results-table:end -->\n")
     publish(extra_run, tmp_path / "results" / "attack-5k", update_readme_section=False)
@@ -176,7 +177,9 @@ def test_publishing_the_main_run_keeps_runs_published_beside_it(tmp_path):
     assert json.loads((tmp_path / "results" / "attack-5k" / "headline.json").read_text())[
         "attack_agr10_autoregressive_5k"] == 0.76
     text = readme.read_text()
-    assert "results/attack-5k/" in text and "| attack_agr10_autoregressive_5k | >= 0.7 | 0.76 | met |" in text
+    assert "results/attack-5k/" in text and "| `attack_agr10_autoregressive_5k` | 0.76 | >= 0.7 | met |" in text
+    assert "| `attack_agr10_random_5k` | 0.67 |  |  |" in text
+    assert "0.2 |" not in text  # a figure the main run has too is the main run's to show
 
 
 def test_resume_continues_the_stages_the_run_was_started_with():
@@ -188,3 +191,23 @@ def test_resume_continues_the_stages_the_run_was_started_with():
     assert recorded_stages(stages, {}) == stages  # an older params.json without the list: every stage
     with pytest.raises(ValueError, match="no notebook"):
         recorded_stages(stages, {"stages": ["data", "gorilla"]})
+
+
+def test_published_files_do_not_make_the_commit_dirty(tmp_path):
+    """Publishing writes results/ and the README; only other changes mark a run's code as '-dirty'."""
+    from recsec_lib.runs import git_commit
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    for name in ("README.md", "code.py", "results/headline.json"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("one\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one")
+    (tmp_path / "README.md").write_text("two\n")
+    (tmp_path / "results" / "headline.json").write_text("two\n")
+    assert not git_commit(tmp_path).endswith("-dirty")
+    (tmp_path / "code.py").write_text("two\n")
+    assert git_commit(tmp_path).endswith("-dirty")
