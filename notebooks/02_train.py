@@ -45,7 +45,7 @@ weight_decay: float = -1.0  # Adam weight decay; -1 means the profile value (0, 
 patience: int = -1  # validations without improvement before stopping; -1 means the profile value (10)
 embedding_dim: int = 0  # MeanEmbeddings embedding size; 0 means the profile value (256)
 max_train_seconds: float = 0.0  # per-model training time cap; 0 means the profile value
-baseline_epochs: int = -1  # epochs of the meanemb baseline; 0 means the same as epochs, -1 the profile value (30 on cpu)
+baseline_epochs: int = -1  # epochs of the meanemb baseline; 0 means the same as epochs, -1 the profile value (20 on cpu)
 pretrained_dir: str = ""  # finished checkpoints <model>_<dataset>.pt to reuse; empty means the profile (checkpoints on cpu/full)
 
 # %%

@@ -24,7 +24,7 @@
 # The **cpu** profile is reduced to fit two CPU cores in about half an hour: budgets of 250 / 500 / 1,000
 # sequences of the paper's length 200 (the paper: up to 5,000), a SASRec surrogate of the SASRec target (and a
 # MeanEmbedding one at the main budget), at most 60 epochs (early stopping on held-out synthetic agreement) and
-# 150 s of training per surrogate. The headline keys are named after the budget actually used (`_1k` for 1,000
+# 120 s of training per surrogate. The headline keys are named after the budget actually used (`_1k` for 1,000
 # sequences). The **full** profile is the paper's setting (5,000 sequences of length 200, all surrogate
 # architectures) for a GPU.
 

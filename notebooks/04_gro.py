@@ -22,7 +22,7 @@
 #
 # The **cpu** profile is reduced to fit two CPU cores: the trained target is fine-tuned for a quarter of an epoch
 # (12 batches) at λ ∈ {0.1, 0.3, 1}, the student and swap loss use the last 20 positions of each sequence, and the attack
-# has 1,000 autoregressive sequences of length 200 (the paper: 5,000), at most 120 s of surrogate training each. The **full** profile uses the
+# has 1,000 autoregressive sequences of length 200 (the paper: 5,000), at most 100 s of surrogate training each. The **full** profile uses the
 # paper's settings (from scratch, every position, λ ∈ {0.001, 0.01, 0.1, 1, 10}).
 
 # %%

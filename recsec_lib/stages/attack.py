@@ -29,7 +29,7 @@ budget is the largest one; headline keys are named after it (``_5k`` for
 
 Profiles: "smoke" (synthetic data, seconds); "cpu" (ML-1M on 2 cores, under
 30 minutes: budgets of 250/500/1,000 sequences of the paper's length 200, 100-item lists,
-SASRec surrogate (plus a MeanEmbedding one at the main budget), at most 60 epochs and 150 s of training per
+SASRec surrogate (plus a MeanEmbedding one at the main budget), at most 60 epochs and 120 s of training per
 surrogate; a fifth of the paper's budget). The length matters more than the count: on ML-1M, 500 sequences
 of 200 (Agr@10 .56) beat 1,000 of 50 (.38), because SASRec's positions beyond 50 are never trained otherwise;
 "full" (the paper: 500/1k/3k/5k sequences of length 200, surrogates of every
@@ -83,7 +83,7 @@ class Settings:
                        seq_len=8, k=10, epochs=3, batch_size=16, patience=0, throughput_queries=256)
         if profile == "cpu":
             return cls(surrogate_models=("sasrec", "meanemb"), table_targets=("sasrec",), budgets=(250, 500, 1000),
-                       seq_len=200, epochs=60, max_train_seconds=150.0)
+                       seq_len=200, epochs=60, max_train_seconds=120.0)
         if profile == "full":
             return cls()
         raise ValueError(f"parameter 'profile' must be smoke, cpu or full, got {profile!r}")

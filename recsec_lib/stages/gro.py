@@ -22,7 +22,7 @@ pretrained target is fine-tuned for a quarter of an epoch (12 batches of 128
 sequences) at λ in {0.1, 0.3, 1} (half-decade steps), the student and swap loss use the last 20
 positions of each sequence, and the attack budget is 1,000 autoregressive
 sequences of length 200 (a fifth of the paper's sequences) with at most 30
-surrogate epochs and 120 s of surrogate training per defense), "full" (the paper's settings on a
+surrogate epochs and 100 s of surrogate training per defense), "full" (the paper's settings on a
 GPU: trained from scratch for 200 epochs (the authors' code allows up to 1,000
 on ML-1M), every position, λ in {0.001, 0.01, 0.1, 1, 10}, 5,000 sequences of
 length 200).
@@ -76,7 +76,7 @@ class Settings:
         if profile == "cpu":
             return cls(lambdas=(0.1, 0.3, 1.0), epochs=1, from_scratch=False, positions_per_sequence=20,
                        max_batches_per_epoch=12, attack_sequences=1000, attack_seq_len=200, surrogate_epochs=30,
-                       surrogate_max_seconds=120.0)
+                       surrogate_max_seconds=100.0)
         if profile == "full":
             return cls()
         raise ValueError(f"parameter 'profile' must be smoke, cpu or full, got {profile!r}")
