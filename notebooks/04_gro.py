@@ -24,6 +24,10 @@
 # (12 batches) at λ ∈ {0.1, 0.3, 1}, the student and swap loss use the last 20 positions of each sequence, and the attack
 # has 1,000 autoregressive sequences of length 200 (the paper: 5,000), at most 100 s of surrogate training each. The **full** profile uses the
 # paper's settings (from scratch, every position, λ ∈ {0.001, 0.01, 0.1, 1, 10}).
+#
+# Read the cpu profile's GRO rows with care: after 12 batches the defended target has not yet recovered from the
+# swap loss, so part of what looks like protection is lost utility. `benchmarks/gro_finetune_tradeoff.py`
+# fine-tunes for whole epochs and attacks after each; `-p from_scratch yes` trains as the authors do on ML-1M.
 
 # %%
 from pathlib import Path
@@ -52,6 +56,7 @@ positions_per_sequence: int = 0  # prefixes per sequence for the student and swa
 attack_sequences: int = 0  # attack budget in synthetic sequences; 0 means the profile value
 max_batches_per_epoch: int = -1  # GRO batches per epoch; 0 means all, -1 the profile value
 student_warmup_batches: int = -1  # batches that train only the student before GRO starts; -1 means the profile value
+from_scratch: str = ""  # yes: train from scratch (the authors' ML-1M setting); no: fine-tune; empty: profile's
 
 # %%
 ctx = StudyContext(run_dir=Path(run_dir), dataset=dataset, data_dir=Path(data_dir), mirror=mirror or None,
@@ -60,7 +65,8 @@ settings = stage.Settings.for_profile(profile).with_overrides(
     epochs=epochs or None, lambdas=lambdas or None, method=method or None,
     positions_per_sequence=positions_per_sequence or None, attack_sequences=attack_sequences or None,
     max_batches_per_epoch=max_batches_per_epoch if max_batches_per_epoch >= 0 else None,
-    student_warmup_batches=student_warmup_batches if student_warmup_batches >= 0 else None)
+    student_warmup_batches=student_warmup_batches if student_warmup_batches >= 0 else None,
+    from_scratch=from_scratch or None)
 metrics = run_cached(stage, ctx, settings)  # reuses an identical earlier result unless force
 
 # %% [markdown]

@@ -379,6 +379,10 @@ def test_settings_profiles_and_overrides():
     cpu = stage.Settings.for_profile("cpu")
     assert cpu.with_overrides(epochs=None, lambdas=None) == cpu
     assert cpu.with_overrides(lambdas="0.01, 1").lambdas == (0.01, 1.0)
+    assert cpu.from_scratch is False and cpu.with_overrides(from_scratch="yes").from_scratch is True
+    assert stage.Settings.for_profile("full").with_overrides(from_scratch="no").from_scratch is False
+    with pytest.raises(ValueError, match="parameter 'from_scratch' must be 'yes' or 'no', got 'true'"):
+        cpu.with_overrides(from_scratch="true")
     with pytest.raises(ValueError, match="'lambdas'"):
         cpu.with_overrides(lambdas="one")
     with pytest.raises(ValueError, match="'lambdas'"):

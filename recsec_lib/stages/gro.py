@@ -89,6 +89,8 @@ class Settings:
         values = {k: v for k, v in values.items() if v is not None}
         if "lambdas" in values:
             values["lambdas"] = parse_lambdas(values["lambdas"])
+        if isinstance(values.get("from_scratch"), str):
+            values["from_scratch"] = parse_yes_no("from_scratch", values["from_scratch"])
         return replace(self, **values)
 
     def gro_config(self, lam: float, seed: int) -> GROConfig:
@@ -113,6 +115,13 @@ def parse_lambdas(value) -> tuple[float, ...]:
     if not lambdas or any(lam < 0 for lam in lambdas):
         raise ValueError(f"parameter 'lambdas' needs one or more values >= 0, got {value!r}")
     return lambdas
+
+
+def parse_yes_no(name: str, value: str) -> bool:
+    """True for "yes", False for "no"; raises naming the parameter otherwise."""
+    if value not in ("yes", "no"):
+        raise ValueError(f"parameter {name!r} must be 'yes' or 'no', got {value!r}")
+    return value == "yes"
 
 
 def run(ctx: StudyContext, settings: Settings) -> dict:
