@@ -99,3 +99,20 @@ def test_a_run_with_no_checkpoint_still_gets_a_comparison_page(tmp_path, data_di
     assert comparison["columns"] == [] and len(comparison["skipped"]) == 4
     assert comparison["skipped"]["GRO target"] == "the GRO stage has not run"
     assert "No model of this run could be compared" in (ctx.run_dir / "report" / "compare.md").read_text()
+
+
+def test_targets_follow_the_profile_and_the_study_time_is_totalled_after_the_report():
+    """The 2-hour budget is the cpu profile's, the 20-minute one the full profile's; a run's own report comes
+    before the runner totals the stage times, so it says so instead of 'not measured'."""
+    from recsec_lib.report import findings, target_table
+
+    def wall_rows(headline):
+        table = target_table(headline)
+        return table[table.key == "study_wall_seconds"][["target", "status"]].values.tolist()
+
+    assert wall_rows({"profile": "cpu", "study_wall_seconds": 7000.0}) == [["<= 7200", "met"]]
+    assert wall_rows({"profile": "full", "study_wall_seconds": 1500.0}) == [["<= 1200", "MISSED"]]
+    assert wall_rows({"profile": "smoke"}) == []
+    assert wall_rows({"profile": "cpu"}) == [["<= 7200", "totalled after the report"]]
+    summary = findings({"profile": "cpu", "dataset": "ml-1m", "sasrec_test_hr10": 0.31}, {})[0]
+    assert summary.startswith("1 of ") and "0 missed" in summary and "totalled" not in summary
