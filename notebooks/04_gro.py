@@ -56,7 +56,7 @@ positions_per_sequence: int = 0  # prefixes per sequence for the student and swa
 attack_sequences: int = 0  # attack budget in synthetic sequences; 0 means the profile value
 max_batches_per_epoch: int = -1  # GRO batches per epoch; 0 means all, -1 the profile value
 student_warmup_batches: int = -1  # batches that train only the student before GRO starts; -1 means the profile value
-from_scratch: str = ""  # yes: train from scratch (the authors' ML-1M setting); no: fine-tune; empty: profile's
+from_scratch: str = ""  # yes: train from scratch (as the authors on ML-1M); no: fine-tune; empty: the profile value
 
 # %%
 ctx = StudyContext(run_dir=Path(run_dir), dataset=dataset, data_dir=Path(data_dir), mirror=mirror or None,
