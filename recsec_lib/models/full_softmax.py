@@ -23,7 +23,7 @@ class _FullSoftmaxCE(torch.autograd.Function):
         if bias is not None:
             logits += bias
         target_logits = logits.gather(1, targets[:, None]).squeeze(1)  # [N]
-        row_max = logits.max(dim=1, keepdim=True).values  # [N, 1]
+        row_max = logits.amax(dim=1, keepdim=True)  # [N, 1] (amax: no argmax indices, twice as fast as max)
         exps = logits.sub_(row_max).exp_()  # [N, n], in place: exp(logit - max)
         sums = exps.sum(dim=1)  # [N]
         loss = (sums.log() + row_max.squeeze(1) - target_logits).mean()
