@@ -47,6 +47,7 @@ embedding_dim: int = 0  # MeanEmbeddings embedding size; 0 means the profile val
 max_train_seconds: float = 0.0  # per-model training time cap; 0 means the profile value
 baseline_epochs: int = -1  # epochs of the meanemb baseline; 0 means the same as epochs, -1 the profile value (20 on cpu)
 pretrained_dir: str = ""  # finished checkpoints <model>_<dataset>.pt to reuse; empty means the profile (checkpoints on cpu/full)
+windows: str = ""  # training rows (not the baseline): newest (201 items per user) or all (whole histories); empty means the profile value
 
 # %%
 ctx = StudyContext(run_dir=Path(run_dir), dataset=dataset, data_dir=Path(data_dir), mirror=mirror or None,
@@ -56,7 +57,7 @@ settings = stage.Settings.for_profile(profile).with_overrides(
     weight_decay=weight_decay if weight_decay >= 0 else None, patience=patience if patience >= 0 else None,
     embedding_dim=embedding_dim or None, max_train_seconds=max_train_seconds or None,
     baseline_epochs=baseline_epochs if baseline_epochs >= 0 else None,
-    pretrained_dir=pretrained_dir or None)
+    pretrained_dir=pretrained_dir or None, windows=windows or None)
 metrics = run_cached(stage, ctx, settings)  # reuses an identical earlier result unless force
 train_dir = ctx.run_dir / "train"
 

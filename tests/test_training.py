@@ -56,6 +56,51 @@ def test_training_matrix_keeps_users_with_two_items_and_one_extra_column(data):
         training_matrix(empty, 5)
 
 
+def test_training_windows_by_hand():
+    from recsec_lib.sequences import training_windows
+
+    ten = list(range(1, 11))
+    assert [w.tolist() for w in training_windows([ten], 4, "all")] == [[7, 8, 9, 10], [4, 5, 6, 7], [1, 2, 3, 4]]
+    assert [w.tolist() for w in training_windows([ten], 4, "newest")] == [[7, 8, 9, 10]]
+    # 11 items: the oldest row is short (2 items, one target); a sequence that fits is one row either way
+    assert [w.tolist() for w in training_windows([list(range(1, 12))], 4, "all")] == [
+        [8, 9, 10, 11], [5, 6, 7, 8], [2, 3, 4, 5], [1, 2]]
+    assert [w.tolist() for w in training_windows([[5, 6]], 4, "all")] == [[5, 6]]
+    with pytest.raises(ValueError, match="'windows'"):
+        training_windows([ten], 4, "every")
+    with pytest.raises(ValueError, match="span"):
+        training_windows([ten], 1, "all")
+
+
+def test_all_windows_make_every_item_but_the_first_a_target_once(data):
+    """The targets of the "all" matrix (each row's items after its first) are each user's items 2..n, once."""
+    rows = training_matrix(data, 5, windows="all")  # [R, 6]: long histories are cut into many rows
+    assert rows.shape[0] > training_matrix(data, 5).shape[0]
+    targets = sorted(int(x) for row in rows for x in row[np.flatnonzero(row)[1:]])
+    expected = sorted(int(x) for seq in data.train_sequences() if len(seq) >= 2 for x in seq[1:])
+    assert targets == expected
+    with pytest.raises(ValueError, match="windows"):
+        TrainConfig(windows="every")
+
+
+def test_a_checkpoint_from_before_windows_resumes_as_newest(data, tmp_path):
+    """Checkpoints written before TrainConfig.windows existed were trained on the newest window."""
+    path = tmp_path / "old.pt"
+    config = dataclasses.replace(FAST, epochs=3, max_train_seconds=1e-9)  # stops (resumably) after epoch 1
+    train_model(build_model("sasrec", data.num_items, data.max_len), data, config, checkpoint_path=path,
+                progress=False)
+    payload = torch.load(path, weights_only=False)
+    del payload["training_state"]["train_config"]["windows"]
+    torch.save(payload, path)
+    config = dataclasses.replace(config, max_train_seconds=None)
+    result = train_model(build_model("sasrec", data.num_items, data.max_len), data,
+                         dataclasses.replace(config, epochs=2), checkpoint_path=path, progress=False)
+    assert result.epochs_run == 2
+    with pytest.raises(ValueError, match="windows"):
+        train_model(build_model("sasrec", data.num_items, data.max_len), data,
+                    dataclasses.replace(config, epochs=3, windows="all"), checkpoint_path=path, progress=False)
+
+
 @pytest.mark.parametrize("name", ["sasrec", "narm", "meanemb"])
 def test_tiny_training_beats_popularity(data, name):
     torch.manual_seed(0)

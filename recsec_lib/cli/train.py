@@ -28,6 +28,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="embedding size (default: 256 for meanemb, the model's own default otherwise)")
     parser.add_argument("--patience", type=int, default=10,
                         help="validations without improvement before stopping; 0 = never (default: 10)")
+    parser.add_argument("--windows", choices=("newest", "all"), default=None,
+                        help="training rows: each user's newest max_len + 1 items (the SASRec+ recipe), or all of "
+                             "its history cut into such windows (default: as the study trains: newest for meanemb, "
+                             "all for the others)")
     parser.add_argument("--max-train-seconds", type=float, default=None,
                         help="stop (resumably) after this much training time (default: no cap)")
     parser.add_argument("--device", choices=DEVICES, default="auto", help="auto | cpu | cuda (default: auto)")
@@ -55,7 +59,8 @@ def handle(args: argparse.Namespace) -> int:
     ctx = StudyContext(run_dir=output.parent, dataset=args.dataset, data_dir=Path(args.data_dir),
                        mirror=Path(args.mirror) if args.mirror else None, seed=args.seed, device=args.device)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                         patience=args.patience, seed=args.seed, max_train_seconds=args.max_train_seconds)
+                         patience=args.patience, seed=args.seed, max_train_seconds=args.max_train_seconds,
+                         windows=args.windows or ("newest" if args.model == "meanemb" else "all"))
     device = ctx.torch_device()
     if device.type == "cpu":
         torch.set_num_threads(min(2, torch.get_num_threads()))

@@ -38,8 +38,10 @@ from recsec_lib.bias import BiasReport
 from recsec_lib.compare import bias_on_test_users
 from recsec_lib.evaluation import evaluate_model, recommend
 from recsec_lib.models.registry import MODEL_NAMES, build_model
+from recsec_lib.sequences import WINDOWS
 from recsec_lib.stages.context import StudyContext, seed_everything
-from recsec_lib.training import TRAJECTORY_FIELDS, TrainConfig, TrainResult, time_training_epoch, train_model
+from recsec_lib.training import (TRAJECTORY_FIELDS, TrainConfig, TrainResult, stored_trajectory, time_training_epoch,
+                                 train_model)
 
 STAGE = "train"
 
@@ -58,6 +60,10 @@ class Settings:
     pretrained_dir: str = ""  # folder of finished checkpoints <model>_<dataset>.pt (e.g. "checkpoints") to reuse; "" = none
     baseline_epochs: int = 0  # epochs of the meanemb baseline (the seed trained it for 30); 0 = epochs
     threads: int = 2  # torch CPU threads on CPU (2 cores here; tiny smoke models are fastest on 1); 0 = torch's default
+    # Training rows of every model but the seed's baseline: "all" of each history, cut into windows of 201 items
+    # (ML-1M: 8,617 rows; SASRec test NDCG@10 about +.005 over "newest"), or "newest" (one row of 201 items per user,
+    # the SASRec+ recipe). The baseline keeps the seed's newest window.
+    windows: str = "all"
 
     @classmethod
     def for_profile(cls, profile: str) -> "Settings":
@@ -90,12 +96,15 @@ class Settings:
         unknown = [m for m in self.models if m not in MODEL_NAMES]
         if unknown or not self.models:
             raise ValueError(f"train setting 'models' must name some of {MODEL_NAMES}, got {self.models}")
+        if self.windows not in WINDOWS:
+            raise ValueError(f"train setting 'windows' must be one of {WINDOWS}, got {self.windows!r}")
 
     def train_config(self, seed: int, model: str = "") -> TrainConfig:
         epochs = self.baseline_epochs if model == "meanemb" and self.baseline_epochs else self.epochs
         return TrainConfig(epochs=epochs, batch_size=self.batch_size, lr=self.lr,
                            weight_decay=self.weight_decay, patience=self.patience, seed=seed,
-                           eval_every=self.eval_every, max_train_seconds=self.max_train_seconds or None)
+                           eval_every=self.eval_every, max_train_seconds=self.max_train_seconds or None,
+                           windows="newest" if model == "meanemb" else self.windows)
 
 
 def model_overrides(name: str, settings: Settings) -> dict:
@@ -180,7 +189,8 @@ def run(ctx: StudyContext, settings: Settings) -> dict:
                 "epoch_seconds": result.epoch_seconds(),  # median of the training history (wherever it ran)
                 # this run's pace: the history's when trained here, else timed on 8 batches here (reused checkpoint)
                 "epoch_seconds_here": (time_training_epoch(result.model, dataset, settings.batch_size, device=device,
-                                                           seed=ctx.seed)
+                                                           seed=ctx.seed,
+                                                           windows=settings.train_config(ctx.seed, name).windows)
                                        if result.stop_reason == "cached" else result.epoch_seconds()),
                 "train_wall_seconds": round(time.perf_counter() - tick, 1),
                 "config": dataclasses.asdict(result.model.config),
@@ -245,8 +255,8 @@ def reuse_pretrained(folder: Path, name: str, dataset, settings: Settings, seed:
         problems.append(f"model {payload['model_name']} {payload['config']} is not {name} {expected_model}")
     if not state:
         problems.append("it has no training record")
-    stored_train = state.get("train_config", {})
-    differing = [f for f in TRAJECTORY_FIELDS if stored_train.get(f) != expected_train[f]]
+    stored_train = stored_trajectory(state.get("train_config", {}))
+    differing = [f for f in TRAJECTORY_FIELDS if stored_train[f] != expected_train[f]]
     if differing:
         problems.append(f"trained with other {differing}")
     if problems:
