@@ -35,6 +35,7 @@ import torch
 from recsec_lib.blackbox import BlackBoxRecommender, apply_defense
 from recsec_lib.checkpoints import save_checkpoint
 from recsec_lib.data.dataset import SequenceDataset
+from recsec_lib.evaluation import evaluate_model
 from recsec_lib.gro_training import GROConfig, GROResult, defend_target
 from recsec_lib.metrics import agreement_at_k, topk_items
 from recsec_lib.models.base import SequentialRecommender
@@ -83,22 +84,36 @@ def train_defended_targets(
     device: torch.device | str = "cpu",
     from_scratch: bool = False,
     progress: bool = True,
+    sequences: list[np.ndarray] | None = None,
 ) -> dict[float, GROResult]:
     """GRO-train one target per λ (``config`` with its ``lam`` replaced) and save each as a checkpoint.
 
     Checkpoints go to ``out_dir/<checkpoint_name(λ)>``, resumable training
-    states to ``out_dir/state/``. ``undefended`` is not changed.
+    states to ``out_dir/state/``. ``undefended`` is not changed. With
+    ``config.patience > 0`` each target is early-stopped on its validation
+    NDCG@10 as served (full ranking, history filtered), like the undefended one.
+    ``sequences`` are the training rows (default: ``dataset.train_sequences()``;
+    pass ``sequences.training_windows(...)`` to train on the rows the undefended
+    target was trained on).
     """
     out_dir = Path(out_dir)
     results = {}
+    rows = dataset.train_sequences() if sequences is None else sequences
+
+    def validate(model: SequentialRecommender) -> float:
+        return evaluate_model(model, dataset, "valid", device=device, ks=(10,), sampled=False,
+                              unfiltered=False)["ndcg@10"]
+
     for lam in lambdas:
         lam_config = replace(config, lam=float(lam))
         name = checkpoint_name(lam, config.method)
-        result = defend_target(undefended, dataset.train_sequences(), lam_config, device=device,
-                               from_scratch=from_scratch, state_path=out_dir / "state" / name, progress=progress)
+        result = defend_target(undefended, rows, lam_config, device=device,
+                               from_scratch=from_scratch, state_path=out_dir / "state" / name, progress=progress,
+                               validate=validate if config.patience else None)
         save_checkpoint(out_dir / name, result.target, None, dataset,
                         metrics={"lam": float(lam), "method": config.method, "config": asdict(lam_config),
-                                 "history": result.history})
+                                 "history": result.history, "best_epoch": result.best_epoch,
+                                 "stop_reason": result.stop_reason})
         results[float(lam)] = result
     return results
 

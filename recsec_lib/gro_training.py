@@ -23,6 +23,14 @@ models, the stacked prefixes through ``forward`` for BERT4Rec.
 The student is thrown away afterwards; only the defended target is kept.
 Training state is saved atomically after every epoch, and a run started again
 with the same state file continues where it stopped.
+
+Which target is kept: with ``GROConfig.patience = 0`` the target after the last
+epoch (the authors' code). With ``patience > 0`` the caller passes a
+``validate(target) -> float`` (validation NDCG@10 of the target as served) and
+the run keeps the best-validating target and stops after ``patience`` epochs
+without a better one: the same early stopping as the undefended target's
+training (``training.train_model``), so a from-scratch GRO target is compared
+with an undefended one trained with equal care, not cut at an arbitrary epoch.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from __future__ import annotations
 import copy
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -71,6 +79,9 @@ class GROConfig:
     # which trains both from scratch together). When fine-tuning a pretrained target for a few batches, a fresh
     # student's loss gradients are noise, and so would be the swaps A' built from them.
     student_warmup_batches: int = 0
+    # Epochs without a better validation score of the target before stopping; the best-validating target is kept.
+    # 0 = run every epoch and keep the last target (the authors' code). Needs a ``validate`` function.
+    patience: int = 0
     seed: int = 42
 
     def __post_init__(self) -> None:
@@ -81,7 +92,7 @@ class GROConfig:
             "lr": self.lr > 0, "student_lr": self.student_lr > 0, "k": self.k > 0,
             "positions_per_sequence": self.positions_per_sequence >= 0, "grad_clip": self.grad_clip > 0,
             "max_batches_per_epoch": self.max_batches_per_epoch >= 0, "seed_temperature": self.seed_temperature > 0,
-            "student_warmup_batches": self.student_warmup_batches >= 0,
+            "student_warmup_batches": self.student_warmup_batches >= 0, "patience": self.patience >= 0,
         }
         for name, ok in checks.items():
             if not ok:
@@ -92,8 +103,10 @@ class GROConfig:
 class GROResult:
     """The defended target and the per-epoch record of the run."""
 
-    target: SequentialRecommender
-    history: list[dict] = field(default_factory=list)  # one dict per epoch: losses and seconds
+    target: SequentialRecommender  # the kept target: the last one, or the best-validating one with patience
+    history: list[dict] = field(default_factory=list)  # one dict per epoch: losses, seconds (and valid_score)
+    best_epoch: int = 0  # 1-based epoch of the kept target (0 = the starting weights, no epoch run)
+    stop_reason: str = "epochs"  # "epochs" | "early_stop"
 
     @property
     def mean_epoch_seconds(self) -> float:
@@ -109,15 +122,20 @@ def train_gro(
     device: torch.device | str = "cpu",
     state_path: str | os.PathLike | None = None,
     progress: bool = True,
+    validate: Callable[[SequentialRecommender], float] | None = None,
 ) -> GROResult:
     """Train ``target`` in place with GRO (``config.method``) and return it with the history.
 
     ``student`` must be a freshly initialised model of the target's architecture;
     ``sequences`` are the training sequences (``SequenceDataset.train_sequences()``).
     With ``state_path`` the training state is saved there after each epoch and a
-    matching saved state is resumed from.
+    matching saved state is resumed from. ``validate(target)`` (higher is better,
+    e.g. validation NDCG@10) is required when ``config.patience > 0``; the
+    returned target then has the best-validating weights.
     """
     _check_models(target, student, config)
+    if config.patience and validate is None:
+        raise ValueError("parameter 'patience' > 0 needs a validate function (the target's validation score)")
     device = torch.device(device)
     target.to(device)
     student.to(device)
@@ -134,21 +152,53 @@ def train_gro(
     torch.manual_seed(config.seed)
     history: list[dict] = []
     start_epoch = 0
+    best = _Best()
     if state_path is not None and Path(state_path).exists():
-        start_epoch, history = _load_state(state_path, config, target, student, target_opt, student_opt,
-                                           negatives_rng)
+        start_epoch, history, best = _load_state(state_path, config, target, student, target_opt, student_opt,
+                                                 negatives_rng)
 
     if start_epoch == 0 and config.student_warmup_batches and config.method != "none":
         _warm_up_student(target, student, padded, config, device, student_opt, negatives_rng, progress)
-    for epoch in range(start_epoch, config.epochs):
+    stop_reason = "early_stop" if config.patience and best.bad_epochs >= config.patience else "epochs"
+    epoch = start_epoch
+    while stop_reason == "epochs" and epoch < config.epochs:
         row = _train_one_epoch(target, student, padded, config, device, target_opt, student_opt,
                                negatives_rng, epoch, progress)
+        epoch += 1
+        if config.patience:
+            row["valid_score"] = float(validate(target))
+            best.update(epoch, row["valid_score"], target)
+            if best.bad_epochs >= config.patience:
+                stop_reason = "early_stop"
         history.append(row)
+        if progress:
+            print(f"{config.method} λ={config.lam:g} " + ", ".join(
+                f"{k}={v:.4g}" for k, v in row.items() if k != "epoch") + f" (epoch {epoch})", flush=True)
         if state_path is not None:
-            _save_state(state_path, config, epoch + 1, history, target, student, target_opt, student_opt,
-                        negatives_rng)
+            _save_state(state_path, config, epoch, history, target, student, target_opt, student_opt,
+                        negatives_rng, best)
+    if config.patience and best.state is not None:
+        target.load_state_dict(best.state)
     target.eval()
-    return GROResult(target=target, history=history)
+    kept = best.epoch if config.patience else epoch
+    return GROResult(target=target, history=history, best_epoch=kept, stop_reason=stop_reason)
+
+
+@dataclass
+class _Best:
+    """The best-validating target so far (used when ``GROConfig.patience > 0``)."""
+
+    epoch: int = 0
+    score: float = float("-inf")
+    bad_epochs: int = 0
+    state: dict | None = None  # the target's weights at ``epoch`` (CPU copies)
+
+    def update(self, epoch: int, score: float, target: SequentialRecommender) -> None:
+        if score > self.score:
+            self.epoch, self.score, self.bad_epochs = epoch, score, 0
+            self.state = {k: v.detach().cpu().clone() for k, v in target.state_dict().items()}
+        else:
+            self.bad_epochs += 1
 
 
 def time_one_epoch(
@@ -164,7 +214,7 @@ def time_one_epoch(
     undefended (method "none") and defended in one run for the cost ratio.
     """
     timed = train_gro(copy.deepcopy(target), copy.deepcopy(student), sequences,
-                      GROConfig(**{**asdict(config), "epochs": 1}), device=device, progress=False)
+                      GROConfig(**{**asdict(config), "epochs": 1, "patience": 0}), device=device, progress=False)
     return float(timed.history[0]["seconds"])
 
 
@@ -183,17 +233,19 @@ def defend_target(
     from_scratch: bool = False,
     state_path: str | os.PathLike | None = None,
     progress: bool = True,
+    validate: Callable[[SequentialRecommender], float] | None = None,
 ) -> GROResult:
     """GRO-train a copy of ``undefended`` (or a fresh model of its architecture) with a fresh student.
 
     ``undefended`` itself is not changed. Fine-tuning the pretrained target is
     the cheap option (what the authors do on the bigger datasets); training from
-    scratch is what their code does on ML-1M.
+    scratch is what their code does on ML-1M. ``validate`` as in ``train_gro``.
     """
     torch.manual_seed(config.seed)
     target = fresh_like(undefended) if from_scratch else copy.deepcopy(undefended)
     student = fresh_like(undefended)
-    return train_gro(target, student, sequences, config, device=device, state_path=state_path, progress=progress)
+    return train_gro(target, student, sequences, config, device=device, state_path=state_path, progress=progress,
+                     validate=validate)
 
 
 def _check_models(target: SequentialRecommender, student: SequentialRecommender, config: GROConfig) -> None:
@@ -340,7 +392,7 @@ def _padding_only(rows: int, num_items: int, device) -> torch.Tensor:
 
 
 def _save_state(path, config, epochs_done, history, target, student, target_opt, student_opt,
-                negatives_rng) -> None:
+                negatives_rng, best: _Best) -> None:
     """Write the full training state atomically (temporary file, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -349,16 +401,17 @@ def _save_state(path, config, epochs_done, history, target, student, target_opt,
         "target": target.state_dict(), "student": student.state_dict(),
         "target_opt": target_opt.state_dict(), "student_opt": student_opt.state_dict(),
         "negatives_rng": negatives_rng.get_state(), "torch_rng": torch.get_rng_state(),
+        "best": {"epoch": best.epoch, "score": best.score, "bad_epochs": best.bad_epochs, "state": best.state},
     }
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
 
 # Settings that may differ between the saved and the resumed run (they do not change the result's meaning).
-_RESUMABLE_DIFFERENCES = {"epochs", "max_batches_per_epoch"}
+_RESUMABLE_DIFFERENCES = {"epochs", "max_batches_per_epoch", "patience"}
 
 
-def _load_state(path, config, target, student, target_opt, student_opt, negatives_rng) -> tuple[int, list]:
+def _load_state(path, config, target, student, target_opt, student_opt, negatives_rng) -> tuple[int, list, _Best]:
     """Restore a saved state; a state saved under different settings is refused, naming the file."""
     state = torch.load(path, map_location="cpu", weights_only=True)  # tensors, numbers, strings, dicts only
     saved = state.get("config", {})
@@ -373,4 +426,7 @@ def _load_state(path, config, target, student, target_opt, student_opt, negative
     student_opt.load_state_dict(state["student_opt"])
     negatives_rng.set_state(state["negatives_rng"])
     torch.set_rng_state(state["torch_rng"])
-    return int(state["epochs_done"]), list(state["history"])
+    saved_best = state.get("best") or {}
+    best = _Best(epoch=int(saved_best.get("epoch", 0)), score=float(saved_best.get("score", float("-inf"))),
+                 bad_epochs=int(saved_best.get("bad_epochs", 0)), state=saved_best.get("state"))
+    return int(state["epochs_done"]), list(state["history"]), best

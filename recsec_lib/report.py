@@ -134,10 +134,29 @@ def findings(headline: dict, stage_metrics: dict[str, dict]) -> list[str]:
         lines.append(f"Under GRO (λ = {headline.get('gro_best_lambda')}) the attacker's Agr@10 falls from "
                      f"{headline['none_agr10']:.3f} to {headline['gro_agr10']:.3f}, at a utility retention of "
                      f"{headline.get('gro_utility_retention', float('nan')):.1%}.")
+    if stage_metrics.get("gro", {}).get("settings"):
+        lines.append(gro_training_sentence(stage_metrics["gro"]))
     if "seat_accounts_needed" in headline and "volume_cap_accounts_needed" in headline:
         lines.append(f"To stay undetected the attacker needs {headline['seat_accounts_needed']} accounts against SEAT "
                      f"and {headline['volume_cap_accounts_needed']} against a volume cap alone.")
     return lines
+
+
+def gro_training_sentence(gro: dict) -> str:
+    """How this run's GRO targets were trained: from scratch or fine-tuned, how long, which epoch was kept."""
+    settings = gro["settings"]
+    how = ("trained from scratch" if settings.get("from_scratch")
+           else "fine-tuned from the undefended target")
+    batches = settings.get("max_batches_per_epoch") or 0
+    span = f"{batches} batches per epoch" if batches else "whole epochs"
+    positions = settings.get("positions_per_sequence") or 0
+    where = f"the last {positions} positions of each row" if positions else "every position"
+    kept = gro.get("gro_kept_epochs") or {}
+    epochs = "; ".join(f"λ={lam}: epoch {row['best_epoch']} of {row['epochs_run']} kept ({row['stop_reason']})"
+                       for lam, row in kept.items())
+    most = settings.get("epochs")
+    return (f"GRO targets were {how} ({span}, at most {most} epoch{'' if most == 1 else 's'}; student and swap loss on "
+            f"{where})" + (f": {epochs}." if epochs else "."))
 
 
 # Tables the stages save, shown in the report in this order: (stage, file, title).

@@ -370,6 +370,26 @@ def test_stage_smoke_writes_tables_plot_checkpoints_and_headline(trained_run):
     assert metrics["artefacts"]["best_surrogate"] == "surrogate_gro_lam1.pt"
     stolen = load_checkpoint(out / "surrogate_gro_lam1.pt", dataset=ctx.load_dataset())
     assert stolen.model_name == "sasrec" and stolen.metrics["extracted_from"] == "gro_lam1.pt"
+    # The smoke profile early-stops on validation (patience 2); one epoch was run and kept. The target checkpoint
+    # has no training record, so GRO trains on the newest window of each history, as such targets were trained.
+    assert metrics["gro_kept_epochs"]["1"] == {"best_epoch": 1, "epochs_run": 1, "stop_reason": "epochs"}
+    assert "valid_score" in metrics["gro_histories"]["1"][0]
+    assert metrics["training_windows"] == "newest"
+
+
+def test_gro_trains_on_the_windows_the_target_was_trained_on(tmp_path):
+    """trained_windows reads the undefended checkpoint's training rows ("newest" when it does not say)."""
+    from recsec_lib.checkpoints import save_checkpoint
+    from recsec_lib.models.registry import build_model
+    from recsec_lib.stages.gro import trained_windows
+
+    data = make_synthetic_dataset(num_users=20, num_items=30, max_len=12, seed=0)
+    model = build_model("sasrec", data.num_items, data.max_len, hidden=8)
+    plain = save_checkpoint(tmp_path / "plain.pt", model, "sasrec", data)
+    assert trained_windows(plain) == "newest"
+    windowed = save_checkpoint(tmp_path / "all.pt", model, "sasrec", data,
+                               training_state={"train_config": {"windows": "all"}})
+    assert trained_windows(windowed) == "all"
 
 
 def test_settings_profiles_and_overrides():
@@ -482,3 +502,35 @@ def test_student_warmup_trains_only_the_student_before_gro(tmp_path):
     # train_gro runs it before the first epoch only
     result = train_gro(target, student, data.train_sequences(), replace(config, epochs=1), progress=False)
     assert len(result.history) == 1
+
+
+def test_patience_keeps_the_best_validating_target_and_stops_early(tmp_path):
+    """Validation scores 0.1, 0.3, 0.2, 0.2 with patience 2: stop after epoch 4, keep epoch 2's weights."""
+    data, target, student = _tiny()
+    scores = iter([0.1, 0.3, 0.2, 0.2, 0.9, 0.9])
+    snapshots = []
+
+    def validate(model):
+        snapshots.append(copy.deepcopy(model.state_dict()))
+        return next(scores)
+
+    config = GROConfig(epochs=6, batch_size=16, k=5, positions_per_sequence=3, patience=2)
+    state = tmp_path / "state.pt"
+    result = train_gro(target, student, data.train_sequences(), config, state_path=state, progress=False,
+                       validate=validate)
+    assert (result.best_epoch, result.stop_reason, len(result.history)) == (2, "early_stop", 4)
+    assert [row["valid_score"] for row in result.history] == [0.1, 0.3, 0.2, 0.2]
+    assert all(torch.equal(v, snapshots[1][k]) for k, v in result.target.state_dict().items())
+    # a finished (early-stopped) state is not trained further when run again; its best target is returned
+    again = train_gro(copy.deepcopy(target), copy.deepcopy(student), data.train_sequences(), config,
+                      state_path=state, progress=False, validate=validate)
+    assert (again.best_epoch, again.stop_reason, len(again.history)) == (2, "early_stop", 4)
+    assert all(torch.equal(v, snapshots[1][k]) for k, v in again.target.state_dict().items())
+
+
+def test_patience_needs_a_validate_function_and_is_not_negative():
+    data, target, student = _tiny()
+    with pytest.raises(ValueError, match="'patience'"):
+        train_gro(target, student, data.train_sequences(), GROConfig(epochs=1, k=5, patience=1), progress=False)
+    with pytest.raises(ValueError, match="'patience'"):
+        GROConfig(patience=-1)

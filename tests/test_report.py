@@ -116,3 +116,21 @@ def test_targets_follow_the_profile_and_the_study_time_is_totalled_after_the_rep
     assert wall_rows({"profile": "cpu"}) == [["<= 7200", "totalled after the report"]]
     summary = findings({"profile": "cpu", "dataset": "ml-1m", "sasrec_test_hr10": 0.31}, {})[0]
     assert summary.startswith("1 of ") and "0 missed" in summary and "totalled" not in summary
+
+
+def test_findings_say_how_the_gro_targets_were_trained():
+    from recsec_lib.report import findings, gro_training_sentence
+
+    scratch = {"settings": {"from_scratch": True, "max_batches_per_epoch": 0, "positions_per_sequence": 20,
+                            "epochs": 200},
+               "gro_kept_epochs": {"1": {"best_epoch": 61, "epochs_run": 71, "stop_reason": "early_stop"}}}
+    assert gro_training_sentence(scratch) == (
+        "GRO targets were trained from scratch (whole epochs, at most 200 epochs; student and swap loss on the last "
+        "20 positions of each row): λ=1: epoch 61 of 71 kept (early_stop).")
+    finetune = {"settings": {"from_scratch": False, "max_batches_per_epoch": 12, "positions_per_sequence": 0,
+                             "epochs": 1}}  # a run from before the kept epochs were recorded
+    assert gro_training_sentence(finetune) == (
+        "GRO targets were fine-tuned from the undefended target (12 batches per epoch, at most 1 epoch; student "
+        "and swap loss on every position).")
+    assert any(line.startswith("GRO targets were trained from scratch")
+               for line in findings({"profile": "cpu", "dataset": "ml-1m"}, {"gro": scratch}))

@@ -23,9 +23,17 @@ sequences) at λ in {0.1, 0.3, 1} (half-decade steps), the student and swap loss
 positions of each sequence, and the attack budget is 1,000 autoregressive
 sequences of length 200 (a fifth of the paper's sequences) with at most 30
 surrogate epochs and 100 s of surrogate training per defense), "full" (the paper's settings on a
-GPU: trained from scratch for 200 epochs (the authors' code allows up to 1,000
-on ML-1M), every position, λ in {0.001, 0.01, 0.1, 1, 10}, 5,000 sequences of
-length 200).
+GPU: trained from scratch for up to 200 epochs (the authors' code allows up to
+1,000 on ML-1M), every position, λ in {0.001, 0.01, 0.1, 1, 10}, 5,000
+sequences of length 200).
+
+Every profile early-stops each GRO target on its validation NDCG@10 as served
+(patience 10 epochs; ``-p patience 0`` keeps the last epoch's target, as the
+authors' code does), the same rule that trained the undefended target, and
+trains it on the same rows (``training_windows`` of the target's checkpoint).
+``-p from_scratch yes -p max_batches_per_epoch 0 -p epochs 200`` turns the cpu
+profile's fine-tuning into the authors' ML-1M setting (about an hour per λ on
+2 cores).
 """
 
 from __future__ import annotations
@@ -38,12 +46,14 @@ import torch
 
 from recsec_lib import runs
 from recsec_lib.attack import SurrogateSettings, run_attack
-from recsec_lib.checkpoints import load_checkpoint, save_checkpoint
+from recsec_lib.checkpoints import load_checkpoint, read_checkpoint_payload, save_checkpoint
 from recsec_lib.gro import (DefenseCase, checkpoint_name, choose_best_lambda, evaluate_defenses,
                             plot_utility_vs_protection, save_tables, surrogate_checkpoint_name,
                             train_defended_targets)
 from recsec_lib.gro_training import GROConfig, fresh_like, time_one_epoch
+from recsec_lib.sequences import training_windows
 from recsec_lib.stages.context import StudyContext
+from recsec_lib.training import stored_trajectory
 
 STAGE = "gro"
 
@@ -61,6 +71,7 @@ class Settings:
     positions_per_sequence: int = 0  # prefixes per sequence for the student and swap loss; 0 = all
     max_batches_per_epoch: int = 0  # cap on GRO batches per epoch (a partial epoch on CPU); 0 = all
     student_warmup_batches: int = 0  # batches in which only the student learns before GRO starts; 0 = none
+    patience: int = 10  # GRO epochs without a better validation NDCG@10 before stopping (best target kept); 0 = keep the last
     attack_generator: str = "autoregressive"  # random | autoregressive
     attack_sequences: int = 5000  # attack budget in synthetic sequences
     attack_seq_len: int = 200  # each sequence costs this many queries
@@ -72,7 +83,7 @@ class Settings:
     def for_profile(cls, profile: str) -> "Settings":
         if profile == "smoke":
             return cls(lambdas=(1.0, 10.0), epochs=2, from_scratch=False, batch_size=64, k=10,
-                       attack_sequences=40, attack_seq_len=10, surrogate_epochs=3)
+                       attack_sequences=40, attack_seq_len=10, surrogate_epochs=3, patience=2)
         if profile == "cpu":
             return cls(lambdas=(0.1, 0.3, 1.0), epochs=1, from_scratch=False, positions_per_sequence=20,
                        max_batches_per_epoch=12, attack_sequences=1000, attack_seq_len=200, surrogate_epochs=30,
@@ -97,7 +108,7 @@ class Settings:
         return GROConfig(method=self.method, lam=lam, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                          k=self.k, positions_per_sequence=self.positions_per_sequence,
                          max_batches_per_epoch=self.max_batches_per_epoch,
-                         student_warmup_batches=self.student_warmup_batches, seed=seed)
+                         student_warmup_batches=self.student_warmup_batches, patience=self.patience, seed=seed)
 
 
 def _say(message: str) -> None:
@@ -135,17 +146,21 @@ def run(ctx: StudyContext, settings: Settings) -> dict:
         if ctx.force:
             shutil.rmtree(out / "state", ignore_errors=True)  # resumable GRO states of an earlier run
 
+        # The defended target learns from the same training rows as the undefended one (train stage's windows).
+        windows = trained_windows(target_path)
+        rows = training_windows(dataset.train_sequences(), undefended.max_len + 1, windows)
         results = train_defended_targets(undefended, dataset, settings.lambdas, settings.gro_config(1.0, ctx.seed),
-                                         out, device=device, from_scratch=settings.from_scratch)
+                                         out, device=device, from_scratch=settings.from_scratch, sequences=rows)
         defended = {lam: result.target for lam, result in results.items()}
         histories = {f"{lam:g}": result.history for lam, result in results.items()}
+        kept_epochs = {f"{lam:g}": {"best_epoch": result.best_epoch, "epochs_run": len(result.history),
+                                    "stop_reason": result.stop_reason} for lam, result in results.items()}
         gro_seconds = [row["seconds"] for result in results.values() for row in result.history]
 
         _say(f"trained {len(results)} GRO target(s); timing an undefended epoch")
         # The cost ratio: one undefended epoch with the same loop and batches, measured in this run.
         plain = replace(settings.gro_config(1.0, ctx.seed), method="none")
-        undefended_epoch = time_one_epoch(undefended, fresh_like(undefended), dataset.train_sequences(), plain,
-                                          device)
+        undefended_epoch = time_one_epoch(undefended, fresh_like(undefended), rows, plain, device)
         gro_epoch = sum(gro_seconds) / len(gro_seconds) if gro_seconds else float("nan")
 
         # A black box can filter seen items only when k + max_len <= num_items (tiny smoke data may not allow it).
@@ -191,7 +206,9 @@ def run(ctx: StudyContext, settings: Settings) -> dict:
         "best": best,
         "defenses": table.to_dict(orient="records"),
         "gro_histories": histories,
+        "gro_kept_epochs": kept_epochs,
         "box_filter_seen": box_filter_seen,
+        "training_windows": windows,
         "gro_epoch_seconds": round(gro_epoch, 3),
         "undefended_epoch_seconds": round(undefended_epoch, 3),
         "artefacts": {"table_csv": paths["csv"].name, "table_markdown": paths["markdown"].name,
@@ -205,6 +222,12 @@ def run(ctx: StudyContext, settings: Settings) -> dict:
     }
     runs.write_stage_metrics(ctx.run_dir, STAGE, metrics, headline)
     return metrics
+
+
+def trained_windows(checkpoint: Path) -> str:
+    """The training rows ("newest" | "all") the checkpoint's model was trained on ("newest" when not recorded)."""
+    state = read_checkpoint_payload(checkpoint).get("training_state") or {}
+    return stored_trajectory(state.get("train_config", {}))["windows"]
 
 
 def save_defended_surrogate(out: Path, surrogate, case: DefenseCase, dataset, settings: Settings) -> Path:
