@@ -55,7 +55,7 @@ force: bool = False  # recompute even when a cached result exists
 epochs: int = 0  # GRO training epochs; 0 means the profile value
 lambdas: str = ""  # λ values to compare, e.g. 0.01,0.1,1; empty means the profile values
 method: str = ""  # gro | seed-variant (the seeds loss, an ablation); empty means gro
-positions_per_sequence: int = 0  # prefixes per sequence for the student and swap loss; 0 means the profile value
+positions_per_sequence: int = -1  # prefixes per sequence for the student and swap loss; 0 means every prefix (the paper); -1 means the profile value
 attack_sequences: int = 0  # attack budget in synthetic sequences; 0 means the profile value
 max_batches_per_epoch: int = -1  # GRO batches per epoch; 0 means all, -1 the profile value
 student_warmup_batches: int = -1  # batches that train only the student before GRO starts; -1 means the profile value
@@ -67,7 +67,8 @@ ctx = StudyContext(run_dir=Path(run_dir), dataset=dataset, data_dir=Path(data_di
                    seed=seed, device=device, profile=profile, force=force)
 settings = stage.Settings.for_profile(profile).with_overrides(
     epochs=epochs or None, lambdas=lambdas or None, method=method or None,
-    positions_per_sequence=positions_per_sequence or None, attack_sequences=attack_sequences or None,
+    positions_per_sequence=positions_per_sequence if positions_per_sequence >= 0 else None,
+    attack_sequences=attack_sequences or None,
     max_batches_per_epoch=max_batches_per_epoch if max_batches_per_epoch >= 0 else None,
     student_warmup_batches=student_warmup_batches if student_warmup_batches >= 0 else None,
     from_scratch=from_scratch or None, patience=patience if patience >= 0 else None)
