@@ -131,15 +131,25 @@ def findings(headline: dict, stage_metrics: dict[str, dict]) -> list[str]:
         lines.append(f"SASRec reaches HR@10 {headline['sasrec_test_hr10']:.4f} against "
                      f"{headline['meanemb_test_hr10']:.4f} for the seed's averaged-embedding baseline.")
     if "none_agr10" in headline and "gro_agr10" in headline:
-        lines.append(f"Under GRO (λ = {headline.get('gro_best_lambda')}) the attacker's Agr@10 falls from "
-                     f"{headline['none_agr10']:.3f} to {headline['gro_agr10']:.3f}, at a utility retention of "
+        none, gro = headline["none_agr10"], headline["gro_agr10"]
+        moves = (f"falls from {none:.3f} to {gro:.3f}" if gro < none
+                 else f"rises from {none:.3f} to {gro:.3f}" if gro > none else f"stays at {gro:.3f}")
+        lines.append(f"Under GRO (λ = {headline.get('gro_best_lambda')}) the attacker's Agr@10 {moves}, "
+                     f"at a utility retention of "
                      f"{headline.get('gro_utility_retention', float('nan')):.1%}.")
     if stage_metrics.get("gro", {}).get("settings"):
         lines.append(gro_training_sentence(stage_metrics["gro"]))
     if "seat_accounts_needed" in headline and "volume_cap_accounts_needed" in headline:
-        lines.append(f"To stay undetected the attacker needs {headline['seat_accounts_needed']} accounts against SEAT "
-                     f"and {headline['volume_cap_accounts_needed']} against a volume cap alone.")
+        lines.append(f"To stay undetected the attacker needs {_count(headline['seat_accounts_needed'])} accounts "
+                     f"against SEAT and {_count(headline['volume_cap_accounts_needed'])} against a volume cap alone.")
     return lines
+
+
+def _count(value) -> str:
+    """A count read back from JSON (384.0) printed as one (384); anything else (inf, text) as it is."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def gro_training_sentence(gro: dict) -> str:

@@ -134,3 +134,21 @@ def test_findings_say_how_the_gro_targets_were_trained():
         "and swap loss on every position).")
     assert any(line.startswith("GRO targets were trained from scratch")
                for line in findings({"profile": "cpu", "dataset": "ml-1m"}, {"gro": scratch}))
+
+
+def test_findings_say_which_way_agreement_moved_and_print_counts_as_counts():
+    """The published run of 2026-12-02 said Agr@10 'falls from 0.476 to 0.478' and '384.0 accounts'."""
+    from recsec_lib.report import findings
+
+    def line(headline, start):
+        base = {"profile": "cpu", "dataset": "ml-1m", "gro_best_lambda": 0.1, "gro_utility_retention": 0.958}
+        return next(text for text in findings({**base, **headline}, {}) if text.startswith(start))
+
+    assert "Agr@10 rises from 0.476 to 0.478" in line({"none_agr10": 0.476, "gro_agr10": 0.478}, "Under GRO")
+    assert "Agr@10 falls from 0.476 to 0.100" in line({"none_agr10": 0.476, "gro_agr10": 0.1}, "Under GRO")
+    assert "Agr@10 stays at 0.500, at a utility retention of 95.8%" in line({"none_agr10": 0.5, "gro_agr10": 0.5},
+                                                                          "Under GRO")
+    accounts = line({"seat_accounts_needed": 384.0, "volume_cap_accounts_needed": 82.0}, "To stay undetected")
+    assert accounts == "To stay undetected the attacker needs 384 accounts against SEAT and 82 against a volume cap alone."
+    assert "inf accounts" in line({"seat_accounts_needed": float("inf"), "volume_cap_accounts_needed": 82.0},
+                                  "To stay undetected")
