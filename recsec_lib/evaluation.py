@@ -20,8 +20,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from recsec_lib.metrics import (DEFAULT_KS, rank_of_targets, ranking_metrics, sample_negatives_for_eval,
-                                sampled_rank_of_targets, topk_items)
+from recsec_lib.metrics import (DEFAULT_KS, nonfinite_rows, rank_of_targets, ranking_metrics,
+                                sample_negatives_for_eval, sampled_rank_of_targets, topk_items)
 from recsec_lib.models.base import SequentialRecommender
 from recsec_lib.sequences import batches, pad_left
 
@@ -69,8 +69,9 @@ def evaluate_model(model: SequentialRecommender, dataset, split: str = "test", b
     The plain keys (``hr@10``...) are full-ranking figures with seen items
     filtered when ``filter_seen`` (unfiltered otherwise). ``unfiltered`` adds
     ``unfiltered_*`` keys, ``sampled`` adds ``sampled_*`` keys (100 negatives
-    drawn with ``seed``, the same for every model). Also returns ``users`` and
-    ``eval_seconds``.
+    drawn with ``seed``, the same for every model). Also returns ``users``,
+    ``eval_seconds`` and ``nonfinite_users``: how many users got a NaN or +inf
+    score (their targets are ranked last; training treats any as divergence).
     """
     start = time.perf_counter()
     inputs, targets = dataset.split(split)
@@ -86,8 +87,9 @@ def evaluate_model(model: SequentialRecommender, dataset, split: str = "test", b
         num_negatives = min(SAMPLED_NEGATIVES, fewest_unseen)
         if num_negatives > 0:
             negatives = sample_negatives_for_eval(dataset.num_items, inputs, targets, num_negatives, seed)
-    ranks, plain_ranks, sampled_ranks = [], [], []
+    ranks, plain_ranks, sampled_ranks, nonfinite_users = [], [], [], 0
     for rows, scores in batch_scores(model, inputs, device, batch_size):
+        nonfinite_users += int(nonfinite_rows(scores).sum())
         batch_targets = torch.from_numpy(targets[rows]).to(device)  # [b]
         # The whole history (not only the last max_len items) is filtered.
         histories = [inputs[r] for r in rows]
@@ -105,6 +107,7 @@ def evaluate_model(model: SequentialRecommender, dataset, split: str = "test", b
         metrics.update(ranking_metrics(torch.cat(sampled_ranks).cpu(), ks, prefix="sampled_"))
         metrics["sampled_negatives"] = negatives.shape[1]
     metrics["users"] = len(inputs)
+    metrics["nonfinite_users"] = nonfinite_users
     metrics["filter_seen"] = bool(filter_seen)
     metrics["eval_seconds"] = round(time.perf_counter() - start, 3)
     return metrics

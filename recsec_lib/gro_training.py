@@ -51,6 +51,7 @@ from recsec_lib.losses import sample_negatives
 from recsec_lib.models.base import SequentialRecommender
 from recsec_lib.runs import atomic_path
 from recsec_lib.sequences import batches, pad_left
+from recsec_lib.training import raise_if_not_finite
 
 METHODS = ("gro", "seed-variant", "none")  # "none" = the same loop with L_target only (control, cost baseline)
 
@@ -279,7 +280,7 @@ def _train_one_epoch(target, student, padded, config, device, target_opt, studen
         seqs = padded[order[chunk]].to(device)  # [B, L]
         losses = _step(target, student, seqs, config, target_opt, student_opt, negatives_rng)
         for name, value in losses.items():
-            totals[name] += value
+            totals[name] += raise_if_not_finite(value, f"GRO {name} at epoch {epoch + 1}, batch {step}")
         bar.set_postfix({name.removeprefix("loss_"): f"{value / step:.3f}" for name, value in totals.items()})
     bar.close()
     seconds = time.perf_counter() - start

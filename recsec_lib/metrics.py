@@ -11,6 +11,11 @@ Everything here is vectorised over a batch of users. The protocol (STUDY.md):
 * **ties count against the target** — an item with exactly the target's score
   is ranked above it. A model that gives every item the same score therefore
   gets the worst rank, not the best (strict ``>`` would reward it).
+* **non-finite scores rank the target last** — a row whose target score is
+  NaN or infinite, or where any competing item scores NaN, gets the worst
+  possible rank (every other candidate above the target). A comparison with NaN
+  is always false, so counting "items scoring at least the target" would
+  otherwise put the target first and a diverged model would score HR@10 = 1.
 * **sampled** — the target ranked against 100 random negatives. Only a
   secondary figure; keys carry the prefix ``sampled_``.
 
@@ -64,18 +69,38 @@ def rank_of_targets(scores, targets, exclude=None) -> torch.Tensor:
 
     scores: [B, n+1] (column 0 = padding), targets: [B] item ids,
     exclude: optional [B, L] 0-padded ids removed from the ranking (the target
-    itself is never removed). Ties are counted against the target.
+    itself is never removed). Ties are counted against the target; a row with
+    non-finite scores (see the module docstring) ranks its target last.
     """
     scores = _as_tensor(scores).float()
     targets = _as_tensor(targets, torch.int64).to(scores.device)
     exclude_t = None if exclude is None else _as_tensor(exclude, torch.int64).to(scores.device)
     _check_batch(scores, targets, exclude_t)
     target_scores = scores.gather(1, targets[:, None])  # [B, 1]
-    masked = mask_items(scores, exclude_t)  # [B, n+1]
-    # The target is put back at its own score, then left out of the count.
-    masked.scatter_(1, targets[:, None], -math.inf)
-    ahead = (masked >= target_scores).sum(dim=1)  # [B] items ranked at or above the target
-    return ahead
+    # Candidates: every item except padding, the excluded ids and the target itself.
+    candidate = torch.ones_like(scores, dtype=torch.bool)  # [B, n+1]
+    candidate[:, 0] = False
+    if exclude_t is not None:
+        candidate.scatter_(1, exclude_t, False)
+    candidate.scatter_(1, targets[:, None], False)
+    ahead = ((scores >= target_scores) & candidate).sum(dim=1)  # [B] candidates at or above the target
+    return _worst_rank_where_not_finite(ahead, target_scores, scores, candidate)
+
+
+def _worst_rank_where_not_finite(ahead: torch.Tensor, target_scores: torch.Tensor, scores: torch.Tensor,
+                                 candidate: torch.Tensor) -> torch.Tensor:
+    """``ahead`` [B], except rows with a non-finite target score or a NaN candidate: all candidates ahead."""
+    broken = ~torch.isfinite(target_scores[:, 0]) | (torch.isnan(scores) & candidate).any(dim=1)  # [B]
+    return torch.where(broken, candidate.sum(dim=1), ahead)
+
+
+def nonfinite_rows(scores) -> torch.Tensor:
+    """[B] bool: rows of a [B, n+1] score matrix with a NaN or +inf item score (column 0 is ignored).
+
+    -inf is left out: models and masks use it on purpose for items that must never be recommended.
+    """
+    scores = _as_tensor(scores)
+    return (torch.isnan(scores[:, 1:]) | torch.isposinf(scores[:, 1:])).any(dim=1)
 
 
 def ranking_metrics(ranks, ks: Sequence[int] = DEFAULT_KS, prefix: str = "") -> dict[str, float]:
@@ -147,11 +172,17 @@ def sample_negatives_for_eval(num_items: int, histories: Sequence[Sequence[int]]
 
 
 def sampled_rank_of_targets(scores, targets, negatives) -> torch.Tensor:
-    """0-based rank [B] of each target among itself and its [B, m] sampled negatives (ties against)."""
+    """0-based rank [B] of each target among itself and its [B, m] sampled negatives.
+
+    Ties count against the target; a non-finite target score or a NaN negative
+    ranks the target last (rank m), as in ``rank_of_targets``.
+    """
     scores = _as_tensor(scores).float()
     targets = _as_tensor(targets, torch.int64).to(scores.device)
     negatives = _as_tensor(negatives, torch.int64).to(scores.device)
     _check_batch(scores, targets, None)
     target_scores = scores.gather(1, targets[:, None])  # [B, 1]
     negative_scores = scores.gather(1, negatives)  # [B, m]
-    return (negative_scores >= target_scores).sum(dim=1)
+    ahead = (negative_scores >= target_scores).sum(dim=1)  # [B]
+    return _worst_rank_where_not_finite(ahead, target_scores, negative_scores, torch.ones_like(negative_scores,
+                                                                                              dtype=torch.bool))

@@ -15,7 +15,8 @@ epoch, each scored with an ordinary forward pass.
 Validation and early stopping use only what the attacker has: a held-out part
 of its own synthetic sequences, scored by the agreement (Agr@10) between the
 surrogate's top-10 and the box's returned top-10 on those prefixes. No real
-data is ever touched here.
+data is ever touched here. A NaN or infinite loss stops training with
+``training.NonFiniteError`` (a diverged surrogate must not be reported).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from recsec_lib.attack_queries import AttackData
 from recsec_lib.losses import ranking_margin_loss, sample_negatives
 from recsec_lib.models.base import SequentialRecommender
 from recsec_lib.sequences import pad_left
+from recsec_lib.training import raise_if_not_finite
 
 log = logging.getLogger(__name__)
 
@@ -214,15 +216,16 @@ def fit_surrogate(
             rows = torch.from_numpy(order[start:start + settings.batch_size])
             loss = _batch_loss(model, sequences[rows].to(device), lists[rows].to(device), attack_data.num_items,
                                settings, generator, one_pass)
+            total += raise_if_not_finite(loss.detach(), f"surrogate loss at epoch {epoch}, batch {steps + 1}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += float(loss.detach())
             steps += 1
         entry = {"epoch": epoch, "loss": total / max(steps, 1), "seconds": round(time.perf_counter() - epoch_start, 2)}
         if held_out.num_sequences:
-            entry["valid_agr10"] = validation_agreement(model, held_out, agr_k, filter_seen, device,
-                                                        settings.validation_prefixes)
+            entry["valid_agr10"] = raise_if_not_finite(
+                validation_agreement(model, held_out, agr_k, filter_seen, device, settings.validation_prefixes),
+                f"surrogate held-out Agr@10 at epoch {epoch}")
             if entry["valid_agr10"] > best_agr:
                 best_agr, since_best = entry["valid_agr10"], 0
                 best_state = copy.deepcopy(model.state_dict())

@@ -18,6 +18,12 @@ validation split (full ranking, seen items filtered); the best NDCG@10 weights
 are kept, and training stops when ``patience`` evaluations in a row did not
 improve on it.
 
+Divergence: a NaN or infinite training loss, or validation scores that are
+NaN/infinite for any user, stop training with ``NonFiniteError`` naming the
+epoch and batch. Nothing after that point is saved: a diverged model's scores
+are meaningless, and the metrics would rank them as if they meant something.
+The GRO and surrogate loops use the same check (``raise_if_not_finite``).
+
 Checkpoint at ``checkpoint_path`` (written after every evaluation, atomically):
 the best weights as the checkpoint's model, and a ``training_state`` with the
 current weights, optimizer state, history and counters. ``complete`` is True
@@ -43,6 +49,24 @@ from recsec_lib.evaluation import evaluate_model
 from recsec_lib.models.base import SequentialRecommender
 from recsec_lib.models.registry import model_name_of
 from recsec_lib.sequences import WINDOWS, pad_left, training_windows
+
+
+class NonFiniteError(ValueError):
+    """Training diverged: a loss or validation score became NaN or infinite."""
+
+
+def raise_if_not_finite(value, what: str) -> float:
+    """``value`` as a float; NonFiniteError naming ``what`` (e.g. "sasrec training loss at epoch 3, batch 7")
+    when it is NaN or infinite.
+
+    Shared by every training loop, so that a diverged run stops with one clear
+    line instead of being kept as the "best" epoch.
+    """
+    number = float(value)
+    if not math.isfinite(number):
+        raise NonFiniteError(f"{what} is {number}: training diverged (try a smaller learning rate); "
+                             f"the run was stopped and this epoch not saved")
+    return number
 
 
 @dataclass(frozen=True)
@@ -71,10 +95,10 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be positive, got {getattr(self, name)}")
         if self.patience < 0:
             raise ValueError(f"TrainConfig.patience must be >= 0, got {self.patience}")
-        if not self.lr > 0:
-            raise ValueError(f"TrainConfig.lr must be positive, got {self.lr}")
-        if self.weight_decay < 0:
-            raise ValueError(f"TrainConfig.weight_decay must be >= 0, got {self.weight_decay}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"TrainConfig.lr must be positive and finite, got {self.lr}")
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            raise ValueError(f"TrainConfig.weight_decay must be >= 0 and finite, got {self.weight_decay}")
         if self.windows not in WINDOWS:
             raise ValueError(f"TrainConfig.windows must be one of {WINDOWS}, got {self.windows!r}")
         if self.max_train_seconds is not None and self.max_train_seconds <= 0:
@@ -247,14 +271,15 @@ def train_model(model: SequentialRecommender, dataset, config: TrainConfig = Tra
         total, count = 0.0, 0
         bar = tqdm(range(0, len(matrix), config.batch_size), desc=f"{model_name} epoch {epoch}",
                    disable=None if progress else True, leave=False)
-        for begin in bar:
+        for batch_number, begin in enumerate(bar, start=1):
             batch = matrix[order[begin:begin + config.batch_size]].to(device)  # [B, max_len + 1]
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 loss = model.training_loss(batch)
+            total += raise_if_not_finite(loss.detach(), f"{model_name} training loss at epoch {epoch}, "
+                                                        f"batch {batch_number}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += float(loss.detach())
             count += 1
         train_seconds = time.perf_counter() - tick
         trained_seconds += train_seconds
@@ -263,6 +288,11 @@ def train_model(model: SequentialRecommender, dataset, config: TrainConfig = Tra
         if epoch % config.eval_every == 0 or epoch == config.epochs:
             valid = evaluate_model(model, dataset, "valid", config.eval_batch_size, device,
                                    ks=(10,), sampled=False, unfiltered=False)
+            if valid["nonfinite_users"]:
+                raise NonFiniteError(f"{model_name} validation at epoch {epoch}: {valid['nonfinite_users']} of "
+                                     f"{valid['users']} users got NaN or infinite scores: training diverged "
+                                     f"(try a smaller learning rate); the run was stopped and this epoch not saved")
+            raise_if_not_finite(valid["ndcg@10"], f"{model_name} validation NDCG@10 at epoch {epoch}")
             row.update({"valid_hr@10": valid["hr@10"], "valid_ndcg@10": valid["ndcg@10"],
                         "eval_seconds": valid["eval_seconds"]})
             if valid["ndcg@10"] > best_ndcg:

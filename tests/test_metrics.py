@@ -90,3 +90,49 @@ def test_sampled_rank_and_negatives():
 def test_errors_name_the_problem(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+# Three items, checkable on paper. Row 0 is an ordinary ranking 2 > 1 > 3 with target 1 (rank 1);
+# row 1 is a diverged model (all NaN); row 2 has only the target's score NaN; row 3 has one NaN
+# competitor (item 3) beside an otherwise fine ranking; row 4 gives the target +inf.
+NAN, INF = math.nan, math.inf
+BROKEN = torch.tensor([
+    [NEG, 0.5, 0.9, 0.1],
+    [NAN, NAN, NAN, NAN],
+    [NEG, NAN, 0.2, 0.3],
+    [NEG, 0.9, 0.1, NAN],
+    [NEG, INF, 0.1, 0.2],
+])
+BROKEN_TARGETS = torch.tensor([1, 1, 1, 1, 1])
+
+
+def test_non_finite_scores_rank_the_target_last():
+    # Only row 0 is a real ranking (item 2 above target 1 -> rank 1); every other row puts the
+    # target below both other items -> rank 2 of 0..2.
+    assert rank_of_targets(BROKEN, BROKEN_TARGETS).tolist() == [1, 2, 2, 2, 2]
+    # With item 2 filtered out as seen, one candidate is left: the worst rank is 1.
+    exclude = torch.tensor([[2]] * 5)
+    assert rank_of_targets(BROKEN, BROKEN_TARGETS, exclude).tolist() == [0, 1, 1, 1, 1]
+
+
+def test_an_all_nan_model_scores_zero_not_one():
+    ranks = rank_of_targets(BROKEN[1:2].repeat(4, 1), torch.tensor([1, 2, 3, 1]))
+    metrics = ranking_metrics(ranks, ks=(1, 10))
+    # Every target at rank 2 of a 3-item catalogue: inside the top 10, but last: HR@1 = 0,
+    # NDCG@10 = 1/log2(2 + 2) = 0.5, MRR = 1/3; never the perfect 1.0 a NaN comparison used to give.
+    assert metrics["hr@1"] == 0.0
+    assert metrics["ndcg@10"] == pytest.approx(0.5)
+    assert metrics["mrr"] == pytest.approx(1 / 3)
+
+
+def test_sampled_rank_with_non_finite_scores():
+    # Negatives 2 and 3: row 0 -> item 2 above the target (rank 1); rows 1-4 -> last (rank 2).
+    negatives = torch.tensor([[2, 3]] * 5)
+    assert sampled_rank_of_targets(BROKEN, BROKEN_TARGETS, negatives).tolist() == [1, 2, 2, 2, 2]
+
+
+def test_nonfinite_rows_ignore_minus_inf():
+    from recsec_lib.metrics import nonfinite_rows
+
+    assert nonfinite_rows(BROKEN).tolist() == [False, True, True, True, True]
+    assert nonfinite_rows(torch.tensor([[NEG, NEG, 0.3]])).tolist() == [False]
