@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,18 +103,47 @@ def _plain(value: Any) -> Any:
 
 
 def read_checkpoint_payload(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
-    """The raw checkpoint dict, with clear errors for a missing file or a file that is not a checkpoint."""
+    """The raw checkpoint dict, with clear errors for a missing, empty or foreign file.
+
+    Only ``weights_only`` loading is ever tried: a file that needs full
+    unpickling is refused, and the error does not suggest loading it that way
+    (a checkpoint from elsewhere could run code when unpickled).
+    """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+        raise FileNotFoundError(f"checkpoint {path} does not exist" if not path.exists()
+                                else f"checkpoint {path} is not a file")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty (0 bytes): not a recsec checkpoint (an interrupted copy or save?)")
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:  # torch.load raises many types (UnpicklingError, KeyError, RuntimeError, ...)
-        raise ValueError(f"{path} is not a recsec checkpoint (torch.load failed: {str(exc).splitlines()[0]})") from exc
+    except Exception as exc:  # torch.load raises many types (UnpicklingError, EOFError, RuntimeError, ...)
+        raise ValueError(f"{path} is not a recsec checkpoint ({load_failure_reason(exc)})") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise ValueError(f"{path} is not a recsec checkpoint (format {found!r}, expected {FORMAT!r})")
     return payload
+
+
+_ANSI_CODE = re.compile(r"\x1b\[[0-9;]*m")
+_UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+
+
+def load_failure_reason(exc: BaseException) -> str:
+    """One line saying why ``torch.load`` failed, without torch's advice to retry with ``weights_only=False``.
+
+    torch's own message for a file holding Python objects recommends loading
+    it without the safety check; for a file of unknown origin that is exactly
+    what must not be done, so that message is replaced by what the file holds.
+    """
+    text = _ANSI_CODE.sub("", str(exc))
+    if "weights_only" in text or "Weights only load failed" in text:
+        found = _UNSUPPORTED_GLOBAL.search(text)
+        holds = f" such as {found.group(1)}" if found else ""
+        return (f"it holds Python objects{holds} that a recsec checkpoint never contains; it was not loaded, "
+                f"since unpickling them could run code")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return f"torch.load failed: {type(exc).__name__}" + (f": {lines[0]}" if lines else "")
 
 
 def check_matches_dataset(payload: dict, dataset, path: str | os.PathLike = "checkpoint") -> None:
@@ -144,7 +174,8 @@ def load_checkpoint(path: str | os.PathLike, dataset=None, device: str | torch.d
         model = build_model(payload["model_name"], payload["num_items"], payload["max_len"], **config)
         model.load_state_dict(payload["state_dict"])
     except (ValueError, RuntimeError, TypeError) as exc:
-        raise ValueError(f"{path}: the stored model cannot be rebuilt ({str(exc).splitlines()[0]})") from exc
+        reason = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise ValueError(f"{path}: the stored model cannot be rebuilt ({reason.strip()})") from exc
     model.to(device).eval()
     return LoadedCheckpoint(
         model=model,

@@ -108,3 +108,33 @@ def test_files_that_are_not_checkpoints(tmp_path):
     torch.save(payload, broken)
     with pytest.raises(ValueError, match="cannot be rebuilt"):
         load_checkpoint(broken)
+
+
+def test_empty_file_is_a_clear_error(tmp_path):
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match=r"empty.pt is empty \(0 bytes\): not a recsec checkpoint"):
+        load_checkpoint(empty)
+
+
+class Gadget:
+    """A class a checkpoint never holds: weights_only loading refuses it."""
+
+
+def test_file_with_python_objects_is_refused_without_unsafe_advice(tmp_path):
+    untrusted = tmp_path / "untrusted.pt"
+    torch.save({"format": "recsec-checkpoint/1", "extra": Gadget()}, untrusted)
+    with pytest.raises(ValueError) as caught:
+        load_checkpoint(untrusted)
+    message = str(caught.value)
+    assert "untrusted.pt is not a recsec checkpoint" in message and "Gadget" in message
+    assert "weights_only" not in message and "will likely succeed" not in message
+    assert "\n" not in message
+
+
+def test_truncated_file_names_the_file(tmp_path):
+    data = make_synthetic_dataset(num_users=20, num_items=10, max_len=5)
+    path = save_checkpoint(tmp_path / "cut.pt", build_model("meanemb", 10, 5, embedding_dim=4), "meanemb", data)
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ValueError, match="cut.pt is not a recsec checkpoint"):
+        load_checkpoint(path)
