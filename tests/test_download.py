@@ -155,3 +155,44 @@ def test_extraction_replaces_an_incomplete_folder(tmp_path, synthetic_files):
     folder = download.extract_archive(zip_path, tmp_path / "data", "ml-1m", "ml-1m")
     assert sorted(p.name for p in folder.iterdir()) == ["movies.dat", "ratings.dat"]
     assert leftovers(tmp_path / "data") == ["ml-1m"]
+
+
+def test_force_downloads_again_even_with_a_verified_zip(tmp_path, served_zip):
+    server, spec = served_zip
+    data_dir = tmp_path / "data"
+    download.fetch_dataset("ml-1m", data_dir, base_url=server.url, spec=spec, backoff_s=0, progress=False)
+    requests = server.requests
+    download.fetch_dataset("ml-1m", data_dir, base_url=server.url, spec=spec, backoff_s=0, progress=False, force=True)
+    assert server.requests == requests + 1 and leftovers(data_dir) == ["ml-1m", "ml-1m.zip"]
+
+
+def test_unresolvable_host_fails_at_once_with_the_mirror_advice(tmp_path, monkeypatch, no_mirror_env):
+    """Offline: no retries, and one line naming --mirror and $RECSEC_DATA_MIRROR."""
+    import socket
+    import urllib.error
+
+    calls = []
+
+    def offline(url, timeout):
+        calls.append(url)
+        raise urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))
+
+    monkeypatch.setattr(download.urllib.request, "urlopen", offline)
+    with pytest.raises(prepare.DataUnavailableError) as caught:
+        prepare.prepare_dataset("ml-1m", data_dir=tmp_path / "data")
+    message = str(caught.value)
+    assert len(calls) == 1 and "\n" not in message
+    assert "cannot resolve the host" in message and "--mirror DIR or $RECSEC_DATA_MIRROR" in message
+    assert not (tmp_path / "data").exists() or not any((tmp_path / "data").iterdir())
+
+
+def test_cli_download_force_reads_the_mirror_again(tmp_path, synthetic_files, no_mirror_env, capsys):
+    from recsec_lib.cli import main
+
+    synthetic_files("ml-1m", subdir="mirror/ml-1m")
+    synthetic_files("ml-1m", subdir="data/ml-1m", num_users=30)  # a stale copy in --output-dir
+    common = ["--output-dir", str(tmp_path / "data"), "--mirror", str(tmp_path / "mirror"), "--no-download"]
+    assert main(["download", *common]) == 0
+    assert "ml-1m: 30 users" in capsys.readouterr().out
+    assert main(["download", "--force", *common]) == 0
+    assert "ml-1m: 40 users" in capsys.readouterr().out

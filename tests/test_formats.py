@@ -127,3 +127,18 @@ def test_official_ml1m_preferred_over_sasrec_file(synthetic_files):
     folder = synthetic_files("ml-1m", subdir="both")
     synthetic_files("ml-1m-sasrec", subdir="both")
     assert formats.read_folder("ml-1m", folder).form == "official"
+
+
+@pytest.mark.parametrize("filename, content, reader, line, byte", [
+    ("ml-1m.txt", b"1 10\n1 11\n2 1\xe92\n", formats.read_sasrec_txt, 3, "0xe9"),  # Latin-1 e-acute in ASCII
+    ("ratings.csv", b"userId,movieId,rating,timestamp\n1,10,4.5,100\n1,\xff1,4,101\n", formats.read_ml20m_ratings,
+     3, "0xff"),
+    ("ratings.csv", b"userId,movieId,rating,\xfftimestamp\n1,10,4.5,100\n", formats.read_ml20m_ratings, 1, "0xff"),
+    ("movies.csv", b"movieId,title,genres\n1,A (1990),Drama\n2,Caf\xe9 (1991),Drama\n", formats.read_ml20m_movies,
+     3, "0xe9"),
+])
+def test_invalid_bytes_name_file_line_and_byte(tmp_path, filename, content, reader, line, byte):
+    path = tmp_path / filename
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=rf"{filename}:{line}: byte {byte} at column \d+ is not valid"):
+        reader(path)

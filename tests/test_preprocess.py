@@ -193,7 +193,8 @@ def test_unknown_dataset_name_lists_valid_ones(tmp_path):
 
 
 def test_nothing_found_without_download(tmp_path, no_mirror_env):
-    with pytest.raises(FileNotFoundError, match="no data found .* download=False"):
+    with pytest.raises(prepare.DataUnavailableError, match="no local copy .* downloading is off; .*--mirror DIR or "
+                                                           r"\$RECSEC_DATA_MIRROR"):
         prepare.prepare_dataset("ml-1m", data_dir=tmp_path, download=False)
 
 
@@ -213,3 +214,88 @@ def test_filter_leaving_nothing_through_prepare(tmp_path, synthetic_files, no_mi
     with pytest.raises(ValueError, match="filter left no interactions"):
         prepare.prepare_dataset("ml-1m", data_dir=tmp_path / "data", mirror=tmp_path / "mirror", download=False)
     assert not (cache.cache_dir(tmp_path / "data", "ml-1m") / "manifest.json").exists()
+
+
+# --------------------------------------------------------------------------- issue 18: data verification
+
+
+def write_sums(folder, lines_by_name=None):
+    """A SHA256SUMS for every file in ``folder`` (``lines_by_name`` overrides a file's digest)."""
+    lines = []
+    for path in sorted(folder.iterdir()):
+        if path.name != "SHA256SUMS":
+            digest = (lines_by_name or {}).get(path.name) or cache.sha256_file(path)
+            lines.append(f"{digest}  {path.name}\n")
+    (folder / "SHA256SUMS").write_text("".join(lines))
+
+
+def test_sha256sums_beside_the_mirror_are_checked(tmp_path, synthetic_files, no_mirror_env):
+    folder = synthetic_files("ml-1m-sasrec", subdir="mirror/ml-1m")
+    write_sums(folder)
+    kwargs = dict(data_dir=tmp_path / "data", mirror=tmp_path / "mirror", download=False)
+    good = prepare.prepare_dataset("ml-1m", **kwargs)
+    # the file changes after the cache was built: the cache is not used, the mismatch names the file
+    with open(folder / "ml-1m.txt", "a", encoding="ascii") as handle:
+        handle.write("1 1\n")
+    with pytest.raises(prepare.ChecksumError, match=r"ml-1m/ml-1m.txt: SHA-256 \w+ does not match .*SHA256SUMS:1"):
+        prepare.prepare_dataset("ml-1m", **kwargs)
+    with pytest.raises(prepare.ChecksumError, match="ml-1m.txt: SHA-256"):
+        prepare.prepare_dataset("ml-1m", force=True, **kwargs)
+    assert good.num_users == 40
+
+
+def test_malformed_sha256sums_names_file_and_line(tmp_path, synthetic_files, no_mirror_env):
+    folder = synthetic_files("ml-1m", subdir="mirror/ml-1m")
+    (folder / "SHA256SUMS").write_text(f"{'0' * 64}  movies.dat\nnot a digest line\n")
+    with pytest.raises(ValueError, match=r"SHA256SUMS:2: expected '<64 hex digits>  <file name>'"):
+        prepare.prepare_dataset("ml-1m", data_dir=tmp_path / "data", mirror=tmp_path / "mirror", download=False)
+
+
+def test_ml1m_counts_other_than_the_papers_are_a_warning(tmp_path, synthetic_files, no_mirror_env, caplog):
+    synthetic_files("ml-1m", subdir="mirror/ml-1m")
+    caplog.set_level("WARNING")
+    kwargs = dict(data_dir=tmp_path / "data", mirror=tmp_path / "mirror", download=False)
+    prepare.prepare_dataset("ml-1m", **kwargs)
+    assert "users 40 (expected 6,040), items 20 (expected 3,416)" in caplog.text
+    assert "not the ML-1M of the papers" in caplog.text
+    caplog.clear()
+    prepare.prepare_dataset("ml-1m", **kwargs)  # from the cache: still said
+    assert "expected 6,040" in caplog.text
+    caplog.clear()
+    prepare.prepare_dataset("ml-100k", data_dir=tmp_path / "data",
+                            mirror=synthetic_files("ml-100k", subdir="m100/ml-100k").parent.parent / "m100")
+    assert "expected 6,040" not in caplog.text  # only ML-1M has published counts to check
+
+
+def test_good_mirror_after_a_bad_one_rebuilds_the_cache(tmp_path, synthetic_files, no_mirror_env):
+    good = synthetic_files("ml-1m", subdir="good/ml-1m")
+    bad = synthetic_files("ml-1m", subdir="bad/ml-1m")
+    lines = (bad / "ratings.dat").read_text(encoding="latin-1").splitlines(keepends=True)
+    (bad / "ratings.dat").write_text("".join(lines[: len(lines) // 2]), encoding="latin-1")  # a truncated copy
+    data_dir = tmp_path / "data"
+    from_bad = prepare.prepare_dataset("ml-1m", data_dir=data_dir, mirror=tmp_path / "bad", download=False)
+    from_good = prepare.prepare_dataset("ml-1m", data_dir=data_dir, mirror=tmp_path / "good", download=False)
+    assert from_good.num_interactions > from_bad.num_interactions
+    assert from_good.source.startswith(f"mirror:{good}") and from_good.fingerprint != from_bad.fingerprint
+    # the cache built from the good mirror is reused, also when the mirror is not named again
+    again = prepare.prepare_dataset("ml-1m", data_dir=data_dir, download=False)
+    assert again.fingerprint == from_good.fingerprint
+
+
+def test_force_reads_the_mirror_again_instead_of_the_data_dir_copy(tmp_path, synthetic_files, no_mirror_env,
+                                                                      caplog):
+    synthetic_files("ml-1m", subdir="mirror/ml-1m")
+    stale = synthetic_files("ml-1m", subdir="data/ml-1m", num_users=30)
+    kwargs = dict(data_dir=tmp_path / "data", mirror=tmp_path / "mirror", download=False)
+    assert prepare.prepare_dataset("ml-1m", **kwargs).num_users == 30  # the data_dir copy wins ...
+    caplog.set_level("INFO")
+    forced = prepare.prepare_dataset("ml-1m", force=True, **kwargs)  # ... unless forced
+    assert forced.num_users == 40 and forced.source.startswith("mirror:")
+    assert "loaded from cache" not in caplog.text and stale.is_dir()
+
+
+def test_data_dir_that_is_a_file_is_named(tmp_path, no_mirror_env):
+    not_a_folder = tmp_path / "data"
+    not_a_folder.write_text("")
+    with pytest.raises(ValueError, match=r"'data_dir' \(--data-dir\): .*data is a file, not a folder"):
+        prepare.prepare_dataset("synthetic", data_dir=not_a_folder)

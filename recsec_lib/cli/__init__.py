@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 # Modules under recsec_lib.cli, in the order their commands appear in --help.
 COMMAND_MODULES = (
@@ -21,6 +22,20 @@ COMMAND_MODULES = (
 
 class UserError(Exception):
     """A problem with the user's input: printed as one line, exit code 2."""
+
+
+def folder_option(value, option: str, must_exist: bool = False) -> Path:
+    """The folder given to ``option`` (e.g. "--output-dir") as a Path; UserError when it names a file.
+
+    Checked before any work, so that a typo does not end a long run in
+    ``NotADirectoryError`` or ``FileExistsError`` when the first result is written.
+    """
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{option} {path} is a file, not a folder")
+    if must_exist and not path.is_dir():
+        raise UserError(f"{option} {path} does not exist")
+    return path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,12 +63,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return int(args.handler(args) or 0)
-    except (UserError, FileNotFoundError, ValueError) as exc:
-        print(f"recsec {args.command}: error: {exc}", file=sys.stderr)
+    # DataUnavailableError (offline without a mirror) is a FileNotFoundError: one line naming --mirror.
+    except (UserError, FileNotFoundError, NotADirectoryError, ValueError) as exc:
+        print(f"recsec {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"recsec {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(exc: BaseException) -> str:
+    """The first line of an error message (a command's error is one line, whatever raised it)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 if __name__ == "__main__":

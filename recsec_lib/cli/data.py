@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from recsec_lib.cli import UserError
+from recsec_lib.cli import folder_option
 from recsec_lib.data.download import DEFAULT_BASE_URL
 from recsec_lib.data.prepare import DATASET_NAMES, MIRROR_ENV, dataset_manifest, prepare_dataset
 
@@ -24,18 +24,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"local folder with MovieLens copies (default: ${MIRROR_ENV} when set)")
     parser.add_argument("--base-url", default=DEFAULT_BASE_URL, help=f"download location (default: {DEFAULT_BASE_URL})")
     parser.add_argument("--no-download", action="store_true", help="fail instead of downloading when no local copy exists")
+    parser.add_argument("--force", action="store_true",
+                        help="ignore the copies and the cache in <output-dir>: read the mirror or download again, "
+                             "then rebuild the processed cache")
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    output_dir = Path(args.output_dir)
+    output_dir = folder_option(args.output_dir, "--output-dir")
     for name in args.datasets:
-        try:
-            dataset = prepare_dataset(name, data_dir=output_dir, mirror=args.mirror or None,
-                                      base_url=args.base_url, download=not args.no_download)
-        except ConnectionError as exc:  # the retries are spent: say so in one line
-            raise UserError(f"{exc}; use --mirror or ${MIRROR_ENV} for a local copy") from exc
+        dataset = prepare_dataset(name, data_dir=output_dir, mirror=args.mirror or None, base_url=args.base_url,
+                                  download=not args.no_download, force=args.force)
         manifest = dataset_manifest(name, output_dir) or {}
         print(f"{name}: {dataset.num_users:,} users, {dataset.num_items:,} items, "
               f"{dataset.num_interactions:,} interactions after the 5-core filter "

@@ -9,9 +9,14 @@ Files:
                     SequenceDataset.fingerprint (checkpoints record it)
 
 The cache is used only while it still describes the same data: same
-parameters, every source file unchanged (size and mtime first; on a mismatch
-the sha256 decides, so a touched-but-identical file does not force a rebuild),
-and its own files intact. Anything else rebuilds it.
+parameters, its own files intact, and the same source. The source is judged
+by content: ``prepare`` locates the files it would read now and passes their
+SHA-256 (``source_sha256``); each must be one the cache was built from, so a
+cache built from a bad mirror is not reused when a good one is given. When no
+source is found locally (e.g. the mirror is not named this time), every
+recorded source file must be unchanged (size and mtime first; on a mismatch
+the sha256 decides, so a touched-but-identical file does not force a rebuild).
+Anything else rebuilds it.
 """
 
 from __future__ import annotations
@@ -126,8 +131,13 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
     return read_json(path) if path.is_file() else None
 
 
-def load_cache(folder: Path, name: str, params: dict[str, Any], max_len: int) -> SequenceDataset | None:
-    """The cached dataset, or None (with the reason logged) when the cache is missing or stale."""
+def load_cache(folder: Path, name: str, params: dict[str, Any], max_len: int,
+               source_sha256: set[str] | None = None) -> SequenceDataset | None:
+    """The cached dataset, or None (with the reason logged) when the cache is missing or stale.
+
+    ``source_sha256``: the SHA-256 of the source files found now (None when none
+    was found); see the module docstring.
+    """
     folder = Path(folder)
     try:
         manifest = read_manifest(folder)
@@ -141,7 +151,9 @@ def load_cache(folder: Path, name: str, params: dict[str, Any], max_len: int) ->
         reason = "made by another version"
     elif manifest.get("params") != params:
         reason = f"parameters changed ({manifest.get('params')} -> {params})"
-    elif not all(_source_unchanged(record) for record in manifest["sources"]):
+    elif source_sha256 is not None and not source_sha256 <= {record["sha256"] for record in manifest["sources"]}:
+        reason = "a source file changed: the files found now (SHA-256) are not the ones it was built from"
+    elif source_sha256 is None and not all(_source_unchanged(record) for record in manifest["sources"]):
         reason = "a source file changed or disappeared"
     elif any(not (folder / f).is_file() or sha256_file(folder / f) != h for f, h in manifest["files"].items()):
         reason = "cache files damaged"

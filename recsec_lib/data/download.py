@@ -7,7 +7,8 @@ renamed to ``<data_dir>/<name>/`` when complete. So a partial, truncated or
 corrupted transfer never becomes "the data", and a failure leaves nothing
 behind in ``data_dir``. Network errors and truncated transfers are retried with
 exponential backoff; a checksum mismatch on a complete file is not (it would
-fail again) and raises at once.
+fail again) and raises at once, and neither is a host name that cannot be
+resolved (offline: the caller says to use a mirror).
 
 Known archives: the MD5 sums are the ones GroupLens publishes
 (``<name>.zip.md5`` beside each archive); sizes are those its server reports.
@@ -25,6 +26,7 @@ import http.client
 import logging
 import os
 import shutil
+import socket
 import tempfile
 import time
 import urllib.error
@@ -158,7 +160,11 @@ def _download_with_retries(spec: ArchiveSpec, data_dir: Path, base_url: str, att
             last_error = exc
             if exc.code < 500:  # 404 and friends will not get better
                 raise FileNotFoundError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
-        except (urllib.error.URLError, OSError) as exc:  # includes _Truncated, timeouts, resets
+        except urllib.error.URLError as exc:
+            if isinstance(exc.reason, socket.gaierror):  # no name resolution: offline, retrying will not help
+                raise ConnectionError(f"{url}: cannot resolve the host ({exc.reason.strerror}); offline?") from exc
+            last_error = exc
+        except OSError as exc:  # includes _Truncated, timeouts, resets
             last_error = exc
         finally:
             tmp.unlink(missing_ok=True)
@@ -213,19 +219,23 @@ def extract_archive(zip_path: Path, data_dir: Path, name: str, folder: str | Non
 
 
 def fetch_dataset(name: str, data_dir: Path, base_url: str = DEFAULT_BASE_URL, spec: ArchiveSpec | None = None,
-                  attempts: int = 3, backoff_s: float = 2.0, progress: bool = True) -> Path:
-    """Download (unless a verified zip is already there) and extract; returns ``<data_dir>/<name>/``."""
+                  attempts: int = 3, backoff_s: float = 2.0, progress: bool = True, force: bool = False) -> Path:
+    """Download (unless a verified zip is already there, or ``force``) and extract; returns ``<data_dir>/<name>/``.
+
+    With ``force`` the archive is downloaded again; the old zip is replaced
+    only once the new one is verified.
+    """
     spec = spec or ARCHIVES.get(name)
     if spec is None:
         raise ValueError(f"no download known for dataset {name!r}; expected one of {sorted(ARCHIVES)}")
     zip_path = Path(data_dir) / spec.filename
-    if zip_path.is_file():
+    if zip_path.is_file() and not force:
         try:
             verify_archive(zip_path, spec)
         except ChecksumError as exc:
             log.warning("%s (%s): downloading again", zip_path, exc)
             zip_path.unlink()
-    if not zip_path.is_file():
+    if force or not zip_path.is_file():
         zip_path = download_archive(name, data_dir, base_url, spec=spec, attempts=attempts,
                                     backoff_s=backoff_s, progress=progress)
     return extract_archive(zip_path, data_dir, name, spec.folder)

@@ -12,7 +12,8 @@ Formats (what GroupLens ships, plus the SASRec-style text file):
     ML-20M   ratings.csv  userId,movieId,rating,timestamp  (header, UTF-8)
              movies.csv   movieId,title,genres             (header, UTF-8, titles may be quoted)
 
-Every reader raises ``ValueError("<file>:<line>: ...")`` on a malformed line, so
+Every reader raises ``ValueError("<file>:<line>: ...")`` on a malformed line
+(bytes that are not valid in the file's encoding included), so
 a broken download or a hand-edited file is found at once rather than turning
 into silently wrong data. The large rating files are parsed with pandas' C
 parser; only when that fails is the file re-read line by line to name the
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,17 +87,34 @@ def _require(path: Path) -> Path:
     return path
 
 
-def _find_bad_line(path: Path, encoding: str, check: Callable[[str], None], skip_header: bool = False) -> None:
-    """Re-read ``path`` line by line and raise ValueError naming the first line ``check`` rejects."""
-    with open(path, encoding=encoding, newline="") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if skip_header and line_no == 1:
-                continue
-            text = line.rstrip("\r\n")
+def decoded_lines(path: Path, encoding: str) -> Iterator[tuple[int, str]]:
+    """(line number, text with its line ending) of each line of ``path``, decoded line by line.
+
+    A byte that is not valid in ``encoding`` (e.g. a Latin-1 "é" in a file
+    that must be ASCII) raises ValueError naming the file, the line and the
+    byte, where reading the whole file as text would only say "position 4817".
+    """
+    with open(path, "rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
             try:
-                check(text)
-            except ValueError as exc:
-                raise ValueError(f"{path}:{line_no}: {exc}") from None
+                yield line_no, raw.decode(encoding)
+            except UnicodeDecodeError as exc:
+                shown = raw.rstrip(b"\r\n")
+                raise ValueError(f"{path}:{line_no}: byte 0x{raw[exc.start]:02x} at column {exc.start + 1} is "
+                                 f"not valid {encoding}: {shown!r}") from None
+
+
+def _find_bad_line(path: Path, encoding: str, check: Callable[[str], None], skip_header: bool = False) -> None:
+    """Re-read ``path`` line by line and raise ValueError naming the first line ``check`` rejects
+    (or the first line that is not valid ``encoding``)."""
+    for line_no, line in decoded_lines(path, encoding):
+        if skip_header and line_no == 1:
+            continue
+        text = line.rstrip("\r\n")
+        try:
+            check(text)
+        except ValueError as exc:
+            raise ValueError(f"{path}:{line_no}: {exc}") from None
 
 
 def _int_fields(text: str, sep: str, count: int, what: str) -> list[str]:
@@ -179,8 +197,7 @@ def read_ml100k_ratings(path: Path) -> pd.DataFrame:
 def read_ml20m_ratings(path: Path) -> pd.DataFrame:
     """ML-20M ``ratings.csv`` (header userId,movieId,rating,timestamp; ratings in half stars)."""
     path = _require(path)
-    with open(path, encoding="utf-8") as handle:
-        header = handle.readline().strip()
+    header = next((text.strip() for _, text in decoded_lines(path, "utf-8")), "")
     if header.split(",") != ["userId", "movieId", "rating", "timestamp"]:
         raise ValueError(f"{path}:1: expected header 'userId,movieId,rating,timestamp', got {header!r}")
 
@@ -262,17 +279,16 @@ def read_ml20m_movies(path: Path) -> pd.DataFrame:
     """ML-20M ``movies.csv`` (UTF-8, header movieId,title,genres; titles with commas are quoted)."""
     path = _require(path)
     rows = []
-    with open(path, encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle)
-        for record in reader:
-            line_no = reader.line_num
-            if line_no == 1:
-                if record != ["movieId", "title", "genres"]:
-                    raise ValueError(f"{path}:1: expected header 'movieId,title,genres', got {record!r}")
-                continue
-            if len(record) != 3 or not record[0].isdigit():
-                raise ValueError(f"{path}:{line_no}: expected movieId,title,genres, got {record!r}")
-            rows.append((int(record[0]), record[1].strip(), _split_genres(record[2])))
+    reader = csv.reader(text for _, text in decoded_lines(path, "utf-8"))
+    for record in reader:
+        line_no = reader.line_num
+        if line_no == 1:
+            if record != ["movieId", "title", "genres"]:
+                raise ValueError(f"{path}:1: expected header 'movieId,title,genres', got {record!r}")
+            continue
+        if len(record) != 3 or not record[0].isdigit():
+            raise ValueError(f"{path}:{line_no}: expected movieId,title,genres, got {record!r}")
+        rows.append((int(record[0]), record[1].strip(), _split_genres(record[2])))
     return _movies_frame(rows)
 
 
