@@ -34,7 +34,8 @@ commands:
   add <id> [<id> ...]   append movies (MovieLens ids) to the history, newest last
   remove <id>           remove a movie by its MovieLens id
   remove #<n>           remove the n-th movie of the history (as numbered by 'show');
-                        a bare number that is not an id in the history is read as a position
+                        a bare number is a movie id when that movie is in the history,
+                        else a position (the reply says which rule it applied)
   clear                 empty the history
   show                  the history, oldest first
   recommend             the model's top-k next movies (never one already in the history)
@@ -133,10 +134,11 @@ class Session:
             item = self._internal_of_raw.get(number)
             if item is not None and item in self.history:
                 self.history.remove(item)
-                return Reply((f"removed {self.describe(item)}",))
+                return Reply((f"removed movie id {number}: {self.describe(item)}",))
         if 1 <= number <= len(self.history):
             item = self.history.pop(number - 1)
-            return Reply((f"removed #{number}: {self.describe(item)}",))
+            rule = "" if by_position else f" ({number} is no movie id in the history: read as a position)"
+            return Reply((f"removed #{number}{rule}: {self.describe(item)}",))
         what = "position" if by_position else "movie id in the history, nor a position"
         return Reply((f"{number} is not a {what} 1..{len(self.history)}",))
 
@@ -203,16 +205,26 @@ def run_session(session: Session, stdin: TextIO, stdout: TextIO, prompt: str = P
     """Read commands from ``stdin`` until 'exit' or end of input; returns the exit code (0).
 
     A command that fails unexpectedly (e.g. the model raising) is reported on
-    one line and the session goes on.
+    one line and the session goes on; so is a line with bytes that are not
+    valid text (a stream opened with ``errors="replace"`` turns them into
+    U+FFFD, see ``tolerant_text_stream``; on a strict one the read raises,
+    and what it held is skipped).
     """
     stdout.write(f"{len(session.dataset.items)} movies of {session.dataset.name}; type 'help' for commands\n")
     while True:
         stdout.write(prompt)
         stdout.flush()
-        line = stdin.readline()
+        try:
+            line = stdin.readline()
+        except UnicodeDecodeError as exc:
+            stdout.write(f"ignored a line with bytes that are not valid {exc.encoding} text\n")
+            continue
         if line == "":  # end of input (Ctrl-D or the end of a pipe)
             stdout.write("\nend of input; bye\n")
             return 0
+        if "\ufffd" in line:
+            stdout.write("ignored a line with bytes that are not valid text\n")
+            continue
         try:
             reply = session.execute(line)
         except Exception as exc:  # noqa: BLE001 - a session must survive any one command
@@ -221,6 +233,21 @@ def run_session(session: Session, stdin: TextIO, stdout: TextIO, prompt: str = P
             stdout.write(text + "\n")
         if reply.done:
             return 0
+
+
+def tolerant_text_stream(stream: TextIO) -> TextIO:
+    """``stream`` set to turn invalid bytes into U+FFFD instead of raising (reading) or failing to
+    print (writing); a stream that cannot be reconfigured (e.g. StringIO) is returned as it is.
+
+    A terminal or pipe may carry bytes that are not valid in the locale's
+    encoding (a Latin-1 file piped in, a stray key); they must not end the
+    session with a UnicodeDecodeError. The stream is changed in place (not
+    wrapped), so closing nothing and losing no buffered input.
+    """
+    reconfigure = getattr(stream, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="replace")
+    return stream
 
 
 def natural_title(title: str) -> str:
@@ -240,4 +267,5 @@ def _parse_int(token: str) -> int | None:
         return None
 
 
-__all__ = ["HELP", "PROMPT", "RecommendFn", "Reply", "Session", "natural_title", "run_session"]
+__all__ = ["HELP", "PROMPT", "RecommendFn", "Reply", "Session", "natural_title", "run_session",
+           "tolerant_text_stream"]

@@ -64,10 +64,10 @@ def test_recommend_fills_k_after_filtering():
 
 def test_show_remove_clear_popular():
     out, session = drive("add 10 20 30\nremove 20\nshow\nremove #1\nshow\nremove 1\nclear\nshow\npopular\nexit\n")
-    assert "removed [20] Alien (1979)" in out
+    assert "removed movie id 20: [20] Alien (1979)" in out
     assert "  1. [10] Toy Story (1995) · Animation|Children's\n  2. [30] Aliens (1986)" in out
     assert "removed #1: [10] Toy Story (1995)" in out
-    assert "removed #1: [30] Aliens (1986)" in out  # 1 is no id in the history: read as a position
+    assert "removed #1 (1 is no movie id in the history: read as a position): [30] Aliens (1986)" in out
     assert "cleared 0 movies" in out and "the history is empty" in out
     assert "the 2 most watched movies not in the history:\n  1. [30] Aliens" in out
     assert session.history == []
@@ -180,3 +180,40 @@ def test_search_finds_titles_with_a_trailing_article():
     import dataclasses
     session = Session(dataclasses.replace(data, items=items), by_id)
     assert session.execute("search the alien").lines == ("[20] Alien, The (1979) · Horror|Sci-Fi",)
+
+
+def test_remove_prefers_a_movie_id_in_the_history_and_says_which_rule_it_applied():
+    """MovieLens ids 1..4 overlap with positions: 'remove 2' must remove movie 2, not the 2nd movie."""
+    import dataclasses
+
+    dataset = dataclasses.replace(tiny_dataset(), item_raw_ids=np.array([-1, 3, 1, 2, 4]))
+    session = Session(dataset, by_id, top_k=2)
+    out = io.StringIO()
+    run_session(session, io.StringIO("add 3 1 2\nremove 2\nremove 2\nshow\nexit\n"), out)
+    text = out.getvalue()
+    # history: #1 = movie 3 (Toy Story), #2 = movie 1 (Alien), #3 = movie 2 (Aliens)
+    assert "removed movie id 2: [2] Aliens (1986)" in text
+    # movie 2 is gone: the second 'remove 2' can only mean position 2 (movie 1), and says so
+    assert "removed #2 (2 is no movie id in the history: read as a position): [1] Alien (1979)" in text
+    assert session.history == [1]
+
+
+def test_invalid_bytes_on_stdin_do_not_end_the_session(tmp_path, monkeypatch, capsys):
+    from recsec_lib.cli import main
+
+    stdin = io.TextIOWrapper(io.BytesIO(b"help\nadd \xff\xfe\nsearch caf\xe9\nshow\nexit\n"), encoding="utf-8")
+    monkeypatch.setattr("sys.stdin", stdin)
+    code = main(["interactive", "--dataset", "synthetic", "--data-dir", str(tmp_path / "data")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.count("ignored a line with bytes that are not valid text") == 2
+    assert "the history is empty" in out and out.rstrip().endswith("bye")
+
+
+def test_strict_stream_decode_error_is_reported_not_raised():
+    """Without errors="replace" (the CLI sets it) a decode error loses what that read held, but is one line."""
+    stdin = io.TextIOWrapper(io.BytesIO(b"add 10\n\xff\nshow\nexit\n"), encoding="utf-8")
+    session = Session(tiny_dataset(), by_id)
+    out = io.StringIO()
+    assert run_session(session, stdin, out) == 0
+    assert "not valid utf-8 text" in out.getvalue() and "bye" in out.getvalue()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from recsec_lib.cli import folder_option
 from recsec_lib.stages import analyze as stage
 from recsec_lib.stages.context import DATASETS, PROFILES, StudyContext
 
@@ -24,6 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    folder_option(args.run_dir, "--run-dir")
+    folder_option(args.data_dir, "--data-dir")
     ctx = StudyContext(run_dir=Path(args.run_dir), dataset=args.dataset, data_dir=Path(args.data_dir),
                        mirror=args.mirror or None, profile=args.profile)
     settings = stage.Settings.for_profile(args.profile).with_overrides(top_genres=args.top_genres)

@@ -9,7 +9,8 @@ seed, in queries (--queries: each sequence of --seq-len items costs --seq-len
 queries). Writes into --output-dir: the collected queries and lists
 (queries.npz), the box's query log (querylog.npz), the surrogate checkpoint
 (surrogate.pt) and metrics.json (Agr@1, Agr@10, surrogate HR@10/NDCG@10 on the
-real test inputs of --dataset).
+real test inputs of --dataset). A folder that already holds an attack is
+refused unless --force.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+
+from recsec_lib.cli import UserError, folder_option
 
 
 def register(subparsers) -> None:
@@ -46,6 +49,8 @@ def register(subparsers) -> None:
     parser.add_argument("--max-train-seconds", type=float, default=0.0,
                         help="stop training the surrogate after this many seconds; 0 = no limit")
     parser.add_argument("--output-dir", type=Path, default=Path("outputs/attack"), help="folder for the results")
+    parser.add_argument("--force", action="store_true",
+                        help="overwrite the results of an earlier attack in --output-dir")
     parser.add_argument("--dataset", default="ml-1m", help="ml-1m | ml-100k | ml-20m | synthetic (for evaluation)")
     parser.add_argument("--data-dir", type=Path, default=Path("data"), help="downloads and the processed cache")
     parser.add_argument("--mirror", type=Path, default=None,
@@ -71,6 +76,24 @@ def budget_in_sequences(queries: int | None, sequences: int | None, seq_len: int
     return sequences or 1000
 
 
+# What an attack writes into --output-dir; any of them there means an earlier attack's results.
+ATTACK_FILES = ("metrics.json", "queries.npz", "querylog.npz", "surrogate.pt")
+
+
+def check_output_dir(output_dir: Path, force: bool) -> Path:
+    """--output-dir as a folder that may be written: not a file, and without an earlier attack unless ``force``.
+
+    Checked before any query is asked, so that a second attack does not
+    silently replace the first one's query log and metrics at its very end.
+    """
+    output_dir = folder_option(output_dir, "--output-dir")
+    earlier = [name for name in ATTACK_FILES if (output_dir / name).exists()]
+    if earlier and not force:
+        raise UserError(f"--output-dir {output_dir} already holds an attack ({', '.join(earlier)}); choose another "
+                        f"folder or pass --force to overwrite it")
+    return output_dir
+
+
 def handle(args: argparse.Namespace) -> int:
     from recsec_lib import runs
     from recsec_lib.attack import SurrogateSettings, evaluate_extraction, run_attack
@@ -78,6 +101,8 @@ def handle(args: argparse.Namespace) -> int:
     from recsec_lib.stages.context import StudyContext, seed_everything
 
     num_sequences = budget_in_sequences(args.queries, args.sequences, args.seq_len)
+    check_output_dir(args.output_dir, args.force)
+    folder_option(args.data_dir, "--data-dir")
     if not args.quiet:  # one line per surrogate epoch and per query phase
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if not args.target_model.is_file():

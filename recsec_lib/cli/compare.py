@@ -6,6 +6,7 @@ import argparse
 import re
 from pathlib import Path
 
+from recsec_lib.cli import folder_option
 from recsec_lib.cli.interactive import add_dataset_options
 from recsec_lib.compare import (bias_on_test_users, bias_summary, checkpoint_recommender, compare_recommendations,
                                 popularity_recommender, resolve_device, save_comparison, themed_examples,
@@ -53,6 +54,8 @@ def handle(args: argparse.Namespace) -> int:
         raise ValueError(f"--top-k must be >= 1, got {args.top_k}")
     if args.bias_users < 0:
         raise ValueError(f"--bias-users must be >= 0, got {args.bias_users}")
+    folder_option(args.output_dir, "--output-dir")
+    folder_option(args.data_dir, "--data-dir")
 
     dataset = prepare_dataset(args.dataset, data_dir=args.data_dir, mirror=args.mirror or None)
     device = resolve_device(args.device)

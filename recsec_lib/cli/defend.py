@@ -16,6 +16,7 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
+from recsec_lib.cli import folder_option
 from recsec_lib.gro_training import METHODS, GROConfig
 
 DEFAULT_LAMBDA = {"gro": 1.0, "seed-variant": 5.0}  # the authors' ML-1M λ; the seed's λ for its variant
@@ -84,6 +85,8 @@ def handle(args: argparse.Namespace) -> int:
         raise ValueError(f"--epochs must be at least 1, got {args.epochs}")
     if not args.target_model.is_file():
         raise FileNotFoundError(f"--target-model {args.target_model} does not exist")
+    folder_option(args.output, "--output")
+    folder_option(args.data_dir, "--data-dir")
     mirror = args.mirror or (Path(os.environ["RECSEC_DATA_MIRROR"]) if os.environ.get("RECSEC_DATA_MIRROR") else None)
     device = _device(args.device)
     dataset = prepare_dataset(args.dataset, data_dir=args.data_dir, mirror=mirror)

@@ -6,6 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
+from recsec_lib.cli import folder_option
 from recsec_lib.stages.context import DATASETS, DEVICES
 
 
@@ -35,6 +36,7 @@ def handle(args: argparse.Namespace) -> int:
 
     if args.batch_size <= 0:
         raise ValueError(f"--batch-size must be positive, got {args.batch_size}")
+    folder_option(args.data_dir, "--data-dir")
     dataset_name = args.dataset or read_checkpoint_payload(args.checkpoint)["dataset_name"]
     ctx = StudyContext(run_dir=Path(args.checkpoint).parent, dataset=dataset_name, data_dir=Path(args.data_dir),
                        mirror=Path(args.mirror) if args.mirror else None, device=args.device)

@@ -6,9 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from recsec_lib.cli import folder_option
 from recsec_lib.compare import checkpoint_recommender, resolve_device
 from recsec_lib.data.prepare import DATASET_NAMES, prepare_dataset
-from recsec_lib.interactive import Session, run_session
+from recsec_lib.interactive import Session, run_session, tolerant_text_stream
 
 
 def add_dataset_options(parser: argparse.ArgumentParser) -> None:
@@ -40,10 +41,11 @@ def handle(args: argparse.Namespace) -> int:
         raise ValueError(f"--top-k must be >= 1, got {args.top_k}")
     if args.model is not None and not args.model.is_file():
         raise FileNotFoundError(f"--model: checkpoint {args.model} does not exist")
+    folder_option(args.data_dir, "--data-dir")
     dataset = prepare_dataset(args.dataset, data_dir=args.data_dir, mirror=args.mirror or None)
     label, recommend_fn = "", None
     if args.model is not None:
         label, recommend_fn = checkpoint_recommender(args.model, dataset, resolve_device(args.device))
         label = f"{label} ({args.model.name})"
     session = Session(dataset, recommend_fn, top_k=args.top_k, model_label=label or "model")
-    return run_session(session, sys.stdin, sys.stdout)
+    return run_session(session, tolerant_text_stream(sys.stdin), tolerant_text_stream(sys.stdout))

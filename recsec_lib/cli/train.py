@@ -1,4 +1,10 @@
-"""``recsec train``: train one recommender, save its checkpoint, print its test metrics."""
+"""``recsec train``: train one recommender, save its checkpoint, print its test metrics.
+
+Beside the checkpoint ``<name>.pt`` it writes ``<name>.metrics.json`` (training
+history, best validation and test metrics), the file ``recsec visualize
+--metrics-file`` draws. Defaults follow the study's train stage (weight decay 0,
+the SASRec+ recipe), not the seed's 1e-5.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import argparse
 import os
 from pathlib import Path
 
+from recsec_lib.cli import UserError, folder_option
 from recsec_lib.stages.context import DATASETS, DEVICES
 
 
@@ -22,8 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--epochs", type=int, default=30, help="maximum epochs (default: 30)")
     parser.add_argument("--batch-size", type=int, default=128, help="users per batch (default: 128)")
     parser.add_argument("--lr", type=float, default=0.001, help="Adam learning rate (default: 0.001)")
-    parser.add_argument("--weight-decay", type=float, default=1e-5,
-                        help="Adam weight decay (default: 1e-5 as the seed; the SASRec+ recipe uses 0)")
+    parser.add_argument("--weight-decay", type=float, default=0.0,
+                        help="Adam weight decay (default: 0 as the study's train stage, the SASRec+ recipe; "
+                             "the seed used 1e-5)")
     parser.add_argument("--embedding-dim", type=int, default=None,
                         help="embedding size (default: 256 for meanemb, the model's own default otherwise)")
     parser.add_argument("--patience", type=int, default=10,
@@ -49,6 +57,7 @@ def handle(args: argparse.Namespace) -> int:
 
     from recsec_lib.checkpoints import save_checkpoint
     from recsec_lib.evaluation import evaluate_model
+    from recsec_lib.runs import write_json_atomic
     from recsec_lib.models.registry import EMBEDDING_FIELDS, build_model
     from recsec_lib.stages.context import StudyContext, seed_everything
     from recsec_lib.training import TrainConfig, train_model
@@ -56,6 +65,10 @@ def handle(args: argparse.Namespace) -> int:
     if args.embedding_dim is not None and args.embedding_dim <= 0:
         raise ValueError(f"--embedding-dim must be positive, got {args.embedding_dim}")
     output = Path(args.output or f"checkpoints/{args.model}.pt")
+    if output.is_dir():
+        raise UserError(f"--output {output} is a folder; give the checkpoint's file name, e.g. {output / args.model}.pt")
+    folder_option(output.parent, "--output's folder")
+    folder_option(args.data_dir, "--data-dir")
     ctx = StudyContext(run_dir=output.parent, dataset=args.dataset, data_dir=Path(args.data_dir),
                        mirror=Path(args.mirror) if args.mirror else None, seed=args.seed, device=args.device)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
@@ -79,10 +92,22 @@ def handle(args: argparse.Namespace) -> int:
         save_checkpoint(output, result.model, args.model, dataset,
                         metrics={"test": test, "valid": result.best_valid, "best_epoch": result.best_epoch,
                                  "epoch_seconds": result.epoch_seconds()}, training_state=state)
+    metrics_path = metrics_path_of(output)
+    write_json_atomic(metrics_path, {
+        "model": args.model, "checkpoint": str(output), "dataset": dataset.name, "complete": result.complete,
+        "best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "stop_reason": result.stop_reason,
+        "epoch_seconds": result.epoch_seconds(), "history": result.history, "valid": result.best_valid, "test": test,
+    })
     print(f"{args.model} on {dataset.name}: best epoch {result.best_epoch} of {result.epochs_run}, "
           f"{result.epoch_seconds():.1f} s per epoch; checkpoint {output}")
     print(format_metrics(test))
+    print(f"metrics {metrics_path} (figures: recsec visualize --metrics-file {metrics_path})")
     return 0
+
+
+def metrics_path_of(checkpoint: Path) -> Path:
+    """Where ``recsec train`` puts the metrics of ``checkpoint``: ``sasrec.pt`` -> ``sasrec.metrics.json``."""
+    return checkpoint.with_name(checkpoint.stem + ".metrics.json")
 
 
 def format_metrics(metrics: dict) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from recsec_lib.cli import folder_option
 from recsec_lib.visualize import visualize_metrics
 
 
@@ -22,6 +23,6 @@ def register(subparsers) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    for path in visualize_metrics(args.metrics_file, args.output_dir):
+    for path in visualize_metrics(args.metrics_file, folder_option(args.output_dir, "--output-dir")):
         print(f"wrote {path}")
     return 0

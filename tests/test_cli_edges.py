@@ -1,0 +1,106 @@
+"""Issue 18: the commands offline without a mirror, and the CLI's edge cases (folders, overwrites, defaults)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import urllib.error
+
+import pytest
+
+from recsec_lib.cli import build_parser, main
+from recsec_lib.data import download
+
+
+@pytest.fixture
+def offline(monkeypatch, no_mirror_env):
+    """No network: every download attempt fails as on a machine without name resolution."""
+
+    def unreachable(url, timeout):
+        raise urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))
+
+    monkeypatch.setattr(download.urllib.request, "urlopen", unreachable)
+
+
+@pytest.mark.parametrize("command", [
+    ["train", "--epochs", "1"],
+    ["analyze", "--run-dir", "{tmp}/analyze"],
+    ["evaluate", "--checkpoint", "{tmp}/model.pt", "--dataset", "ml-1m"],
+    ["compare", "--popular", "--output-dir", "{tmp}/comparison"],
+    ["interactive"],
+    ["attack", "--target-model", "{tmp}/model.pt", "--output-dir", "{tmp}/attack"],
+    ["defend", "--target-model", "{tmp}/model.pt", "--output", "{tmp}/defend"],
+    ["download"],
+])
+def test_every_command_offline_ends_in_one_line_naming_the_mirror(tmp_path, offline, capsys, command):
+    (tmp_path / "model.pt").write_bytes(b"never read: the data is missing first")
+    data_option = "--output-dir" if command[0] == "download" else "--data-dir"
+    argv = [part.format(tmp=tmp_path) for part in command] + [data_option, str(tmp_path / "data")]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith(f"recsec {command[0]}: error: ml-1m: no local copy")
+    assert "--mirror DIR or $RECSEC_DATA_MIRROR" in lines[0] and "Traceback" not in captured.out
+
+
+def test_attack_refuses_to_overwrite_an_earlier_attack(tmp_path, capsys):
+    earlier = tmp_path / "attack"
+    earlier.mkdir()
+    (earlier / "metrics.json").write_text("{}")
+    argv = ["attack", "--target-model", str(tmp_path / "missing.pt"), "--output-dir", str(earlier),
+            "--dataset", "synthetic", "--data-dir", str(tmp_path / "data")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "already holds an attack (metrics.json); choose another folder or pass --force" in err
+    assert (earlier / "metrics.json").read_text() == "{}"
+    # with --force the folder is accepted: the command goes on (here to the missing target)
+    assert main([*argv, "--force"]) == 2
+    assert "--target-model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command, option", [
+    (["attack", "--target-model", "{tmp}/m.pt", "--output-dir", "{file}"], "--output-dir"),
+    (["attack", "--target-model", "{tmp}/m.pt", "--data-dir", "{file}"], "--data-dir"),
+    (["compare", "--popular", "--output-dir", "{file}"], "--output-dir"),
+    (["visualize", "--metrics-file", "{tmp}/m.json", "--output-dir", "{file}"], "--output-dir"),
+    (["download", "--output-dir", "{file}"], "--output-dir"),
+    (["train", "--data-dir", "{file}"], "--data-dir"),
+    (["evaluate", "--checkpoint", "{tmp}/m.pt", "--dataset", "synthetic", "--data-dir", "{file}"], "--data-dir"),
+    (["interactive", "--data-dir", "{file}"], "--data-dir"),
+    (["analyze", "--run-dir", "{file}"], "--run-dir"),
+    (["defend", "--target-model", "{tmp}/m.pt", "--output", "{file}"], "--output"),
+])
+def test_folder_options_that_name_a_file_are_a_clear_error(tmp_path, capsys, no_mirror_env, command, option):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("keep me")
+    (tmp_path / "m.pt").write_bytes(b"x")
+    (tmp_path / "m.json").write_text("[]")
+    argv = [part.format(tmp=tmp_path, file=a_file) for part in command]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"{option} {a_file} is a file, not a folder" in err
+    assert a_file.read_text() == "keep me"
+
+
+def test_train_writes_the_metrics_visualize_reads(tmp_path, capsys, no_mirror_env):
+    checkpoint = tmp_path / "models" / "meanemb.pt"
+    assert main(["train", "--model", "meanemb", "--epochs", "2", "--embedding-dim", "8", "--dataset", "synthetic",
+                 "--data-dir", str(tmp_path / "data"), "--output", str(checkpoint), "--device", "cpu"]) == 0
+    metrics_file = tmp_path / "models" / "meanemb.metrics.json"
+    assert f"recsec visualize --metrics-file {metrics_file}" in capsys.readouterr().out
+    metrics = json.loads(metrics_file.read_text())
+    assert metrics["model"] == "meanemb" and [row["epoch"] for row in metrics["history"]] == [1, 2]
+    assert 0 <= metrics["test"]["hr@10"] <= 1
+    assert main(["visualize", "--metrics-file", str(metrics_file), "--output-dir", str(tmp_path / "figures")]) == 0
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["model_comparison.png",
+                                                                         "training_curves.png"]
+
+
+def test_train_default_weight_decay_is_the_studys():
+    from recsec_lib.stages import train as stage
+
+    args = build_parser().parse_args(["train"])
+    assert args.weight_decay == 0.0
+    for profile in ("smoke", "cpu", "full"):
+        assert stage.Settings.for_profile(profile).weight_decay == args.weight_decay
