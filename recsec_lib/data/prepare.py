@@ -41,9 +41,9 @@ from pathlib import Path
 
 from recsec_lib.data import cache
 from recsec_lib.data.dataset import SequenceDataset
-from recsec_lib.data.errors import MIRROR_ENV, DataUnavailableError
 from recsec_lib.data.download import (ARCHIVES, DEFAULT_BASE_URL, ChecksumError, extract_archive, fetch_dataset,
                                       file_hashes)
+from recsec_lib.data.errors import MIRROR_ENV, DataUnavailableError
 from recsec_lib.data.formats import RawData, detect_layout, read_folder
 from recsec_lib.data.preprocess import build_sequence_dataset
 from recsec_lib.data.synthetic import write_synthetic_files
