@@ -40,7 +40,7 @@ def test_every_command_offline_ends_in_one_line_naming_the_mirror(tmp_path, offl
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1, captured.err
-    assert lines[0].startswith(f"recsec {command[0]}: error: ml-1m: no local copy")
+    assert lines[0].startswith(f"recsec {command[0]}: error: ml-1m: no data found")
     assert "--mirror DIR or $RECSEC_DATA_MIRROR" in lines[0] and "Traceback" not in captured.out
 
 

@@ -193,7 +193,7 @@ def test_unknown_dataset_name_lists_valid_ones(tmp_path):
 
 
 def test_nothing_found_without_download(tmp_path, no_mirror_env):
-    with pytest.raises(prepare.DataUnavailableError, match="no local copy .* downloading is off; .*--mirror DIR or "
+    with pytest.raises(prepare.DataUnavailableError, match="no data found .* downloading is off; .*--mirror DIR or "
                                                            r"\$RECSEC_DATA_MIRROR"):
         prepare.prepare_dataset("ml-1m", data_dir=tmp_path, download=False)
 

@@ -242,7 +242,7 @@ def _from_zip(name: str, zip_path: Path, data_dir: Path, origin: str) -> RawData
 
 
 def _unavailable(name: str, looked: list[str], why: str) -> DataUnavailableError:
-    return DataUnavailableError(f"{name}: no local copy (looked in {', '.join(looked)}) and {why}; "
+    return DataUnavailableError(f"{name}: no data found (looked in {', '.join(looked)}) and {why}; "
                                 f"give a MovieLens copy with --mirror DIR or ${MIRROR_ENV}")
 
 
