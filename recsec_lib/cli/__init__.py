@@ -24,7 +24,7 @@ class UserError(Exception):
     """A problem with the user's input: printed as one line, exit code 2."""
 
 
-def folder_option(value, option: str, must_exist: bool = False) -> Path:
+def folder_option(value, option: str) -> Path:
     """The folder given to ``option`` (e.g. "--output-dir") as a Path; UserError when it names a file.
 
     Checked before any work, so that a typo does not end a long run in
@@ -33,8 +33,6 @@ def folder_option(value, option: str, must_exist: bool = False) -> Path:
     path = Path(value)
     if path.exists() and not path.is_dir():
         raise UserError(f"{option} {path} is a file, not a folder")
-    if must_exist and not path.is_dir():
-        raise UserError(f"{option} {path} does not exist")
     return path
 
 

@@ -9,6 +9,7 @@ the SASRec+ recipe), not the seed's 1e-5.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from pathlib import Path
 
@@ -57,8 +58,8 @@ def handle(args: argparse.Namespace) -> int:
 
     from recsec_lib.checkpoints import save_checkpoint
     from recsec_lib.evaluation import evaluate_model
-    from recsec_lib.runs import write_json_atomic
     from recsec_lib.models.registry import EMBEDDING_FIELDS, build_model
+    from recsec_lib.runs import write_json_atomic
     from recsec_lib.stages.context import StudyContext, seed_everything
     from recsec_lib.training import TrainConfig, train_model
 
@@ -96,13 +97,18 @@ def handle(args: argparse.Namespace) -> int:
     write_json_atomic(metrics_path, {
         "model": args.model, "checkpoint": str(output), "dataset": dataset.name, "complete": result.complete,
         "best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "stop_reason": result.stop_reason,
-        "epoch_seconds": result.epoch_seconds(), "history": result.history, "valid": result.best_valid, "test": test,
+        "epoch_seconds": _finite_or_none(result.epoch_seconds()), "history": result.history, "valid": result.best_valid, "test": test,
     })
     print(f"{args.model} on {dataset.name}: best epoch {result.best_epoch} of {result.epochs_run}, "
           f"{result.epoch_seconds():.1f} s per epoch; checkpoint {output}")
     print(format_metrics(test))
     print(f"metrics {metrics_path} (figures: recsec visualize --metrics-file {metrics_path})")
     return 0
+
+
+def _finite_or_none(value: float) -> float | None:
+    """JSON has no NaN: a figure that could not be measured (no epoch timed) is written as null."""
+    return value if math.isfinite(value) else None
 
 
 def metrics_path_of(checkpoint: Path) -> Path:
