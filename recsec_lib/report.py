@@ -16,8 +16,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
+from matplotlib.figure import Figure
 
-from recsec_lib import runs
+from recsec_lib import plots, runs
 from recsec_lib.tables import html_table, read_table
 
 # Published next-item quality on ML-1M (full ranking, leave-one-out), STUDY.md.
@@ -346,39 +347,50 @@ def stage_groups(sections: list[Section]) -> list[tuple[str, list[Section]]]:
 
 
 def section_html(run_dir: Path, section: Section) -> str:
-    """The section as one HTML block: the figure with its caption beside its table, then the files it came from.
-
-    The figure is embedded (base64), so the exported report is one
-    self-contained file; figure and table sit side by side where the page is
-    wide enough and one above the other where it is not.
-    """
+    """The section as one HTML block (``figure_table_html``), read from its files in the run folder."""
     run_dir = Path(run_dir)
-    title = html.escape(section.title)
-    caption = html.escape(section.caption)
+    frame = read_table(run_dir / section.table) if section.table else None
+    png = (run_dir / section.figure).read_bytes() if section.figure else None
+    hidden = len(set(frame.columns) - set(section.columns)) if frame is not None and section.columns else 0
+    source = ", ".join(name for name in (section.table, section.figure) if name)
+    if hidden:
+        source += f" (the CSV has {counted(hidden, 'more column')})"
+    return figure_table_html(section.title, section.caption, table=frame, figure=png, columns=section.columns,
+                             source=source, stage=section.stage)
+
+
+def figure_table_html(title: str, caption: str, table: pd.DataFrame | None = None,
+                      figure: bytes | Figure | None = None, columns: tuple[str, ...] = (), source: str = "",
+                      stage: str = "") -> str:
+    """A titled block: the figure (PNG data or a matplotlib figure) with its caption, beside its table.
+
+    The figure is embedded (base64), so an exported page is one self-contained
+    file. Figure and table sit side by side where the page is wide enough and
+    one above the other where it is not; a table is never cut (a table wider
+    than the page scrolls). Without a figure the caption goes under the table.
+    ``source`` names the files the block was read from (relative paths only),
+    ``stage`` tags the block so readers and tests can tell which stage it shows.
+    """
+    title_html, caption_html = html.escape(title), html.escape(caption)
     parts = []
-    if section.figure:
-        png = (run_dir / section.figure).read_bytes()
+    if figure is not None:
+        png = figure if isinstance(figure, bytes) else plots.png_bytes(figure)
         width = min(png_width(png), 1100)
         data = base64.b64encode(png).decode("ascii")
         basis = width if width > 900 else min(width, 560)  # a wide figure (several panels) takes a row of its own
         parts.append(f'<figure class="recsec-figure" style="margin:0;flex:0 1 {basis}px;max-width:{width}px">'
-                     f'<img src="data:image/png;base64,{data}" alt="{title}" style="width:100%;height:auto">'
-                     f'<figcaption style="font-size:0.9em">{caption}</figcaption></figure>')
-    more = ""
-    if section.table:
-        frame = read_table(run_dir / section.table)
-        table = html_table(frame, section.columns)
-        below = "" if section.figure else f'<p class="recsec-caption" style="font-size:0.9em">{caption}</p>'
-        # Beside the figure when both fit the page's width, else below it; never cut: a wider table scrolls.
+                     f'<img src="data:image/png;base64,{data}" alt="{title_html}" style="width:100%;height:auto">'
+                     f'<figcaption style="font-size:0.9em">{caption_html}</figcaption></figure>')
+    if table is not None:
+        below = "" if figure is not None else f'<p class="recsec-caption" style="font-size:0.9em">{caption_html}</p>'
         parts.append(f'<div class="recsec-table-box" style="flex:1 1 auto;max-width:100%;overflow-x:auto">'
-                     f"{table}{below}</div>")
-        hidden = len(set(frame.columns) - set(section.columns)) if section.columns else 0
-        more = f" (the CSV has {counted(hidden, 'more column')})" if hidden else ""
-    files = ", ".join(name for name in (section.table, section.figure) if name)
-    return (f'<section class="recsec-section" data-stage="{html.escape(section.stage)}">'
-            f"<h4>{title}</h4>"
+                     f"{html_table(table, columns)}{below}</div>")
+    if not parts:
+        parts.append(f'<p class="recsec-caption">{caption_html}</p>')
+    footer = f'<p style="font-size:0.8em;color:#666">From {html.escape(source)}.</p>' if source else ""
+    return (f'<section class="recsec-section" data-stage="{html.escape(stage)}"><h4>{title_html}</h4>'
             f'<div style="display:flex;flex-wrap:wrap;gap:1.5em;align-items:flex-start">{"".join(parts)}</div>'
-            f'<p style="font-size:0.8em;color:#666">From {html.escape(files)}{more}.</p></section>')
+            f"{footer}</section>")
 
 
 def png_width(png: bytes) -> int:

@@ -164,8 +164,8 @@ def test_findings_agree_in_number():
     accounts = next(line for line in findings({**base, "seat_accounts_needed": 1}, {})
                     if line.startswith("To stay undetected"))
     assert accounts == "To stay undetected the attacker needs 1 account against SEAT and 5 against a volume cap alone."
-    assert [counted(1, "epoch"), counted(2.0, "epoch"), counted(1, "batch", "batches"), counted(3, "batch", "batches")] \
-        == ["1 epoch", "2 epochs", "1 batch", "3 batches"]
+    assert [counted(1, "epoch"), counted(2.0, "epoch")] == ["1 epoch", "2 epochs"]
+    assert [counted(1, "batch", "batches"), counted(3, "batch", "batches")] == ["1 batch", "3 batches"]
     one = {"settings": {"from_scratch": False, "max_batches_per_epoch": 1, "positions_per_sequence": 1, "epochs": 1}}
     assert "(1 batch per epoch, at most 1 epoch; student and swap loss on the last position of each row)" \
         in gro_training_sentence(one)
@@ -254,3 +254,18 @@ def test_a_standalone_page_nests_under_the_report_headings():
     page = "# Recommendations side by side\n\nColumns: a # b\n\n## action/sci-fi\n###### deep\n"
     assert demote_headings(page, 2) == ("### Recommendations side by side\n\nColumns: a # b\n\n#### action/sci-fi\n"
                                         "###### deep\n")
+
+
+def test_a_figure_and_table_from_memory_make_the_same_kind_of_block():
+    """What a notebook (or a later stage) can use for a table and figure it has in hand rather than in files."""
+    from recsec_lib import plots
+    from recsec_lib.report import figure_table_html
+
+    fig = plots.new_figure(2.0, 1.0)
+    fig.subplots().plot([0, 1])
+    block = figure_table_html("Attacker zoo", "Each attacker's fidelity at the main budget.",
+                              table=pd.DataFrame({"attacker": ["random"], "queries": [320.0]}), figure=fig,
+                              stage="seat")
+    assert block.startswith('<section class="recsec-section" data-stage="seat"><h4>Attacker zoo</h4>')
+    assert '<img src="data:image/png;base64,' in block and ">320<" in block and "From" not in block
+    assert "Each attacker" in block[block.index("<figcaption"):block.index("</figcaption>")]
