@@ -19,10 +19,10 @@
 # %%
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
+from recsec_lib import plots
 from recsec_lib.stages import train as stage
 from recsec_lib.stage_cache import run_cached
 from recsec_lib.stages.context import StudyContext
@@ -93,17 +93,7 @@ pd.DataFrame([{"model": name, "best epoch": r["best_epoch"], "epochs run": r["ep
 
 # %%
 history = pd.concat([pd.read_csv(train_dir / f"{name}_history.csv") for name in metrics["models"]])
-fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
-for name, frame in history.groupby("model"):
-    axes[0].plot(frame["epoch"], frame["loss"], label=name)
-    axes[1].plot(frame["epoch"], frame["valid_hr@10"], label=name)
-    axes[2].plot(frame["epoch"], frame["valid_ndcg@10"], label=name)
-for axis, title in zip(axes, ("training loss", "validation HR@10", "validation NDCG@10")):
-    axis.set_title(title)
-    axis.set_xlabel("epoch")
-    axis.legend()
-plt.tight_layout()
-plt.show()
+plots.training_curves(history)
 
 # %% [markdown]
 # ## The seed's observations, measured

@@ -31,9 +31,9 @@
 # %%
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
 
+from recsec_lib import plots
 from recsec_lib.stages import attack as stage
 from recsec_lib.stage_cache import run_cached
 from recsec_lib.stages.context import StudyContext
@@ -87,10 +87,7 @@ display_columns = ["generator", "budget_sequences", "budget_queries", "agr1", "a
 curve[display_columns]
 
 # %%
-plt.figure(figsize=(7, 4.5))
-plt.imshow(plt.imread(stage_dir / "budget_curve.png"))
-plt.axis("off")
-plt.show()
+plots.budget_curve(curve)
 
 # %% [markdown]
 # ### Target × surrogate architectures (main budget, autoregressive)
@@ -106,10 +103,4 @@ pd.read_csv(stage_dir / "architectures.csv")[["target", "surrogate", "budget_seq
 
 # %%
 history = pd.read_csv(stage_dir / "training_history.csv")
-fig, ax = plt.subplots(figsize=(7, 4))
-for (generator, budget, arch), rows in history.groupby(["generator", "budget_sequences", "surrogate"]):
-    ax.plot(rows["epoch"], rows["valid_agr10"], label=f"{arch}, {generator}, {budget} seq.")
-ax.set_xlabel("epoch")
-ax.set_ylabel("held-out synthetic Agr@10")
-ax.legend(fontsize=7)
-plt.show()
+plots.surrogate_training(history)

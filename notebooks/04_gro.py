@@ -35,12 +35,13 @@
 # %%
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
 
+from recsec_lib import plots
 from recsec_lib.stage_cache import run_cached
 from recsec_lib.stages import gro as stage
 from recsec_lib.stages.context import StudyContext
+from recsec_lib.tables import read_table
 
 # %% tags=["parameters"]
 run_dir: str = "outputs/notebook"  # run folder this stage writes into (run_all.sh sets it)
@@ -85,7 +86,7 @@ print(metrics["lambda_choice"])
 print({key: metrics.get(key) for key in ("gro_best_lambda", "gro_constraint_met", "gro_utility_retention",
                                          "gro_surrogate_ndcg10_drop", "gro_agr10", "none_agr10",
                                          "gro_epoch_cost_ratio")})
-table = pd.read_csv(out / "defenses.csv")
+table = read_table(out / "defenses.csv")  # keeps the row named "None" (pandas would read NaN)
 paper = table[["defense", "target_test_hr10", "target_test_ndcg10", "retention_test", "surrogate_test_hr10",
                "surrogate_test_ndcg10", "surrogate_test_ndcg10_drop", "agr10_test"]].copy()
 paper.iloc[:, 1:] = (100 * paper.iloc[:, 1:]).round(2)
@@ -104,11 +105,7 @@ table[["defense", "target_valid_ndcg10", "retention_valid", "surrogate_valid_ndc
 # NDCG@10. The dotted line is the 95% retention floor.
 
 # %%
-image = plt.imread(out / "utility_vs_protection.png")
-plt.figure(figsize=(7, 5))
-plt.imshow(image)
-plt.axis("off")
-plt.show()
+plots.utility_vs_protection(table)
 
 # %% [markdown]
 # ## GRO training: the three loss terms per epoch

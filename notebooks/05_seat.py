@@ -22,8 +22,9 @@
 from pathlib import Path
 
 import pandas as pd
-from IPython.display import Image, display
+from IPython.display import display
 
+from recsec_lib import plots
 from recsec_lib.stages import seat as stage
 from recsec_lib.stage_cache import run_cached
 from recsec_lib.stages.context import StudyContext
@@ -86,14 +87,14 @@ pd.read_csv(out / "single_account.csv")
 # smallest N at which no account is flagged.
 
 # %%
-display(Image(filename=str(out / "detection_vs_accounts.png")))
+display(plots.accounts_sweep(pd.read_csv(out / "accounts_sweep.csv")))
 pd.read_csv(out / "accounts_needed.csv").pivot(index="attack", columns="detector", values="accounts_needed")
 
 # %% [markdown]
 # ### ROC of the per-account scores (benign test accounts vs single-account attack runs)
 
 # %%
-display(Image(filename=str(out / "roc.png")))
+display(plots.roc_curves(pd.read_csv(out / "roc.csv"), metrics["roc_auc"], settings.fpr))
 pd.Series(metrics["roc_auc"], name="AUC").to_frame()
 
 # %% [markdown]

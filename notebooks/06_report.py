@@ -10,20 +10,22 @@
 
 # %% [markdown]
 # # 06 · Report
-# The study's tables, figures and findings, read from every stage's `metrics.json`
-# in this run folder. Nothing here is typed in by hand: published figures appear
-# only in rows labelled *published*. `run_all.sh` exports this notebook to
-# `<run>/report.html` (with code) and `<run>/report_nocode.html`.
+# The study's findings, then each stage's figures beside the tables they explain, in the order the stages run,
+# all read from this run folder. Nothing here is typed in by hand: published figures appear only in rows
+# labelled *published*. `run_all.sh` exports this notebook to `<run>/report.html` (with code) and
+# `<run>/report_nocode.html`.
 
 # %%
 import json
 from pathlib import Path
 
 import pandas as pd
-from IPython.display import Image, Markdown, display
+from IPython.display import HTML, Markdown, display
 
+from recsec_lib import report
 from recsec_lib.stages import report as stage
 from recsec_lib.stages.context import StudyContext
+from recsec_lib.tables import html_table, read_table
 
 # %% tags=["parameters"]
 run_dir: str = "outputs/notebook"  # run folder this stage writes into (run_all.sh sets it)
@@ -42,7 +44,6 @@ ctx = StudyContext(run_dir=Path(run_dir), dataset=dataset, data_dir=Path(data_di
 metrics = stage.run(ctx, stage.Settings.for_profile(profile))  # the report is never cached
 report_dir = ctx.run_dir / "report"
 headline = json.loads((ctx.run_dir / "headline.json").read_text())
-pd.set_option("display.max_colwidth", 80)
 
 # %% [markdown]
 # ## Findings
@@ -56,24 +57,18 @@ display(Markdown((report_dir / "findings.md").read_text()))
 # Each target the project set, beside what this run measured.
 
 # %%
-display(pd.read_csv(report_dir / "targets.csv"))
+display(HTML(html_table(read_table(report_dir / "targets.csv"))))
 
 # %% [markdown]
-# ## Recommendation quality
-# Test split, full ranking over all items with the history's items filtered out (primary); unfiltered
-# and sampled-100 figures are labelled. Published rows are from the papers, for comparison.
+# ## The study, stage by stage
+# Each figure sits beside the table it was drawn from, with a caption saying what it shows; the line under
+# each says which files of the run folder it came from. Stages this run did not run are left out.
 
 # %%
-display(pd.read_csv(report_dir / "quality.csv"))
-
-# %% [markdown]
-# ## Attack, defenses and detection
-# The tables each stage saved (missing ones were not run in this run).
-
-# %%
-for table in metrics["stage_tables"]:
-    display(Markdown(f"### {table['title']}"))
-    display(pd.read_csv(report_dir / table["file"]))
+for heading, sections in report.stage_groups(report.present_sections(ctx.run_dir)):
+    display(Markdown(f"### {heading}"))
+    for section in sections:
+        display(HTML(report.section_html(ctx.run_dir, section)))
 
 # %% [markdown]
 # ## Side-by-side recommendations
@@ -84,34 +79,28 @@ for table in metrics["stage_tables"]:
 
 # %%
 comparison = metrics["comparison"]
-print("compared:", ", ".join(comparison["columns"]) or "nothing")
-display(Markdown((report_dir / comparison["files"]["markdown"]).read_text()))
-
-# %% [markdown]
-# ## Headline figures
-# The flat `headline.json` of this run (documented in the README).
-
-# %%
-display(pd.Series(headline, name="value").to_frame())
+display(Markdown(report.demote_headings((report_dir / comparison["files"]["markdown"]).read_text(), levels=2)))
 
 # %% [markdown]
 # ## Published reference rows
 # From the papers cited in STUDY.md, for comparison only; labelled *published*.
 
 # %%
-for name in ("published_quality", "published_attack", "published_gro"):
-    display(pd.read_csv(report_dir / f"{name}.csv"))
+for name, title in (("published_quality", "Next-item quality on ML-1M"),
+                    ("published_attack", "Model extraction on ML-1M, 5,000 sequences (Yue et al.)"),
+                    ("published_gro", "Defenses on ML-1M, BERT4Rec target and surrogate (Zhang et al.)")):
+    display(Markdown(f"### {title}"))
+    display(HTML(html_table(read_table(report_dir / f"{name}.csv"))))
 
 # %% [markdown]
-# ## Figures of every stage
+# ## Headline figures
+# The flat `headline.json` of this run (documented in the README).
 
 # %%
-for figure in metrics["figures"]:
-    display(Markdown(f"**{figure}**"))
-    display(Image(filename=str(ctx.run_dir / figure)))
+display(HTML(html_table(pd.DataFrame({"key": list(headline), "value": list(headline.values())}))))
 
 # %% [markdown]
 # ## Time and memory per stage
 
 # %%
-display(pd.read_csv(report_dir / "timings.csv"))
+display(HTML(html_table(read_table(report_dir / "timings.csv"))))

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from recsec_lib import plots
 from recsec_lib.blackbox import BlackBoxRecommender, apply_defense
 from recsec_lib.checkpoints import save_checkpoint
 from recsec_lib.data.dataset import SequenceDataset
@@ -39,7 +40,7 @@ from recsec_lib.evaluation import evaluate_model
 from recsec_lib.gro_training import GROConfig, GROResult, defend_target
 from recsec_lib.metrics import agreement_at_k, topk_items
 from recsec_lib.models.base import SequentialRecommender
-from recsec_lib.runs import atomic_path, write_text_atomic
+from recsec_lib.runs import write_text_atomic
 from recsec_lib.tables import markdown_table
 from recsec_lib.sequences import batches, pad_left
 
@@ -306,29 +307,4 @@ def save_tables(table: pd.DataFrame, out_dir: str | os.PathLike) -> dict[str, Pa
 
 def plot_utility_vs_protection(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     """PNG: target NDCG@10 retention (x) vs surrogate NDCG@10 drop (y), test split, one point per row."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    for _, row in table.iterrows():
-        marker = "o" if pd.notna(row["lam"]) else "s"  # circles: trained defense; squares: baselines
-        ax.scatter(100 * row["retention_test"], 100 * row["surrogate_test_ndcg10_drop"], marker=marker,
-                   s=60 if not row["best"] else 120, edgecolors="black" if row["best"] else "none")
-        ax.annotate(row["defense"], (100 * row["retention_test"], 100 * row["surrogate_test_ndcg10_drop"]),
-                    textcoords="offset points", xytext=(5, 4), fontsize=8)
-    ax.axvline(95, color="grey", linestyle=":", linewidth=1)
-    ax.set_xlabel("utility retained: target NDCG@10, % of no defense (test)")
-    ax.set_ylabel("protection: surrogate NDCG@10 drop, % (test)")
-    ax.set_title("Utility vs protection (upper right is better)")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=120)
-    finally:
-        plt.close(fig)
-    return path
+    return plots.save_png(plots.utility_vs_protection(table), path)

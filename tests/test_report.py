@@ -7,6 +7,7 @@ not what trained models recommend.
 
 from __future__ import annotations
 
+import html
 import json
 
 import pandas as pd
@@ -76,6 +77,7 @@ def test_report_compares_target_surrogate_gro_target_and_its_surrogate(tmp_path,
     assert (out / "compare_examples.csv").is_file()
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["comparison"]["files"]["markdown"] == "compare.md"
+    assert [s["title"] for s in saved["sections"]] == ["Training and test quality"]  # only the quality table here
 
 
 @pytest.mark.parametrize("missing, column", [
@@ -152,3 +154,118 @@ def test_findings_say_which_way_agreement_moved_and_print_counts_as_counts():
     assert accounts == "To stay undetected the attacker needs 384 accounts against SEAT and 82 against a volume cap alone."
     assert "inf accounts" in line({"seat_accounts_needed": float("inf"), "volume_cap_accounts_needed": 82.0},
                                   "To stay undetected")
+
+
+def test_findings_agree_in_number():
+    """The smoke report said 'the attacker needs 1 accounts against SEAT'."""
+    from recsec_lib.report import counted, findings, gro_training_sentence
+
+    base = {"profile": "smoke", "dataset": "synthetic", "volume_cap_accounts_needed": 5}
+    accounts = next(line for line in findings({**base, "seat_accounts_needed": 1}, {})
+                    if line.startswith("To stay undetected"))
+    assert accounts == "To stay undetected the attacker needs 1 account against SEAT and 5 against a volume cap alone."
+    assert [counted(1, "epoch"), counted(2.0, "epoch")] == ["1 epoch", "2 epochs"]
+    assert [counted(1, "batch", "batches"), counted(3, "batch", "batches")] == ["1 batch", "3 batches"]
+    one = {"settings": {"from_scratch": False, "max_batches_per_epoch": 1, "positions_per_sequence": 1, "epochs": 1}}
+    assert "(1 batch per epoch, at most 1 epoch; student and swap loss on the last position of each row)" \
+        in gro_training_sentence(one)
+
+
+def test_html_tables_are_whole_without_index_or_nan_and_print_counts_as_counts(tmp_path):
+    """pandas' notebook display cut the 24-column defenses table with '...', showed its index and NaN cells,
+    and printed counts read back from CSV as 384.0."""
+    from recsec_lib.tables import html_table, read_table
+
+    frame = pd.DataFrame({f"column {i}": [0.123456 * i] * 70 for i in range(30)})
+    frame["accounts_needed"] = [384.0, float("nan")] * 35  # a count column with a gap is float in a CSV
+    frame.insert(0, "defense", ["None", "GRO λ=1"] * 35)
+    frame.to_csv(tmp_path / "wide.csv", index=False)
+    page = html_table(read_table(tmp_path / "wide.csv"))
+    assert page.count("<tr>") == 71 and page.count("<td") == 70 * 32 and page.count("<th ") == 32
+    assert "..." not in page and "NaN" not in page and "nan" not in page
+    assert ">384<" in page and "384.0" not in page and ">—<" in page  # the gap shows as a dash
+    assert ">None<" in page  # the undefended row keeps its name
+    assert ">0.1235<" in page
+    assert html_table(frame, columns=("defense", "accounts_needed")).count("<th ") == 2
+
+
+def png(width_inches: float = 2.0) -> bytes:
+    from recsec_lib import plots
+
+    fig = plots.new_figure(width_inches, 1.0)
+    fig.subplots().plot([0, 1])
+    return plots.png_bytes(fig)
+
+
+def test_report_sections_put_each_figure_beside_its_table_in_stage_order(tmp_path):
+    """The report used to show the stages' tables in one place and every figure at the end, uncaptioned."""
+    from recsec_lib.report import SECTIONS, UNCAPTIONED, present_sections, section_html, stage_groups
+
+    run = tmp_path / "run"
+    files = {"seat/roc.png": png(), "seat/single_account.csv": "detector,detected\nseat,3\n",
+             "gro/utility_vs_protection.png": png(), "gro/frontier.png": png(),
+             "gro/defenses.csv": "defense,lam,retention_test,best\nNone,,1.0,False\nGRO λ=1,1.0,0.97,True\n",
+             "train/curves.png": png(12.0), "report/quality.csv": "model,hr@10\nsasrec,0.3\n",
+             "attack/budget_curve.csv": "generator,budget_sequences,agr10\nrandom,20,0.6\n", "attack/empty.csv": ""}
+    for name, content in files.items():
+        (run / name).parent.mkdir(parents=True, exist_ok=True)
+        (run / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+
+    sections = present_sections(run)
+    assert [(s.stage, s.table, s.figure) for s in sections] == [
+        ("train", "report/quality.csv", "train/curves.png"),
+        ("attack", "attack/budget_curve.csv", ""),  # its figure is missing: the table alone
+        ("gro", "gro/defenses.csv", "gro/utility_vs_protection.png"),
+        ("gro", "", "gro/frontier.png"),  # a figure no section names yet still shows, within its stage
+        ("seat", "seat/single_account.csv", "seat/roc.png"),
+    ]
+    assert sections[3].caption == UNCAPTIONED
+    assert all(len(s.caption) > 40 and s.caption != UNCAPTIONED for s in SECTIONS)
+    assert [heading for heading, _ in stage_groups(sections)] == ["Recommenders", "Model extraction", "Defense: GRO",
+                                                                  "Detection: SEAT"]
+
+    block = section_html(run, sections[2])
+    figure = block[block.index("<figure"):block.index("</figure>")]
+    assert '<img src="data:image/png;base64,' in figure and "<figcaption" in figure
+    assert html.escape(sections[2].caption)[:40] in figure
+    assert block.index("</figure>") < block.index("<table")  # the table follows the figure, in the same block
+    assert ">None<" in block and ">—<" in block and "NaN" not in block
+    assert "From gro/defenses.csv, gro/utility_vs_protection.png." in block
+    assert str(tmp_path) not in block  # paths relative to the run folder, never this machine's
+    wide = section_html(run, sections[0])
+    assert "flex:0 1 1100px" in wide  # a figure of several panels takes a row of its own
+    table_only = section_html(run, sections[1])
+    assert "<figure" not in table_only and html.escape(sections[1].caption)[:40] in table_only
+
+
+def test_stages_are_listed_in_the_order_they_run(tmp_path):
+    from recsec_lib.report import collect_stage_metrics, timing_table
+
+    for stage in ("seat", "analyze", "attack", "data", "train", "gro", "report"):
+        (tmp_path / stage).mkdir()
+        (tmp_path / stage / "metrics.json").write_text(json.dumps({"wall_seconds": 1.0}))
+    assert list(collect_stage_metrics(tmp_path)) == ["data", "analyze", "train", "attack", "gro", "seat"]
+    assert timing_table(collect_stage_metrics(tmp_path), {}).stage.tolist()[:3] == ["data", "analyze", "train"]
+
+
+def test_a_standalone_page_nests_under_the_report_headings():
+    from recsec_lib.report import demote_headings
+
+    page = "# Recommendations side by side\n\nColumns: a # b\n\n## action/sci-fi\n###### deep\n"
+    assert demote_headings(page, 2) == ("### Recommendations side by side\n\nColumns: a # b\n\n#### action/sci-fi\n"
+                                        "###### deep\n")
+
+
+def test_a_figure_and_table_from_memory_make_the_same_kind_of_block():
+    """What a notebook (or a later stage) can use for a table and figure it has in hand rather than in files."""
+    from recsec_lib import plots
+    from recsec_lib.report import figure_table_html
+
+    fig = plots.new_figure(2.0, 1.0)
+    fig.subplots().plot([0, 1])
+    block = figure_table_html("Attacker zoo", "Each attacker's fidelity at the main budget.",
+                              table=pd.DataFrame({"attacker": ["random"], "queries": [320.0]}), figure=fig,
+                              stage="seat")
+    assert block.startswith('<section class="recsec-section" data-stage="seat"><h4>Attacker zoo</h4>')
+    assert '<img src="data:image/png;base64,' in block and ">320<" in block and "From" not in block
+    assert "Each attacker" in block[block.index("<figcaption"):block.index("</figcaption>")]

@@ -92,3 +92,63 @@ def test_cli_error_is_one_line(tmp_path, capsys):
     assert main(["visualize", "--metrics-file", str(tmp_path / "gone.json")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "gone.json" in err
+
+
+# ---- the study's figures (recsec_lib.plots), drawn by the stages and again by the notebooks ------------------
+
+def study_tables():
+    """The smallest tables of the shapes the train, attack, GRO and SEAT stages save."""
+    import pandas as pd
+
+    history = pd.DataFrame({"model": ["sasrec"] * 2 + ["meanemb"] * 2, "epoch": [1, 2, 1, 2],
+                            "loss": [8.0, 7.5, 8.2, 8.0], "valid_hr@10": [0.05, 0.12, float("nan"), 0.04],
+                            "valid_ndcg@10": [0.02, 0.06, float("nan"), 0.02]})
+    curve = pd.DataFrame({"generator": ["random", "random", "autoregressive", "autoregressive"],
+                          "budget_sequences": [20, 40, 20, 40], "agr1": [0.2, 0.3, 0.25, 0.35],
+                          "agr10": [0.6, 0.7, 0.65, 0.75]})
+    defenses = pd.DataFrame({"defense": ["None", "Random", "GRO λ=1"], "lam": [float("nan"), float("nan"), 1.0],
+                             "retention_test": [1.0, 0.5, 0.97], "surrogate_test_ndcg10_drop": [0.0, 0.2, 0.1],
+                             "best": [False, False, True]})
+    sweep = pd.DataFrame({"attack": ["random"] * 4, "detector": ["seat", "seat", "volume", "volume"],
+                          "accounts": [1, 4, 1, 4], "flagged_fraction": [1.0, 0.25, 1.0, 0.0]})
+    roc = pd.DataFrame({"detector": ["seat"] * 3, "fpr": [0.0, 0.01, 1.0], "tpr": [0.0, 0.9, 1.0]})
+    return history, curve, defenses, sweep, roc
+
+
+def test_study_figures_are_shown_by_ipython_as_png():
+    """A notebook cell that ends with a plots.* call shows the figure (image/png), whatever the backend."""
+    from IPython.core.formatters import DisplayFormatter
+
+    from recsec_lib import plots
+
+    history, curve, defenses, sweep, roc = study_tables()
+    figures = [plots.training_curves(history), plots.budget_curve(curve), plots.utility_vs_protection(defenses),
+               plots.accounts_sweep(sweep), plots.roc_curves(roc, {"seat": 0.9}, 0.01),
+               plots.surrogate_training(curve.assign(surrogate="sasrec", epoch=[1, 2, 1, 2], valid_agr10=0.5))]
+    for fig in figures:
+        data, _ = DisplayFormatter().format(fig)
+        assert data["image/png"][:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_stages_save_figures_without_switching_the_notebook_backend(tmp_path):
+    """The stages used to call matplotlib.use("Agg"), which left every later plt.show() in a notebook empty."""
+    import matplotlib
+
+    from recsec_lib import gro
+    from recsec_lib.stages import attack, seat, train
+
+    history, curve, defenses, sweep, roc = study_tables()
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")  # stands in for the notebook's inline backend
+    try:
+        train.plot_curves({name: rows for name, rows in history.groupby("model")}, tmp_path / "curves.png")
+        attack.plot_budget_curve(curve, tmp_path / "budget_curve.png")
+        gro.plot_utility_vs_protection(defenses, tmp_path / "utility_vs_protection.png")
+        seat._plot_sweep(sweep, tmp_path / "detection_vs_accounts.png")
+        seat._plot_roc(roc, {"seat": 0.9}, 0.01, tmp_path / "roc.png")
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(before)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["budget_curve.png", "curves.png", "detection_vs_accounts.png",
+                                                          "roc.png", "utility_vs_protection.png"]
+    assert all(is_png(p) for p in tmp_path.iterdir())

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from recsec_lib import runs
+from recsec_lib import plots, runs
 from recsec_lib.attack_queries import GENERATORS, AttackData, generate_queries
 from recsec_lib.blackbox import BlackBoxRecommender, measure_throughput
 from recsec_lib.data.cache import sha256_file
@@ -326,27 +326,7 @@ def write_part(out: Path, name: str, fingerprint: str, values: dict) -> None:
 
 def plot_budget_curve(curve: pd.DataFrame, path: Path) -> None:
     """Agr@10 (solid) and Agr@1 (dashed) against the budget in sequences, one colour per generator."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for i, (generator, rows) in enumerate(curve.groupby("generator")):
-        rows = rows.sort_values("budget_sequences")
-        colour = f"C{i}"
-        ax.plot(rows["budget_sequences"], rows["agr10"], "o-", color=colour, label=f"{generator} Agr@10")
-        ax.plot(rows["budget_sequences"], rows["agr1"], "s--", color=colour, label=f"{generator} Agr@1")
-    ax.set_xlabel("budget (synthetic sequences)")
-    ax.set_ylabel("agreement with the target (test inputs)")
-    ax.set_ylim(0, 1)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
+    plots.save_png(plots.budget_curve(curve), path)
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:

@@ -2,7 +2,9 @@
 
 It computes nothing new about models; it reads the run folder and writes
 ``report/`` (tables as CSV and markdown, findings) for the report notebook,
-which ``run_all.sh`` exports to ``<run>/report.html``.
+which ``run_all.sh`` exports to ``<run>/report.html``. Its metrics list the
+report's sections (``report.SECTIONS`` this run has files for): each stage's
+figure beside the table it explains, with a caption, in stage order.
 
 The one thing it does run is the saved models, for ``compare.md`` /
 ``compare.csv`` (issue #7): the top-k lists of the undefended target, its
@@ -14,7 +16,7 @@ checkpoint the run lacks (a partial run) is left out and named in the page.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -55,17 +57,13 @@ def run(ctx: StudyContext, settings: Settings) -> dict:
         }
         for name, table in tables.items():
             save_table(table, out / name)
-        shown = []
-        for index, (title, table) in enumerate(report.stage_tables(ctx.run_dir)):
-            stem = f"stage_table_{index}"
-            save_table(table, out / stem)
-            shown.append({"title": title, "file": f"{stem}.csv"})
         lines = report.findings(headline, stage_metrics)
         (out / "findings.md").write_text("".join(f"- {line}\n" for line in lines))
         figures = sorted(str(p.relative_to(ctx.run_dir)) for p in ctx.run_dir.glob(settings.figure_glob)
                          if p.parent.name != "report")
         comparison = build_comparison(ctx, settings, stage_metrics, out)
-    metrics = {"findings": lines, "figures": figures, "tables": sorted(tables), "stage_tables": shown,
+        sections = [asdict(section) for section in report.present_sections(ctx.run_dir)]
+    metrics = {"findings": lines, "figures": figures, "tables": sorted(tables), "sections": sections,
                "comparison": comparison, **timing}
     runs.write_stage_metrics(ctx.run_dir, "report", metrics)
     return metrics

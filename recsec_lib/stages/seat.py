@@ -31,15 +31,11 @@ import logging
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from recsec_lib import runs  # noqa: E402
+from recsec_lib import plots, runs  # noqa: E402
 from recsec_lib.seat import traffic as tr  # noqa: E402
 from recsec_lib.seat.calibration import DETECTORS, PradaOptions, SeatOptions, calibrate  # noqa: E402
 from recsec_lib.seat.encoder import (EncoderConfig, EncoderTraining, load_encoder, save_encoder,  # noqa: E402
@@ -485,38 +481,8 @@ def _metrics(settings, calibrations, benign, fpr_table, single_table, needed, th
 
 
 def _plot_sweep(sweep: pd.DataFrame, path: Path) -> None:
-    attacks = list(dict.fromkeys(sweep["attack"]))
-    fig, axes = plt.subplots(1, len(attacks), figsize=(4 * len(attacks), 3.4), squeeze=False, sharey=True)
-    for ax, attack in zip(axes[0], attacks):
-        for detector, group in sweep[sweep.attack == attack].groupby("detector"):
-            ax.plot(group["accounts"], group["flagged_fraction"], marker="o", label=detector)
-        ax.set_xscale("log")
-        ax.set_title(attack)
-        ax.set_xlabel("accounts the attack is split over")
-    axes[0][0].set_ylabel("fraction of accounts flagged")
-    axes[0][0].legend()
-    fig.tight_layout()
-    _save_figure(fig, path)
+    plots.save_png(plots.accounts_sweep(sweep), path)
 
 
 def _plot_roc(roc: pd.DataFrame, aucs: dict, fpr: float, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(4.5, 4))
-    for detector, group in roc.groupby("detector"):
-        ax.step(group["fpr"], group["tpr"], where="post", label=f"{detector} (AUC {aucs[detector]:.3f})")
-    ax.axvline(fpr, color="grey", linestyle=":", label=f"target FPR {fpr:g}")
-    ax.set_xscale("symlog", linthresh=1e-3)
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("false-positive rate (benign test accounts)")
-    ax.set_ylabel("true-positive rate (single-account attacks)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    _save_figure(fig, path)
-
-
-def _save_figure(fig, path: Path) -> None:
-    """Save a PNG atomically."""
-    try:
-        with runs.atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=120)
-    finally:
-        plt.close(fig)
+    plots.save_png(plots.roc_curves(roc, aucs, fpr), path)

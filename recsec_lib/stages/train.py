@@ -32,7 +32,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from recsec_lib import runs
+from recsec_lib import plots, runs
 from recsec_lib.checkpoints import check_matches_dataset, read_checkpoint_payload, save_checkpoint
 from recsec_lib.bias import BiasReport
 from recsec_lib.compare import bias_on_test_users
@@ -129,29 +129,8 @@ def history_frame(name: str, result: TrainResult) -> pd.DataFrame:
 
 
 def plot_curves(histories: dict[str, pd.DataFrame], path) -> None:
-    """PNG with three panels: training loss, validation HR@10, validation NDCG@10 per epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for name, frame in histories.items():
-        axes[0].plot(frame["epoch"], frame["loss"], label=name)
-        if "valid_hr@10" in frame:
-            valid = frame.dropna(subset=["valid_hr@10"])
-            axes[1].plot(valid["epoch"], valid["valid_hr@10"], label=name)
-            axes[2].plot(valid["epoch"], valid["valid_ndcg@10"], label=name)
-    for axis, title in zip(axes, ("training loss", "validation HR@10 (full ranking)",
-                                  "validation NDCG@10 (full ranking)")):
-        axis.set_title(title)
-        axis.set_xlabel("epoch")
-        axis.legend()
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    """PNG with three panels: training loss, validation HR@10, validation NDCG@10 per epoch (``plots``)."""
+    plots.save_png(plots.training_curves(pd.concat(histories.values(), ignore_index=True)), path)
 
 
 def run(ctx: StudyContext, settings: Settings) -> dict:

@@ -1,0 +1,127 @@
+"""What the executed notebooks and the exported report show (issue 18, items 7 and 8).
+
+The smoke study is run once through the runner (papermill, then nbconvert), as
+``./run_all.sh --profile smoke`` does; the tests then read the executed
+notebooks and the report HTML the way a reader would meet them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from recsec_lib.report import STAGE_ORDER, UNCAPTIONED
+from recsec_lib.runner import REPO
+
+# Figures each notebook must show (drawn from the stage's tables, not read back from its PNGs).
+FIGURES_PER_NOTEBOOK = {"02_train": 1, "03_attack": 2, "04_gro": 1, "05_seat": 2}
+
+
+def test_importing_the_library_in_a_kernel_gives_no_tqdm_warning():
+    """Without ipywidgets, tqdm.auto warns "IProgress not found" on import inside a Jupyter kernel, and the
+    warning, which starts with a path inside the virtual environment, ended up in every exported page."""
+    script = textwrap.dedent("""
+        import warnings
+        import ipykernel.zmqshell  # tqdm.autonotebook takes this module as the sign of a Jupyter kernel
+        from tqdm import TqdmWarning
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            import recsec_lib.training, recsec_lib.surrogate, recsec_lib.seat.encoder  # each imports tqdm.auto
+        print([str(w.message) for w in caught if issubclass(w.category, TqdmWarning)])
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"
+
+
+# ---- the smoke study, executed and exported --------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory) -> Path:
+    outputs, data_dir = tmp_path_factory.mktemp("outputs"), tmp_path_factory.mktemp("data")
+    result = subprocess.run(
+        [sys.executable, "-m", "recsec_lib.runner", "--profile", "smoke", "--run-id", "smoke", "--publish", "no",
+         "--outputs", str(outputs), "--data-dir", str(data_dir), "--mirror", ""],
+        cwd=REPO, capture_output=True, text=True, timeout=1500)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return outputs / "smoke"
+
+
+def outputs_of(notebook: Path) -> list[dict]:
+    return [output for cell in json.loads(notebook.read_text())["cells"] for output in cell.get("outputs", [])]
+
+
+def output_text(output: dict) -> str:
+    """Everything an output shows as text: a stream, or the text and HTML forms of a display."""
+    if "text" in output:
+        return "".join(output["text"])
+    data = output.get("data", {})
+    return "".join("".join(data[kind]) for kind in ("text/plain", "text/html", "text/markdown") if kind in data)
+
+
+def visible_text(page: str) -> str:
+    """The text of an exported page without its style sheets, scripts and embedded images."""
+    page = re.sub(r"<(style|script)\b.*?</\1>", "", page, flags=re.S)
+    page = re.sub(r'src="data:[^"]*"', "", page)
+    return re.sub(r"<[^>]+>", " ", page)
+
+
+MACHINE_PATHS = ("site-packages", "/.venv/", "/tmp/", "/work/", "/home/")
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("name, figures", FIGURES_PER_NOTEBOOK.items())
+def test_stage_notebooks_show_their_figures(smoke_run, name, figures):
+    """matplotlib.use("Agg") in the stages used to leave the plt.show() cells of 02, 03 and 04 empty."""
+    outputs = outputs_of(smoke_run / "notebooks" / f"{name}.ipynb")
+    assert sum("image/png" in output.get("data", {}) for output in outputs) >= figures
+    page = (smoke_run / "html" / f"{name}.html").read_text()
+    assert page.count('src="data:image/png;base64') >= figures
+
+
+@pytest.mark.notebook
+def test_no_notebook_prints_a_warning_or_a_machine_path(smoke_run):
+    for notebook in sorted((smoke_run / "notebooks").glob("*.ipynb")):
+        for output in outputs_of(notebook):
+            text = output_text(output)
+            assert "TqdmWarning" not in text, notebook.name
+            if output.get("name") == "stderr":
+                assert not any(path in text for path in MACHINE_PATHS), (notebook.name, text[:300])
+    report = visible_text((smoke_run / "report_nocode.html").read_text())
+    assert not any(path in report for path in MACHINE_PATHS + (str(REPO),))
+
+
+@pytest.mark.notebook
+def test_report_tables_are_whole_without_index_or_nan(smoke_run):
+    page = (smoke_run / "report_nocode.html").read_text()
+    text = visible_text(page)
+    assert "..." not in text and "…" not in text  # pandas elides the middle of wide tables
+    assert not re.search(r"\bNaN\b|\bnan\b", text)
+    assert "rows ×" not in text  # pandas' "6 rows × 24 columns" under a cut table
+    assert not re.search(r"<tbody>\s*<tr>\s*<th", page)  # a pandas index column
+    assert not re.search(r"(?<![\d.])\d+\.0(?![\d])", text)  # counts as 384, not 384.0
+    assert not re.search(r"(?<![\d.])1 (account|epoch|batch|position|model|query|sequence)e?s\b", text)
+
+
+@pytest.mark.notebook
+def test_report_figures_sit_with_captions_in_stage_order(smoke_run):
+    page = (smoke_run / "report_nocode.html").read_text()
+    sections = re.findall(r'<section class="recsec-section" data-stage="([^"]+)">(.*?)</section>', page, flags=re.S)
+    stages = [stage for stage, _ in sections]
+    assert stages == sorted(stages, key=STAGE_ORDER.index)
+    figures = [body for _, body in sections if "<figure" in body]
+    saved = [png for png in smoke_run.glob("*/*.png") if png.parent.name != "report"]
+    assert len(figures) == len(saved)  # every figure of the run is in the report, once
+    for body in figures:
+        caption = re.search(r"<figcaption[^>]*>(.*?)</figcaption>", body, flags=re.S)
+        assert 'src="data:image/png;base64' in body and caption and len(caption.group(1)) > 30
+        assert UNCAPTIONED not in body
+    for stage, body in sections:  # a figure that has a table sits beside it, in the same section
+        if stage in ("attack", "gro") and "<figure" in body:
+            assert "<table" in body
