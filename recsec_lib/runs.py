@@ -33,17 +33,39 @@ PACKAGES = ("torch", "numpy", "pandas", "matplotlib", "seaborn", "tqdm", "paperm
 
 def write_json_atomic(path: str | os.PathLike, payload: Any) -> None:
     """Write JSON to a temporary file beside ``path`` and rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with atomic_path(path) as tmp, open(tmp, "w") as handle:
+        json.dump(payload, handle, indent=2, sort_keys=True, default=_json_default)
+        handle.write("\n")
+
+
+def normal_file_mode() -> int:
+    """The mode ``open()`` gives a new file: 0o666 less the umask (0o644 under the usual umask 022)."""
+    return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """This process's umask, read from /proc on Linux (setting it to read it would race other threads)."""
     try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=True, default=_json_default)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    umask = os.umask(0o022)  # elsewhere: the only portable way to read it is to set it, then put it back
+    os.umask(umask)
+    return umask
+
+
+def give_normal_permissions(path: str | os.PathLike) -> None:
+    """Make a temporary file (or folder) readable like any other before it is renamed into place.
+
+    ``tempfile.mkstemp`` creates files readable by their owner only (0o600),
+    ``tempfile.mkdtemp`` folders (0o700), and ``os.replace`` keeps that mode, so
+    without this every result written atomically would be private to whoever
+    ran the study. A folder gets 0o777 less the umask (0o755 usually).
+    """
+    mode = 0o777 & ~_umask() if os.path.isdir(path) else normal_file_mode()
+    os.chmod(path, mode)
 
 
 def _json_default(value: Any) -> Any:
@@ -154,6 +176,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        give_normal_permissions(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
