@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _main(args)
-    except (ValueError, FileNotFoundError, StageFailed) as exc:
+    except (ValueError, FileNotFoundError, StageFailed, runs.RunInUseError) as exc:
         print(f"run_all.sh: error: {exc}", file=sys.stderr)
         return 1 if isinstance(exc, StageFailed) else 2
 
@@ -264,7 +264,19 @@ def _main(args: argparse.Namespace) -> int:
     stages = select_stages(all_stages, args.stage, args.start, args.stop)
     overrides = check_overrides([stage.source for stage in stages], args.parameter)
     outputs = Path(args.outputs).resolve()
+    dataset = args.dataset or ("synthetic" if args.profile == "smoke" else "ml-1m")
+    run_id = runs.check_run_id(args.resume or args.run_id or default_run_id(args.profile, dataset))
+    # One process at a time computes into a run folder (a second --resume of a live run would
+    # overwrite its results and crash renaming the folder): held until the run is finished or published.
+    with runs.run_lock(outputs, run_id) as lock:
+        if lock.taken_over_from:
+            print(f"run_all.sh: took over the lock {lock.path} of {lock.taken_over_from}, which has ended",
+                  flush=True)
+        return _run_locked(args, all_stages, stages, overrides, outputs, run_id, dataset)
 
+
+def _run_locked(args: argparse.Namespace, all_stages: list[Stage], stages: list[Stage], overrides: dict,
+                outputs: Path, run_id: str, dataset: str) -> int:
     if args.resume:
         run_dir = outputs / f"{args.resume}.partial"
         finished = outputs / args.resume
@@ -275,10 +287,7 @@ def _main(args: argparse.Namespace) -> int:
         if not (args.stage or args.start or args.stop):
             stages = recorded_stages(all_stages, runs.read_json(run_dir / "params.json"))
         common, overrides = resume_parameters(run_dir, overrides)
-        run_id = args.resume
     else:
-        dataset = args.dataset or ("synthetic" if args.profile == "smoke" else "ml-1m")
-        run_id = args.run_id or default_run_id(args.profile, dataset)
         common = {
             "run_id": run_id, "dataset": dataset, "data_dir": str(Path(args.data_dir).resolve()),
             "mirror": str(Path(args.mirror).resolve()) if args.mirror else "",

@@ -1,0 +1,134 @@
+"""The runner's control flow (locking, resuming, parameters, finishing) on fake stages, without papermill.
+
+``run_stage`` is replaced by a function that writes what a finished notebook
+leaves behind (``<stage>/metrics.json`` and ``notebooks/<label>.ipynb``), so
+these tests take a second; the real notebooks run in tests marked ``notebook``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from recsec_lib import runner, runs
+
+PARAMETERS_CELL = """\
+# %% tags=["parameters"]
+run_dir: str = ""  # run folder
+run_id: str = ""  # run id
+dataset: str = "synthetic"  # dataset
+data_dir: str = "data"  # data folder
+mirror: str = ""  # mirror folder
+seed: int = 42  # seed
+device: str = "auto"  # device
+profile: str = "smoke"  # profile
+force: bool = False  # recompute
+epochs: int = 1  # training epochs
+"""
+
+
+@dataclass
+class FakeStudy:
+    outputs: Path
+    calls: list[tuple[str, dict]] = field(default_factory=list)  # (stage name, parameters) per stage run
+    fail: set[str] = field(default_factory=set)  # stages that fail
+    during: dict[str, Callable[[], None]] = field(default_factory=dict)  # called while a stage runs
+
+    def main(self, *args: str) -> int:
+        return runner.main(["--outputs", str(self.outputs), "--publish", "no", *args])
+
+
+@pytest.fixture
+def fake_study(tmp_path, monkeypatch) -> FakeStudy:
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    for label in ("00_data", "01_train", "02_report"):
+        (notebooks / f"{label}.py").write_text(f"# %%\nimport os\n\n{PARAMETERS_CELL}\n# %%\nprint(1)\n")
+    study = FakeStudy(outputs=tmp_path / "outputs")
+    real_discover = runner.discover_stages
+
+    def fake_run_stage(stage, run_dir, parameters, kernel):
+        study.calls.append((stage.name, parameters))
+        if stage.name in study.during:
+            study.during[stage.name]()
+        if stage.name in study.fail:
+            raise runner.StageFailed(f"stage {stage.label} failed (exit 1)")
+        runs.write_stage_metrics(Path(parameters["run_dir"]), stage.name, {"wall_seconds": 0.1})
+        (run_dir / "notebooks").mkdir(exist_ok=True)
+        (run_dir / "notebooks" / f"{stage.label}.ipynb").write_text("{}")
+        return 0.1
+
+    monkeypatch.setattr(runner, "discover_stages", lambda: real_discover(notebooks))
+    monkeypatch.setattr(runner, "kernel_name", lambda: "python3")
+    monkeypatch.setattr(runner, "run_stage", fake_run_stage)
+    return study
+
+
+def test_a_run_ends_finished_and_leaves_no_lock(fake_study, capsys):
+    assert fake_study.main("--profile", "smoke", "--run-id", "r1") == 0
+    assert [name for name, _ in fake_study.calls] == ["data", "train", "report"]
+    assert sorted(p.name for p in fake_study.outputs.iterdir()) == ["r1"]
+
+
+def test_resume_of_a_live_run_is_refused(fake_study, capsys):
+    """Issue 18.2: a second --resume while the first is computing used to compute into the same folder too."""
+    second: list[int] = []
+    fake_study.during["train"] = lambda: second.append(fake_study.main("--resume", "dup"))
+    assert fake_study.main("--profile", "smoke", "--run-id", "dup") == 0
+    assert second == [2]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"run_all.sh: error: run dup is in use by process {os.getpid()} on ")
+    assert str(fake_study.outputs / "dup.lock") in err[-1]
+    assert [name for name, _ in fake_study.calls] == ["data", "train", "report"]  # the second run ran nothing
+    assert (fake_study.outputs / "dup").is_dir() and not (fake_study.outputs / "dup.partial").exists()
+
+
+def test_a_lock_held_by_another_process_is_refused(fake_study, capsys):
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from recsec_lib import runs
+        with runs.run_lock({str(fake_study.outputs)!r}, "held"):
+            print("locked", flush=True)
+            time.sleep(60)
+        """)], stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(runner.REPO)})
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert fake_study.main("--profile", "smoke", "--run-id", "held") == 2
+        assert f"run held is in use by process {holder.pid} on " in capsys.readouterr().err
+        assert fake_study.calls == [] and not (fake_study.outputs / "held.partial").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_the_stale_lock_of_a_killed_run_is_taken_over(fake_study, capsys):
+    fake_study.fail.add("train")
+    assert fake_study.main("--profile", "smoke", "--run-id", "killed") == 1
+    # What a run killed with SIGKILL leaves: its lock file, naming a process that no longer exists.
+    killed = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import os, signal
+        from recsec_lib import runs
+        with runs.run_lock({str(fake_study.outputs)!r}, "killed"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        """)], env={**os.environ, "PYTHONPATH": str(runner.REPO)})
+    assert killed.wait() == -signal.SIGKILL
+    assert f'"pid": {killed.pid}' in (fake_study.outputs / "killed.lock").read_text()
+    fake_study.fail.clear()
+    assert fake_study.main("--resume", "killed") == 0
+    out = capsys.readouterr().out
+    assert f"took over the lock {fake_study.outputs / 'killed.lock'} of process {killed.pid} on " in out
+    assert (fake_study.outputs / "killed").is_dir() and not (fake_study.outputs / "killed.lock").exists()
+
+
+def test_a_run_id_must_stay_inside_the_outputs_folder(fake_study, capsys):
+    assert fake_study.main("--resume", "..") == 2
+    assert "run id '..'" in capsys.readouterr().err
