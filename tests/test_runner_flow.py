@@ -132,3 +132,77 @@ def test_the_stale_lock_of_a_killed_run_is_taken_over(fake_study, capsys):
 def test_a_run_id_must_stay_inside_the_outputs_folder(fake_study, capsys):
     assert fake_study.main("--resume", "..") == 2
     assert "run id '..'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", runner.COMMON_PARAMETERS)
+def test_p_cannot_set_the_runners_own_settings(fake_study, capsys, name):
+    """Issue 18.3: -p dataset ml-100k computed ML-100K figures under a synthetic headline; -p run_dir wrote elsewhere."""
+    assert fake_study.main("--profile", "smoke", "--run-id", "r1", "-p", name, "x") == 2
+    err = capsys.readouterr().err
+    assert f"-p {name} x: {name!r} is the runner's own setting" in err and runner.RUNNER_SETTINGS[name] in err
+    assert fake_study.calls == [] and not fake_study.outputs.exists()
+
+
+def test_every_stage_gets_the_runners_settings(fake_study):
+    assert fake_study.main("--profile", "smoke", "--run-id", "r1", "--seed", "7", "-p", "epochs", "3") == 0
+    for _, parameters in fake_study.calls:
+        assert parameters["dataset"] == "synthetic" and parameters["seed"] == 7 and parameters["epochs"] == 3
+        assert parameters["run_dir"] == str(fake_study.outputs / "r1.partial")
+
+
+def test_resume_with_a_new_mirror_uses_it(fake_study, tmp_path, capsys):
+    """Issue 18.3: --resume ID --mirror M used the mirror the run was started with."""
+    old, new = tmp_path / "old-mirror", tmp_path / "new-mirror"
+    fake_study.fail.add("data")
+    assert fake_study.main("--profile", "smoke", "--run-id", "r1", "--mirror", str(old)) == 1
+    fake_study.fail.clear()
+    assert fake_study.main("--resume", "r1", "--mirror", str(new)) == 0
+    assert [(name, parameters["mirror"]) for name, parameters in fake_study.calls] == [
+        ("data", str(old)), ("data", str(new)), ("train", str(new)), ("report", str(new))]
+    params = runs.read_json(fake_study.outputs / "r1" / "params.json")
+    assert params["common"]["mirror"] == str(new) and params["resumed_with"] == [{"mirror": str(new)}]
+
+
+def test_resume_keeps_the_runs_profile_dataset_and_seed(fake_study, capsys):
+    assert fake_study.main("--profile", "smoke", "--run-id", "r1") == 0
+    assert fake_study.main("--resume", "r1", "--stage", "train", "--profile", "cpu") == 2
+    assert "the run was started with --profile smoke, not cpu" in capsys.readouterr().err
+    assert (fake_study.outputs / "r1").is_dir() and not (fake_study.outputs / "r1.partial").exists()
+
+
+def test_a_run_is_finished_only_when_every_stage_of_its_plan_has(fake_study, capsys):
+    """Issue 18.3: resuming one stage of a run renamed it finished although other stages had not run."""
+    fake_study.fail.add("train")
+    assert fake_study.main("--profile", "smoke", "--run-id", "r1") == 1
+    fake_study.fail.clear()
+    assert fake_study.main("--resume", "r1", "--stage", "report") == 0
+    assert (fake_study.outputs / "r1.partial").is_dir() and not (fake_study.outputs / "r1").exists()
+    assert "run_all.sh: run r1 is not finished: 01_train of its plan has not run" in capsys.readouterr().out
+    assert fake_study.main("--resume", "r1") == 0
+    assert [name for name, _ in fake_study.calls] == ["data", "train", "report", "train"]
+    assert (fake_study.outputs / "r1").is_dir() and not (fake_study.outputs / "r1.partial").exists()
+
+
+def test_a_stage_added_to_a_finished_run_joins_its_plan(fake_study):
+    assert fake_study.main("--profile", "smoke", "--run-id", "r1", "--to", "train") == 0
+    assert fake_study.main("--resume", "r1", "--stage", "report") == 0
+    assert (fake_study.outputs / "r1").is_dir()
+    assert runs.read_json(fake_study.outputs / "r1" / "params.json")["stages"] == ["data", "train", "report"]
+
+
+def test_a_stage_that_writes_no_metrics_does_not_count_as_finished(fake_study, monkeypatch, capsys):
+    monkeypatch.setattr(runner, "run_stage", lambda stage, run_dir, parameters, kernel: 0.1)
+    assert fake_study.main("--profile", "smoke", "--run-id", "r1") == 1
+    assert "stage 00_data ended without writing" in capsys.readouterr().err
+    assert (fake_study.outputs / "r1.partial").is_dir()
+
+
+def test_runner_settings_saved_as_overrides_by_an_older_runner_are_ignored(fake_study, capsys):
+    fake_study.fail.add("train")
+    assert fake_study.main("--profile", "smoke", "--run-id", "r1") == 1
+    params_path = fake_study.outputs / "r1.partial" / "params.json"
+    runs.write_json_atomic(params_path, {**runs.read_json(params_path), "overrides": {"dataset": "ml-100k"}})
+    fake_study.fail.clear()
+    assert fake_study.main("--resume", "r1") == 0
+    assert fake_study.calls[-1][1]["dataset"] == "synthetic"
+    assert "sets -p dataset, the runner's own setting: ignored" in capsys.readouterr().out
