@@ -57,7 +57,25 @@ RESUMABLE_SETTINGS = ("mirror", "data_dir", "device")
 
 
 class StageFailed(RuntimeError):
-    """A notebook failed; the message names the stage and its partial notebook."""
+    """A notebook failed. The message is the one line a user acts on; ``details`` come before it.
+
+    ``details`` holds what explains the failure (the failing cell's traceback,
+    the stage's partial notebook and log), printed above the message so that
+    the last line on the screen says what to do, not where papermill's
+    internals were when the kernel reported the error.
+    """
+
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message)
+        self.details = details
+
+
+# Errors of the data layer that mean "no copy of the dataset here and none can be downloaded":
+# their message already says what to do (DataUnavailableError names --mirror), so it is shown alone.
+DATA_UNAVAILABLE_ERRORS = ("DataUnavailableError",)
+# Network errors that, in the data stage, mostly mean "offline": the message gets the same advice.
+NETWORK_ERRORS = ("ConnectionError", "URLError", "gaierror", "TimeoutError")
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @dataclass(frozen=True)
@@ -158,8 +176,11 @@ def run_stage(stage: Stage, run_dir: Path, parameters: dict[str, object], kernel
     start = time.perf_counter()
     _run([*_tool("jupytext", "--quiet", "--to", "ipynb", "--output", str(source_ipynb), str(stage.source))],
          stage, executed)
+    # papermill's own output goes to a log: on a failure it is a wall of papermill's internals
+    # ending in the cell's error, which stage_failure() reads from the executed notebook instead.
     _run([*_tool("papermill", str(source_ipynb), str(executed), "-k", kernel, "-f", str(params_file),
-                 "--cwd", str(REPO), "--no-progress-bar", "--log-level", "WARNING")], stage, executed)
+                 "--cwd", str(REPO), "--no-progress-bar", "--log-level", "WARNING")], stage, executed,
+         log=notebooks / f"{stage.label}.papermill.log")
     seconds = time.perf_counter() - start
     _run([*_tool("nbconvert", "--to", "html", "--log-level", "WARN", "--output-dir", str(html), str(executed))],
          stage, executed)
@@ -172,11 +193,58 @@ def run_stage(stage: Stage, run_dir: Path, parameters: dict[str, object], kernel
     return seconds
 
 
-def _run(command: list[str], stage: Stage, executed: Path) -> None:
-    result = subprocess.run(command, cwd=REPO)
+def _run(command: list[str], stage: Stage, executed: Path, log: Path | None = None) -> None:
+    """Run one tool; with ``log``, its output goes there and is shown afterwards (all of it on success)."""
+    if log is None:
+        result = subprocess.run(command, cwd=REPO)
+    else:
+        with open(log, "w") as handle:
+            result = subprocess.run(command, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT)
     if result.returncode != 0:
-        raise StageFailed(f"stage {stage.label} failed (exit {result.returncode}); "
-                          f"the partially executed notebook is {executed}")
+        raise stage_failure(stage, executed, log, result.returncode)
+    if log is not None and log.stat().st_size:
+        sys.stderr.write(log.read_text(errors="replace"))
+        sys.stderr.flush()
+
+
+def notebook_error(executed: Path) -> dict | None:
+    """The error output (ename, evalue, traceback) of the cell that failed in an executed notebook, if any."""
+    try:
+        notebook = json.loads(executed.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    for cell in notebook.get("cells", []):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                return output
+    return None
+
+
+def stage_failure(stage: Stage, executed: Path, log: Path | None, exit_code: int) -> StageFailed:
+    """The StageFailed of a stage whose tool exited non-zero: the cell's error as the last line.
+
+    An error that says what to do (no data and no way to download it) is shown
+    alone, with how to continue the run; another error comes with the failing
+    cell's traceback; a failure outside any cell (a tool or the kernel died)
+    with the end of the tool's log.
+    """
+    run_id = executed.parent.parent.name.removesuffix(".partial")
+    where = f"its partly executed notebook is {executed}" + (f", papermill's log {log}" if log else "")
+    error = notebook_error(executed)
+    if error is None:
+        tail = log.read_text(errors="replace").splitlines()[-20:] if log and log.exists() else []
+        return StageFailed(f"stage {stage.label} failed (exit {exit_code}); {where}", details="\n".join(tail))
+    name, value = error.get("ename", "Error"), str(error.get("evalue", "")).strip()
+    first_line = value.splitlines()[0] if value else ""
+    continue_with = f"./run_all.sh --resume {run_id}"
+    data_advice = name in DATA_UNAVAILABLE_ERRORS or "RECSEC_DATA_MIRROR" in first_line
+    if data_advice or (name in NETWORK_ERRORS and stage.name == "data"):
+        advice = "" if "--mirror" in first_line else "; offline? give a MovieLens copy with --mirror DIR or $RECSEC_DATA_MIRROR"
+        return StageFailed(f"{first_line}{advice}; then continue with {continue_with} --mirror DIR",
+                           details=f"run_all.sh: stage {stage.label} failed: no data; {where}")
+    traceback = "\n".join(ANSI_ESCAPE.sub("", line) for line in error.get("traceback", []))
+    return StageFailed(f"stage {stage.label} failed: {name}: {first_line}; {where}; once fixed, continue with "
+                       f"{continue_with}", details=traceback)
 
 
 def publish(run_dir: Path, results_dir: Path, update_readme_section: bool = True) -> None:
@@ -257,9 +325,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _main(args)
-    except (ValueError, FileNotFoundError, StageFailed, runs.RunInUseError) as exc:
+    except StageFailed as exc:
+        if exc.details:
+            print(exc.details, file=sys.stderr)
         print(f"run_all.sh: error: {exc}", file=sys.stderr)
-        return 1 if isinstance(exc, StageFailed) else 2
+        return 1
+    except (ValueError, FileNotFoundError, runs.RunInUseError) as exc:
+        print(f"run_all.sh: error: {exc}", file=sys.stderr)
+        return 2
 
 
 def refuse_runner_settings(pairs: list[tuple[str, str]]) -> None:

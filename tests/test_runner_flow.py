@@ -206,3 +206,85 @@ def test_runner_settings_saved_as_overrides_by_an_older_runner_are_ignored(fake_
     assert fake_study.main("--resume", "r1") == 0
     assert fake_study.calls[-1][1]["dataset"] == "synthetic"
     assert "sets -p dataset, the runner's own setting: ignored" in capsys.readouterr().out
+
+
+def executed_notebook(run_dir: Path, label: str, error: dict | None) -> Path:
+    """An executed notebook as papermill leaves it when a cell raised ``error`` (None: no cell failed)."""
+    path = run_dir / "notebooks" / f"{label}.ipynb"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    outputs = [{"output_type": "error", **error}] if error else []
+    path.write_text(json.dumps({"cells": [{"cell_type": "code", "source": "x", "outputs": []},
+                                          {"cell_type": "code", "source": "y", "outputs": outputs}]}))
+    return path
+
+
+OFFLINE = ("ml-1m: no data found (looked in data/ml-1m) and the host cannot be resolved; "
+           "give a MovieLens copy with --mirror DIR or $RECSEC_DATA_MIRROR")
+
+
+@pytest.mark.parametrize("ename, evalue, last_line", [
+    ("DataUnavailableError", OFFLINE, f"run_all.sh: error: {OFFLINE}; then continue with ./run_all.sh --resume r1 "
+                                      "--mirror DIR"),
+    ("ConnectionError", "https://x/ml-1m.zip: download failed after 3 attempts (<urlopen error>)",
+     "run_all.sh: error: https://x/ml-1m.zip: download failed after 3 attempts (<urlopen error>); offline? give a "
+     "MovieLens copy with --mirror DIR or $RECSEC_DATA_MIRROR; then continue with ./run_all.sh --resume r1 "
+     "--mirror DIR"),
+])
+def test_no_data_ends_in_one_actionable_line(tmp_path, capsys, monkeypatch, ename, evalue, last_line):
+    """Offline without a mirror: the last line says what to do, and no traceback precedes it."""
+    run_dir = tmp_path / "r1.partial"
+    stage = runner.Stage("00", "data", tmp_path / "00_data.py")
+    executed = executed_notebook(run_dir, stage.label, {"ename": ename, "evalue": evalue,
+                                                        "traceback": ["\x1b[31mTraceback\x1b[0m", "  many lines"]})
+
+    def fail(*args, **kwargs):
+        raise runner.stage_failure(stage, executed, None, 1)
+
+    monkeypatch.setattr(runner, "_main", fail)
+    assert runner.main([]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == last_line
+    assert len(err) == 2 and err[0].startswith("run_all.sh: stage 00_data failed: no data; its partly executed")
+
+
+def test_another_error_shows_the_cells_traceback_then_the_stage(tmp_path):
+    stage = runner.Stage("02", "train", tmp_path / "02_train.py")
+    executed = executed_notebook(tmp_path / "r1.partial", stage.label, {
+        "ename": "ValueError", "evalue": "parameter 'epochs' must be >= 1, got 0",
+        "traceback": ["\x1b[0;31mValueError\x1b[0m  Traceback", "----> 1 run(ctx)"]})
+    failure = runner.stage_failure(stage, executed, None, 1)
+    assert failure.details == "ValueError  Traceback\n----> 1 run(ctx)"  # colours stripped
+    assert str(failure) == (f"stage 02_train failed: ValueError: parameter 'epochs' must be >= 1, got 0; its partly "
+                            f"executed notebook is {executed}; once fixed, continue with ./run_all.sh --resume r1")
+
+
+def test_a_failure_outside_any_cell_shows_the_end_of_the_log(tmp_path):
+    stage = runner.Stage("02", "train", tmp_path / "02_train.py")
+    executed = executed_notebook(tmp_path / "r1.partial", stage.label, None)
+    log = executed.with_suffix(".papermill.log")
+    log.write_text("\n".join(f"line {i}" for i in range(30)) + "\nRuntimeError: Kernel died\n")
+    failure = runner.stage_failure(stage, executed, log, 1)
+    assert failure.details.splitlines() == [*(f"line {i}" for i in range(11, 30)), "RuntimeError: Kernel died"]
+    assert "line 10\n" not in failure.details and str(failure).startswith("stage 02_train failed (exit 1); ")
+
+
+@pytest.mark.notebook
+def test_a_real_notebook_without_data_ends_in_one_line(tmp_path, monkeypatch, capsys):
+    """Through jupytext and papermill: papermill's traceback wall stays in the log, the advice is the last line."""
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    header = "# ---\n# jupyter:\n#   kernelspec:\n#     display_name: Python 3\n#     language: python\n" \
+             "#     name: python3\n# ---\n\n"
+    (notebooks / "00_data.py").write_text(
+        f"{header}# %%\nimport os\n\n{PARAMETERS_CELL}\n# %%\nclass DataUnavailableError(FileNotFoundError):\n    pass\n\n\n"
+        f"raise DataUnavailableError({OFFLINE!r})\n")
+    real_discover = runner.discover_stages
+    monkeypatch.setattr(runner, "discover_stages", lambda: real_discover(notebooks))
+    code = runner.main(["--outputs", str(tmp_path / "outputs"), "--publish", "no", "--profile", "smoke",
+                        "--run-id", "r1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert err[-1] == f"run_all.sh: error: {OFFLINE}; then continue with ./run_all.sh --resume r1 --mirror DIR"
+    assert not any("Traceback" in line for line in err)
+    log = tmp_path / "outputs" / "r1.partial" / "notebooks" / "00_data.papermill.log"
+    assert "PapermillExecutionError" in log.read_text()

@@ -43,5 +43,8 @@ def handle(args: argparse.Namespace) -> int:
                           force=args.force)
     except RunInUseError as exc:  # another process computes into this run: one line, no traceback
         raise UserError(str(exc)) from None
+    except ConnectionError as exc:  # the download failed: most often offline
+        raise UserError(f"{exc}; offline? give a MovieLens copy with --mirror DIR or $RECSEC_DATA_MIRROR, and "
+                        f"start the run again") from None
     print(f"recsec study: finished; run folder {final}")
     return 0
