@@ -413,8 +413,9 @@ def _main(args: argparse.Namespace) -> int:
             print(f"run_all.sh: took over the lock {lock.path} of {lock.taken_over_from}, which has ended",
                   flush=True)
         if args.resume:
-            run_dir, plan, common, overrides = _resume(args, all_stages, stages, overrides, outputs, run_id)
-            stages = plan if not (args.stage or args.start or args.stop) else stages
+            named = stages if (args.stage or args.start or args.stop) else []  # stages named now, if any
+            run_dir, plan, common, overrides = _resume(args, all_stages, named, overrides, outputs, run_id)
+            stages = named or plan
         else:
             common = {
                 "run_id": run_id, "dataset": dataset, "data_dir": str(Path(args.data_dir or "data").resolve()),
@@ -428,13 +429,14 @@ def _main(args: argparse.Namespace) -> int:
         return _run_stages(args, all_stages, stages, plan, run_dir, run_id, common, overrides)
 
 
-def _resume(args: argparse.Namespace, all_stages: list[Stage], selected: list[Stage], overrides: dict,
+def _resume(args: argparse.Namespace, all_stages: list[Stage], named: list[Stage], overrides: dict,
             outputs: Path, run_id: str) -> tuple[Path, list[Stage], dict, dict]:
     """Open a run to resume: (its .partial folder, its plan of stages, common parameters, overrides).
 
-    The plan is the stages the run was started with, plus the stages named now
-    (adding stages to a run makes them part of it). Everything is checked
-    before a finished run is renamed back to ``<id>.partial``.
+    The plan is the stages the run was started with, plus the stages ``named``
+    now with --stage/--from/--to (adding stages to a run makes them part of
+    it). Everything is checked before a finished run is renamed back to
+    ``<id>.partial``.
     """
     run_dir = outputs / f"{run_id}.partial"
     finished = outputs / run_id
@@ -444,7 +446,7 @@ def _resume(args: argparse.Namespace, all_stages: list[Stage], selected: list[St
     params = runs.read_json(folder / "params.json")
     check_resumed_flags(args, run_id, params["common"])
     recorded = recorded_stages(all_stages, params)
-    plan = [stage for stage in all_stages if stage in recorded or stage in selected]
+    plan = [stage for stage in all_stages if stage in recorded or stage in named]
     if folder == finished:
         finished.rename(run_dir)  # adding stages to a finished run: it is unfinished again until they end
     if plan != recorded:

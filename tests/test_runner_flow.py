@@ -183,6 +183,16 @@ def test_a_run_is_finished_only_when_every_stage_of_its_plan_has(fake_study, cap
     assert (fake_study.outputs / "r1").is_dir() and not (fake_study.outputs / "r1.partial").exists()
 
 
+def test_resume_without_stages_continues_only_the_runs_plan(fake_study):
+    fake_study.fail.add("train")
+    assert fake_study.main("--profile", "smoke", "--run-id", "r1", "--to", "train") == 1
+    fake_study.fail.clear()
+    assert fake_study.main("--resume", "r1") == 0
+    assert [name for name, _ in fake_study.calls] == ["data", "train", "train"]
+    assert (fake_study.outputs / "r1").is_dir()
+    assert runs.read_json(fake_study.outputs / "r1" / "params.json")["stages"] == ["data", "train"]
+
+
 def test_a_stage_added_to_a_finished_run_joins_its_plan(fake_study):
     assert fake_study.main("--profile", "smoke", "--run-id", "r1", "--to", "train") == 0
     assert fake_study.main("--resume", "r1", "--stage", "report") == 0
