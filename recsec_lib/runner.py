@@ -177,7 +177,9 @@ def run_stage(stage: Stage, run_dir: Path, parameters: dict[str, object], kernel
     _run([*_tool("jupytext", "--quiet", "--to", "ipynb", "--output", str(source_ipynb), str(stage.source))],
          stage, executed)
     # papermill's own output goes to a log: on a failure it is a wall of papermill's internals
-    # ending in the cell's error, which stage_failure() reads from the executed notebook instead.
+    # ending in the cell's error, which stage_failure() reads from the executed notebook instead
+    # (removed first, so that the error of an earlier attempt is never taken for this one's).
+    executed.unlink(missing_ok=True)
     _run([*_tool("papermill", str(source_ipynb), str(executed), "-k", kernel, "-f", str(params_file),
                  "--cwd", str(REPO), "--no-progress-bar", "--log-level", "WARNING")], stage, executed,
          log=notebooks / f"{stage.label}.papermill.log")
@@ -200,6 +202,9 @@ def _run(command: list[str], stage: Stage, executed: Path, log: Path | None = No
     else:
         with open(log, "w") as handle:
             result = subprocess.run(command, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT)
+    if result.returncode != 0 and log is None:  # jupytext or nbconvert: their own output said why
+        raise StageFailed(f"stage {stage.label} failed (exit {result.returncode}) in {command[2]}; "
+                          f"the executed notebook is {executed}")
     if result.returncode != 0:
         raise stage_failure(stage, executed, log, result.returncode)
     if log is not None and log.stat().st_size:
