@@ -244,7 +244,8 @@ def stage_failure(stage: Stage, executed: Path, log: Path | None, exit_code: int
     continue_with = f"./run_all.sh --resume {run_id}"
     data_advice = name in DATA_UNAVAILABLE_ERRORS or "RECSEC_DATA_MIRROR" in first_line
     if data_advice or (name in NETWORK_ERRORS and stage.name == "data"):
-        advice = "" if "--mirror" in first_line else "; offline? give a MovieLens copy with --mirror DIR or $RECSEC_DATA_MIRROR"
+        advice = ("" if "--mirror" in first_line
+                  else "; offline? give a MovieLens copy with --mirror DIR or $RECSEC_DATA_MIRROR")
         return StageFailed(f"{first_line}{advice}; then continue with {continue_with} --mirror DIR",
                            details=f"run_all.sh: stage {stage.label} failed: no data; {where}")
     traceback = "\n".join(ANSI_ESCAPE.sub("", line) for line in error.get("traceback", []))
@@ -488,8 +489,9 @@ def _run_stages(args: argparse.Namespace, all_stages: list[Stage], stages: list[
     unfinished = unfinished_stages(run_dir, plan)
     if unfinished:
         names = ", ".join(stage.label for stage in unfinished)
-        print(f"run_all.sh: run {run_id} is not finished: {names} of its plan {'has' if len(unfinished) == 1 else 'have'} "
-              f"not run; it stays in {run_dir}; continue with ./run_all.sh --resume {run_id}", flush=True)
+        verb = "has" if len(unfinished) == 1 else "have"
+        print(f"run_all.sh: run {run_id} is not finished: {names} of its plan {verb} not run; it stays in "
+              f"{run_dir}; continue with ./run_all.sh --resume {run_id}", flush=True)
         return 0
     final = runs.finish_run_folder(run_dir)
     print(f"run_all.sh: finished; run folder {final}", flush=True)

@@ -136,7 +136,8 @@ def test_a_run_id_must_stay_inside_the_outputs_folder(fake_study, capsys):
 
 @pytest.mark.parametrize("name", runner.COMMON_PARAMETERS)
 def test_p_cannot_set_the_runners_own_settings(fake_study, capsys, name):
-    """Issue 18.3: -p dataset ml-100k computed ML-100K figures under a synthetic headline; -p run_dir wrote elsewhere."""
+    """Issue 18.3: -p dataset ml-100k computed ML-100K figures under a synthetic headline; -p run_dir wrote
+    elsewhere."""
     assert fake_study.main("--profile", "smoke", "--run-id", "r1", "-p", name, "x") == 2
     err = capsys.readouterr().err
     assert f"-p {name} x: {name!r} is the runner's own setting" in err and runner.RUNNER_SETTINGS[name] in err
@@ -286,8 +287,8 @@ def test_a_real_notebook_without_data_ends_in_one_line(tmp_path, monkeypatch, ca
     header = "# ---\n# jupyter:\n#   kernelspec:\n#     display_name: Python 3\n#     language: python\n" \
              "#     name: python3\n# ---\n\n"
     (notebooks / "00_data.py").write_text(
-        f"{header}# %%\nimport os\n\n{PARAMETERS_CELL}\n# %%\nclass DataUnavailableError(FileNotFoundError):\n    pass\n\n\n"
-        f"raise DataUnavailableError({OFFLINE!r})\n")
+        f"{header}# %%\nimport os\n\n{PARAMETERS_CELL}\n# %%\n"
+        f"class DataUnavailableError(FileNotFoundError):\n    pass\n\n\nraise DataUnavailableError({OFFLINE!r})\n")
     real_discover = runner.discover_stages
     monkeypatch.setattr(runner, "discover_stages", lambda: real_discover(notebooks))
     code = runner.main(["--outputs", str(tmp_path / "outputs"), "--publish", "no", "--profile", "smoke",
