@@ -14,9 +14,11 @@ renamed by ``run_all.sh`` once every stage has finished):
 from __future__ import annotations
 
 import datetime as _dt
+import fcntl
 import json
 import os
 import platform
+import re
 import resource
 import subprocess
 import sys
@@ -24,6 +26,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -33,17 +36,39 @@ PACKAGES = ("torch", "numpy", "pandas", "matplotlib", "seaborn", "tqdm", "paperm
 
 def write_json_atomic(path: str | os.PathLike, payload: Any) -> None:
     """Write JSON to a temporary file beside ``path`` and rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with atomic_path(path) as tmp, open(tmp, "w") as handle:
+        json.dump(payload, handle, indent=2, sort_keys=True, default=_json_default)
+        handle.write("\n")
+
+
+def normal_file_mode() -> int:
+    """The mode ``open()`` gives a new file: 0o666 less the umask (0o644 under the usual umask 022)."""
+    return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """This process's umask, read from /proc on Linux (setting it to read it would race other threads)."""
     try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=True, default=_json_default)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    umask = os.umask(0o022)  # elsewhere: the only portable way to read it is to set it, then put it back
+    os.umask(umask)
+    return umask
+
+
+def give_normal_permissions(path: str | os.PathLike) -> None:
+    """Make a temporary file (or folder) readable like any other before it is renamed into place.
+
+    ``tempfile.mkstemp`` creates files readable by their owner only (0o600),
+    ``tempfile.mkdtemp`` folders (0o700), and ``os.replace`` keeps that mode, so
+    without this every result written atomically would be private to whoever
+    ran the study. A folder gets 0o777 less the umask (0o755 usually).
+    """
+    mode = 0o777 & ~_umask() if os.path.isdir(path) else normal_file_mode()
+    os.chmod(path, mode)
 
 
 def _json_default(value: Any) -> Any:
@@ -154,6 +179,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        give_normal_permissions(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -166,15 +192,87 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def check_run_id(run_id: str) -> str:
+    """A run id names a folder directly under the outputs folder: plain characters, no leading dot."""
+    if not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._-]*", run_id):
+        raise ValueError(f"run id {run_id!r}: use letters, digits, '.', '_' and '-' only, not starting with '.'")
+    return run_id
+
+
+class RunInUseError(RuntimeError):
+    """Another live process holds the run's lock; the message names it and the lock file."""
+
+
+@dataclass(frozen=True)
+class RunLock:
+    path: Path  # <outputs>/<run_id>.lock
+    taken_over_from: str | None  # the holder named in a stale lock file whose process has ended, if any
+
+
+@contextmanager
+def run_lock(outputs: str | os.PathLike, run_id: str) -> Iterator[RunLock]:
+    """Hold ``<outputs>/<run_id>.lock`` for the block, so that one process at a time computes into a run.
+
+    Two processes computing into the same ``<run_id>.partial`` folder overwrite
+    each other's results, and the second to finish crashes renaming it. The
+    lock is an ``flock`` on a file that also names its holder (pid, host,
+    start time) for the error message. The operating system drops an ``flock``
+    when its process ends, however it ends, so the lock file of a killed run
+    is stale by construction: the next run takes it over and says so. The lock
+    sits beside the run folder, not in it, because the folder is renamed
+    (``<id>.partial`` <-> ``<id>``) while the lock is held.
+    """
+    check_run_id(run_id)
+    outputs = Path(outputs)
+    outputs.mkdir(parents=True, exist_ok=True)
+    path = outputs / f"{run_id}.lock"
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # the umask applies: a normal file
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _lock_holder(fd)
+            os.close(fd)
+            raise RunInUseError(f"run {run_id} is in use by {holder or 'another process'} (lock file {path}); "
+                                f"wait for it to end, or stop it, then run the command again") from None
+        # A holder that just finished removed the file we opened: lock the file that is there now instead.
+        try:
+            current = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:
+            break
+        os.close(fd)
+    stale = _lock_holder(fd)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": platform.node(),
+                              "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                              "command": sys.argv}).encode() + b"\n", 0)
+    try:
+        yield RunLock(path, stale)
+    finally:
+        path.unlink(missing_ok=True)  # before unlocking, so a waiting process never locks a removed file
+        os.close(fd)
+
+
+def _lock_holder(fd: int) -> str | None:
+    """'process <pid> on <host>, started <time>' from a lock file, or None when it is empty or unreadable."""
+    text = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
+    if not text:
+        return None
+    try:
+        info = json.loads(text)
+        return f"process {info['pid']} on {info['host']}, started {info['started']}"
+    except (ValueError, KeyError, TypeError):
+        return f"the process named in it ({text[:80]!r})"
+
+
 def create_run_folder(outputs: str | os.PathLike, run_id: str, params: dict[str, Any]) -> Path:
     """Make ``<outputs>/<run_id>.partial`` with params.json and environment.json.
 
     Refuses an id that is already used, finished or not.
     """
-    import re
-
-    if not re.fullmatch(r"[A-Za-z0-9._-]+", run_id):
-        raise ValueError(f"run id {run_id!r}: use letters, digits, '.', '_' and '-' only")
+    check_run_id(run_id)
     outputs = Path(outputs)
     run_dir = outputs / f"{run_id}.partial"
     if (outputs / run_id).exists() or run_dir.exists():

@@ -29,22 +29,26 @@ def stage_module(name: str):
 def run_study(outputs: Path, run_id: str, dataset: str, profile: str, seed: int = 42, device: str = "auto",
               data_dir: Path = Path("data"), mirror: Path | None = None, stages: tuple[str, ...] = STAGE_ORDER,
               force: bool = False, progress=print) -> Path:
-    """Run ``stages`` in order into ``<outputs>/<run_id>``; returns the finished run folder."""
+    """Run ``stages`` in order into ``<outputs>/<run_id>``; returns the finished run folder.
+
+    Holds the run's lock (``runs.run_lock``) throughout, as ``run_all.sh`` does.
+    """
     modules = [(name, stage_module(name)) for name in stages]
-    run_dir = runs.create_run_folder(outputs, run_id, {
-        "common": {"run_id": run_id, "dataset": dataset, "profile": profile, "seed": seed, "device": device,
-                   "data_dir": str(data_dir), "mirror": str(mirror or ""), "force": force},
-        "stages": list(stages), "runner": "recsec study (no notebooks)",
-    })
-    ctx = StudyContext(run_dir=run_dir, dataset=dataset, data_dir=data_dir, mirror=mirror, seed=seed,
-                       device=device, profile=profile, force=force)
-    runs.stamp_headline(run_dir, profile, dataset)
-    for name, module in modules:
-        progress(f"  {name}: running ...")
-        seed_everything(seed)
-        start = time.perf_counter()
-        run_cached(module, ctx, module.Settings.for_profile(profile))
-        seconds = time.perf_counter() - start
-        runs.merge_headline(run_dir / "headline.json", {f"stage_seconds_{name}": round(seconds, 1)})
-        progress(f"  {name}: done in {seconds:.0f} s")
-    return runs.finish_run_folder(run_dir)
+    with runs.run_lock(outputs, run_id):
+        run_dir = runs.create_run_folder(outputs, run_id, {
+            "common": {"run_id": run_id, "dataset": dataset, "profile": profile, "seed": seed, "device": device,
+                       "data_dir": str(data_dir), "mirror": str(mirror or ""), "force": force},
+            "stages": list(stages), "runner": "recsec study (no notebooks)",
+        })
+        ctx = StudyContext(run_dir=run_dir, dataset=dataset, data_dir=data_dir, mirror=mirror, seed=seed,
+                           device=device, profile=profile, force=force)
+        runs.stamp_headline(run_dir, profile, dataset)
+        for name, module in modules:
+            progress(f"  {name}: running ...")
+            seed_everything(seed)
+            start = time.perf_counter()
+            run_cached(module, ctx, module.Settings.for_profile(profile))
+            seconds = time.perf_counter() - start
+            runs.merge_headline(run_dir / "headline.json", {f"stage_seconds_{name}": round(seconds, 1)})
+            progress(f"  {name}: done in {seconds:.0f} s")
+        return runs.finish_run_folder(run_dir)

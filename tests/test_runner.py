@@ -114,6 +114,16 @@ def test_runner_rejects_a_bad_parameter_before_running_anything(tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
+def test_runner_refuses_p_for_its_own_settings(tmp_path):
+    """Issue 18.3: -p dataset ml-100k on a synthetic run computed ML-100K figures under a synthetic headline."""
+    result = run_runner("--profile", "smoke", "-p", "dataset", "ml-100k", tmp_path=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "run_all.sh: error: -p dataset ml-100k: 'dataset' is the runner's own setting (the same for every stage "
+        "and recorded with the run); use --dataset")
+    assert not (tmp_path / "outputs").exists()
+
+
 def test_runner_rejects_an_unknown_stage(tmp_path):
     result = run_runner("--stage", "nope", tmp_path=tmp_path)
     assert result.returncode == 2 and "--stage 'nope': no such stage" in result.stderr

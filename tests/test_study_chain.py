@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 import subprocess
 import sys
 
@@ -75,3 +77,15 @@ def test_jupyter_free_path_gives_the_same_figures(smoke_runs):
             assert math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9), (key, a, b)
         else:
             assert a == b, (key, a, b)
+
+
+def test_every_file_of_a_run_has_normal_permissions(smoke_runs):
+    """Issue 18.10: nothing a run writes is private to its owner (mkstemp's 0600 kept through os.replace)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    if umask & 0o044:
+        pytest.skip(f"this test process's umask {umask:o} itself hides files from others")
+    for run_dir in smoke_runs:
+        private = [str(path.relative_to(run_dir)) for path in run_dir.rglob("*")
+                   if path.is_file() and stat.S_IMODE(path.stat().st_mode) & 0o044 != 0o044]
+        assert private == [], f"files of {run_dir.name} that only their owner can read"

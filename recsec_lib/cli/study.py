@@ -7,6 +7,8 @@ import datetime as dt
 import os
 from pathlib import Path
 
+from recsec_lib.cli import UserError
+from recsec_lib.runs import RunInUseError
 from recsec_lib.stages.context import DATASETS, DEVICES, PROFILES
 from recsec_lib.study import STAGE_ORDER, run_study
 
@@ -34,8 +36,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     dataset = args.dataset or ("synthetic" if args.profile == "smoke" else "ml-1m")
     run_id = args.run_id or dt.datetime.now(dt.timezone.utc).strftime(f"%Y%m%d-%H%M%S-{args.profile}-{dataset}-lib")
-    final = run_study(Path(args.outputs), run_id, dataset=dataset, profile=args.profile, seed=args.seed,
-                      device=args.device, data_dir=Path(args.data_dir), mirror=Path(args.mirror) if args.mirror else None,
-                      stages=tuple(args.stages), force=args.force)
+    try:
+        final = run_study(Path(args.outputs), run_id, dataset=dataset, profile=args.profile, seed=args.seed,
+                          device=args.device, data_dir=Path(args.data_dir),
+                          mirror=Path(args.mirror) if args.mirror else None, stages=tuple(args.stages),
+                          force=args.force)
+    except RunInUseError as exc:  # another process computes into this run: one line, no traceback
+        raise UserError(str(exc)) from None
+    except ConnectionError as exc:  # the download failed: most often offline
+        raise UserError(f"{exc}; offline? give a MovieLens copy with --mirror DIR or $RECSEC_DATA_MIRROR, and "
+                        f"start the run again") from None
     print(f"recsec study: finished; run folder {final}")
     return 0

@@ -37,6 +37,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from recsec_lib.runs import give_normal_permissions
+
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://files.grouplens.org/datasets/movielens"
@@ -148,6 +150,7 @@ def _download_with_retries(spec: ArchiveSpec, data_dir: Path, base_url: str, att
     last_error: Exception | None = None
     for attempt in range(1, attempts + 1):
         fd, tmp_name = tempfile.mkstemp(dir=data_dir, prefix=f".{spec.filename}.", suffix=".part")
+        give_normal_permissions(tmp_name)  # the zip is an ordinary file, not a private one
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -210,6 +213,7 @@ def extract_archive(zip_path: Path, data_dir: Path, name: str, folder: str | Non
         if target.exists():  # an incomplete earlier copy: move it aside, remove after the swap
             old = Path(tempfile.mkdtemp(dir=data_dir, prefix=f".{name}.", suffix=".old"))
             os.replace(target, old / name)
+        give_normal_permissions(content)  # mkdtemp's folder is private when the zip has no top folder
         os.replace(content, target)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from recsec_lib.data.dataset import SequenceDataset
 from recsec_lib.data.formats import GENRES_100K
+from recsec_lib.runs import give_normal_permissions
 
 GENRES = ("Action", "Comedy", "Drama", "Children's", "Horror", "Sci-Fi")
 
@@ -117,6 +118,7 @@ def _write_text(path: Path, text: str, encoding: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding=encoding, newline="") as handle:
             handle.write(text)
+        give_normal_permissions(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
