@@ -364,10 +364,11 @@ def test_attack_notebook_runs_on_smoke_data(smoke_run, tmp_path):
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
+    bin_dir = Path(sys.executable).parent  # the environment running the tests, wherever it lives
     ipynb = tmp_path / "03_attack.ipynb"
-    subprocess.run([str(root / ".venv/bin/jupytext"), "--to", "ipynb", "-o", str(ipynb),
+    subprocess.run([str(bin_dir / "jupytext"), "--to", "ipynb", "-o", str(ipynb),
                     str(root / "notebooks/03_attack.py")], check=True, capture_output=True)
-    subprocess.run([str(root / ".venv/bin/papermill"), str(ipynb), str(tmp_path / "out.ipynb"), "-k", "python3",
+    subprocess.run([str(bin_dir / "papermill"), str(ipynb), str(tmp_path / "out.ipynb"), "-k", "python3",
                     "-p", "profile", "smoke", "-p", "dataset", "synthetic", "-p", "run_dir", str(smoke_run.run_dir),
                     "-p", "data_dir", str(smoke_run.data_dir), "-p", "device", "cpu", "--cwd", str(root)],
                    check=True, capture_output=True)
