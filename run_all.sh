@@ -11,4 +11,4 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 "$root/scripts/ensure_env.sh"
 cd "$root"
-exec "${RECSEC_VENV:-$root/.venv}/bin/python" -m recsec_lib.runner "$@"
+exec "${RECSEC_VENV:-$root/.venv}/bin/python" -m recsec_lib.study.runner "$@"

@@ -22,14 +22,14 @@ import time
 import numpy as np
 import torch
 
-from recsec_lib.blackbox import BlackBoxRecommender
+from recsec_lib.attack.blackbox import BlackBoxRecommender
 
 ML1M_ITEMS, ML1M_MAX_LEN = 3416, 200
 
 
 def build_target(checkpoint: str | None):
     if checkpoint:
-        from recsec_lib.checkpoints import load_checkpoint
+        from recsec_lib.recommend.checkpoints import load_checkpoint
 
         return load_checkpoint(checkpoint).model
     from recsec_lib.models.registry import build_model

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from recsec_lib.data.prepare import prepare_dataset
-from recsec_lib.gro_training import GROConfig, fresh_like, time_one_epoch
+from recsec_lib.gro.training import GROConfig, fresh_like, time_one_epoch
 
 
 def main() -> None:
@@ -46,7 +46,7 @@ def main() -> None:
     mirror = args.mirror or (Path(os.environ["RECSEC_DATA_MIRROR"]) if os.environ.get("RECSEC_DATA_MIRROR") else None)
     dataset = prepare_dataset(args.dataset, data_dir=args.data_dir, mirror=mirror)
     if args.checkpoint:
-        from recsec_lib.checkpoints import load_checkpoint
+        from recsec_lib.recommend.checkpoints import load_checkpoint
 
         target = load_checkpoint(args.checkpoint, dataset=dataset).model
     else:

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import torch
 
-from recsec_lib.evaluation import evaluate_model
+from recsec_lib.recommend.evaluation import evaluate_model
 from recsec_lib.models.registry import MODEL_NAMES, build_model
-from recsec_lib.training import time_training_epoch, training_matrix
+from recsec_lib.recommend.training import time_training_epoch, training_matrix
 
 
 def load_data(data_dir: Path):

@@ -27,13 +27,13 @@ from pathlib import Path
 
 import torch
 
-from recsec_lib.attack import SurrogateSettings, run_attack
-from recsec_lib.blackbox import BlackBoxRecommender
-from recsec_lib.checkpoints import load_checkpoint
+from recsec_lib.attack.extraction import SurrogateSettings, run_attack
+from recsec_lib.attack.blackbox import BlackBoxRecommender
+from recsec_lib.recommend.checkpoints import load_checkpoint
 from recsec_lib.data.prepare import prepare_dataset
-from recsec_lib.evaluation import evaluate_model
-from recsec_lib.gro import train_defended_targets
-from recsec_lib.stages.gro import Settings
+from recsec_lib.recommend.evaluation import evaluate_model
+from recsec_lib.gro.defenses import train_defended_targets
+from recsec_lib.study.stages.gro import Settings
 
 
 def ndcg10(model, dataset, split: str) -> float:

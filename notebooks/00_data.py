@@ -22,9 +22,9 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown, display
 
-from recsec_lib.stages import data as stage
-from recsec_lib.stage_cache import run_cached
-from recsec_lib.stages.context import StudyContext
+from recsec_lib.study.stages import data as stage
+from recsec_lib.study.stage_cache import run_cached
+from recsec_lib.study.stages.context import StudyContext
 
 # %% tags=["parameters"]
 run_dir: str = "outputs/notebook"  # run folder this stage writes into (run_all.sh sets it)

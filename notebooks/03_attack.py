@@ -33,10 +33,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from recsec_lib import plots
-from recsec_lib.stages import attack as stage
-from recsec_lib.stage_cache import run_cached
-from recsec_lib.stages.context import StudyContext
+from recsec_lib.common import plots
+from recsec_lib.study.stages import attack as stage
+from recsec_lib.study.stage_cache import run_cached
+from recsec_lib.study.stages.context import StudyContext
 
 # %% tags=["parameters"]
 run_dir: str = "outputs/notebook"  # run folder this stage writes into (run_all.sh sets it)

@@ -22,10 +22,10 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import HTML, Markdown, display
 
-from recsec_lib import report
-from recsec_lib.stages import report as stage
-from recsec_lib.stages.context import StudyContext
-from recsec_lib.tables import html_table, read_table
+from recsec_lib.study import report
+from recsec_lib.study.stages import report as stage
+from recsec_lib.study.stages.context import StudyContext
+from recsec_lib.common.tables import html_table, read_table
 
 # %% tags=["parameters"]
 run_dir: str = "outputs/notebook"  # run folder this stage writes into (run_all.sh sets it)

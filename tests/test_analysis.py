@@ -12,13 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsec_lib import analysis
+from recsec_lib.data import analysis
 from recsec_lib.cli import main
 from recsec_lib.data.dataset import SequenceDataset
 from recsec_lib.data.formats import RawData
-from recsec_lib.stages import analyze as analyze_stage
-from recsec_lib.stages import data as data_stage
-from recsec_lib.stages.context import StudyContext
+from recsec_lib.study.stages import analyze as analyze_stage
+from recsec_lib.study.stages import data as data_stage
+from recsec_lib.study.stages.context import StudyContext
 
 REPO = Path(__file__).resolve().parent.parent
 

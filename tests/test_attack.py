@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from recsec_lib.attack import (
+from recsec_lib.attack.extraction import (
     AttackData,
     SurrogateSettings,
     evaluate_extraction,
@@ -21,12 +21,12 @@ from recsec_lib.attack import (
     sequences_for_budget,
     train_surrogate,
 )
-from recsec_lib.blackbox import BlackBoxRecommender
+from recsec_lib.attack.blackbox import BlackBoxRecommender
 from recsec_lib.data.synthetic import make_synthetic_dataset
-from recsec_lib.losses import ranking_margin_loss, sample_negatives
+from recsec_lib.recommend.losses import ranking_margin_loss, sample_negatives
 from recsec_lib.models.registry import build_model
-from recsec_lib.sequences import pad_left
-from recsec_lib.surrogate import has_one_pass_prefix_scores, infer_filter_seen
+from recsec_lib.recommend.sequences import pad_left
+from recsec_lib.attack.surrogate import has_one_pass_prefix_scores, infer_filter_seen
 
 
 class NextItemsBox:
@@ -151,7 +151,7 @@ def test_attacker_functions_take_no_dataset():
 
 
 def test_attack_module_does_not_import_the_data_package():
-    code = ("import sys, recsec_lib.attack, recsec_lib.blackbox; "
+    code = ("import sys, recsec_lib.attack.extraction, recsec_lib.attack.blackbox; "
             "print(sorted(m for m in sys.modules if m.startswith('recsec_lib.data')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -229,8 +229,8 @@ def test_a_model_agrees_fully_with_itself(trained_target):
 @pytest.fixture()
 def smoke_run(tmp_path):
     """A run folder on the synthetic dataset with a (briefly trained) SASRec target in train/sasrec.pt."""
-    from recsec_lib.checkpoints import save_checkpoint
-    from recsec_lib.stages.context import StudyContext
+    from recsec_lib.recommend.checkpoints import save_checkpoint
+    from recsec_lib.study.stages.context import StudyContext
 
     ctx = StudyContext(run_dir=tmp_path / "run", dataset="synthetic", data_dir=tmp_path / "data", seed=0,
                        device="cpu", profile="smoke")
@@ -249,9 +249,9 @@ def smoke_run(tmp_path):
 
 
 def test_stage_smoke_profile_writes_its_artefacts(smoke_run):
-    from recsec_lib import runs
-    from recsec_lib.querylog import QueryLog
-    from recsec_lib.stages import attack as stage
+    from recsec_lib.study import runs
+    from recsec_lib.attack.querylog import QueryLog
+    from recsec_lib.study.stages import attack as stage
 
     settings = stage.Settings.for_profile("smoke").with_overrides(budgets="10,20", epochs=2)
     metrics = stage.run(smoke_run, settings)
@@ -273,7 +273,7 @@ def test_stage_smoke_profile_writes_its_artefacts(smoke_run):
 
 def test_interrupted_stage_resumes_from_its_finished_parts(smoke_run, monkeypatch):
     """A stage killed during its second surrogate reuses the first query set and surrogate when rerun."""
-    from recsec_lib.stages import attack as stage
+    from recsec_lib.study.stages import attack as stage
 
     settings = stage.Settings.for_profile("smoke").with_overrides(budgets="10", generators="autoregressive,random",
                                                                    surrogate_models="sasrec", epochs=1)
@@ -316,8 +316,8 @@ def test_interrupted_stage_resumes_from_its_finished_parts(smoke_run, monkeypatc
 
 
 def test_stage_settings_and_missing_target(tmp_path):
-    from recsec_lib.stages import attack as stage
-    from recsec_lib.stages.context import StudyContext
+    from recsec_lib.study.stages import attack as stage
+    from recsec_lib.study.stages.context import StudyContext
 
     assert stage.Settings.for_profile("full").main_budget == 5000
     assert stage.Settings.for_profile("cpu").with_overrides(epochs=None).epochs == 60

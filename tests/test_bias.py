@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsec_lib.bias import bias_report, popular_items
+from recsec_lib.recommend.bias import bias_report, popular_items
 from recsec_lib.data.dataset import SequenceDataset
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from recsec_lib.blackbox import (
+from recsec_lib.attack.blackbox import (
     BlackBoxRecommender,
     MalformedQueryError,
     QueryBudgetExceeded,
@@ -14,7 +14,7 @@ from recsec_lib.blackbox import (
     apply_defense,
 )
 from recsec_lib.models.base import SequentialRecommender
-from recsec_lib.querylog import QueryLog, QueryRecord, load_log
+from recsec_lib.attack.querylog import QueryLog, QueryRecord, load_log
 
 
 class FixedRanking(SequentialRecommender):

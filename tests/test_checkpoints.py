@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from recsec_lib.checkpoints import load_checkpoint, read_checkpoint_payload, save_checkpoint
+from recsec_lib.recommend.checkpoints import load_checkpoint, read_checkpoint_payload, save_checkpoint
 from recsec_lib.data.synthetic import make_synthetic_dataset
 from recsec_lib.models.registry import MODEL_NAMES, build_model
-from recsec_lib.sequences import pad_left
-from recsec_lib.training import TrainConfig, train_model
+from recsec_lib.recommend.sequences import pad_left
+from recsec_lib.recommend.training import TrainConfig, train_model
 
 
 @pytest.fixture(autouse=True)

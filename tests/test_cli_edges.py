@@ -98,7 +98,7 @@ def test_train_writes_the_metrics_visualize_reads(tmp_path, capsys, no_mirror_en
 
 
 def test_train_default_weight_decay_is_the_studys():
-    from recsec_lib.stages import train as stage
+    from recsec_lib.study.stages import train as stage
 
     args = build_parser().parse_args(["train"])
     assert args.weight_decay == 0.0

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsec_lib.compare import (Example, bias_on_test_users, bias_summary, compare_recommendations,
+from recsec_lib.recommend.compare import (Example, bias_on_test_users, bias_summary, compare_recommendations,
                                 comparison_markdown, popularity_recommender, save_comparison, themed_examples,
                                 unseen_top_k, user_examples)
 from recsec_lib.data.dataset import SequenceDataset
@@ -144,7 +144,7 @@ def test_bias_on_test_users_and_summary():
 
 
 def test_cli_compare_with_checkpoint_and_popular(tmp_path, capsys):
-    from recsec_lib.checkpoints import save_checkpoint
+    from recsec_lib.recommend.checkpoints import save_checkpoint
     from recsec_lib.cli import main
     from recsec_lib.data.prepare import prepare_dataset
     from recsec_lib.models.registry import build_model

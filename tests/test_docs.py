@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from recsec_lib.notebook_params import read_parameters
-from recsec_lib.runner import REPO
+from recsec_lib.study.notebook_params import read_parameters
+from recsec_lib.study.runner import REPO
 
 DOCS = (REPO / "README.md", REPO / "docs" / "ARCHITECTURE.md")
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")

@@ -12,12 +12,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from recsec_lib.data.synthetic import make_synthetic_dataset
-from recsec_lib.gro import choose_best_lambda, list_metrics, paper_table
-from recsec_lib.gro_loss import (adversarial_items, adversarial_swap_matrix, listed_scores_through_swap,
+from recsec_lib.gro.defenses import choose_best_lambda, list_metrics, paper_table
+from recsec_lib.gro.loss import (adversarial_items, adversarial_swap_matrix, listed_scores_through_swap,
                                  seed_variant_loss, student_loss, swap_gradient, swap_loss, swap_matrix)
-from recsec_lib.gro_training import GROConfig, prefix_positions, seen_items, train_gro
-from recsec_lib.losses import ranking_margin_loss
-from recsec_lib.tables import markdown_table
+from recsec_lib.gro.training import GROConfig, prefix_positions, seen_items, train_gro
+from recsec_lib.recommend.losses import ranking_margin_loss
+from recsec_lib.common.tables import markdown_table
 from recsec_lib.models.base import SequentialRecommender
 
 
@@ -298,8 +298,8 @@ def test_markdown_table():
 # GRO against the real attack code on tiny data: less agreement, most utility kept
 # ---------------------------------------------------------------------------
 def test_gro_lowers_surrogate_agreement_and_keeps_utility():
-    from recsec_lib.attack import SurrogateSettings, fit_surrogate, generate_queries
-    from recsec_lib.gro import evaluate_defenses
+    from recsec_lib.attack.extraction import SurrogateSettings, fit_surrogate, generate_queries
+    from recsec_lib.gro.defenses import evaluate_defenses
 
     data = make_synthetic_dataset(num_users=200, num_items=60, max_len=20, seed=0)
     target = TinyCausal(60, 20, dim=32, seed=1)
@@ -327,9 +327,9 @@ def test_gro_lowers_surrogate_agreement_and_keeps_utility():
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     """A run folder whose train stage left a small SASRec at train/sasrec.pt (synthetic data)."""
-    from recsec_lib.checkpoints import save_checkpoint
+    from recsec_lib.recommend.checkpoints import save_checkpoint
     from recsec_lib.data.prepare import prepare_dataset
-    from recsec_lib.gro_training import fresh_like
+    from recsec_lib.gro.training import fresh_like
     from recsec_lib.models.registry import build_model
 
     root = tmp_path_factory.mktemp("gro_run")
@@ -343,10 +343,10 @@ def trained_run(tmp_path_factory):
 
 
 def test_stage_smoke_writes_tables_plot_checkpoints_and_headline(trained_run):
-    from recsec_lib import runs
-    from recsec_lib.checkpoints import load_checkpoint
-    from recsec_lib.stages import gro as stage
-    from recsec_lib.stages.context import StudyContext
+    from recsec_lib.study import runs
+    from recsec_lib.recommend.checkpoints import load_checkpoint
+    from recsec_lib.study.stages import gro as stage
+    from recsec_lib.study.stages.context import StudyContext
 
     root, _ = trained_run
     run_dir = root / "stage_run"
@@ -379,9 +379,9 @@ def test_stage_smoke_writes_tables_plot_checkpoints_and_headline(trained_run):
 
 def test_gro_trains_on_the_windows_the_target_was_trained_on(tmp_path):
     """trained_windows reads the undefended checkpoint's training rows ("newest" when it does not say)."""
-    from recsec_lib.checkpoints import save_checkpoint
+    from recsec_lib.recommend.checkpoints import save_checkpoint
     from recsec_lib.models.registry import build_model
-    from recsec_lib.stages.gro import trained_windows
+    from recsec_lib.study.stages.gro import trained_windows
 
     data = make_synthetic_dataset(num_users=20, num_items=30, max_len=12, seed=0)
     model = build_model("sasrec", data.num_items, data.max_len, hidden=8)
@@ -393,7 +393,7 @@ def test_gro_trains_on_the_windows_the_target_was_trained_on(tmp_path):
 
 
 def test_settings_profiles_and_overrides():
-    from recsec_lib.stages import gro as stage
+    from recsec_lib.study.stages import gro as stage
 
     assert stage.Settings.for_profile("full").lambdas == (0.001, 0.01, 0.1, 1.0, 10.0)
     cpu = stage.Settings.for_profile("cpu")
@@ -483,8 +483,8 @@ def test_notebook_runs_on_smoke_profile(trained_run, tmp_path):
 
 def test_student_warmup_trains_only_the_student_before_gro(tmp_path):
     """With student_warmup_batches the student learns first (the target is unchanged by the warm-up itself)."""
-    from recsec_lib.gro_training import _warm_up_student
-    from recsec_lib.sequences import pad_left
+    from recsec_lib.gro.training import _warm_up_student
+    from recsec_lib.recommend.sequences import pad_left
 
     data = make_synthetic_dataset(num_users=40, num_items=30, max_len=10, seed=0)
     torch.manual_seed(0)

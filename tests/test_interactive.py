@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from recsec_lib.data.dataset import SequenceDataset
-from recsec_lib.interactive import Session, run_session
+from recsec_lib.recommend.interactive import Session, run_session
 
 
 def tiny_dataset() -> SequenceDataset:
@@ -138,7 +138,7 @@ def test_bad_session_parameters():
 
 
 def test_cli_through_a_pipe_with_a_real_checkpoint(tmp_path, monkeypatch, capsys):
-    from recsec_lib.checkpoints import save_checkpoint
+    from recsec_lib.recommend.checkpoints import save_checkpoint
     from recsec_lib.cli import main
     from recsec_lib.data.prepare import prepare_dataset
     from recsec_lib.models.registry import build_model
@@ -164,7 +164,7 @@ def test_cli_missing_checkpoint(tmp_path, capsys):
 
 
 def test_natural_title_moves_the_article_back():
-    from recsec_lib.interactive import natural_title
+    from recsec_lib.recommend.interactive import natural_title
 
     assert natural_title("Matrix, The (1999)") == "The Matrix (1999)"
     assert natural_title("Bug's Life, A (1998)") == "A Bug's Life (1998)"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from recsec_lib.metrics import (agreement_at_k, rank_of_targets, ranking_metrics, sample_negatives_for_eval,
+from recsec_lib.recommend.metrics import (agreement_at_k, rank_of_targets, ranking_metrics, sample_negatives_for_eval,
                                 sampled_rank_of_targets, topk_items)
 
 NEG = -math.inf
@@ -132,7 +132,7 @@ def test_sampled_rank_with_non_finite_scores():
 
 
 def test_nonfinite_rows_ignore_minus_inf():
-    from recsec_lib.metrics import nonfinite_rows
+    from recsec_lib.recommend.metrics import nonfinite_rows
 
     assert nonfinite_rows(BROKEN).tolist() == [False, True, True, True, True]
     assert nonfinite_rows(torch.tensor([[NEG, NEG, 0.3]])).tolist() == [False]

@@ -14,7 +14,7 @@ from recsec_lib.models.narm import left_to_right_padding, right_to_left_padding
 from recsec_lib.models.registry import MODEL_NAMES, build_model, config_class, make_config, model_name_of
 from recsec_lib.models.sasrec import SASRecConfig
 from recsec_lib.models.transformer import attention_mask, positions_from_end, positions_from_start
-from recsec_lib.sequences import pad_left
+from recsec_lib.recommend.sequences import pad_left
 
 NUM_ITEMS, MAX_LEN = 12, 8
 
@@ -271,7 +271,7 @@ def test_sasrec_layout_is_checked_and_init_is_the_original_codes():
 
 def test_checkpoint_without_layout_loads_as_pre_ln(tmp_path):
     """Checkpoints written before the layout option (pre-LN blocks) must not load into the new layout."""
-    from recsec_lib.checkpoints import load_checkpoint, read_checkpoint_payload, save_checkpoint
+    from recsec_lib.recommend.checkpoints import load_checkpoint, read_checkpoint_payload, save_checkpoint
 
     torch.manual_seed(0)
     model = build_model("sasrec", NUM_ITEMS, MAX_LEN, hidden=16, layout="pre_ln").eval()

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from recsec_lib.attack_queries import AttackData
+from recsec_lib.attack.queries import AttackData
 from recsec_lib.data.synthetic import make_synthetic_dataset
-from recsec_lib.evaluation import evaluate_model
-from recsec_lib.gro_training import GROConfig, train_gro
+from recsec_lib.recommend.evaluation import evaluate_model
+from recsec_lib.gro.training import GROConfig, train_gro
 from recsec_lib.models.registry import build_model
-from recsec_lib.surrogate import SurrogateSettings, fit_surrogate
-from recsec_lib.training import NonFiniteError, TrainConfig, raise_if_not_finite, train_model
+from recsec_lib.attack.surrogate import SurrogateSettings, fit_surrogate
+from recsec_lib.recommend.training import NonFiniteError, TrainConfig, raise_if_not_finite, train_model
 
 
 @pytest.fixture(autouse=True)

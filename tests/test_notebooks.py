@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from recsec_lib.report import STAGE_ORDER, UNCAPTIONED
-from recsec_lib.runner import REPO
+from recsec_lib.study.report import STAGE_ORDER, UNCAPTIONED
+from recsec_lib.study.runner import REPO
 
 # Figures each notebook must show (drawn from the stage's tables, not read back from its PNGs).
 FIGURES_PER_NOTEBOOK = {"02_train": 1, "03_attack": 2, "04_gro": 1, "05_seat": 2}
@@ -32,7 +32,7 @@ def test_importing_the_library_in_a_kernel_gives_no_tqdm_warning():
         from tqdm import TqdmWarning
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            import recsec_lib.training, recsec_lib.surrogate, recsec_lib.seat.encoder  # each imports tqdm.auto
+            import recsec_lib.recommend.training, recsec_lib.attack.surrogate, recsec_lib.seat.encoder  # each imports tqdm.auto
         print([str(w.message) for w in caught if issubclass(w.category, TqdmWarning)])
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=300)
@@ -46,7 +46,7 @@ def test_importing_the_library_in_a_kernel_gives_no_tqdm_warning():
 def smoke_run(tmp_path_factory) -> Path:
     outputs, data_dir = tmp_path_factory.mktemp("outputs"), tmp_path_factory.mktemp("data")
     result = subprocess.run(
-        [sys.executable, "-m", "recsec_lib.runner", "--profile", "smoke", "--run-id", "smoke", "--publish", "no",
+        [sys.executable, "-m", "recsec_lib.study.runner", "--profile", "smoke", "--run-id", "smoke", "--publish", "no",
          "--outputs", str(outputs), "--data-dir", str(data_dir), "--mirror", ""],
         cwd=REPO, capture_output=True, text=True, timeout=1500)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from recsec_lib import runs
+from recsec_lib.study import runs
 from recsec_lib.data import download
 from recsec_lib.data.download import ArchiveSpec
 from recsec_lib.data.synthetic import write_synthetic_files

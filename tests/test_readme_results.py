@@ -1,6 +1,6 @@
 """The README's results section is generated from the published headline, between its markers."""
 
-from recsec_lib.readme_results import END, START, update_readme
+from recsec_lib.study.readme_results import END, START, update_readme
 
 
 def test_update_readme_replaces_only_the_marked_block(tmp_path):

@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 import torch
 
-from recsec_lib.checkpoints import save_checkpoint
+from recsec_lib.recommend.checkpoints import save_checkpoint
 from recsec_lib.data.prepare import prepare_dataset
 from recsec_lib.models.registry import build_model
-from recsec_lib.stages import report as stage
-from recsec_lib.stages.context import StudyContext
+from recsec_lib.study.stages import report as stage
+from recsec_lib.study.stages.context import StudyContext
 
 torch.set_num_threads(1)
 
@@ -106,7 +106,7 @@ def test_a_run_with_no_checkpoint_still_gets_a_comparison_page(tmp_path, data_di
 def test_targets_follow_the_profile_and_the_study_time_is_totalled_after_the_report():
     """The 2-hour budget is the cpu profile's, the 20-minute one the full profile's; a run's own report comes
     before the runner totals the stage times, so it says so instead of 'not measured'."""
-    from recsec_lib.report import findings, target_table
+    from recsec_lib.study.report import findings, target_table
 
     def wall_rows(headline):
         table = target_table(headline)
@@ -121,7 +121,7 @@ def test_targets_follow_the_profile_and_the_study_time_is_totalled_after_the_rep
 
 
 def test_findings_say_how_the_gro_targets_were_trained():
-    from recsec_lib.report import findings, gro_training_sentence
+    from recsec_lib.study.report import findings, gro_training_sentence
 
     scratch = {"settings": {"from_scratch": True, "max_batches_per_epoch": 0, "positions_per_sequence": 20,
                             "epochs": 200},
@@ -140,7 +140,7 @@ def test_findings_say_how_the_gro_targets_were_trained():
 
 def test_findings_say_which_way_agreement_moved_and_print_counts_as_counts():
     """The published run of 2026-12-02 said Agr@10 'falls from 0.476 to 0.478' and '384.0 accounts'."""
-    from recsec_lib.report import findings
+    from recsec_lib.study.report import findings
 
     def line(headline, start):
         base = {"profile": "cpu", "dataset": "ml-1m", "gro_best_lambda": 0.1, "gro_utility_retention": 0.958}
@@ -158,7 +158,7 @@ def test_findings_say_which_way_agreement_moved_and_print_counts_as_counts():
 
 def test_findings_agree_in_number():
     """The smoke report said 'the attacker needs 1 accounts against SEAT'."""
-    from recsec_lib.report import counted, findings, gro_training_sentence
+    from recsec_lib.study.report import counted, findings, gro_training_sentence
 
     base = {"profile": "smoke", "dataset": "synthetic", "volume_cap_accounts_needed": 5}
     accounts = next(line for line in findings({**base, "seat_accounts_needed": 1}, {})
@@ -174,7 +174,7 @@ def test_findings_agree_in_number():
 def test_html_tables_are_whole_without_index_or_nan_and_print_counts_as_counts(tmp_path):
     """pandas' notebook display cut the 24-column defenses table with '...', showed its index and NaN cells,
     and printed counts read back from CSV as 384.0."""
-    from recsec_lib.tables import html_table, read_table
+    from recsec_lib.common.tables import html_table, read_table
 
     frame = pd.DataFrame({f"column {i}": [0.123456 * i] * 70 for i in range(30)})
     frame["accounts_needed"] = [384.0, float("nan")] * 35  # a count column with a gap is float in a CSV
@@ -190,7 +190,7 @@ def test_html_tables_are_whole_without_index_or_nan_and_print_counts_as_counts(t
 
 
 def png(width_inches: float = 2.0) -> bytes:
-    from recsec_lib import plots
+    from recsec_lib.common import plots
 
     fig = plots.new_figure(width_inches, 1.0)
     fig.subplots().plot([0, 1])
@@ -199,7 +199,7 @@ def png(width_inches: float = 2.0) -> bytes:
 
 def test_report_sections_put_each_figure_beside_its_table_in_stage_order(tmp_path):
     """The report used to show the stages' tables in one place and every figure at the end, uncaptioned."""
-    from recsec_lib.report import SECTIONS, UNCAPTIONED, present_sections, section_html, stage_groups
+    from recsec_lib.study.report import SECTIONS, UNCAPTIONED, present_sections, section_html, stage_groups
 
     run = tmp_path / "run"
     files = {"seat/roc.png": png(), "seat/single_account.csv": "detector,detected\nseat,3\n",
@@ -239,7 +239,7 @@ def test_report_sections_put_each_figure_beside_its_table_in_stage_order(tmp_pat
 
 
 def test_stages_are_listed_in_the_order_they_run(tmp_path):
-    from recsec_lib.report import collect_stage_metrics, timing_table
+    from recsec_lib.study.report import collect_stage_metrics, timing_table
 
     for stage in ("seat", "analyze", "attack", "data", "train", "gro", "report"):
         (tmp_path / stage).mkdir()
@@ -249,7 +249,7 @@ def test_stages_are_listed_in_the_order_they_run(tmp_path):
 
 
 def test_a_standalone_page_nests_under_the_report_headings():
-    from recsec_lib.report import demote_headings
+    from recsec_lib.study.report import demote_headings
 
     page = "# Recommendations side by side\n\nColumns: a # b\n\n## action/sci-fi\n###### deep\n"
     assert demote_headings(page, 2) == ("### Recommendations side by side\n\nColumns: a # b\n\n#### action/sci-fi\n"
@@ -258,8 +258,8 @@ def test_a_standalone_page_nests_under_the_report_headings():
 
 def test_a_figure_and_table_from_memory_make_the_same_kind_of_block():
     """What a notebook (or a later stage) can use for a table and figure it has in hand rather than in files."""
-    from recsec_lib import plots
-    from recsec_lib.report import figure_table_html
+    from recsec_lib.common import plots
+    from recsec_lib.study.report import figure_table_html
 
     fig = plots.new_figure(2.0, 1.0)
     fig.subplots().plot([0, 1])

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from recsec_lib.notebook_params import check_overrides, coerce, read_parameters
-from recsec_lib.runner import REPO, Stage, discover_stages, select_stages
+from recsec_lib.study.notebook_params import check_overrides, coerce, read_parameters
+from recsec_lib.study.runner import REPO, Stage, discover_stages, select_stages
 
 NOTEBOOK = '''# %%
 import x
@@ -95,7 +95,7 @@ def test_select_stages(tmp_path):
 
 
 def test_every_notebook_declares_the_common_parameters():
-    from recsec_lib.runner import COMMON_PARAMETERS
+    from recsec_lib.study.runner import COMMON_PARAMETERS
 
     for stage in discover_stages():
         declared = read_parameters(stage.source)
@@ -103,7 +103,7 @@ def test_every_notebook_declares_the_common_parameters():
 
 
 def run_runner(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "recsec_lib.runner", "--outputs", str(tmp_path / "outputs"),
+    return subprocess.run([sys.executable, "-m", "recsec_lib.study.runner", "--outputs", str(tmp_path / "outputs"),
                            "--publish", "no", *args], cwd=REPO, capture_output=True, text=True, timeout=120)
 
 
@@ -136,7 +136,7 @@ def test_runner_resume_of_unknown_run(tmp_path):
 
 def test_publish_into_a_sub_folder_leaves_the_readme_alone(tmp_path):
     """An extra run published to results/<name> must not rewrite the README's main results section."""
-    from recsec_lib.runner import publish
+    from recsec_lib.study.runner import publish
 
     run = tmp_path / "outputs" / "r1"
     (run / "train").mkdir(parents=True)
@@ -156,8 +156,8 @@ def test_publish_into_a_sub_folder_leaves_the_readme_alone(tmp_path):
 
 
 def test_resume_records_new_parameters_in_params_json(tmp_path):
-    from recsec_lib import runs
-    from recsec_lib.runner import resume_parameters
+    from recsec_lib.study import runs
+    from recsec_lib.study.runner import resume_parameters
 
     runs.write_json_atomic(tmp_path / "params.json", {"common": {"profile": "cpu"}, "overrides": {"epochs": 5}})
     common, overrides = resume_parameters(tmp_path, {"models": "sasrec,narm"})
@@ -170,7 +170,7 @@ def test_resume_records_new_parameters_in_params_json(tmp_path):
 
 def test_publishing_the_main_run_keeps_runs_published_beside_it(tmp_path):
     """results/<name>/ (e.g. the paper-budget attack) survives a new main publish, and the README lists its targets."""
-    from recsec_lib.runner import publish
+    from recsec_lib.study.runner import publish
 
     run = tmp_path / "outputs" / "main"
     run.mkdir(parents=True)
@@ -193,7 +193,7 @@ def test_publishing_the_main_run_keeps_runs_published_beside_it(tmp_path):
 
 
 def test_resume_continues_the_stages_the_run_was_started_with():
-    from recsec_lib.runner import discover_stages, recorded_stages
+    from recsec_lib.study.runner import discover_stages, recorded_stages
 
     stages = discover_stages()
     assert [s.name for s in recorded_stages(stages, {"stages": ["data", "analyze", "train", "attack"]})] == [
@@ -205,7 +205,7 @@ def test_resume_continues_the_stages_the_run_was_started_with():
 
 def test_published_files_do_not_make_the_commit_dirty(tmp_path):
     """Publishing writes results/ and the README; only other changes mark a run's code as '-dirty'."""
-    from recsec_lib.runs import git_commit
+    from recsec_lib.study.runs import git_commit
 
     def git(*args):
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from recsec_lib import runner, runs
+from recsec_lib.study import runner, runs
 
 PARAMETERS_CELL = """\
 # %% tags=["parameters"]
@@ -95,7 +95,7 @@ def test_resume_of_a_live_run_is_refused(fake_study, capsys):
 def test_a_lock_held_by_another_process_is_refused(fake_study, capsys):
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
-        from recsec_lib import runs
+        from recsec_lib.study import runs
         with runs.run_lock({str(fake_study.outputs)!r}, "held"):
             print("locked", flush=True)
             time.sleep(60)
@@ -116,7 +116,7 @@ def test_the_stale_lock_of_a_killed_run_is_taken_over(fake_study, capsys):
     # What a run killed with SIGKILL leaves: its lock file, naming a process that no longer exists.
     killed = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import os, signal
-        from recsec_lib import runs
+        from recsec_lib.study import runs
         with runs.run_lock({str(fake_study.outputs)!r}, "killed"):
             os.kill(os.getpid(), signal.SIGKILL)
         """)], env={**os.environ, "PYTHONPATH": str(runner.REPO)})

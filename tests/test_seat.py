@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from recsec_lib.data.synthetic import make_synthetic_dataset
-from recsec_lib.querylog import QueryRecord
+from recsec_lib.attack.querylog import QueryRecord
 from recsec_lib.seat import traffic as tr
 from recsec_lib.seat.baselines import PradaMonitor, VolumeCapMonitor, shapiro_francia
 from recsec_lib.seat.calibration import Calibration, calibrate, limit_for_fpr, make_monitor
@@ -390,7 +390,7 @@ def test_replay_reports_accounts_without_queries():
 
 def test_prefix_bag_features_match_the_windowed_ones():
     from recsec_lib.seat.baselines import bag_of_items_features, bag_of_items_prefix_features
-    from recsec_lib.sequences import pad_left
+    from recsec_lib.recommend.sequences import pad_left
 
     sources = [np.array([3, 1, 4, 1, 5]), np.array([9, 2, 6])]
     keys = np.array([[0, 1], [0, 5], [1, 3], [0, 4], [1, 1]])
@@ -423,8 +423,8 @@ def test_real_benign_prefix_accounts_have_no_close_pairs(tmp_path):
 
 
 def test_stage_reads_attack_logs_and_skips_other_files(tmp_path):
-    from recsec_lib.querylog import save_log
-    from recsec_lib.stages.seat import _logged_attacks
+    from recsec_lib.attack.querylog import save_log
+    from recsec_lib.study.stages.seat import _logged_attacks
 
     save_log([QueryRecord("x", 0, (1,), (2, 3)), QueryRecord("x", 1, (1, 2), (3, 4))], tmp_path / "log.jsonl")
     np.savez(tmp_path / "pairs.npz", sequences=np.zeros((2, 2)))  # collected pairs, not a query log
@@ -439,8 +439,8 @@ def test_surrogate_when_split_reads_the_attack_stage(tmp_path):
     """The attacker's surrogate at N accounts is the attack stage's surrogate on the same queries."""
     import pandas as pd
 
-    from recsec_lib import runs
-    from recsec_lib.stages.seat import Settings, surrogate_when_split
+    from recsec_lib.study import runs
+    from recsec_lib.study.stages.seat import Settings, surrogate_when_split
 
     (tmp_path / "attack").mkdir()
     row = {"target": "sasrec", "surrogate": "sasrec", "generator": "autoregressive", "budget_sequences": 10,

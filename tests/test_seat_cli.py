@@ -6,7 +6,7 @@ import pytest
 
 from recsec_lib.cli import build_parser, main
 from recsec_lib.cli.seat import check_inputs
-from recsec_lib.stages import seat as stage
+from recsec_lib.study.stages import seat as stage
 
 
 def test_help_lists_the_seed_options(capsys):

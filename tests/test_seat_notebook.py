@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def write_target(run_dir: Path, data_dir: Path) -> None:
     """A freshly initialised SASRec as the run's target (its answers only steer the attack walks)."""
-    from recsec_lib.checkpoints import save_checkpoint
+    from recsec_lib.recommend.checkpoints import save_checkpoint
     from recsec_lib.data.prepare import prepare_dataset
     from recsec_lib.models.registry import build_model
 

@@ -6,9 +6,9 @@ import json
 import types
 from dataclasses import dataclass
 
-from recsec_lib import runs
-from recsec_lib.stage_cache import run_cached
-from recsec_lib.stages.context import StudyContext
+from recsec_lib.study import runs
+from recsec_lib.study.stage_cache import run_cached
+from recsec_lib.study.stages.context import StudyContext
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class Settings:
 
 def make_stage(calls: list):
     """A fake stage module named 'toy' that counts its runs and writes a file and a headline key."""
-    module = types.ModuleType("recsec_lib.stages.toy")
+    module = types.ModuleType("recsec_lib.study.stages.toy")
 
     def run(ctx, settings):
         calls.append(settings.epochs)

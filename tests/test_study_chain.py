@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from recsec_lib.runner import REPO, discover_stages
+from recsec_lib.study.runner import REPO, discover_stages
 
 pytestmark = pytest.mark.notebook
 
@@ -29,7 +29,7 @@ def smoke_runs(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("data")
     common = ["--outputs", str(outputs), "--data-dir", str(data_dir)]
     notebook_run = subprocess.run(
-        [sys.executable, "-m", "recsec_lib.runner", "--profile", "smoke", "--run-id", "nb", "--publish", "no",
+        [sys.executable, "-m", "recsec_lib.study.runner", "--profile", "smoke", "--run-id", "nb", "--publish", "no",
          *common], cwd=REPO, capture_output=True, text=True, timeout=900)
     assert notebook_run.returncode == 0, notebook_run.stdout[-3000:] + notebook_run.stderr[-3000:]
     library_run = subprocess.run(

@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from recsec_lib.data.synthetic import make_synthetic_dataset
-from recsec_lib.evaluation import evaluate_model, recommend
-from recsec_lib.metrics import rank_of_targets, ranking_metrics
+from recsec_lib.recommend.evaluation import evaluate_model, recommend
+from recsec_lib.recommend.metrics import rank_of_targets, ranking_metrics
 from recsec_lib.models.registry import build_model
-from recsec_lib.training import TrainConfig, train_model, training_matrix
+from recsec_lib.recommend.training import TrainConfig, train_model, training_matrix
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -57,7 +57,7 @@ def test_training_matrix_keeps_users_with_two_items_and_one_extra_column(data):
 
 
 def test_training_windows_by_hand():
-    from recsec_lib.sequences import training_windows
+    from recsec_lib.recommend.sequences import training_windows
 
     ten = list(range(1, 11))
     assert [w.tolist() for w in training_windows([ten], 4, "all")] == [[7, 8, 9, 10], [4, 5, 6, 7], [1, 2, 3, 4]]
@@ -175,8 +175,8 @@ def test_train_config_errors(field, value, message):
 
 
 def test_train_stage_smoke(tmp_path, monkeypatch):
-    from recsec_lib.stages import train as stage
-    from recsec_lib.stages.context import StudyContext
+    from recsec_lib.study.stages import train as stage
+    from recsec_lib.study.stages.context import StudyContext
 
     data = make_synthetic_dataset(num_users=60, num_items=30, max_len=20)
     monkeypatch.setattr(StudyContext, "load_dataset", lambda self: data)
@@ -223,7 +223,7 @@ def test_train_stage_smoke(tmp_path, monkeypatch):
 
 
 def test_stage_settings_profiles_and_errors():
-    from recsec_lib.stages import train as stage
+    from recsec_lib.study.stages import train as stage
 
     assert stage.Settings.for_profile("cpu").models == ("meanemb", "sasrec")
     assert stage.Settings.for_profile("full").models == ("meanemb", "sasrec", "narm", "bert4rec")
@@ -290,7 +290,7 @@ def test_full_evaluation_of_all_ml1m_users():
 
 def test_train_stage_gives_the_baseline_its_own_epochs():
     """The cpu profile trains the seed's baseline for 20 epochs (the seed: 30), the targets for up to 200."""
-    from recsec_lib.stages.train import Settings
+    from recsec_lib.study.stages.train import Settings
 
     cpu = Settings.for_profile("cpu")
     assert cpu.train_config(0, "meanemb").epochs == 20
@@ -299,7 +299,7 @@ def test_train_stage_gives_the_baseline_its_own_epochs():
 
 
 def test_time_training_epoch_times_a_copy_and_scales_to_the_epoch(data):
-    from recsec_lib.training import time_training_epoch
+    from recsec_lib.recommend.training import time_training_epoch
 
     torch.manual_seed(0)
     model = build_model("sasrec", data.num_items, data.max_len, hidden=16)

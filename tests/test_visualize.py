@@ -5,7 +5,7 @@ import json
 import pytest
 
 from recsec_lib.cli import main
-from recsec_lib.visualize import load_metrics, parse_metrics, visualize_metrics
+from recsec_lib.recommend.visualize import load_metrics, parse_metrics, visualize_metrics
 
 HISTORY = [
     {"epoch": 2, "loss": 7.5, "valid_hr@10": 0.12, "valid_ndcg@10": 0.06, "seconds": 3.0},
@@ -94,7 +94,7 @@ def test_cli_error_is_one_line(tmp_path, capsys):
     assert err.count("\n") == 0 and "gone.json" in err
 
 
-# ---- the study's figures (recsec_lib.plots), drawn by the stages and again by the notebooks ------------------
+# ---- the study's figures (recsec_lib.common.plots), drawn by the stages and again by the notebooks ------------------
 
 def study_tables():
     """The smallest tables of the shapes the train, attack, GRO and SEAT stages save."""
@@ -119,7 +119,7 @@ def test_study_figures_are_shown_by_ipython_as_png():
     """A notebook cell that ends with a plots.* call shows the figure (image/png), whatever the backend."""
     from IPython.core.formatters import DisplayFormatter
 
-    from recsec_lib import plots
+    from recsec_lib.common import plots
 
     history, curve, defenses, sweep, roc = study_tables()
     figures = [plots.training_curves(history), plots.budget_curve(curve), plots.utility_vs_protection(defenses),
@@ -134,8 +134,8 @@ def test_stages_save_figures_without_switching_the_notebook_backend(tmp_path):
     """The stages used to call matplotlib.use("Agg"), which left every later plt.show() in a notebook empty."""
     import matplotlib
 
-    from recsec_lib import gro
-    from recsec_lib.stages import attack, seat, train
+    from recsec_lib.gro import defenses as gro
+    from recsec_lib.study.stages import attack, seat, train
 
     history, curve, defenses, sweep, roc = study_tables()
     before = matplotlib.get_backend()

@@ -4,6 +4,8 @@ Each subcommand lives in its own module here with a ``register(subparsers)``
 function that adds its parser and sets ``handler`` (a function taking the parsed
 arguments and returning an exit code). Handlers unpack the arguments into the
 library's explicit parameters; no argparse namespace travels further.
+
+Layer 6, the top: one module per ``recsec`` command; may import every package.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from recsec_lib.cli import folder_option
-from recsec_lib.stages import analyze as stage
-from recsec_lib.stages.context import DATASETS, PROFILES, StudyContext
+from recsec_lib.study.stages import analyze as stage
+from recsec_lib.study.stages.context import DATASETS, PROFILES, StudyContext
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -63,7 +63,7 @@ def register(subparsers) -> None:
 
 def budget_in_sequences(queries: int | None, sequences: int | None, seq_len: int) -> int:
     """Synthetic sequences the budget buys (--queries or --sequences; default 1000 sequences)."""
-    from recsec_lib.attack_queries import sequences_for_budget
+    from recsec_lib.attack.queries import sequences_for_budget
 
     if seq_len < 1:
         raise ValueError(f"--seq-len must be at least 1, got {seq_len}")
@@ -95,10 +95,10 @@ def check_output_dir(output_dir: Path, force: bool) -> Path:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from recsec_lib import runs
-    from recsec_lib.attack import SurrogateSettings, evaluate_extraction, run_attack
-    from recsec_lib.checkpoints import load_checkpoint, save_checkpoint
-    from recsec_lib.stages.context import StudyContext, seed_everything
+    from recsec_lib.study import runs
+    from recsec_lib.attack.extraction import SurrogateSettings, evaluate_extraction, run_attack
+    from recsec_lib.recommend.checkpoints import load_checkpoint, save_checkpoint
+    from recsec_lib.study.stages.context import StudyContext, seed_everything
 
     num_sequences = budget_in_sequences(args.queries, args.sequences, args.seq_len)
     check_output_dir(args.output_dir, args.force)
@@ -117,7 +117,7 @@ def handle(args: argparse.Namespace) -> int:
     dataset = ctx.load_dataset()
     loaded = load_checkpoint(args.target_model, dataset=dataset, device=device)
     arch = args.surrogate or loaded.model_name
-    from recsec_lib.blackbox import BlackBoxRecommender
+    from recsec_lib.attack.blackbox import BlackBoxRecommender
     from recsec_lib.models.registry import MODEL_NAMES
 
     if arch not in MODEL_NAMES:

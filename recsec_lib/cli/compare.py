@@ -8,11 +8,11 @@ from pathlib import Path
 
 from recsec_lib.cli import folder_option
 from recsec_lib.cli.interactive import add_dataset_options
-from recsec_lib.compare import (bias_on_test_users, bias_summary, checkpoint_recommender, compare_recommendations,
+from recsec_lib.recommend.compare import (bias_on_test_users, bias_summary, checkpoint_recommender, compare_recommendations,
                                 popularity_recommender, resolve_device, save_comparison, themed_examples,
                                 user_examples)
 from recsec_lib.data.prepare import prepare_dataset
-from recsec_lib.runs import atomic_path
+from recsec_lib.common.files import atomic_path
 
 
 def register(subparsers) -> None:

@@ -17,7 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from recsec_lib.cli import folder_option
-from recsec_lib.gro_training import METHODS, GROConfig
+from recsec_lib.gro.training import METHODS, GROConfig
 
 DEFAULT_LAMBDA = {"gro": 1.0, "seed-variant": 5.0}  # the authors' ML-1M λ; the seed's λ for its variant
 
@@ -75,10 +75,10 @@ def chosen_lambdas(method: str, lambdas: list[float] | None, lambda_swap: float 
 def handle(args: argparse.Namespace) -> int:
     import torch
 
-    from recsec_lib import runs
-    from recsec_lib.checkpoints import load_checkpoint
+    from recsec_lib.study import runs
+    from recsec_lib.recommend.checkpoints import load_checkpoint
     from recsec_lib.data.prepare import prepare_dataset
-    from recsec_lib.gro import train_defended_targets
+    from recsec_lib.gro.defenses import train_defended_targets
 
     lambdas = chosen_lambdas(args.method, args.lambdas, args.lambda_swap)
     if args.epochs < 1:
@@ -111,8 +111,8 @@ def handle(args: argparse.Namespace) -> int:
 
 def _evaluate(args, undefended, defended, dataset, device) -> dict:
     """Attack every defense with the same budget; write the table and plot; return the summary."""
-    from recsec_lib.attack import SurrogateSettings, run_attack
-    from recsec_lib.gro import choose_best_lambda, evaluate_defenses, plot_utility_vs_protection, save_tables
+    from recsec_lib.attack.extraction import SurrogateSettings, run_attack
+    from recsec_lib.gro.defenses import choose_best_lambda, evaluate_defenses, plot_utility_vs_protection, save_tables
 
     settings = SurrogateSettings(epochs=args.surrogate_epochs, seed=args.seed)
 

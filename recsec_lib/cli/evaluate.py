@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from recsec_lib.cli import folder_option
-from recsec_lib.stages.context import DATASETS, DEVICES
+from recsec_lib.study.stages.context import DATASETS, DEVICES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,10 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from recsec_lib.checkpoints import load_checkpoint, read_checkpoint_payload
+    from recsec_lib.recommend.checkpoints import load_checkpoint, read_checkpoint_payload
     from recsec_lib.cli.train import format_metrics
-    from recsec_lib.evaluation import evaluate_model
-    from recsec_lib.stages.context import StudyContext
+    from recsec_lib.recommend.evaluation import evaluate_model
+    from recsec_lib.study.stages.context import StudyContext
 
     if args.batch_size <= 0:
         raise ValueError(f"--batch-size must be positive, got {args.batch_size}")

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 from recsec_lib.cli import folder_option
-from recsec_lib.compare import checkpoint_recommender, resolve_device
+from recsec_lib.recommend.compare import checkpoint_recommender, resolve_device
 from recsec_lib.data.prepare import DATASET_NAMES, prepare_dataset
-from recsec_lib.interactive import Session, run_session, tolerant_text_stream
+from recsec_lib.recommend.interactive import Session, run_session, tolerant_text_stream
 
 
 def add_dataset_options(parser: argparse.ArgumentParser) -> None:

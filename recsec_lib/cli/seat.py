@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from recsec_lib.stages.context import DATASETS, DEVICES, PROFILES
+from recsec_lib.study.stages.context import DATASETS, DEVICES, PROFILES
 
 
 def register(subparsers) -> None:
@@ -62,8 +62,8 @@ def check_inputs(fpr: float | None, model_path: str, encoder_path: str, attack_d
 def handle(args: argparse.Namespace) -> int:
     import logging
 
-    from recsec_lib.stages import seat as stage
-    from recsec_lib.stages.context import StudyContext
+    from recsec_lib.study.stages import seat as stage
+    from recsec_lib.study.stages.context import StudyContext
 
     check_inputs(args.fpr, args.model_path, args.encoder_path, args.attack_data, args.benign_data,
                  args.attack_sequences)

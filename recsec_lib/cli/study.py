@@ -8,9 +8,9 @@ import os
 from pathlib import Path
 
 from recsec_lib.cli import UserError
-from recsec_lib.runs import RunInUseError
-from recsec_lib.stages.context import DATASETS, DEVICES, PROFILES
-from recsec_lib.study import STAGE_ORDER, run_study
+from recsec_lib.study.runs import RunInUseError
+from recsec_lib.study.stages.context import DATASETS, DEVICES, PROFILES
+from recsec_lib.study.headless import STAGE_ORDER, run_study
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

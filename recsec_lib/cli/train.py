@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from recsec_lib.cli import UserError, folder_option
-from recsec_lib.stages.context import DATASETS, DEVICES
+from recsec_lib.study.stages.context import DATASETS, DEVICES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -56,12 +56,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     import torch
 
-    from recsec_lib.checkpoints import save_checkpoint
-    from recsec_lib.evaluation import evaluate_model
+    from recsec_lib.recommend.checkpoints import save_checkpoint
+    from recsec_lib.recommend.evaluation import evaluate_model
     from recsec_lib.models.registry import EMBEDDING_FIELDS, build_model
-    from recsec_lib.runs import write_json_atomic
-    from recsec_lib.stages.context import StudyContext, seed_everything
-    from recsec_lib.training import TrainConfig, train_model
+    from recsec_lib.common.files import write_json_atomic
+    from recsec_lib.study.stages.context import StudyContext, seed_everything
+    from recsec_lib.recommend.training import TrainConfig, train_model
 
     if args.embedding_dim is not None and args.embedding_dim <= 0:
         raise ValueError(f"--embedding-dim must be positive, got {args.embedding_dim}")
@@ -87,7 +87,7 @@ def handle(args: argparse.Namespace) -> int:
         print(f"stopped by the time cap after epoch {result.epochs_run}; rerun the same command to resume")
     test = evaluate_model(result.model, dataset, "test", device=device, seed=args.seed)
     if result.complete:
-        from recsec_lib.checkpoints import read_checkpoint_payload
+        from recsec_lib.recommend.checkpoints import read_checkpoint_payload
 
         state = read_checkpoint_payload(output)["training_state"]
         save_checkpoint(output, result.model, args.model, dataset,

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from recsec_lib.cli import folder_option
-from recsec_lib.visualize import visualize_metrics
+from recsec_lib.recommend.visualize import visualize_metrics
 
 
 def register(subparsers) -> None:

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from recsec_lib.data.dataset import SequenceDataset
-from recsec_lib.runs import atomic_path, read_json, write_json_atomic
+from recsec_lib.common.files import atomic_path, read_json, write_json_atomic
 
 log = logging.getLogger(__name__)
 

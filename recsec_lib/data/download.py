@@ -37,7 +37,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from recsec_lib.runs import give_normal_permissions
+from recsec_lib.common.files import give_normal_permissions
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import pandas as pd
 
 from recsec_lib.data.dataset import SequenceDataset
 from recsec_lib.data.formats import GENRES_100K
-from recsec_lib.runs import give_normal_permissions
+from recsec_lib.common.files import give_normal_permissions
 
 GENRES = ("Action", "Comedy", "Drama", "Children's", "Horror", "Sci-Fi")
 

@@ -8,7 +8,7 @@ two methods, so that any architecture can play any role:
   sequences (cross-entropy for SASRec, masked items for BERT4Rec, ...).
 
 ``seqs`` is always an int64 tensor [B, L] of internal item ids, left-padded with
-0 (see ``recsec_lib.sequences.pad_left``), L <= the model's ``max_len``.
+0 (see ``recsec_lib.recommend.sequences.pad_left``), L <= the model's ``max_len``.
 """
 
 from __future__ import annotations

@@ -12,5 +12,7 @@ Modules, in the order data flows through them:
 * ``calibration`` — fitting a detector on benign calibration accounts (frozen result);
 * ``evaluation``  — false positives, detection, accounts an attacker needs, ROC, throughput.
 
-The stage that runs all of it is ``recsec_lib.stages.seat``.
+The stage that runs all of it is ``recsec_lib.study.stages.seat``.
+
+Layer 4: imports ``common``, ``data``, ``models``, ``recommend`` and ``attack`` (never ``gro``).
 """

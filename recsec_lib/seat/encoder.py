@@ -34,8 +34,8 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from recsec_lib.sequences import PAD, pad_left
-from recsec_lib.runs import atomic_path
+from recsec_lib.recommend.sequences import PAD, pad_left
+from recsec_lib.common.files import atomic_path
 
 EDIT_KINDS = ("replace", "insert", "delete")
 

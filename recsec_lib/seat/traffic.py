@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from recsec_lib.sequences import pad_left
+from recsec_lib.recommend.sequences import pad_left
 
 BENIGN_FORMS = ("growing", "refresh", "household", "short")
 

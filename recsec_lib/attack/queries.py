@@ -1,0 +1,197 @@
+"""Data-free query generation against a black box (Yue et al., RecSys 2021).
+
+The attacker knows only the box (``answer_batch``) and the item-id range
+1..num_items: these functions take exactly those two things and nothing from
+the data package, so they cannot peek at real user histories.
+
+Two generators, both producing ``num_sequences`` synthetic sequences of length
+``seq_len`` and querying the box with *every prefix* of each sequence (a
+sequence costs ``seq_len`` queries), so both yield the same number of
+(prefix, returned list) training pairs:
+
+* "random": each sequence is ``seq_len`` distinct items drawn uniformly.
+  (Yue et al. draw uniformly too; we draw without repetition within a
+  sequence because real histories in ML-1M never repeat a movie.) The prefixes
+  are queried only to collect training lists; the answers do not steer the
+  sequence.
+* "autoregressive": start from a uniformly drawn item; after each prefix
+  query, the next item is drawn uniformly from the returned top-k list. With
+  seen-item filtering in the box this never repeats an item.
+
+Sequences are generated in parallel chunks, one step at a time: at step t the
+box answers the t-prefixes of the whole chunk in one batch, which is what makes
+generation fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from recsec_lib.common.files import atomic_path
+import numpy as np
+from tqdm.auto import tqdm
+
+log = logging.getLogger(__name__)
+
+GENERATORS = ("random", "autoregressive")
+ATTACK_DATA_FORMAT = "recsec-attack-data-v1"
+
+
+@dataclass(frozen=True, eq=False)
+class AttackData:
+    """What an extraction attack collected: synthetic sequences and the box's lists at every prefix.
+
+    ``answers[s, t]`` is the list the box returned for the query
+    ``sequences[s, :t + 1]``.
+    """
+
+    sequences: np.ndarray  # [S, L] int64 synthetic item sequences, oldest first, no padding
+    answers: np.ndarray  # [S, L, k] int64 returned ids for each prefix
+    generator: str  # random | autoregressive
+    num_items: int  # the item-id range the attacker drew from
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.sequences.ndim != 2 or self.answers.ndim != 3:
+            raise ValueError(f"sequences must be [S, L] and answers [S, L, k], got "
+                             f"{self.sequences.shape} and {self.answers.shape}")
+        if self.answers.shape[:2] != self.sequences.shape:
+            raise ValueError(f"answers {self.answers.shape} do not match sequences {self.sequences.shape}")
+        if self.generator not in GENERATORS:
+            raise ValueError(f"generator must be one of {GENERATORS}, got {self.generator!r}")
+
+    @property
+    def num_sequences(self) -> int:
+        return int(self.sequences.shape[0])
+
+    @property
+    def seq_len(self) -> int:
+        return int(self.sequences.shape[1])
+
+    @property
+    def k(self) -> int:
+        return int(self.answers.shape[2])
+
+    @property
+    def num_queries(self) -> int:
+        """Queries it cost: one per prefix."""
+        return self.num_sequences * self.seq_len
+
+    def subset(self, rows) -> "AttackData":
+        """The attack restricted to some sequences (e.g. a smaller budget: ``subset(slice(0, 500))``)."""
+        return AttackData(self.sequences[rows], self.answers[rows], self.generator, self.num_items, self.seed)
+
+    def split(self, holdout_fraction: float, seed: int = 0) -> tuple["AttackData", "AttackData"]:
+        """(train, held-out) by sequence; the held-out part validates the surrogate."""
+        if not 0.0 <= holdout_fraction < 1.0:
+            raise ValueError(f"parameter 'holdout_fraction' must be in [0, 1), got {holdout_fraction}")
+        order = np.random.default_rng(seed).permutation(self.num_sequences)
+        n_hold = int(round(holdout_fraction * self.num_sequences))
+        if holdout_fraction > 0 and self.num_sequences >= 2:
+            n_hold = min(max(n_hold, 1), self.num_sequences - 1)
+        return self.subset(np.sort(order[n_hold:])), self.subset(np.sort(order[:n_hold]))
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write to one .npz (atomically) so that distillation can be rerun without querying."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        small = np.int16 if self.num_items < np.iinfo(np.int16).max else np.int32
+        with atomic_path(path) as tmp:
+            np.savez_compressed(tmp, format=np.array(ATTACK_DATA_FORMAT), sequences=self.sequences.astype(small),
+                                answers=self.answers.astype(small), generator=np.array(self.generator),
+                                num_items=np.array(self.num_items), seed=np.array(self.seed))
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "AttackData":
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if "format" not in data or str(data["format"]) != ATTACK_DATA_FORMAT:
+                    raise ValueError(f"not attack data (missing format {ATTACK_DATA_FORMAT!r})")
+                return cls(sequences=data["sequences"].astype(np.int64), answers=data["answers"].astype(np.int64),
+                           generator=str(data["generator"]), num_items=int(data["num_items"]),
+                           seed=int(data["seed"]))
+        except (OSError, KeyError, ValueError) as exc:
+            if isinstance(exc, FileNotFoundError):
+                raise
+            raise ValueError(f"{path}: cannot read attack data ({exc})") from exc
+
+
+def account_names(num_sequences: int, num_accounts: int, prefix: str = "attacker") -> list[str]:
+    """The account that sends each sequence's queries: sequences spread round-robin over accounts."""
+    if num_accounts <= 0:
+        raise ValueError(f"parameter 'num_accounts' must be positive, got {num_accounts}")
+    return [f"{prefix}-{s % num_accounts}" for s in range(num_sequences)]
+
+
+def generate_queries(
+    box,  # the black box: only box.answer_batch(accounts, queries) is used
+    num_items: int,  # item ids are 1..num_items: the one fact the attacker knows besides the box
+    generator: str,  # random | autoregressive
+    num_sequences: int,  # budget in synthetic sequences
+    seq_len: int,  # length L of each sequence; each costs L queries
+    seed: int = 0,
+    num_accounts: int = 1,  # spread the sequences over this many accounts (round-robin)
+    account_prefix: str = "attacker",
+    chunk_size: int = 256,  # sequences generated in parallel
+    progress: bool = True,
+) -> AttackData:
+    """Query the box with synthetic sequences; returns the sequences and every prefix's list."""
+    if generator not in GENERATORS:
+        raise ValueError(f"parameter 'generator' must be one of {GENERATORS}, got {generator!r}")
+    if num_items < 2:
+        raise ValueError(f"parameter 'num_items' must be >= 2, got {num_items}")
+    if num_sequences <= 0 or seq_len <= 0 or chunk_size <= 0:
+        raise ValueError(f"num_sequences ({num_sequences}), seq_len ({seq_len}) and chunk_size ({chunk_size}) "
+                         "must be positive")
+    if generator == "random" and seq_len > num_items:
+        raise ValueError(f"parameter 'seq_len' ({seq_len}) exceeds the {num_items} items: "
+                         "random sequences do not repeat items")
+    started = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    accounts = account_names(num_sequences, num_accounts, account_prefix)
+    sequences = np.zeros((num_sequences, seq_len), dtype=np.int64)
+    answers: np.ndarray | None = None
+    bar = tqdm(total=num_sequences * seq_len, desc=f"querying ({generator})", unit="q",
+               disable=not progress or None, leave=False)
+    for start in range(0, num_sequences, chunk_size):
+        stop = min(start + chunk_size, num_sequences)
+        chunk_accounts = accounts[start:stop]
+        if generator == "random":
+            sequences[start:stop] = _random_sequences(rng, stop - start, seq_len, num_items)
+        else:
+            sequences[start:stop, 0] = rng.integers(1, num_items + 1, size=stop - start)
+        for t in range(seq_len):
+            lists = box.answer_batch(chunk_accounts, sequences[start:stop, : t + 1])  # [c, k]
+            if answers is None:
+                answers = np.zeros((num_sequences, seq_len, lists.shape[1]), dtype=np.int64)
+            answers[start:stop, t] = lists
+            if generator == "autoregressive" and t + 1 < seq_len:
+                pick = rng.integers(0, lists.shape[1], size=stop - start)
+                sequences[start:stop, t + 1] = lists[np.arange(stop - start), pick]
+            bar.update(stop - start)
+    bar.close()
+    log.info("%s: %d sequences of %d items, %d queries in %.1f s", generator, num_sequences, seq_len,
+             num_sequences * seq_len, time.perf_counter() - started)
+    return AttackData(sequences=sequences, answers=answers, generator=generator, num_items=num_items, seed=seed)
+
+
+def _random_sequences(rng: np.random.Generator, count: int, seq_len: int, num_items: int) -> np.ndarray:
+    """[count, seq_len] items drawn uniformly from 1..num_items without repeats within a row."""
+    keys = rng.random((count, num_items))  # a random permutation of the catalogue per row
+    return np.argsort(keys, axis=1)[:, :seq_len].astype(np.int64) + 1
+
+
+def sequences_for_budget(budget_queries: int, seq_len: int) -> int:
+    """Sequences a budget counted in queries buys (each sequence costs ``seq_len`` queries)."""
+    if budget_queries < seq_len:
+        raise ValueError(f"a budget of {budget_queries} queries buys no sequence of length {seq_len}")
+    return budget_queries // seq_len
+
+
+__all__ = ("AttackData", "GENERATORS", "account_names", "generate_queries", "sequences_for_budget")

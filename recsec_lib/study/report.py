@@ -1,0 +1,411 @@
+"""The study's report: tables, findings and the sections that put each figure beside its table.
+
+Everything here is read from the run folder (each stage's ``metrics.json``, the
+CSV tables stages save, ``headline.json``); nothing is typed in by hand except
+the published reference rows, which are labelled as such, and the targets the
+issues set, which the findings compare against.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import operator
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from recsec_lib.common import plots
+
+from recsec_lib.study import runs
+from recsec_lib.common.tables import html_table, read_table
+
+# Published next-item quality on ML-1M (full ranking, leave-one-out), STUDY.md.
+PUBLISHED_QUALITY = pd.DataFrame([
+    ("SASRec, BCE with 1 negative", 0.2500, 0.1341, "Klenitskiy & Vasilev, RecSys 2023"),
+    ("BERT4Rec", 0.2843, 0.1537, "Klenitskiy & Vasilev, RecSys 2023"),
+    ("gSASRec", 0.3003, 0.1726, "Petrov & Macdonald, RecSys 2023"),
+    ("SASRec+ (full softmax CE)", 0.3152, 0.1821, "Klenitskiy & Vasilev, RecSys 2023"),
+    ("SASRec+ (3000 sampled negatives)", 0.3159, 0.1857, "Klenitskiy & Vasilev, RecSys 2023"),
+    ("seed's MeanEmbedding (Hit@10)", 0.048, float("nan"), "the seed project"),
+], columns=["model", "hr@10", "ndcg@10", "source"]).assign(kind="published")
+
+# Yue et al. (RecSys 2021), ML-1M, 5k sequences, same architecture for target and surrogate.
+PUBLISHED_ATTACK = pd.DataFrame([
+    ("NARM", 0.571, 0.747, 0.389, 0.605),
+    ("SASRec", 0.454, 0.662, 0.270, 0.516),
+    ("BERT4Rec", 0.339, 0.593, 0.241, 0.488),
+], columns=["target", "autoregressive agr@1", "autoregressive agr@10", "random agr@1", "random agr@10"]
+).assign(source="published: Yue et al., RecSys 2021")
+
+# Zhang et al. (WSDM 2024), ML-1M, BERT4Rec target and surrogate, full ranking, in %.
+PUBLISHED_GRO = pd.DataFrame([
+    ("None", 20.18, 10.61, 15.11, 7.51),
+    ("Random", 5.84, 2.70, 11.61, 5.25),
+    ("Reverse", 1.95, 0.90, 8.61, 4.02),
+    ("GRO", 18.08, 9.53, 11.46, 5.19),
+], columns=["defense", "target HR@10 %", "target NDCG@10 %", "surrogate HR@10 %", "surrogate NDCG@10 %"]
+).assign(source="published: Zhang et al., WSDM 2024")
+
+
+@dataclass(frozen=True)
+class Target:
+    key: str  # headline key
+    comparison: str  # ">=" or "<="
+    threshold: float
+    what: str  # what the target means, for the findings
+    profile: str = ""  # applies only to runs of this profile ("" = every run)
+    absent: str = "not measured in this run"  # the status when the run has no such figure
+
+    def met(self, value: float) -> bool:
+        return {">=": operator.ge, "<=": operator.le}[self.comparison](value, self.threshold)
+
+
+# Status of a target on a figure the runner writes only after the report stage (the study's own wall time).
+TOTALLED_LATER = "totalled after the report"
+
+# The quality, fidelity, defense and speed targets set by the project's issues.
+TARGETS = (
+    Target("sasrec_test_hr10", ">=", 0.30, "SASRec test HR@10 (published SASRec+ .3152)"),
+    Target("sasrec_test_ndcg10", ">=", 0.17, "SASRec test NDCG@10 (published SASRec+ .1821)"),
+    Target("bert4rec_test_hr10", ">=", 0.2018, "BERT4Rec test HR@10 (GRO paper 20.18%)"),
+    Target("sasrec_cpu_epoch_seconds", "<=", 40.0, "SASRec seconds per epoch on the 2-core CPU"),
+    Target("attack_agr10_autoregressive_5k", ">=", 0.70, "attack Agr@10, autoregressive, 5k sequences (Yue et al. .662)"),
+    Target("attack_agr1_autoregressive_5k", ">=", 0.45, "attack Agr@1, autoregressive, 5k sequences (Yue et al. .454)"),
+    Target("blackbox_queries_per_second", ">=", 2000.0, "black-box queries per second, batched, CPU"),
+    Target("gro_utility_retention", ">=", 0.95, "GRO utility retention (NDCG@10 defended / undefended)"),
+    Target("gro_surrogate_ndcg10_drop", ">=", 0.30, "fall of the surrogate's NDCG@10 under GRO"),
+    Target("gro_epoch_cost_ratio", "<=", 3.0, "GRO epoch cost relative to an undefended epoch"),
+    Target("seat_detection_rate_single_account", ">=", 0.99, "SEAT detection of single-account attacks"),
+    Target("seat_false_positive_rate", "<=", 0.001, "SEAT false-positive rate on benign accounts"),
+    Target("seat_monitor_queries_per_second", ">=", 5000.0, "SEAT monitor queries per second"),
+    # The runner totals the stage times after the report stage, so a run's own report cannot show these.
+    Target("study_wall_seconds", "<=", 7200.0, "whole study (cpu profile) on the 2-core CPU, in seconds",
+           profile="cpu", absent=TOTALLED_LATER),
+    Target("study_wall_seconds", "<=", 1200.0, "whole study (full profile) on one GPU, in seconds",
+           profile="full", absent=TOTALLED_LATER),
+)
+
+
+# The study's stages in the order they run (and the order the report tells them in).
+STAGE_ORDER = ("data", "analyze", "train", "attack", "gro", "seat", "report")
+
+
+def stage_rank(stage: str) -> int:
+    """Position of a stage in STAGE_ORDER; a stage the list does not know yet goes after the known ones."""
+    return STAGE_ORDER.index(stage) if stage in STAGE_ORDER else len(STAGE_ORDER)
+
+
+def collect_stage_metrics(run_dir: Path) -> dict[str, dict]:
+    """``{stage: metrics}`` for every ``<run_dir>/<stage>/metrics.json`` present, in stage order."""
+    paths = sorted(Path(run_dir).glob("*/metrics.json"), key=lambda p: (stage_rank(p.parent.name), p.parent.name))
+    return {path.parent.name: runs.read_json(path) for path in paths if path.parent.name != "report"}
+
+
+def timing_table(stage_metrics: dict[str, dict], headline: dict) -> pd.DataFrame:
+    """Wall time and peak memory of each stage, as the stages and the runner measured them."""
+    rows = []
+    for stage, metrics in stage_metrics.items():
+        rows.append({"stage": stage,
+                     "stage wall seconds (in the library)": metrics.get("wall_seconds"),
+                     "notebook seconds (runner)": headline.get(f"stage_seconds_{stage}"),
+                     "peak memory MiB": metrics.get("peak_memory_mb")})
+    return pd.DataFrame(rows, columns=["stage", "stage wall seconds (in the library)", "notebook seconds (runner)",
+                                       "peak memory MiB"])
+
+
+def target_table(headline: dict) -> pd.DataFrame:
+    """Each target of the issues for this run's profile beside the measured value, met or missed (or absent)."""
+    rows = []
+    for target in TARGETS:
+        if target.profile and target.profile != headline.get("profile"):
+            continue
+        value = headline.get(target.key)
+        status = target.absent if value is None else ("met" if target.met(value) else "MISSED")
+        rows.append({"figure": target.what, "key": target.key, "target": f"{target.comparison} {target.threshold:g}",
+                     "measured": value, "status": status})
+    return pd.DataFrame(rows)
+
+
+def findings(headline: dict, stage_metrics: dict[str, dict]) -> list[str]:
+    """Sentences generated from the numbers: targets met and missed, and what wins at what cost."""
+    lines = []
+    targets = target_table(headline)
+    targets = targets[targets.status != TOTALLED_LATER]  # the study's own time, known only later
+    met = targets[targets.status == "met"]
+    missed = targets[targets.status == "MISSED"]
+    absent = targets[targets.status == "not measured in this run"]
+    lines.append(f"{len(met)} of {len(targets)} targets met, {len(missed)} missed, "
+                 f"{len(absent)} not measured in this run ({headline.get('profile')} profile, "
+                 f"{headline.get('dataset')}).")
+    for _, row in missed.iterrows():
+        lines.append(f"Missed: {row['figure']}: measured {row['measured']:.4g}, target {row['target']}.")
+    if "sasrec_test_hr10" in headline and "meanemb_test_hr10" in headline:
+        lines.append(f"SASRec reaches HR@10 {headline['sasrec_test_hr10']:.4f} against "
+                     f"{headline['meanemb_test_hr10']:.4f} for the seed's averaged-embedding baseline.")
+    if "none_agr10" in headline and "gro_agr10" in headline:
+        none, gro = headline["none_agr10"], headline["gro_agr10"]
+        moves = (f"falls from {none:.3f} to {gro:.3f}" if gro < none
+                 else f"rises from {none:.3f} to {gro:.3f}" if gro > none else f"stays at {gro:.3f}")
+        lines.append(f"Under GRO (λ = {_count(headline.get('gro_best_lambda'))}) the attacker's Agr@10 {moves}, "
+                     f"at a utility retention of "
+                     f"{headline.get('gro_utility_retention', float('nan')):.1%}.")
+    if stage_metrics.get("gro", {}).get("settings"):
+        lines.append(gro_training_sentence(stage_metrics["gro"]))
+    if "seat_accounts_needed" in headline and "volume_cap_accounts_needed" in headline:
+        lines.append(f"To stay undetected the attacker needs {counted(headline['seat_accounts_needed'], 'account')} "
+                     f"against SEAT and {_count(headline['volume_cap_accounts_needed'])} against a volume cap alone.")
+    return lines
+
+
+def _count(value) -> str:
+    """A count read back from JSON (384.0) printed as one (384); anything else (inf, text) as it is."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def counted(value, noun: str, plural: str = "") -> str:
+    """A count with its noun in the right number: "1 account", "384 accounts", "inf accounts".
+
+    ``plural`` is for nouns that do not just take an "s" ("batch", "batches").
+    """
+    return f"{_count(value)} {noun if value == 1 else plural or noun + 's'}"
+
+
+def gro_training_sentence(gro: dict) -> str:
+    """How this run's GRO targets were trained: from scratch or fine-tuned, how long, which epoch was kept."""
+    settings = gro["settings"]
+    how = ("trained from scratch" if settings.get("from_scratch")
+           else "fine-tuned from the undefended target")
+    batches = settings.get("max_batches_per_epoch") or 0
+    span = f"{counted(batches, 'batch', 'batches')} per epoch" if batches else "whole epochs"
+    positions = settings.get("positions_per_sequence") or 0
+    where = (("the last position" if positions == 1 else f"the last {positions} positions") + " of each row"
+             if positions else "every position")
+    kept = gro.get("gro_kept_epochs") or {}
+    epochs = "; ".join(f"λ={lam}: epoch {row['best_epoch']} of {row['epochs_run']} kept ({row['stop_reason']})"
+                       for lam, row in kept.items())
+    most = settings.get("epochs")
+    return (f"GRO targets were {how} ({span}, at most {counted(most, 'epoch')}; student and swap loss on "
+            f"{where})" + (f": {epochs}." if epochs else "."))
+
+
+QUALITY_COLUMNS = ("hr@1", "hr@5", "hr@10", "hr@20", "ndcg@1", "ndcg@5", "ndcg@10", "ndcg@20", "mrr",
+                   "unfiltered_hr@10", "unfiltered_ndcg@10", "sampled_hr@10", "sampled_ndcg@10")
+
+
+def quality_table(stage_metrics: dict[str, dict]) -> pd.DataFrame:
+    """Test quality of every trained model (full ranking; unfiltered and sampled labelled), then published rows."""
+    models = stage_metrics.get("train", {}).get("models", {})
+    rows = []
+    for name, record in models.items():
+        test = record.get("test", {})
+        rows.append({"model": name, "kind": "measured (this run)", "best epoch": record.get("best_epoch"),
+                     "epoch seconds (training)": record.get("epoch_seconds"),
+                     "epoch seconds (this run)": record.get("epoch_seconds_here", record.get("epoch_seconds")),
+                     **{column: test.get(column) for column in QUALITY_COLUMNS}})
+    published = PUBLISHED_QUALITY.rename(columns={"source": "source"}).assign(kind="published")
+    return pd.concat([pd.DataFrame(rows), published], ignore_index=True)
+
+
+# ---- the report as a story: each figure beside the table it explains, stage by stage ---------------------
+
+@dataclass(frozen=True)
+class Section:
+    """One step of the report: a table, the figure drawn from it, and a caption that says what they show.
+
+    Paths are relative to the run folder, so the report never prints where the
+    run lives on this machine. A section whose files a run lacks (a stage that
+    did not run) is left out; one with only its table or only its figure shows
+    what there is. To put a new figure or table in the report, add a Section to
+    SECTIONS under its stage.
+    """
+
+    stage: str  # the stage the section belongs to; sections are shown in STAGE_ORDER, then in SECTIONS order
+    title: str
+    caption: str  # what the figure (else the table) shows and how to read it, in a sentence or two
+    table: str = ""  # CSV file, e.g. "attack/budget_curve.csv"; "" = no table
+    figure: str = ""  # PNG file, e.g. "attack/budget_curve.png"; "" = no figure
+    columns: tuple[str, ...] = ()  # the table's columns shown, in this order; () = all (the CSV keeps every column)
+
+
+# Headings of the report's stage groups.
+STAGE_TITLES = {
+    "data": "Data", "analyze": "The data", "train": "Recommenders", "attack": "Model extraction",
+    "gro": "Defense: GRO", "seat": "Detection: SEAT",
+}
+
+SECTIONS = (
+    Section("analyze", "Dataset statistics and sequence lengths",
+            "Histogram of the number of interactions per user; the dashed line is the longest history the models "
+            "read (max_len). The table counts users, items and interactions before (raw) and after the 5-core "
+            "filter.",
+            table="analyze/statistics.csv", figure="analyze/sequence_lengths.png"),
+    Section("analyze", "Item popularity: the long tail",
+            "Left: interactions per item, items sorted from most to least popular. Right: the share of all "
+            "interactions held by the most popular items.",
+            figure="analyze/long_tail.png"),
+    Section("analyze", "Genres",
+            "Share of interactions per genre (a movie with several genres counts for each).",
+            table="analyze/genres.csv", figure="analyze/genres.png"),
+    Section("analyze", "Release years",
+            "Number of items per release year, parsed from the titles.",
+            figure="analyze/release_years.png"),
+    Section("analyze", "Rating values",
+            "Share of each rating value in the raw file (only sources with ratings).",
+            table="analyze/ratings.csv", figure="analyze/ratings.png"),
+    Section("analyze", "Activity over time",
+            "Interactions per month in the raw file (only sources with timestamps).",
+            figure="analyze/over_time.png"),
+    Section("train", "Training and test quality",
+            "Training loss and validation HR@10 / NDCG@10 per epoch, one line per model (full ranking, seen items "
+            "filtered). The table gives each model's test figures (full ranking, seen items filtered; unfiltered "
+            "and sampled-100 figures are labelled) beside the published ones.",
+            table="report/quality.csv", figure="train/curves.png",
+            columns=("model", "kind", "best epoch", "epoch seconds (this run)", "hr@10", "ndcg@10", "hr@20",
+                     "ndcg@20", "mrr", "unfiltered_hr@10", "unfiltered_ndcg@10", "sampled_hr@10", "sampled_ndcg@10",
+                     "source")),
+    Section("attack", "Fidelity of the stolen model against the attack budget",
+            "How often the surrogate's top-1 (Agr@1, dashed) and top-10 (Agr@10, solid) agree with the target's on "
+            "the real test users, against the number of synthetic sequences the attacker queried, per query "
+            "generator. The table adds the surrogate's own test quality and its training cost.",
+            table="attack/budget_curve.csv", figure="attack/budget_curve.png",
+            columns=("generator", "budget_sequences", "budget_queries", "agr1", "agr10", "surrogate_test_hr10",
+                     "surrogate_test_ndcg10", "target_test_ndcg10", "epochs_run", "train_seconds")),
+    Section("attack", "Target × surrogate architectures",
+            "Fidelity at the main budget (autoregressive queries) for each pair of target and surrogate "
+            "architecture.",
+            table="attack/architectures.csv",
+            columns=("target", "surrogate", "budget_sequences", "agr1", "agr10", "surrogate_test_hr10",
+                     "surrogate_test_ndcg10")),
+    Section("gro", "Utility against protection, per defense",
+            "One point per defense: right = more of the target's NDCG@10 kept (test), up = a larger fall of the "
+            "stolen surrogate's NDCG@10. Squares are the output baselines, circles GRO per λ, the black edge marks "
+            "the λ chosen on validation; the dotted line is the 95% retention floor. The table gives the test "
+            "figures behind each point.",
+            table="gro/defenses.csv", figure="gro/utility_vs_protection.png",
+            columns=("defense", "lam", "target_test_hr10", "target_test_ndcg10", "retention_test",
+                     "surrogate_test_hr10", "surrogate_test_ndcg10", "surrogate_test_ndcg10_drop", "agr10_test",
+                     "best")),
+    Section("seat", "Single-account attacks",
+            "ROC of each detector's per-account score: benign held-out accounts against single-account attacks; the "
+            "dotted line is the false-positive rate the detectors were calibrated for. The table gives each "
+            "detector's detection rate and the queries an attack sent before it was flagged.",
+            table="seat/single_account.csv", figure="seat/roc.png"),
+    Section("seat", "False positives per kind of benign account",
+            "Share of held-out benign accounts each detector flags, per kind of traffic (growing histories, page "
+            "refreshes, shared households, new users), with the detectors' calibration frozen.",
+            table="seat/fpr_by_form.csv"),
+    Section("seat", "Splitting an attack over accounts",
+            "Fraction of accounts flagged when one attack's queries are split over N accounts, per attack and "
+            "detector. The table gives the fewest accounts over which the attack goes unflagged.",
+            table="seat/accounts_needed.csv", figure="seat/detection_vs_accounts.png"),
+    Section("seat", "The attack stage's own query logs",
+            "The query logs the attack stage recorded, sent through each detector: accounts flagged of those "
+            "that queried.",
+            table="seat/logged_attacks.csv"),
+)
+
+# The caption of a figure a stage saved that no Section describes yet (it is still shown, in its stage).
+UNCAPTIONED = "No caption has been written for this figure yet: add a Section for it to recsec_lib/study/report.py."
+
+
+def present_sections(run_dir: Path, sections: tuple[Section, ...] = SECTIONS) -> list[Section]:
+    """The sections this run has files for, in stage order, then any figure of a stage no section names.
+
+    Empty files count as missing. A figure without a section still appears,
+    with the UNCAPTIONED caption, so that a new plot is never silently lost.
+    """
+    run_dir = Path(run_dir)
+
+    def has(name: str) -> bool:
+        return bool(name) and (run_dir / name).is_file() and (run_dir / name).stat().st_size > 0
+
+    found = []
+    for section in sections:
+        kept = replace(section, table=section.table if has(section.table) else "",
+                       figure=section.figure if has(section.figure) else "")
+        if kept.table or kept.figure:
+            found.append(kept)
+    named = {section.figure for section in sections}
+    for png in sorted(run_dir.glob("*/*.png")):
+        name = png.relative_to(run_dir).as_posix()
+        if name not in named and png.parent.name != "report":
+            found.append(Section(png.parent.name, png.stem.replace("_", " ").capitalize(), UNCAPTIONED,
+                                 figure=name))
+    return sorted(found, key=lambda section: stage_rank(section.stage))  # stable: SECTIONS order within a stage
+
+
+def stage_groups(sections: list[Section]) -> list[tuple[str, list[Section]]]:
+    """(heading, sections) per stage, in the order the sections come."""
+    groups: dict[str, list[Section]] = {}
+    for section in sections:
+        groups.setdefault(section.stage, []).append(section)
+    return [(STAGE_TITLES.get(stage, stage), members) for stage, members in groups.items()]
+
+
+def section_html(run_dir: Path, section: Section) -> str:
+    """The section as one HTML block (``figure_table_html``), read from its files in the run folder."""
+    run_dir = Path(run_dir)
+    frame = read_table(run_dir / section.table) if section.table else None
+    png = (run_dir / section.figure).read_bytes() if section.figure else None
+    hidden = len(set(frame.columns) - set(section.columns)) if frame is not None and section.columns else 0
+    source = ", ".join(name for name in (section.table, section.figure) if name)
+    if hidden:
+        source += f" (the CSV has {counted(hidden, 'more column')})"
+    return figure_table_html(section.title, section.caption, table=frame, figure=png, columns=section.columns,
+                             source=source, stage=section.stage)
+
+
+def figure_table_html(title: str, caption: str, table: pd.DataFrame | None = None,
+                      figure: bytes | Figure | None = None, columns: tuple[str, ...] = (), source: str = "",
+                      stage: str = "") -> str:
+    """A titled block: the figure (PNG data or a matplotlib figure) with its caption, beside its table.
+
+    The figure is embedded (base64), so an exported page is one self-contained
+    file. Figure and table sit side by side where the page is wide enough and
+    one above the other where it is not; a table is never cut (a table wider
+    than the page scrolls). Without a figure the caption goes under the table.
+    ``source`` names the files the block was read from (relative paths only),
+    ``stage`` tags the block so readers and tests can tell which stage it shows.
+    """
+    title_html, caption_html = html.escape(title), html.escape(caption)
+    parts = []
+    if figure is not None:
+        png = figure if isinstance(figure, bytes) else plots.png_bytes(figure)
+        width = min(png_width(png), 1100)
+        data = base64.b64encode(png).decode("ascii")
+        basis = width if width > 900 else min(width, 560)  # a wide figure (several panels) takes a row of its own
+        parts.append(f'<figure class="recsec-figure" style="margin:0;flex:0 1 {basis}px;max-width:{width}px">'
+                     f'<img src="data:image/png;base64,{data}" alt="{title_html}" style="width:100%;height:auto">'
+                     f'<figcaption style="font-size:0.9em">{caption_html}</figcaption></figure>')
+    if table is not None:
+        below = "" if figure is not None else f'<p class="recsec-caption" style="font-size:0.9em">{caption_html}</p>'
+        parts.append(f'<div class="recsec-table-box" style="flex:1 1 auto;max-width:100%;overflow-x:auto">'
+                     f"{html_table(table, columns)}{below}</div>")
+    if not parts:
+        parts.append(f'<p class="recsec-caption">{caption_html}</p>')
+    footer = f'<p style="font-size:0.8em;color:#666">From {html.escape(source)}.</p>' if source else ""
+    return (f'<section class="recsec-section" data-stage="{html.escape(stage)}"><h4>{title_html}</h4>'
+            f'<div style="display:flex;flex-wrap:wrap;gap:1.5em;align-items:flex-start">{"".join(parts)}</div>'
+            f"{footer}</section>")
+
+
+def png_width(png: bytes) -> int:
+    """Width in pixels of a PNG, from its header (the IHDR chunk follows the 8-byte signature)."""
+    return int.from_bytes(png[16:20], "big")
+
+
+def demote_headings(markdown: str, levels: int) -> str:
+    """``markdown`` with every heading ``levels`` deeper (at most ``######``).
+
+    For a page written to stand alone (``compare.md`` opens with a ``#``
+    title) shown inside a section of the report, under the report's own
+    headings.
+    """
+    return re.sub(r"^(#{1,6}) ", lambda match: "#" * min(6, len(match.group(1)) + levels) + " ", markdown,
+                  flags=re.M)

@@ -1,0 +1,511 @@
+"""The study runner behind ``run_all.sh``: notebooks in order, through papermill.
+
+For each selected ``notebooks/NN_<stage>.py`` it (1) converts the jupytext file
+to ``.ipynb``, (2) executes it with papermill, injecting the run's parameters,
+and (3) exports the executed notebook to HTML with nbconvert. The three tools
+run as subprocesses of this environment's Python, so the library itself never
+imports Jupyter.
+
+A run is built in ``outputs/<run-id>.partial/`` and renamed to
+``outputs/<run-id>/`` once every stage of its plan has finished (the stages it
+was started with, plus any added by a later ``--resume``; the plan is
+params.json's "stages"). A failed stage leaves its partially executed notebook
+in place, and ``--resume <run-id>`` continues with the first stage that has not
+finished (of the plan, unless ``--stage``/``--from``/``--to`` name others).
+While a process computes into a run it holds ``outputs/<run-id>.lock``, so a
+second ``--resume`` of a live run is refused instead of computing into the
+same folder.
+
+The runner's own settings (``COMMON_PARAMETERS``: run folder, dataset, seed,
+device, ...) have flags and are the same for every stage; ``-p`` sets only the
+notebooks' other parameters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from recsec_lib.study import runs
+from recsec_lib.study.notebook_params import check_overrides, read_parameters
+from recsec_lib.study.readme_results import update_readme
+from recsec_lib.study.stages.context import DATASETS, DEVICES, PROFILES
+
+REPO = Path(__file__).resolve().parent.parent.parent
+NOTEBOOK_NAME = re.compile(r"^(\d\d)_([a-z]+)\.py$")
+# Parameters every notebook declares; the runner sets them for each stage.
+COMMON_PARAMETERS = ("run_dir", "run_id", "dataset", "data_dir", "mirror", "seed", "device", "profile", "force")
+# ``-p`` cannot set them: they are the same for every stage and recorded with the run (``-p dataset
+# ml-100k`` would compute ML-100K figures under a synthetic run's headline, ``-p run_dir`` would write
+# elsewhere). The flag that sets each instead:
+RUNNER_SETTINGS = {"run_dir": "--outputs and --run-id", "run_id": "--run-id", "dataset": "--dataset",
+                   "data_dir": "--data-dir", "mirror": "--mirror", "seed": "--seed", "device": "--device",
+                   "profile": "--profile", "force": "--force"}
+# What a run computes: a resumed run keeps the values it was started with (flag per common parameter).
+RUN_DEFINING_FLAGS = {"profile": "--profile", "dataset": "--dataset", "seed": "--seed"}
+# Where the data comes from and what computes: a resumed run takes the values given again.
+RESUMABLE_SETTINGS = ("mirror", "data_dir", "device")
+
+
+class StageFailed(RuntimeError):
+    """A notebook failed. The message is the one line a user acts on; ``details`` come before it.
+
+    ``details`` holds what explains the failure (the failing cell's traceback,
+    the stage's partial notebook and log), printed above the message so that
+    the last line on the screen says what to do, not where papermill's
+    internals were when the kernel reported the error.
+    """
+
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message)
+        self.details = details
+
+
+# Errors of the data layer that mean "no copy of the dataset here and none can be downloaded":
+# their message already says what to do (DataUnavailableError names --mirror), so it is shown alone.
+DATA_UNAVAILABLE_ERRORS = ("DataUnavailableError",)
+# Network errors that, in the data stage, mostly mean "offline": the message gets the same advice.
+NETWORK_ERRORS = ("ConnectionError", "URLError", "gaierror", "TimeoutError")
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@dataclass(frozen=True)
+class Stage:
+    number: str  # "02"
+    name: str  # "train"
+    source: Path  # notebooks/02_train.py
+
+    @property
+    def label(self) -> str:
+        return f"{self.number}_{self.name}"
+
+
+def discover_stages(notebooks_dir: Path = REPO / "notebooks") -> list[Stage]:
+    """The study's stages in order, from the notebook file names."""
+    stages = []
+    for path in sorted(notebooks_dir.glob("*.py")):
+        match = NOTEBOOK_NAME.match(path.name)
+        if match:
+            stages.append(Stage(match.group(1), match.group(2), path))
+    if not stages:
+        raise ValueError(f"no notebooks named NN_<stage>.py in {notebooks_dir}")
+    return stages
+
+
+def select_stages(stages: list[Stage], only: str | None = None, start: str | None = None,
+                  stop: str | None = None) -> list[Stage]:
+    """Keep one stage (``only``), or the stages from ``start`` up to ``stop``; names or numbers work."""
+    def find(key: str, option: str) -> int:
+        for index, stage in enumerate(stages):
+            if key in (stage.name, stage.number, stage.label):
+                return index
+        names = ", ".join(stage.name for stage in stages)
+        raise ValueError(f"{option} {key!r}: no such stage (stages: {names})")
+
+    if only and (start or stop):
+        raise ValueError("give either --stage or --from/--to, not both")
+    if only:
+        return [stages[find(only, "--stage")]]
+    first = find(start, "--from") if start else 0
+    last = find(stop, "--to") if stop else len(stages) - 1
+    if last < first:
+        raise ValueError(f"--to {stop!r} comes before --from {start!r}")
+    return stages[first:last + 1]
+
+
+def recorded_stages(stages: list[Stage], params: dict) -> list[Stage]:
+    """The stages a run was started with (``params.json`` "stages"), in order; all of them if none is recorded.
+
+    ``--resume`` without a stage selection continues these, so that resuming a
+    run started with ``--to attack`` does not go on into the later stages.
+    """
+    names = params.get("stages")
+    if not names:
+        return stages
+    unknown = sorted(set(names) - {stage.name for stage in stages})
+    if unknown:
+        raise ValueError(f"params.json names stage(s) {unknown} that have no notebook")
+    return [stage for stage in stages if stage.name in names]
+
+
+def default_run_id(profile: str, dataset: str) -> str:
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{profile}-{dataset}"
+
+
+def _tool(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+def kernel_name() -> str:
+    """This environment's own kernel ('recsec', installed by scripts/ensure_env.sh) or 'python3'."""
+    try:
+        listing = subprocess.run(_tool("jupyter", "kernelspec", "list", "--json"),
+                                 capture_output=True, text=True, check=True).stdout
+        return "recsec" if "recsec" in json.loads(listing)["kernelspecs"] else "python3"
+    except (OSError, subprocess.CalledProcessError, ValueError, KeyError):
+        return "python3"
+
+
+def stage_done(run_dir: Path, stage: Stage) -> bool:
+    """A stage counts as finished when its executed notebook and metrics.json exist."""
+    return (run_dir / stage.name / "metrics.json").exists() and (run_dir / "notebooks" / f"{stage.label}.ipynb").exists()
+
+
+def run_stage(stage: Stage, run_dir: Path, parameters: dict[str, object], kernel: str) -> float:
+    """Convert, execute and export one notebook; returns its wall time in seconds."""
+    notebooks = run_dir / "notebooks"
+    html = run_dir / "html"
+    notebooks.mkdir(parents=True, exist_ok=True)
+    html.mkdir(parents=True, exist_ok=True)
+    source_ipynb = notebooks / "source" / f"{stage.label}.ipynb"
+    executed = notebooks / f"{stage.label}.ipynb"
+    params_file = notebooks / "source" / f"{stage.label}.parameters.json"
+    source_ipynb.parent.mkdir(parents=True, exist_ok=True)
+    runs.write_json_atomic(params_file, parameters)
+
+    start = time.perf_counter()
+    _run([*_tool("jupytext", "--quiet", "--to", "ipynb", "--output", str(source_ipynb), str(stage.source))],
+         stage, executed)
+    # papermill's own output goes to a log: on a failure it is a wall of papermill's internals
+    # ending in the cell's error, which stage_failure() reads from the executed notebook instead
+    # (removed first, so that the error of an earlier attempt is never taken for this one's).
+    executed.unlink(missing_ok=True)
+    _run([*_tool("papermill", str(source_ipynb), str(executed), "-k", kernel, "-f", str(params_file),
+                 "--cwd", str(REPO), "--no-progress-bar", "--log-level", "WARNING")], stage, executed,
+         log=notebooks / f"{stage.label}.papermill.log")
+    seconds = time.perf_counter() - start
+    _run([*_tool("nbconvert", "--to", "html", "--log-level", "WARN", "--output-dir", str(html), str(executed))],
+         stage, executed)
+    if stage.name == "report":
+        # The study's report: one self-contained file with code, one without.
+        _run([*_tool("nbconvert", "--to", "html", "--log-level", "WARN", "--embed-images", "--output-dir",
+                     str(run_dir), "--output", "report", str(executed))], stage, executed)
+        _run([*_tool("nbconvert", "--to", "html", "--log-level", "WARN", "--embed-images", "--no-input",
+                     "--output-dir", str(run_dir), "--output", "report_nocode", str(executed))], stage, executed)
+    return seconds
+
+
+def _run(command: list[str], stage: Stage, executed: Path, log: Path | None = None) -> None:
+    """Run one tool; with ``log``, its output goes there and is shown afterwards (all of it on success)."""
+    if log is None:
+        result = subprocess.run(command, cwd=REPO)
+    else:
+        with open(log, "w") as handle:
+            result = subprocess.run(command, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT)
+    if result.returncode != 0 and log is None:  # jupytext or nbconvert: their own output said why
+        raise StageFailed(f"stage {stage.label} failed (exit {result.returncode}) in {command[2]}; "
+                          f"the executed notebook is {executed}")
+    if result.returncode != 0:
+        raise stage_failure(stage, executed, log, result.returncode)
+    if log is not None and log.stat().st_size:
+        sys.stderr.write(log.read_text(errors="replace"))
+        sys.stderr.flush()
+
+
+def notebook_error(executed: Path) -> dict | None:
+    """The error output (ename, evalue, traceback) of the cell that failed in an executed notebook, if any."""
+    try:
+        notebook = json.loads(executed.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    for cell in notebook.get("cells", []):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                return output
+    return None
+
+
+def stage_failure(stage: Stage, executed: Path, log: Path | None, exit_code: int) -> StageFailed:
+    """The StageFailed of a stage whose tool exited non-zero: the cell's error as the last line.
+
+    An error that says what to do (no data and no way to download it) is shown
+    alone, with how to continue the run; another error comes with the failing
+    cell's traceback; a failure outside any cell (a tool or the kernel died)
+    with the end of the tool's log.
+    """
+    run_id = executed.parent.parent.name.removesuffix(".partial")
+    where = f"its partly executed notebook is {executed}" + (f", papermill's log {log}" if log else "")
+    error = notebook_error(executed)
+    if error is None:
+        tail = log.read_text(errors="replace").splitlines()[-20:] if log and log.exists() else []
+        return StageFailed(f"stage {stage.label} failed (exit {exit_code}); {where}", details="\n".join(tail))
+    name, value = error.get("ename", "Error"), str(error.get("evalue", "")).strip()
+    first_line = value.splitlines()[0] if value else ""
+    continue_with = f"./run_all.sh --resume {run_id}"
+    data_advice = name in DATA_UNAVAILABLE_ERRORS or "RECSEC_DATA_MIRROR" in first_line
+    if data_advice or (name in NETWORK_ERRORS and stage.name == "data"):
+        advice = ("" if "--mirror" in first_line
+                  else "; offline? give a MovieLens copy with --mirror DIR or $RECSEC_DATA_MIRROR")
+        return StageFailed(f"{first_line}{advice}; then continue with {continue_with} --mirror DIR",
+                           details=f"run_all.sh: stage {stage.label} failed: no data; {where}")
+    traceback = "\n".join(ANSI_ESCAPE.sub("", line) for line in error.get("traceback", []))
+    return StageFailed(f"stage {stage.label} failed: {name}: {first_line}; {where}; once fixed, continue with "
+                       f"{continue_with}", details=traceback)
+
+
+def publish(run_dir: Path, results_dir: Path, update_readme_section: bool = True) -> None:
+    """Copy a finished real run's headline, metrics, report and figures into results/ (or another folder)."""
+    staging = results_dir.with_name(results_dir.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / "figures").mkdir(parents=True)
+    shutil.copy2(run_dir / "headline.json", staging / "headline.json")
+    combined = {}
+    for metrics in sorted(run_dir.glob("*/metrics.json")):
+        combined[metrics.parent.name] = runs.read_json(metrics)
+    runs.write_json_atomic(staging / "metrics.json", combined)
+    if (run_dir / "report_nocode.html").exists():
+        shutil.copy2(run_dir / "report_nocode.html", staging / "report.html")
+    for png in sorted(run_dir.glob("*/*.png")):
+        shutil.copy2(png, staging / "figures" / f"{png.parent.name}_{png.name}")
+    for extra in published_beside(results_dir):  # runs published into sub-folders stay
+        shutil.copytree(extra, staging / extra.name)
+    old = results_dir.with_name(results_dir.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if results_dir.exists():
+        results_dir.rename(old)
+    staging.rename(results_dir)
+    shutil.rmtree(old, ignore_errors=True)
+    readme = results_dir.parent / "README.md"
+    extra_runs = {path.name: runs.read_json(path / "headline.json") for path in published_beside(results_dir)}
+    if update_readme_section and readme.exists() and update_readme(readme, runs.read_json(results_dir / "headline.json"),
+                                                                   extra_runs):
+        print(f"run_all.sh: updated the results section of {readme}", flush=True)
+
+
+def published_beside(results_dir: Path) -> list[Path]:
+    """The sub-folders of ``results_dir`` that hold another published run (they have a headline.json)."""
+    if not results_dir.is_dir():
+        return []
+    return sorted(path for path in results_dir.iterdir() if path.is_dir() and (path / "headline.json").is_file())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="run_all.sh",
+        description="Run the study's notebooks in order (papermill) and export them to HTML.",
+    )
+    parser.add_argument("--profile", choices=PROFILES, default=None,
+                        help="smoke: tiny synthetic data, about a minute; cpu: ML-1M sized for a 2-core CPU; "
+                             "full: paper-scale settings, for a GPU (default: cpu)")
+    parser.add_argument("--dataset", choices=DATASETS, default=None,
+                        help="dataset (default: ml-1m, or synthetic with --profile smoke)")
+    parser.add_argument("--device", choices=DEVICES, default=None, help="auto | cpu | cuda (default: auto)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed of every stage (default: 42)")
+    parser.add_argument("--data-dir", default=None, help="downloads and processed cache (default: data)")
+    parser.add_argument("--mirror", default=None,
+                        help="local folder with MovieLens copies (default: $RECSEC_DATA_MIRROR); with --resume, "
+                             "replaces the folder the run was started with")
+    parser.add_argument("--outputs", default="outputs", help="where run folders go (default: outputs)")
+    parser.add_argument("--run-id", default=None, help="name of the run folder (default: <time>-<profile>-<dataset>)")
+    parser.add_argument("--stage", default=None, help="run only this stage (name or number)")
+    parser.add_argument("--from", dest="start", default=None, help="run from this stage on")
+    parser.add_argument("--to", dest="stop", default=None, help="run up to and including this stage")
+    parser.add_argument("--resume", default=None, metavar="RUN_ID",
+                        help="continue an interrupted run, or add stages to a finished one: finished stages "
+                             "are skipped; the run keeps its --profile, --dataset and --seed, and takes a new "
+                             "--mirror, --data-dir or --device")
+    parser.add_argument("--force", action="store_true", help="recompute stages instead of reusing cached results")
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                        help="set a notebook parameter, e.g. -p epochs 5 (repeatable); the runner's own "
+                             f"settings ({', '.join(RUNNER_SETTINGS)}) have flags instead")
+    parser.add_argument("--publish", choices=("auto", "yes", "no"), default="auto",
+                        help="copy the finished run into results/ (auto: a complete, non-smoke ML-1M run)")
+    parser.add_argument("--publish-dir", default="results",
+                        help="where --publish copies the run, relative to the repository (default: results; "
+                             "a sub-folder such as results/<name> keeps a partial or extra run beside the "
+                             "main one; only results/ itself regenerates the README's results section)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _main(args)
+    except StageFailed as exc:
+        if exc.details:
+            print(exc.details, file=sys.stderr)
+        print(f"run_all.sh: error: {exc}", file=sys.stderr)
+        return 1
+    except (ValueError, FileNotFoundError, runs.RunInUseError) as exc:
+        print(f"run_all.sh: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def refuse_runner_settings(pairs: list[tuple[str, str]]) -> None:
+    """Refuse ``-p`` for the runner's own settings (``RUNNER_SETTINGS``), naming the flag to use instead."""
+    for name, value in pairs:
+        if name in RUNNER_SETTINGS:
+            raise ValueError(f"-p {name} {value}: {name!r} is the runner's own setting (the same for every stage "
+                             f"and recorded with the run); use {RUNNER_SETTINGS[name]}")
+
+
+def resume_parameters(run_dir: Path, overrides: dict, settings: dict | None = None) -> tuple[dict, dict]:
+    """(common parameters, -p overrides) of a resumed run: the saved ones with the new values on top.
+
+    ``settings`` are runner settings given again when resuming (``RESUMABLE_SETTINGS``:
+    ``--mirror`` when the data has moved, ``--data-dir``, ``--device``); they replace
+    the saved ones. Every value that changes the run is written back into its
+    params.json (and appended to its ``resumed_with`` list), so the folder keeps
+    saying which parameters produced what it holds. Overrides of the runner's own
+    settings saved by an older runner are dropped: the run's own settings win.
+    """
+    params_path = run_dir / "params.json"
+    saved = runs.read_json(params_path)
+    before = {name: value for name, value in saved.get("overrides", {}).items() if name not in RUNNER_SETTINGS}
+    for name in sorted(set(saved.get("overrides", {})) - set(before)):
+        print(f"run_all.sh: {params_path} sets -p {name}, the runner's own setting: ignored "
+              f"(the run's {name} is {saved['common'].get(name)!r})", flush=True)
+    merged = {**before, **overrides}
+    changed = {name: value for name, value in overrides.items() if before.get(name) != value}
+    common = saved["common"]
+    new_settings = {name: value for name, value in (settings or {}).items() if common.get(name) != value}
+    if changed or new_settings:
+        saved = {**saved, "common": {**common, **new_settings}, "overrides": merged,
+                 "resumed_with": [*saved.get("resumed_with", []), {**changed, **new_settings}]}
+        runs.write_json_atomic(params_path, saved)
+    return saved["common"], merged
+
+
+def check_resumed_flags(args: argparse.Namespace, run_id: str, common: dict) -> None:
+    """A resumed run keeps its profile, dataset and seed: refuse a flag that asks for another."""
+    for name, flag in RUN_DEFINING_FLAGS.items():
+        given = getattr(args, name)
+        if given is not None and given != common.get(name):
+            raise ValueError(f"--resume {run_id}: the run was started with {flag} {common.get(name)}, not {given}; "
+                             f"a run keeps its {flag} (start a new run for another)")
+
+
+def resumed_settings(args: argparse.Namespace) -> dict:
+    """The ``RESUMABLE_SETTINGS`` given (again) on the command line, as params.json stores them."""
+    settings = {}
+    mirror = args.mirror if args.mirror is not None else os.environ.get("RECSEC_DATA_MIRROR", "")
+    if mirror:
+        settings["mirror"] = str(Path(mirror).resolve())
+    if args.data_dir is not None:
+        settings["data_dir"] = str(Path(args.data_dir).resolve())
+    if args.device is not None:
+        settings["device"] = args.device
+    return settings
+
+
+def unfinished_stages(run_dir: Path, plan: list[Stage]) -> list[Stage]:
+    """The stages of a run's plan that have not finished; the run folder is "finished" when there are none."""
+    return [stage for stage in plan if not stage_done(run_dir, stage)]
+
+
+def _main(args: argparse.Namespace) -> int:
+    all_stages = discover_stages()
+    stages = select_stages(all_stages, args.stage, args.start, args.stop)
+    refuse_runner_settings(args.parameter)
+    overrides = check_overrides([stage.source for stage in stages], args.parameter)
+    outputs = Path(args.outputs).resolve()
+    profile = args.profile or "cpu"
+    dataset = args.dataset or ("synthetic" if profile == "smoke" else "ml-1m")
+    run_id = runs.check_run_id(args.resume or args.run_id or default_run_id(profile, dataset))
+    # One process at a time computes into a run folder (a second --resume of a live run would
+    # overwrite its results and crash renaming the folder): held until the run is finished or published.
+    with runs.run_lock(outputs, run_id) as lock:
+        if lock.taken_over_from:
+            print(f"run_all.sh: took over the lock {lock.path} of {lock.taken_over_from}, which has ended",
+                  flush=True)
+        if args.resume:
+            named = stages if (args.stage or args.start or args.stop) else []  # stages named now, if any
+            run_dir, plan, common, overrides = _resume(args, all_stages, named, overrides, outputs, run_id)
+            stages = named or plan
+        else:
+            common = {
+                "run_id": run_id, "dataset": dataset, "data_dir": str(Path(args.data_dir or "data").resolve()),
+                "mirror": resumed_settings(args).get("mirror", ""),
+                "seed": 42 if args.seed is None else args.seed, "device": args.device or "auto",
+                "profile": profile, "force": bool(args.force),
+            }
+            run_dir = runs.create_run_folder(outputs, run_id, {"common": common, "overrides": overrides,
+                                                                "stages": [s.name for s in stages]})
+            plan = stages
+        return _run_stages(args, all_stages, stages, plan, run_dir, run_id, common, overrides)
+
+
+def _resume(args: argparse.Namespace, all_stages: list[Stage], named: list[Stage], overrides: dict,
+            outputs: Path, run_id: str) -> tuple[Path, list[Stage], dict, dict]:
+    """Open a run to resume: (its .partial folder, its plan of stages, common parameters, overrides).
+
+    The plan is the stages the run was started with, plus the stages ``named``
+    now with --stage/--from/--to (adding stages to a run makes them part of
+    it). Everything is checked before a finished run is renamed back to
+    ``<id>.partial``.
+    """
+    run_dir = outputs / f"{run_id}.partial"
+    finished = outputs / run_id
+    folder = run_dir if run_dir.exists() else finished
+    if not folder.exists():
+        raise FileNotFoundError(f"--resume {run_id}: no run folder {run_dir} or {finished}")
+    params = runs.read_json(folder / "params.json")
+    check_resumed_flags(args, run_id, params["common"])
+    recorded = recorded_stages(all_stages, params)
+    plan = [stage for stage in all_stages if stage in recorded or stage in named]
+    if folder == finished:
+        finished.rename(run_dir)  # adding stages to a finished run: it is unfinished again until they end
+    if plan != recorded:
+        runs.write_json_atomic(run_dir / "params.json", {**params, "stages": [stage.name for stage in plan]})
+    common, overrides = resume_parameters(run_dir, overrides, resumed_settings(args))
+    return run_dir, plan, common, overrides
+
+
+def _run_stages(args: argparse.Namespace, all_stages: list[Stage], stages: list[Stage], plan: list[Stage],
+                run_dir: Path, run_id: str, common: dict, overrides: dict) -> int:
+    """Run ``stages`` into ``run_dir``; rename it "finished" only when every stage of ``plan`` has finished."""
+    common = {**common, "run_dir": str(run_dir), "force": bool(args.force or common["force"])}
+    runs.stamp_headline(run_dir, common["profile"], common["dataset"])
+    kernel = kernel_name()
+    print(f"run_all.sh: run {run_id} ({common['profile']} profile, {common['dataset']}) in {run_dir}", flush=True)
+    for stage in stages:
+        if args.resume and not args.force and stage_done(run_dir, stage):
+            print(f"  {stage.label}: already finished, skipped", flush=True)
+            continue
+        declared = read_parameters(stage.source)
+        missing = [name for name in COMMON_PARAMETERS if name not in declared]
+        if missing:
+            raise ValueError(f"{stage.source}: the parameters cell lacks {', '.join(missing)}")
+        # The runner's settings last: nothing else may change where a stage writes or what it computes on.
+        parameters = {**{k: v for k, v in overrides.items() if k in declared}, **common}
+        print(f"  {stage.label}: running ...", flush=True)
+        seconds = run_stage(stage, run_dir, parameters, kernel)
+        if not stage_done(run_dir, stage):
+            raise StageFailed(f"stage {stage.label} ended without writing {run_dir / stage.name / 'metrics.json'}; "
+                              f"see its notebook {run_dir / 'notebooks' / (stage.label + '.ipynb')}")
+        runs.merge_headline(run_dir / "headline.json", {f"stage_seconds_{stage.name}": round(seconds, 1)})
+        print(f"  {stage.label}: done in {seconds:.0f} s", flush=True)
+
+    unfinished = unfinished_stages(run_dir, plan)
+    if unfinished:
+        names = ", ".join(stage.label for stage in unfinished)
+        verb = "has" if len(unfinished) == 1 else "have"
+        print(f"run_all.sh: run {run_id} is not finished: {names} of its plan {verb} not run; it stays in "
+              f"{run_dir}; continue with ./run_all.sh --resume {run_id}", flush=True)
+        return 0
+    final = runs.finish_run_folder(run_dir)
+    print(f"run_all.sh: finished; run folder {final}", flush=True)
+    if (final / "report.html").exists():
+        print(f"run_all.sh: report {final / 'report.html'}", flush=True)
+
+    complete = all(stage_done(final, stage) for stage in all_stages)
+    if args.publish == "yes" or (args.publish == "auto" and complete and common["profile"] != "smoke"
+                                 and common["dataset"] == "ml-1m"):
+        target = REPO / args.publish_dir
+        publish(final, target, update_readme_section=target == REPO / "results")
+        print(f"run_all.sh: published to {target}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

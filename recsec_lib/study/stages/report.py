@@ -1,0 +1,205 @@
+"""Report stage: the study's tables, figures and findings from every stage's metrics.
+
+It computes nothing new about models; it reads the run folder and writes
+``report/`` (tables as CSV and markdown, findings) for the report notebook,
+which ``run_all.sh`` exports to ``<run>/report.html``. Its metrics list the
+report's sections (``report.SECTIONS`` this run has files for): each stage's
+figure beside the table it explains, with a caption, in stage order.
+
+The one thing it does run is the saved models, for ``compare.md`` /
+``compare.csv`` (issue #7): the top-k lists of the undefended target, its
+surrogate (the attack stage's main budget, autoregressive, same architecture),
+the GRO target at the chosen λ and the surrogate extracted from it, side by
+side on the themed histories and a few real test users. A model whose
+checkpoint the run lacks (a partial run) is left out and named in the page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+
+from recsec_lib.study import report, runs
+from recsec_lib.common.tables import markdown_table
+from recsec_lib.study.stages.context import StudyContext
+
+
+@dataclass(frozen=True)
+class Settings:
+    figure_glob: str = "*/*.png"  # which figures of the run the report shows
+    compare_k: int = 10  # length of each list in the side-by-side comparison
+    compare_users: int = 2  # real test users added to the themed histories
+    compare_history_length: int = 5  # movies in each themed history
+
+    @classmethod
+    def for_profile(cls, profile: str) -> "Settings":
+        return cls()
+
+    def with_overrides(self, **values) -> "Settings":
+        return replace(self, **{k: v for k, v in values.items() if v is not None})
+
+
+def run(ctx: StudyContext, settings: Settings) -> dict:
+    with runs.stage_timer() as timing:
+        out = ctx.stage_dir("report")
+        headline_path = ctx.run_dir / "headline.json"
+        headline = runs.read_json(headline_path) if headline_path.exists() else {}
+        stage_metrics = report.collect_stage_metrics(ctx.run_dir)
+        tables = {
+            "quality": report.quality_table(stage_metrics),
+            "targets": report.target_table(headline),
+            "timings": report.timing_table(stage_metrics, headline),
+            "published_quality": report.PUBLISHED_QUALITY,
+            "published_attack": report.PUBLISHED_ATTACK,
+            "published_gro": report.PUBLISHED_GRO,
+        }
+        for name, table in tables.items():
+            save_table(table, out / name)
+        lines = report.findings(headline, stage_metrics)
+        (out / "findings.md").write_text("".join(f"- {line}\n" for line in lines))
+        figures = sorted(str(p.relative_to(ctx.run_dir)) for p in ctx.run_dir.glob(settings.figure_glob)
+                         if p.parent.name != "report")
+        comparison = build_comparison(ctx, settings, stage_metrics, out)
+        sections = [asdict(section) for section in report.present_sections(ctx.run_dir)]
+    metrics = {"findings": lines, "figures": figures, "tables": sorted(tables), "sections": sections,
+               "comparison": comparison, **timing}
+    runs.write_stage_metrics(ctx.run_dir, "report", metrics)
+    return metrics
+
+
+def save_table(table: pd.DataFrame, stem: Path) -> None:
+    """A table as CSV (for tools) and markdown (for reading)."""
+    table.to_csv(stem.with_suffix(".csv"), index=False)
+    stem.with_suffix(".md").write_text(markdown_table(table))
+
+
+# ---- side-by-side recommendations (issue #7) -------------------------------------------------------
+
+@dataclass(frozen=True)
+class ComparedModel:
+    """One column of the comparison: where its checkpoint should be, and why it is absent if it is."""
+
+    label: str  # the column heading
+    path: Path | None  # None when the run has no such checkpoint
+    missing: str = ""  # why it is not compared (empty when path is set)
+
+
+def target_model_of(stage_metrics: dict[str, dict]) -> str:
+    """The architecture the study attacked and defended, as the attack (else GRO) stage recorded it.
+
+    Read from the run rather than assumed, so a run with another target still
+    pairs the right checkpoints; "sasrec" (both stages' default) when neither ran.
+    """
+    for stage in ("attack", "gro"):
+        name = stage_metrics.get(stage, {}).get("settings", {}).get("target_model")
+        if name:
+            return str(name)
+    return "sasrec"
+
+
+def main_attack_budget(attack_metrics: dict) -> int | None:
+    """The attack stage's main budget in sequences (its headline, else its largest budget), None if unknown."""
+    budget = attack_metrics.get("headline", {}).get("attack_budget_sequences")
+    budgets = attack_metrics.get("settings", {}).get("budgets") or []
+    if budget is None and budgets:
+        budget = max(budgets)
+    return None if budget is None else int(budget)
+
+
+def comparison_models(run_dir: Path, stage_metrics: dict[str, dict]) -> list[ComparedModel]:
+    """The four columns issue #7 asks for, each with its checkpoint path or the reason it is missing.
+
+    File names follow the stages that wrote them (``train/<target>.pt``, the
+    attack's ``surrogate_<target>_<target>_autoregressive_<budget>.pt``, GRO's
+    ``gro_lam<λ>.pt`` and ``surrogate_gro_lam<λ>.pt`` at its chosen λ).
+    """
+    from recsec_lib.gro.defenses import checkpoint_name, surrogate_checkpoint_name
+    from recsec_lib.study.stages.attack import surrogate_file
+
+    run_dir = Path(run_dir)
+    target = target_model_of(stage_metrics)
+    wanted = [("undefended target", run_dir / "train" / f"{target}.pt", "")]
+
+    attack = stage_metrics.get("attack")
+    budget = main_attack_budget(attack) if attack else None
+    if budget is None:
+        wanted.append(("surrogate", None, "the attack stage has not run"))
+    else:
+        wanted.append(("surrogate", run_dir / "attack" / surrogate_file(target, target, "autoregressive", budget), ""))
+
+    gro = stage_metrics.get("gro", {})
+    lam = gro.get("best", {}).get("lam")
+    if lam is None:
+        reason = "the GRO stage has not run" if not gro else "the GRO stage chose no λ"
+        wanted += [("GRO target", None, reason), ("surrogate of GRO target", None, reason)]
+    else:
+        method = gro.get("settings", {}).get("method", "gro")
+        defense = "GRO" if method == "gro" else method
+        wanted += [(f"{defense} target λ={lam:g}", run_dir / "gro" / checkpoint_name(lam, method), ""),
+                   (f"surrogate of {defense} target λ={lam:g}",
+                    run_dir / "gro" / surrogate_checkpoint_name(lam, method),
+                    "older runs' GRO stage did not save its surrogate")]
+    return [_located(label, path, note, run_dir) for label, path, note in wanted]
+
+
+def _located(label: str, path: Path | None, note: str, run_dir: Path) -> ComparedModel:
+    """A column whose path is kept only if the file exists; otherwise the expected file is named.
+
+    ``note`` is the reason itself when there is no path, else a hint added to "not found".
+    """
+    if path is not None and path.is_file():
+        return ComparedModel(label, path)
+    if path is None:
+        return ComparedModel(label, None, note)
+    reason = f"{path.relative_to(run_dir)} not found" + (f"; {note}" if note else "")
+    return ComparedModel(label, None, reason)
+
+
+def build_comparison(ctx: StudyContext, settings: Settings, stage_metrics: dict[str, dict], out: Path) -> dict:
+    """Write compare.md / compare.csv (and the histories, compare_examples.csv); returns what was compared.
+
+    Every model present in the run is compared; missing or unreadable ones are
+    listed in the page and in the returned ``skipped``, never an error, so a
+    partial run still gets its report.
+    """
+    from recsec_lib.recommend.compare import (checkpoint_recommender, compare_recommendations, comparison_markdown,
+                                    examples_table, themed_examples, user_examples)
+
+    columns = comparison_models(ctx.run_dir, stage_metrics)
+    skipped = {c.label: c.missing for c in columns if c.path is None}
+    present = [c for c in columns if c.path is not None]
+    models, sources = {}, {}
+    dataset = ctx.load_dataset() if present else None
+    for column in present:
+        try:
+            _, recommend_fn = checkpoint_recommender(column.path, dataset, device=str(ctx.torch_device()))
+        except (OSError, ValueError) as exc:  # a checkpoint of other data, or not a checkpoint at all
+            skipped[column.label] = f"could not be loaded: {exc}"
+            continue
+        models[column.label] = recommend_fn
+        sources[column.label] = str(column.path.relative_to(ctx.run_dir))
+
+    notes = [f"Not shown: {label}: {why}." for label, why in skipped.items()]
+    paths = {"markdown": out / "compare.md", "csv": out / "compare.csv"}
+    k = settings.compare_k
+    if models:
+        examples = (themed_examples(dataset, length=settings.compare_history_length)
+                    + user_examples(dataset, settings.compare_users, seed=ctx.seed))
+        k = min(k, dataset.num_items)  # a tiny catalogue cannot fill longer lists
+        frame = compare_recommendations(dataset, models, examples, k=k)
+        notes.insert(0, "Columns: " + "; ".join(f"{label} (`{sources[label]}`)" for label in models) + ".")
+        markdown = comparison_markdown(dataset, frame, examples, list(models), notes=notes)
+        paths["examples"] = out / "compare_examples.csv"
+        runs.write_text_atomic(paths["examples"], examples_table(dataset, examples).to_csv(index=False))
+    else:
+        examples, frame = [], pd.DataFrame(columns=["example", "rank"])
+        (out / "compare_examples.csv").unlink(missing_ok=True)  # an earlier report's histories would mislead
+        markdown = "\n\n".join(["# Recommendations side by side", "No model of this run could be compared.",
+                                 *notes]) + "\n"
+    runs.write_text_atomic(paths["csv"], frame.to_csv(index=False))
+    runs.write_text_atomic(paths["markdown"], markdown)
+    return {"columns": list(models), "checkpoints": sources, "skipped": skipped,
+            "examples": [e.label for e in examples], "k": k,
+            "files": {kind: path.name for kind, path in paths.items()}}
