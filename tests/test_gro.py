@@ -342,7 +342,7 @@ def trained_run(tmp_path_factory):
     return root, path
 
 
-def test_stage_smoke_writes_tables_plot_checkpoints_and_headline(trained_run):
+def test_stage_smoke_writes_frontier_gro_arms_checkpoints_and_headline(trained_run):
     from recsec_lib import runs
     from recsec_lib.checkpoints import load_checkpoint
     from recsec_lib.stages import gro as stage
@@ -357,24 +357,38 @@ def test_stage_smoke_writes_tables_plot_checkpoints_and_headline(trained_run):
                                                                   surrogate_epochs=2)
     metrics = stage.run(ctx, settings)
     out = run_dir / "gro"
-    for name in ("defenses.csv", "defenses.md", "utility_vs_protection.png", "gro_lam1.pt", "metrics.json"):
+    for name in ("defenses.csv", "defenses.md", "frontier.png", "frontier_all.csv", "gro_arms.csv", "gro_arms.md",
+                 "gro_lam0.pt", "gro_lam1.pt", "gro_lowestindex_lam1.pt", "metrics.json"):
         assert (out / name).is_file(), name
     headline = runs.read_json(run_dir / "headline.json")
-    for key in ("gro_best_lambda", "gro_utility_retention", "gro_surrogate_ndcg10_drop", "gro_agr10", "none_agr10",
-                "gro_epoch_cost_ratio"):
-        assert key in headline and key in metrics
-    assert metrics["gro_best_lambda"] == 1.0 and metrics["wall_seconds"] > 0 and metrics["peak_memory_mb"] > 0
-    assert [row["defense"] for row in metrics["defenses"]] == ["None", "Random", "Reverse", "GRO λ=1"]
-    # The surrogate stolen from the defended box is kept for the report, and named in the metrics.
-    assert metrics["artefacts"]["surrogates"] == ["surrogate_gro_lam1.pt"]
-    assert metrics["artefacts"]["best_surrogate"] == "surrogate_gro_lam1.pt"
+    for key in ("gro_protective_lambda_found", "gro_utility_retention", "gro_surrogate_ndcg10_drop",
+                "gro_surrogate_ndcg10_drop_low", "gro_agr10", "none_agr10", "gro_control_agr10",
+                "gro_lowest_index_surrogate_ndcg10_drop", "gro_lowest_index_promoted_item_share",
+                "gro_epoch_cost_ratio", "defense_frontier_target_met", "defense_frontier_best"):
+        assert key in headline and key in metrics, key
+    assert metrics["wall_seconds"] > 0 and metrics["peak_memory_mb"] > 0
+    frontier = [row["defense"] for row in metrics["frontier"]]
+    assert frontier[:3] == ["None", "Random", "Reverse"] and "GRO λ=0 (control)" in frontier
+    assert {"GRO keep λ=1", "GRO lowest_index λ=1", "top-5 only"} <= set(frontier)
+    # Every protection figure comes from 3 attack seeds and carries an interval; GRO is compared with the control.
+    rows = metrics["defenses"]
+    assert all(row["seeds"] == 3 and row["surrogate_test_ndcg10_drop_low"] <= row["surrogate_test_ndcg10_drop"]
+               <= row["surrogate_test_ndcg10_drop_high"] for row in rows)
+    assert {row["reference"] for row in rows if row["family"] == "gro"} == {"GRO λ=0 (control)"}
+    # The knowing attacker of Reverse reads the lists backwards: it gets the None attack back exactly.
+    reverse = next(row for row in rows if row["arm"] == "Reverse" and row["attacker"] == "knowing")
+    assert reverse["surrogate_test_ndcg10_drop"] == pytest.approx(0.0, abs=1e-12) and reverse["worst"]
+    # The surrogate stolen from each GRO box is kept for the report, and named in the metrics.
+    assert metrics["artefacts"]["surrogates"] == ["surrogate_gro_lam1.pt", "surrogate_gro_lowestindex_lam1.pt"]
     stolen = load_checkpoint(out / "surrogate_gro_lam1.pt", dataset=ctx.load_dataset())
     assert stolen.model_name == "sasrec" and stolen.metrics["extracted_from"] == "gro_lam1.pt"
-    # The smoke profile early-stops on validation (patience 2); one epoch was run and kept. The target checkpoint
-    # has no training record, so GRO trains on the newest window of each history, as such targets were trained.
-    assert metrics["gro_kept_epochs"]["1"] == {"best_epoch": 1, "epochs_run": 1, "stop_reason": "epochs"}
-    assert "valid_score" in metrics["gro_histories"]["1"][0]
+    # The smoke profile keeps the best-validating epoch (patience 2); one epoch was run and kept. The target
+    # checkpoint has no training record, so GRO trains on the newest window of each history.
+    assert metrics["gro_kept_epochs"]["gro keep λ=1"] == {"best_epoch": 1, "epochs_run": 1, "stop_reason": "epochs"}
+    assert "valid_score" in metrics["gro_histories"]["gro keep λ=1"][0]
+    assert "zero_gradient_share" in metrics["gro_histories"]["gro lowest_index λ=1"][0]
     assert metrics["training_windows"] == "newest"
+    assert "smoke profile" in metrics["scale"]
 
 
 def test_gro_trains_on_the_windows_the_target_was_trained_on(tmp_path):
