@@ -142,10 +142,14 @@ def _padded_histories(histories: list[np.ndarray]) -> np.ndarray:
 
 
 def promoted_item(served_top10: np.ndarray, none_top10: np.ndarray, num_items: int) -> tuple[int, float, float]:
-    """(item, its share of served lists, its share under None): the item whose share of top-10 lists rose most."""
+    """(item, its share of served lists, its share under None): the item whose share of top-10 lists rose most.
+
+    served_top10, none_top10: [U, 10] the arm's and the None arm's served top-10 for the same users.
+    """
     served_counts = np.bincount(np.asarray(served_top10).ravel(), minlength=num_items + 1)[1:]
     none_counts = np.bincount(np.asarray(none_top10).ravel(), minlength=num_items + 1)[1:]
-    item = int(np.argmax(served_counts - none_counts)) + 1
+    # the largest rise; among equal rises the most served item (so the None arm names its most served item)
+    item = int(np.argmax((served_counts - none_counts) * (served_counts.sum() + 1) + served_counts)) + 1
     users = len(served_top10)
     return item, float(served_counts[item - 1] / users), float(none_counts[item - 1] / users)
 

@@ -116,6 +116,48 @@ def test_zero_gradient_row_keeps_its_item_and_disallowed_items_are_never_chosen(
     assert adversarial_swap_matrix(swap_gradient(g, STUDENT), LIST, allowed).argmax(2).tolist() == [[2, 2]]
 
 
+# The zero-gradient rule on a 3-rank list over the same 4 items, g given by hand:
+#   rank 0: item 2, g = 0   -> keep: item 2 (no swap);     lowest_index: item 1 (the authors' argmax over ties)
+#   rank 1: item 1, g = -1  -> the student's worst allowed item, 4, under both rules
+#   rank 2: item 3, g = +1  -> the student's best item is item 3 itself: kept under both rules
+RULE_LIST = torch.tensor([[2, 1, 3]])
+RULE_GRAD = torch.tensor([[0.0, -1.0, 1.0]])
+
+
+@pytest.mark.parametrize("rule, expected", [("keep", [[2, 4, 3]]), ("lowest_index", [[1, 4, 3]])])
+def test_zero_gradient_rule_by_hand(rule, expected):
+    items = adversarial_items(RULE_GRAD, STUDENT, RULE_LIST, zero_gradient_rule=rule)
+    assert items.tolist() == expected
+    explicit = adversarial_swap_matrix(swap_gradient(RULE_GRAD, STUDENT), RULE_LIST, zero_gradient_rule=rule)
+    assert explicit.argmax(dim=2).tolist() == expected  # the explicit k×C path agrees
+    with pytest.raises(ValueError, match="'zero_gradient_rule'"):
+        adversarial_items(RULE_GRAD, STUDENT, RULE_LIST, zero_gradient_rule="first")
+
+
+def test_lowest_index_rule_pushes_item_one_up_and_keep_leaves_zero_rows_idle():
+    """L_swap's gradient on the target: under "lowest_index" a zero row raises item 1; under "keep" it does nothing."""
+    target = torch.tensor([[0.0, 0.1, 0.5, 0.4, 0.3]], requires_grad=True)
+    grads = {}
+    for rule in ("keep", "lowest_index"):
+        adversarial = adversarial_items(RULE_GRAD[:, :1], STUDENT, RULE_LIST[:, :1], zero_gradient_rule=rule)
+        target.grad = None
+        swap_loss(target, RULE_LIST[:, :1], adversarial).backward()
+        grads[rule] = target.grad.clone()
+    assert torch.equal(grads["keep"], torch.zeros_like(target))  # relu(s[2] - s[2] + 0) = 0: idle
+    assert grads["lowest_index"][0, 1] < 0 < grads["lowest_index"][0, 2]  # descent raises item 1, lowers item 2
+
+
+def test_train_gro_records_the_zero_gradient_share_and_checks_the_rule():
+    data, target, student = _tiny()
+    config = GROConfig(epochs=1, batch_size=16, k=5, positions_per_sequence=3, zero_gradient_rule="lowest_index")
+    result = train_gro(target, student, data.train_sequences(), config, progress=False)
+    assert 0.0 <= result.history[0]["zero_gradient_share"] <= 1.0 and result.history[0]["batches"] >= 1
+    with pytest.raises(ValueError, match="'zero_gradient_rule'"):
+        GROConfig(zero_gradient_rule="lowest")
+    with pytest.raises(ValueError, match="'kept_epoch'"):
+        GROConfig(kept_epoch="first")
+
+
 def test_swap_loss_by_hand_and_zero_when_a_equals_a_prime():
     target = torch.tensor([[0.0, 0.7, 1.0, 0.4, 0.2]], requires_grad=True)
     loss = swap_loss(target, LIST, torch.tensor([[4, 3]]))
@@ -277,14 +319,32 @@ def _table(rows):
 
 def test_choose_best_lambda_uses_validation_and_the_retention_floor():
     table = _table([["None", "none", None, 1.0, 0.0], ["Reverse", "reverse", None, 0.1, 0.5],
+                    ["GRO 0", "gro", 0.0, 1.0, 0.40],  # the λ = 0 control is never a candidate
                     ["GRO 0.1", "gro", 0.1, 0.99, 0.10], ["GRO 1", "gro", 1.0, 0.96, 0.30],
                     ["GRO 10", "gro", 10.0, 0.80, 0.60]])
-    assert choose_best_lambda(table) == {"lam": 1.0, "constraint_met": True, "retention_valid": 0.96,
-                                         "drop_valid": 0.30}
+    best = choose_best_lambda(table)
+    assert (best["lam"], best["constraint_met"], best["retention_valid"], best["drop_valid"]) == (1.0, True, 0.96, 0.30)
     short = table[table["lam"] != 1.0].copy()
     short.loc[short["lam"] == 0.1, "retention_valid"] = 0.9
     best = choose_best_lambda(short)
-    assert best["lam"] == 0.1 and best["constraint_met"] is False
+    assert best["lam"] is None and best["shown_lam"] == 0.1 and best["constraint_met"] is False
+
+
+def test_choose_best_lambda_reports_no_protective_lambda():
+    """A λ that keeps utility but does not lower the surrogate (or only within the noise) is not chosen."""
+    from recsec_lib.gro import NO_PROTECTIVE_LAMBDA
+
+    table = _table([["GRO 0.1", "gro", 0.1, 0.99, -0.02], ["GRO 1", "gro", 1.0, 0.97, 0.0],
+                    ["GRO 10", "gro", 10.0, 0.50, 0.70]])
+    best = choose_best_lambda(table)
+    assert best["lam"] is None and best["reason"] == NO_PROTECTIVE_LAMBDA and best["constraint_met"] is False
+    assert best["shown_lam"] == 1.0  # the largest validation fall among the λ keeping the floor is shown
+    # A positive fall whose 95% interval holds 0 is noise, not protection.
+    table["surrogate_valid_ndcg10_drop"] = [0.05, 0.08, 0.70]
+    table["surrogate_valid_ndcg10_drop_low"] = [-0.01, -0.03, 0.5]
+    assert choose_best_lambda(table)["reason"] == NO_PROTECTIVE_LAMBDA
+    table.loc[0, "surrogate_valid_ndcg10_drop_low"] = 0.01
+    assert choose_best_lambda(table)["lam"] == 0.1
 
 
 def test_markdown_table():
@@ -528,7 +588,7 @@ def test_patience_keeps_the_best_validating_target_and_stops_early(tmp_path):
         snapshots.append(copy.deepcopy(model.state_dict()))
         return next(scores)
 
-    config = GROConfig(epochs=6, batch_size=16, k=5, positions_per_sequence=3, patience=2)
+    config = GROConfig(epochs=6, batch_size=16, k=5, positions_per_sequence=3, patience=2, kept_epoch="best")
     state = tmp_path / "state.pt"
     result = train_gro(target, student, data.train_sequences(), config, state_path=state, progress=False,
                        validate=validate)
@@ -548,3 +608,22 @@ def test_patience_needs_a_validate_function_and_is_not_negative():
         train_gro(target, student, data.train_sequences(), GROConfig(epochs=1, k=5, patience=1), progress=False)
     with pytest.raises(ValueError, match="'patience'"):
         GROConfig(patience=-1)
+    with pytest.raises(ValueError, match="'kept_epoch'"):
+        train_gro(target, student, data.train_sequences(), GROConfig(epochs=1, k=5, kept_epoch="best"),
+                  progress=False)
+
+
+def test_kept_epoch_last_keeps_the_last_target_even_when_stopping_early():
+    """Scores 0.3, 0.1, 0.1 with patience 2 and kept_epoch "last": stop after epoch 3 and keep epoch 3's weights."""
+    data, target, student = _tiny()
+    scores = iter([0.3, 0.1, 0.1])
+    snapshots = []
+
+    def validate(model):
+        snapshots.append(copy.deepcopy(model.state_dict()))
+        return next(scores)
+
+    config = GROConfig(epochs=5, batch_size=16, k=5, positions_per_sequence=3, patience=2, kept_epoch="last")
+    result = train_gro(target, student, data.train_sequences(), config, progress=False, validate=validate)
+    assert (result.best_epoch, result.stop_reason, len(result.history)) == (3, "early_stop", 3)
+    assert all(torch.equal(v, snapshots[2][k]) for k, v in result.target.state_dict().items())
