@@ -69,9 +69,12 @@ TARGETS = (
     Target("attack_agr10_autoregressive_5k", ">=", 0.70, "attack Agr@10, autoregressive, 5k sequences (Yue et al. .662)"),
     Target("attack_agr1_autoregressive_5k", ">=", 0.45, "attack Agr@1, autoregressive, 5k sequences (Yue et al. .454)"),
     Target("blackbox_queries_per_second", ">=", 2000.0, "black-box queries per second, batched, CPU"),
-    Target("gro_utility_retention", ">=", 0.95, "GRO utility retention (NDCG@10 defended / undefended)"),
-    Target("gro_surrogate_ndcg10_drop", ">=", 0.30, "fall of the surrogate's NDCG@10 under GRO"),
+    Target("gro_utility_retention", ">=", 0.95, "GRO utility retention (NDCG@10 GRO / λ = 0 control)"),
+    Target("gro_surrogate_ndcg10_drop", ">=", 0.30,
+           "fall of the surrogate's NDCG@10 under GRO (vs the λ = 0 control, worst attacker)"),
     Target("gro_epoch_cost_ratio", "<=", 3.0, "GRO epoch cost relative to an undefended epoch"),
+    Target("defense_frontier_target_met", ">=", 1.0,
+           "a defense keeping >= 99% of NDCG@10 with a >= 30% surrogate NDCG@10 (or Agr@10) fall, worst attacker"),
     Target("seat_detection_rate_single_account", ">=", 0.99, "SEAT detection of single-account attacks"),
     Target("seat_false_positive_rate", "<=", 0.001, "SEAT false-positive rate on benign accounts"),
     Target("seat_monitor_queries_per_second", ">=", 5000.0, "SEAT monitor queries per second"),
@@ -134,11 +137,14 @@ def findings(headline: dict, stage_metrics: dict[str, dict]) -> list[str]:
         none, gro = headline["none_agr10"], headline["gro_agr10"]
         moves = (f"falls from {none:.3f} to {gro:.3f}" if gro < none
                  else f"rises from {none:.3f} to {gro:.3f}" if gro > none else f"stays at {gro:.3f}")
-        lines.append(f"Under GRO (λ = {headline.get('gro_best_lambda')}) the attacker's Agr@10 {moves}, "
+        lines.append(f"Under GRO (λ = {headline.get('gro_reported_lambda', headline.get('gro_best_lambda'))}) "
+                     f"the attacker's Agr@10 {moves}, "
                      f"at a utility retention of "
                      f"{headline.get('gro_utility_retention', float('nan')):.1%}.")
     if stage_metrics.get("gro", {}).get("settings"):
         lines.append(gro_training_sentence(stage_metrics["gro"]))
+    if stage_metrics.get("gro", {}).get("frontier"):
+        lines.extend(defense_findings(stage_metrics["gro"]))
     if "seat_accounts_needed" in headline and "volume_cap_accounts_needed" in headline:
         lines.append(f"To stay undetected the attacker needs {_count(headline['seat_accounts_needed'])} accounts "
                      f"against SEAT and {_count(headline['volume_cap_accounts_needed'])} against a volume cap alone.")
@@ -152,6 +158,14 @@ def _count(value) -> str:
     return str(value)
 
 
+def _arm_name(key: str) -> str:
+    """A GRO run's key as the stage wrote it: a bare λ ("0.1", older runs) or an arm name ("gro keep λ=1")."""
+    try:
+        return f"λ={float(key):g}"
+    except ValueError:
+        return key
+
+
 def gro_training_sentence(gro: dict) -> str:
     """How this run's GRO targets were trained: from scratch or fine-tuned, how long, which epoch was kept."""
     settings = gro["settings"]
@@ -162,18 +176,46 @@ def gro_training_sentence(gro: dict) -> str:
     positions = settings.get("positions_per_sequence") or 0
     where = f"the last {positions} positions of each row" if positions else "every position"
     kept = gro.get("gro_kept_epochs") or {}
-    epochs = "; ".join(f"λ={lam}: epoch {row['best_epoch']} of {row['epochs_run']} kept ({row['stop_reason']})"
+    epochs = "; ".join(f"{_arm_name(lam)}: epoch {row['best_epoch']} of {row['epochs_run']} kept ({row['stop_reason']})"
                        for lam, row in kept.items())
     most = settings.get("epochs")
     return (f"GRO targets were {how} ({span}, at most {most} epoch{'' if most == 1 else 's'}; student and swap loss on "
             f"{where})" + (f": {epochs}." if epochs else "."))
 
 
+def defense_findings(gro: dict) -> list[str]:
+    """One line per defense, leading with whether it protects (95% interval of the fall above 0) against its worst
+    attacker and at what utility cost; then the λ choice per zero-gradient rule and the frontier target."""
+    lines = [f"Defenses ({gro.get('scale', 'scale not recorded')}); each against its worst attacker, "
+             "falls with 95% intervals over test users and attack seeds:"]
+    for row in gro["frontier"]:
+        if row["verdict"] == "reference":
+            continue
+        lines.append(f"{row['defense']}: {row['verdict'].upper()} — surrogate NDCG@10 fall "
+                     f"{row['surrogate NDCG@10 fall % [95% CI]']} %, Agr@10 fall {row['Agr@10 fall % [95% CI]']} % "
+                     f"({row['worst attacker']} attacker), NDCG@10 kept {row['retention % [95% CI]']} % "
+                     f"of {row['compared with']}; served top-10 lists holding the most-promoted item "
+                     f"{row['promoted-item share %']:.1f} %.")
+    for rule, choice in (gro.get("lambda_choices") or {}).items():
+        chosen = (f"λ = {choice['lam']:g} chosen on validation" if choice.get("lam") is not None
+                  else f"{choice.get('reason', 'no λ chosen')} on validation (figures shown for "
+                       f"λ = {choice.get('shown_lam')})")
+        lines.append(f"GRO, zero-gradient rule {rule}: {chosen}.")
+    best = gro.get("frontier_best") or {}
+    status = "met" if best.get("target_met") else "MISSED"
+    lines.append(f"Frontier target (>= 99% of NDCG@10 kept, >= 30% fall): {status}; best defense keeping 99%: "
+                 f"{best.get('arm') or 'none'}" + (f" ({best['measure']} fall {best['fall']:.1%}, "
+                                                   f"interval low {best['fall_low']:.1%})" if best.get("arm") else "")
+                 + ".")
+    return lines
+
+
 # Tables the stages save, shown in the report in this order: (stage, file, title).
 STAGE_TABLES = (
     ("attack", "budget_curve.csv", "Attack fidelity per budget and generator"),
     ("attack", "architectures.csv", "Attack: target × surrogate architectures"),
-    ("gro", "defenses.csv", "Defenses: None, Random, Reverse and GRO per λ"),
+    ("gro", "defenses.csv", "Defense frontier: every defense at its worst attacker (95% intervals)"),
+    ("gro", "gro_arms.csv", "GRO arms: both zero-gradient rules and the λ = 0 control, every attacker"),
     ("seat", "single_account.csv", "SEAT: single-account attacks"),
     ("seat", "fpr_by_form.csv", "SEAT: false positives per benign form (held-out accounts)"),
     ("seat", "accounts_needed.csv", "Accounts an attacker needs to stay undetected, per detector"),
