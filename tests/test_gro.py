@@ -485,6 +485,34 @@ def test_settings_profiles_and_overrides():
         cpu.with_overrides(lamda=1)
     with pytest.raises(ValueError, match="'profile'"):
         stage.Settings.for_profile("huge")
+    assert cpu.with_overrides(zero_gradient_rules="keep", served_ks="10,20").served_ks == (10, 20)
+    assert cpu.with_overrides(zero_gradient_rules="keep").zero_gradient_rules == ("keep",)
+    with pytest.raises(ValueError, match="'zero_gradient_rules'"):
+        cpu.with_overrides(zero_gradient_rules="first")
+    with pytest.raises(ValueError, match="'attack_generators'"):
+        cpu.with_overrides(attack_generators="greedy")
+    with pytest.raises(ValueError, match="'served_ks'"):
+        cpu.with_overrides(served_ks="a")
+    with pytest.raises(ValueError, match="'kept_epoch'"):
+        cpu.with_overrides(kept_epoch="first")
+
+
+def test_arms_hold_the_control_both_rules_output_defenses_and_combinations():
+    from recsec_lib.stages import gro as stage
+
+    arms = {arm.label: arm for arm in stage.build_arms(stage.Settings.for_profile("full"))}
+    assert list(arms)[:3] == ["None", "Random", "Reverse"]
+    assert {"top-10 only", "top-20 only", "top-50 only", "top-10 exact, tail shuffled", "top-10 exact, tail reversed",
+            "top-10 exact, tail resampled"} <= set(arms)
+    control = arms["GRO λ=0 (control)"]
+    assert (control.lam, control.reference, control.family) == (0.0, "None", "gro-control")
+    for rule in ("keep", "lowest_index"):
+        for lam in (0.001, 0.01, 0.1, 1, 10):
+            arm = arms[f"GRO {rule} λ={lam:g}"]
+            assert (arm.rule, arm.reference, arm.output.kind) == (rule, control.label, "none")
+        combo = arms[f"GRO {rule} λ=1 + top-10 exact, tail shuffled"]
+        assert (combo.family, combo.model, combo.reference) == ("combo", f"gro {rule} λ=1", control.label)
+    assert all(arm.reference == "None" for arm in arms.values() if arm.family in ("paper", "output"))
 
 
 def _cli(*argv):
