@@ -61,11 +61,11 @@ max_batches_per_epoch: int = -1  # GRO batches per epoch; 0 means all, -1 the pr
 student_warmup_batches: int = -1  # batches that train only the student before GRO starts; -1 means the profile value
 from_scratch: str = ""  # yes: train from scratch (as the authors on ML-1M); no: fine-tune; empty: the profile value
 patience: int = -1  # GRO epochs without a better validation NDCG@10 before stopping; 0 runs every epoch; -1 means the profile value
-kept_epoch: str = ""  # best: the best-validating epoch's target; last: the last one (the authors' code); empty: the profile value
-zero_gradient_rules: str = ""  # keep,lowest_index (the authors' code); empty means the profile value
-attack_seeds: int = 0  # attack seeds per generator (every protection figure's interval spans them); 0 means the profile value
+kept_epoch: str = ""  # best: the best-validating epoch; last: the last one (as the authors); empty means the profile value
+zero_gradient_rules: str = ""  # keep,lowest_index (lowest_index is the authors code); empty means the profile value
+attack_seeds: int = 0  # attack seeds per generator (every protection interval spans them); 0 means the profile value
 attack_generators: str = ""  # autoregressive,random; empty means the profile value
-served_ks: str = ""  # "serve only the top K'" arms, e.g. 10,20,50; empty means the profile value
+served_ks: str = ""  # list lengths of the serve-only-the-top arms, e.g. 10,20,50; empty means the profile value
 
 # %%
 ctx = StudyContext(run_dir=Path(run_dir), dataset=dataset, data_dir=Path(data_dir), mirror=mirror or None,
