@@ -360,7 +360,8 @@ def verdict(low: float, high: float, is_reference: bool = False) -> str:
 GRO_ARM_COLUMNS = {
     "arm": "arm", "rule": "zero-gradient rule", "lam": "λ", "attacker": "attacker", "generator": "generator",
     "seeds": "seeds", "target_test_hr10": "target HR@10", "target_test_ndcg10": "target NDCG@10",
-    "target_test_hr10_unfiltered": "target HR@10 unfiltered", "target_test_ndcg10_unfiltered": "target NDCG@10 unfiltered",
+    "target_test_hr10_unfiltered": "target HR@10 unfiltered",
+    "target_test_ndcg10_unfiltered": "target NDCG@10 unfiltered",
     "surrogate_test_hr10": "surrogate HR@10", "surrogate_test_ndcg10": "surrogate NDCG@10",
     "surrogate_test_hr10_unfiltered": "surrogate HR@10 unfiltered",
     "surrogate_test_ndcg10_unfiltered": "surrogate NDCG@10 unfiltered", "agr10_test": "Agr@10",

@@ -298,7 +298,8 @@ def run(ctx: StudyContext, settings: Settings) -> dict:
                 save_checkpoint(out / surrogate_checkpoint_name(arm.lam, settings.method, arm.rule), surrogate,
                                 settings.target_model, dataset,
                                 metrics={"lam": arm.lam, "rule": arm.rule, "method": settings.method,
-                                         "defense": arm.label, "attack_generator": generator, "attack_seed": attack_seed,
+                                         "defense": arm.label, "attack_generator": generator,
+                                         "attack_seed": attack_seed,
                                          "extracted_from": checkpoint_name(arm.lam, settings.method, arm.rule),
                                          "attack_sequences": settings.attack_sequences,
                                          "attack_seq_len": settings.attack_seq_len})
@@ -334,8 +335,9 @@ def run(ctx: StudyContext, settings: Settings) -> dict:
         "scale": scale,
         "settings": asdict(settings),
         "lambda_choice": ("per zero-gradient rule: the largest fall of the surrogate's VALIDATION NDCG@10 whose 95% "
-                          f"interval is above 0, among the λ whose VALIDATION retention >= {settings.min_retention:.0%}"
-                          "; 'no protective λ' when none; test figures reported, worst attacker"),
+                          "interval is above 0, among the λ whose VALIDATION retention >= "
+                          f"{settings.min_retention:.0%}; 'no protective λ' when none; test figures reported, "
+                          "worst attacker"),
         "best": choices.get("keep", next(iter(choices.values()))),
         "lambda_choices": choices,
         "frontier_best": best,
