@@ -68,7 +68,7 @@ from recsec_lib.defense_frontier import (UNDEFENDED, Arm, AttackPlan, FrontierTa
 from recsec_lib.gro import checkpoint_name, choose_best_lambda, surrogate_checkpoint_name, train_defended_targets
 from recsec_lib.gro_loss import ZERO_GRADIENT_RULES
 from recsec_lib.gro_training import KEPT_EPOCHS, GROConfig, fresh_like, time_one_epoch
-from recsec_lib.output_defenses import OutputDefense, parse_output_defense
+from recsec_lib.output_defenses import OutputDefense
 from recsec_lib.sequences import training_windows
 from recsec_lib.stages.context import StudyContext
 from recsec_lib.surrogate import SurrogateSettings
