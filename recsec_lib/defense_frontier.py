@@ -433,6 +433,11 @@ def best_frontier_arm(table: pd.DataFrame, target: FrontierTarget = FrontierTarg
     return best
 
 
+def read_frontier_rows(path: str | os.PathLike) -> pd.DataFrame:
+    """frontier_all.csv as written: the arm called "None" stays the text "None" (pandas would read it as missing)."""
+    return pd.read_csv(path, keep_default_na=False, na_values=[""])
+
+
 def save_frontier_tables(table: pd.DataFrame, out_dir: str | os.PathLike) -> dict[str, Path]:
     """frontier_all.csv (every attacker row), frontier.md (worst attacker per arm), gro_arms.csv|md."""
     out_dir = Path(out_dir)
