@@ -484,8 +484,12 @@ def plot_frontier(table: pd.DataFrame, path: str | os.PathLike, target: Frontier
                     color="tab:green", alpha=0.12, label=f"target: ≥{target.min_retention:.0%} kept, "
                                                          f"≥{target.min_fall:.0%} fall")
     ax.set_xlabel("utility kept: served NDCG@10, % of the reference arm (test)")
-    ax.set_ylabel("protection: fall of the surrogate's NDCG@10, %\n(worst attacker, 95% CI)")
-    ax.set_title(title or "Defense frontier (upper right is better)")
+    bottom = ax.get_ylim()[0]
+    clipped = bottom < -100  # a fall below -100% is a surrogate twice as good: show the axis to there only
+    ax.set_ylim(bottom=max(bottom, -100))
+    ax.set_ylabel("protection: fall of the surrogate's NDCG@10, %\n(worst attacker, 95% CI"
+                  + (", clipped at -100%)" if clipped else ")"))
+    ax.set_title(title or "Defense frontier (upper right is better)", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()

@@ -317,7 +317,7 @@ def run(ctx: StudyContext, settings: Settings) -> dict:
         runs.write_text_atomic(out / "defenses.csv", frontier.to_csv(index=False))
         runs.write_text_atomic(out / "defenses.md", (out / "frontier.md").read_text(encoding="utf-8"))
         scale = scale_sentence(ctx.profile, settings)
-        plot_frontier(table, out / "frontier.png", title=f"Defense frontier ({scale})")
+        plot_frontier(table, out / "frontier.png", title=f"Defense frontier (upper right is better)\n{scale}")
 
     choices = {rule: choose_best_lambda(table[(table["rule"] == rule) & (table["family"] == "gro")],
                                         settings.min_retention) for rule in settings.zero_gradient_rules}
