@@ -9,28 +9,31 @@
 # ---
 
 # %% [markdown]
-# # 04 · The GRO defense against model extraction
+# # 04 · Defenses against model extraction: GRO and the output-defense frontier
 # GRO (Zhang et al., WSDM 2024) retrains the target recommender together with a *student* that imitates its
 # top-100 lists with the attack's margin loss; a swap loss pushes the target towards the rankings that would teach
-# the student worst (L = L_target + L_student + λ·L_swap). This stage trains one defended SASRec per λ from the
-# undefended target of the train stage, then attacks None, Random (shuffled lists), Reverse (reversed lists) and
-# every GRO target with the same attack (generator and budget) and reports, per defense, the target's utility as
-# served (HR@10/NDCG@10 of the returned list, seen items filtered; retention = defended / undefended NDCG@10) and
-# the protection (the surrogate's HR@10/NDCG@10 and its Agr@10 with the undefended target). λ is chosen on
-# validation figures only; test figures are reported. It writes `gro/defenses.csv|md`,
-# `gro/utility_vs_protection.png`, one checkpoint per λ and `gro/metrics.json`.
+# the student worst (L = L_target + L_student + λ·L_swap). Where the student's gradient g_i is exactly 0 (most
+# entries once it has learnt the lists) the swap matrix needs a rule: **keep** the listed item (GRO then goes
+# idle) or **lowest_index**, the authors' code, whose argmax over a row of ties sends it to item 1 (one fixed item is
+# promoted into the served lists). This stage trains both, plus the honest **control**: λ = 0 through the same loop
+# (same optimiser, epochs and kept-epoch rule), against which every GRO arm is compared.
 #
-# The **cpu** profile is reduced to fit two CPU cores: the trained target is fine-tuned for a quarter of an epoch
-# (12 batches) at λ ∈ {0.1, 0.3, 1}, the student and swap loss use the last 20 positions of each sequence, and the attack
-# has 1,000 autoregressive sequences of length 200 (the paper: 5,000), at most 100 s of surrogate training each. The **full** profile uses the
-# paper's settings (from scratch, every position, λ ∈ {0.001, 0.01, 0.1, 1, 10}).
+# Users see the top 10, the attacker receives the top 100, so the stage also puts **output defenses** on one
+# frontier: serving only the top K', keeping the top 10 exact and shuffling / resampling ranks 11..100, the paper's
+# Random and Reverse, and GRO combined with a tail perturbation. Each arm faces every attacker the stage has (attack
+# seeds × generators, and an attacker who knows the defense: it trains on the exact top 10 only, or reads a reversed
+# list backwards); an arm's protection is its **worst** attacker's. Every fall carries a 95% interval (bootstrap over
+# test users and attack seeds); a fall whose interval holds 0 is reported as **no effect**. λ is chosen on validation
+# only, and "no protective λ" is said when no λ lowers the surrogate beyond the noise.
 #
-# Read the cpu profile's GRO rows with care: after 12 batches the defended target has not yet recovered from the
-# swap loss, so part of what looks like protection is lost utility. `benchmarks/gro_finetune_tradeoff.py`
-# fine-tunes for whole epochs and attacks after each; `-p from_scratch yes -p max_batches_per_epoch 0 -p epochs 200`
-# trains as the authors do on ML-1M (about an hour per λ on 2 cores). Every GRO target is early-stopped on its
-# validation NDCG@10 (patience 10 epochs, the rule that trained the undefended target; `-p patience 0` keeps the
-# last epoch, as the authors' code does) and learns from the same training rows as the undefended target.
+# **Scale.** The cpu profile is a REDUCED-SCALE check on two CPU cores: the trained SASRec is fine-tuned for one
+# whole epoch per GRO arm (λ = 0 control and λ = 1 per rule), student and swap loss on the last 10 positions, and
+# each attack is 200 autoregressive sequences of length 100 (the paper: 5,000 × 200) with at most 10 s of surrogate
+# training, 3 seeds, and no GRO + tail combinations. At that scale the attack itself is weak (surrogate NDCG@10 about
+# .03, Agr@10 about .12 on ML-1M, with a wide spread over seeds), so only large falls can be told from noise. The
+# full profile is the paper's design (from scratch, every position, λ ∈ {0.001 … 10} for both
+# rules, 5,000 × 200 queries, both generators, every output defense); `-p target_model bert4rec` runs it on a
+# BERT4Rec target, student and surrogate as the authors do. The exact scale of this run is printed below.
 
 # %%
 from pathlib import Path
@@ -61,7 +64,12 @@ attack_sequences: int = 0  # attack budget in synthetic sequences; 0 means the p
 max_batches_per_epoch: int = -1  # GRO batches per epoch; 0 means all, -1 the profile value
 student_warmup_batches: int = -1  # batches that train only the student before GRO starts; -1 means the profile value
 from_scratch: str = ""  # yes: train from scratch (as the authors on ML-1M); no: fine-tune; empty: the profile value
-patience: int = -1  # GRO epochs without a better validation NDCG@10 before stopping (best kept); 0 keeps the last; -1 means the profile value
+patience: int = -1  # GRO epochs without a better validation NDCG@10 before stopping; 0 runs every epoch; -1 means the profile value
+kept_epoch: str = ""  # best: the best-validating epoch; last: the last one (as the authors); empty: the profile value
+zero_gradient_rules: str = ""  # keep,lowest_index (lowest_index is the authors code); empty means the profile value
+attack_seeds: int = 0  # attack seeds per generator (every protection interval spans them); 0 means the profile value
+attack_generators: str = ""  # autoregressive,random; empty means the profile value
+served_ks: str = ""  # list lengths of the serve-only-the-top arms, e.g. 10,20,50; empty means the profile value
 
 # %%
 ctx = StudyContext(run_dir=Path(run_dir), dataset=dataset, data_dir=Path(data_dir), mirror=mirror or None,
@@ -72,56 +80,63 @@ settings = stage.Settings.for_profile(profile).with_overrides(
     attack_sequences=attack_sequences or None,
     max_batches_per_epoch=max_batches_per_epoch if max_batches_per_epoch >= 0 else None,
     student_warmup_batches=student_warmup_batches if student_warmup_batches >= 0 else None,
-    from_scratch=from_scratch or None, patience=patience if patience >= 0 else None)
+    from_scratch=from_scratch or None, patience=patience if patience >= 0 else None, kept_epoch=kept_epoch or None,
+    zero_gradient_rules=zero_gradient_rules or None, attack_seeds=attack_seeds or None,
+    attack_generators=attack_generators or None, served_ks=served_ks or None)
 metrics = run_cached(stage, ctx, settings)  # reuses an identical earlier result unless force
 
 # %% [markdown]
 # ## Results
-# Test figures in percent, one row per defense (the paper's table layout). "best λ" marks the λ chosen on
-# validation: the largest fall of the surrogate's validation NDCG@10 with validation retention >= 95%.
+# The scale this run measured at, the λ chosen per zero-gradient rule (validation only), and the headline: the
+# protection figures are the worst attacker's.
 
 # %%
+from IPython.display import Image, display
+
+from recsec_lib.gro.frontier import frontier_table, gro_arms_table, read_frontier_rows
+
 out = Path(run_dir) / "gro"
+print(metrics["scale"])
 print(metrics["lambda_choice"])
-print({key: metrics.get(key) for key in ("gro_best_lambda", "gro_constraint_met", "gro_utility_retention",
-                                         "gro_surrogate_ndcg10_drop", "gro_agr10", "none_agr10",
-                                         "gro_epoch_cost_ratio")})
-table = read_table(out / "defenses.csv")  # keeps the row named "None" (pandas would read NaN)
-paper = table[["defense", "target_test_hr10", "target_test_ndcg10", "retention_test", "surrogate_test_hr10",
-               "surrogate_test_ndcg10", "surrogate_test_ndcg10_drop", "agr10_test"]].copy()
-paper.iloc[:, 1:] = (100 * paper.iloc[:, 1:]).round(2)
-paper
+print(metrics["lambda_choices"])
+{key: value for key, value in metrics.items() if key.startswith(("gro_", "none_", "defense_frontier"))
+ and key not in ("gro_histories", "gro_kept_epochs")}
 
 # %% [markdown]
-# Validation figures (what chose λ):
+# ## The defense frontier
+# One point per defense at its worst attacker: right = more of the users' NDCG@10 kept (against the arm the defense
+# is compared with), up = a larger fall of the surrogate's NDCG@10; bars are 95% intervals. The green corner is the
+# target (≥ 99% kept, ≥ 30% fall). The table gives the same rows with the Agr@10 fall and the share of served top-10
+# lists holding the most-promoted item.
 
 # %%
-table[["defense", "target_valid_ndcg10", "retention_valid", "surrogate_valid_ndcg10",
-       "surrogate_valid_ndcg10_drop", "agr10_valid"]].round(4)
+rows = read_frontier_rows(out / "frontier_all.csv")
+display(Image(filename=str(out / "frontier.png")))
+frontier_table(rows)
 
 # %% [markdown]
-# ## Utility against protection
-# One point per defense and λ: right = more of the target's NDCG@10 kept, up = larger fall of the surrogate's
-# NDCG@10. The dotted line is the 95% retention floor.
+# ## GRO arms: both zero-gradient rules against the λ = 0 control
+# Test figures in %, seen items filtered and unfiltered (GRO's paper ranks all items without filtering), every
+# attacker; the falls are against the control.
 
 # %%
-plots.utility_vs_protection(table)
+gro_arms_table(rows)
 
 # %% [markdown]
 # ## GRO training: the three loss terms per epoch
-# `valid_score` is the target's validation NDCG@10 after the epoch (early stopping keeps the best epoch's target).
+# `valid_score` is the target's validation NDCG@10 after the epoch; `zero_gradient_share` is the share of the
+# student's listed-score gradients that are exactly 0 (where the zero-gradient rule decides the swap).
 
 # %%
-rows = [{"λ": lam, **row} for lam, history in metrics["gro_histories"].items() for row in history]
-pd.DataFrame(rows)
+pd.DataFrame([{"arm": arm, **row} for arm, history in metrics["gro_histories"].items() for row in history])
 
 # %%
 # The epoch whose target was kept, of how many, and why training stopped (older runs did not record it).
-pd.DataFrame([{"λ": lam, **kept} for lam, kept in metrics.get("gro_kept_epochs", {}).items()])
+pd.DataFrame([{"arm": arm, **kept} for arm, kept in metrics.get("gro_kept_epochs", {}).items()])
 
 # %% [markdown]
 # Cost: a GRO epoch against an undefended epoch of the same loop, measured in this run.
 
 # %%
-pd.DataFrame([{"GRO epoch s": metrics["gro_epoch_seconds"], "undefended epoch s": metrics["undefended_epoch_seconds"],
+pd.DataFrame([{"GRO s/batch": metrics["gro_batch_seconds"], "undefended s/batch": metrics["undefended_batch_seconds"],
                "ratio": metrics["gro_epoch_cost_ratio"]}])

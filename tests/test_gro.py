@@ -116,6 +116,48 @@ def test_zero_gradient_row_keeps_its_item_and_disallowed_items_are_never_chosen(
     assert adversarial_swap_matrix(swap_gradient(g, STUDENT), LIST, allowed).argmax(2).tolist() == [[2, 2]]
 
 
+# The zero-gradient rule on a 3-rank list over the same 4 items, g given by hand:
+#   rank 0: item 2, g = 0   -> keep: item 2 (no swap);     lowest_index: item 1 (the authors' argmax over ties)
+#   rank 1: item 1, g = -1  -> the student's worst allowed item, 4, under both rules
+#   rank 2: item 3, g = +1  -> the student's best item is item 3 itself: kept under both rules
+RULE_LIST = torch.tensor([[2, 1, 3]])
+RULE_GRAD = torch.tensor([[0.0, -1.0, 1.0]])
+
+
+@pytest.mark.parametrize("rule, expected", [("keep", [[2, 4, 3]]), ("lowest_index", [[1, 4, 3]])])
+def test_zero_gradient_rule_by_hand(rule, expected):
+    items = adversarial_items(RULE_GRAD, STUDENT, RULE_LIST, zero_gradient_rule=rule)
+    assert items.tolist() == expected
+    explicit = adversarial_swap_matrix(swap_gradient(RULE_GRAD, STUDENT), RULE_LIST, zero_gradient_rule=rule)
+    assert explicit.argmax(dim=2).tolist() == expected  # the explicit k×C path agrees
+    with pytest.raises(ValueError, match="'zero_gradient_rule'"):
+        adversarial_items(RULE_GRAD, STUDENT, RULE_LIST, zero_gradient_rule="first")
+
+
+def test_lowest_index_rule_pushes_item_one_up_and_keep_leaves_zero_rows_idle():
+    """L_swap's gradient on the target: under "lowest_index" a zero row raises item 1; under "keep" it does nothing."""
+    target = torch.tensor([[0.0, 0.1, 0.5, 0.4, 0.3]], requires_grad=True)
+    grads = {}
+    for rule in ("keep", "lowest_index"):
+        adversarial = adversarial_items(RULE_GRAD[:, :1], STUDENT, RULE_LIST[:, :1], zero_gradient_rule=rule)
+        target.grad = None
+        swap_loss(target, RULE_LIST[:, :1], adversarial).backward()
+        grads[rule] = target.grad.clone()
+    assert torch.equal(grads["keep"], torch.zeros_like(target))  # relu(s[2] - s[2] + 0) = 0: idle
+    assert grads["lowest_index"][0, 1] < 0 < grads["lowest_index"][0, 2]  # descent raises item 1, lowers item 2
+
+
+def test_train_gro_records_the_zero_gradient_share_and_checks_the_rule():
+    data, target, student = _tiny()
+    config = GROConfig(epochs=1, batch_size=16, k=5, positions_per_sequence=3, zero_gradient_rule="lowest_index")
+    result = train_gro(target, student, data.train_sequences(), config, progress=False)
+    assert 0.0 <= result.history[0]["zero_gradient_share"] <= 1.0 and result.history[0]["batches"] >= 1
+    with pytest.raises(ValueError, match="'zero_gradient_rule'"):
+        GROConfig(zero_gradient_rule="lowest")
+    with pytest.raises(ValueError, match="'kept_epoch'"):
+        GROConfig(kept_epoch="first")
+
+
 def test_swap_loss_by_hand_and_zero_when_a_equals_a_prime():
     target = torch.tensor([[0.0, 0.7, 1.0, 0.4, 0.2]], requires_grad=True)
     loss = swap_loss(target, LIST, torch.tensor([[4, 3]]))
@@ -277,14 +319,32 @@ def _table(rows):
 
 def test_choose_best_lambda_uses_validation_and_the_retention_floor():
     table = _table([["None", "none", None, 1.0, 0.0], ["Reverse", "reverse", None, 0.1, 0.5],
+                    ["GRO 0", "gro", 0.0, 1.0, 0.40],  # the λ = 0 control is never a candidate
                     ["GRO 0.1", "gro", 0.1, 0.99, 0.10], ["GRO 1", "gro", 1.0, 0.96, 0.30],
                     ["GRO 10", "gro", 10.0, 0.80, 0.60]])
-    assert choose_best_lambda(table) == {"lam": 1.0, "constraint_met": True, "retention_valid": 0.96,
-                                         "drop_valid": 0.30}
+    best = choose_best_lambda(table)
+    assert (best["lam"], best["constraint_met"], best["retention_valid"], best["drop_valid"]) == (1.0, True, 0.96, 0.30)
     short = table[table["lam"] != 1.0].copy()
     short.loc[short["lam"] == 0.1, "retention_valid"] = 0.9
     best = choose_best_lambda(short)
-    assert best["lam"] == 0.1 and best["constraint_met"] is False
+    assert best["lam"] is None and best["shown_lam"] == 0.1 and best["constraint_met"] is False
+
+
+def test_choose_best_lambda_reports_no_protective_lambda():
+    """A λ that keeps utility but does not lower the surrogate (or only within the noise) is not chosen."""
+    from recsec_lib.gro.defenses import NO_PROTECTIVE_LAMBDA
+
+    table = _table([["GRO 0.1", "gro", 0.1, 0.99, -0.02], ["GRO 1", "gro", 1.0, 0.97, 0.0],
+                    ["GRO 10", "gro", 10.0, 0.50, 0.70]])
+    best = choose_best_lambda(table)
+    assert best["lam"] is None and best["reason"] == NO_PROTECTIVE_LAMBDA and best["constraint_met"] is False
+    assert best["shown_lam"] == 1.0  # the largest validation fall among the λ keeping the floor is shown
+    # A positive fall whose 95% interval holds 0 is noise, not protection.
+    table["surrogate_valid_ndcg10_drop"] = [0.05, 0.08, 0.70]
+    table["surrogate_valid_ndcg10_drop_low"] = [-0.01, -0.03, 0.5]
+    assert choose_best_lambda(table)["reason"] == NO_PROTECTIVE_LAMBDA
+    table.loc[0, "surrogate_valid_ndcg10_drop_low"] = 0.01
+    assert choose_best_lambda(table)["lam"] == 0.1
 
 
 def test_markdown_table():
@@ -342,7 +402,7 @@ def trained_run(tmp_path_factory):
     return root, path
 
 
-def test_stage_smoke_writes_tables_plot_checkpoints_and_headline(trained_run):
+def test_stage_smoke_writes_frontier_gro_arms_checkpoints_and_headline(trained_run):
     from recsec_lib.study import runs
     from recsec_lib.recommend.checkpoints import load_checkpoint
     from recsec_lib.study.stages import gro as stage
@@ -357,24 +417,38 @@ def test_stage_smoke_writes_tables_plot_checkpoints_and_headline(trained_run):
                                                                   surrogate_epochs=2)
     metrics = stage.run(ctx, settings)
     out = run_dir / "gro"
-    for name in ("defenses.csv", "defenses.md", "utility_vs_protection.png", "gro_lam1.pt", "metrics.json"):
+    for name in ("defenses.csv", "defenses.md", "frontier.png", "frontier_all.csv", "gro_arms.csv", "gro_arms.md",
+                 "gro_lam0.pt", "gro_lam1.pt", "gro_lowestindex_lam1.pt", "metrics.json"):
         assert (out / name).is_file(), name
     headline = runs.read_json(run_dir / "headline.json")
-    for key in ("gro_best_lambda", "gro_utility_retention", "gro_surrogate_ndcg10_drop", "gro_agr10", "none_agr10",
-                "gro_epoch_cost_ratio"):
-        assert key in headline and key in metrics
-    assert metrics["gro_best_lambda"] == 1.0 and metrics["wall_seconds"] > 0 and metrics["peak_memory_mb"] > 0
-    assert [row["defense"] for row in metrics["defenses"]] == ["None", "Random", "Reverse", "GRO λ=1"]
-    # The surrogate stolen from the defended box is kept for the report, and named in the metrics.
-    assert metrics["artefacts"]["surrogates"] == ["surrogate_gro_lam1.pt"]
-    assert metrics["artefacts"]["best_surrogate"] == "surrogate_gro_lam1.pt"
+    for key in ("gro_protective_lambda_found", "gro_utility_retention", "gro_surrogate_ndcg10_drop",
+                "gro_surrogate_ndcg10_drop_low", "gro_agr10", "none_agr10", "gro_control_agr10",
+                "gro_lowest_index_surrogate_ndcg10_drop", "gro_lowest_index_promoted_item_share",
+                "gro_epoch_cost_ratio", "defense_frontier_target_met", "defense_frontier_best"):
+        assert key in headline and key in metrics, key
+    assert metrics["wall_seconds"] > 0 and metrics["peak_memory_mb"] > 0
+    frontier = [row["defense"] for row in metrics["frontier"]]
+    assert frontier[:3] == ["None", "Random", "Reverse"] and "GRO λ=0 (control)" in frontier
+    assert {"GRO keep λ=1", "GRO lowest_index λ=1", "top-5 only"} <= set(frontier)
+    # Every protection figure comes from 3 attack seeds and carries an interval; GRO is compared with the control.
+    rows = metrics["defenses"]
+    assert all(row["seeds"] == 3 and row["surrogate_test_ndcg10_drop_low"] <= row["surrogate_test_ndcg10_drop"]
+               <= row["surrogate_test_ndcg10_drop_high"] for row in rows)
+    assert {row["reference"] for row in rows if row["family"] == "gro"} == {"GRO λ=0 (control)"}
+    # The knowing attacker of Reverse reads the lists backwards: it gets the None attack back exactly.
+    reverse = next(row for row in rows if row["arm"] == "Reverse" and row["attacker"] == "knowing")
+    assert reverse["surrogate_test_ndcg10_drop"] == pytest.approx(0.0, abs=1e-12) and reverse["worst"]
+    # The surrogate stolen from each GRO box is kept for the report, and named in the metrics.
+    assert metrics["artefacts"]["surrogates"] == ["surrogate_gro_lam1.pt", "surrogate_gro_lowestindex_lam1.pt"]
     stolen = load_checkpoint(out / "surrogate_gro_lam1.pt", dataset=ctx.load_dataset())
     assert stolen.model_name == "sasrec" and stolen.metrics["extracted_from"] == "gro_lam1.pt"
-    # The smoke profile early-stops on validation (patience 2); one epoch was run and kept. The target checkpoint
-    # has no training record, so GRO trains on the newest window of each history, as such targets were trained.
-    assert metrics["gro_kept_epochs"]["1"] == {"best_epoch": 1, "epochs_run": 1, "stop_reason": "epochs"}
-    assert "valid_score" in metrics["gro_histories"]["1"][0]
+    # The smoke profile keeps the best-validating epoch (patience 2); one epoch was run and kept. The target
+    # checkpoint has no training record, so GRO trains on the newest window of each history.
+    assert metrics["gro_kept_epochs"]["gro keep λ=1"] == {"best_epoch": 1, "epochs_run": 1, "stop_reason": "epochs"}
+    assert "valid_score" in metrics["gro_histories"]["gro keep λ=1"][0]
+    assert "zero_gradient_share" in metrics["gro_histories"]["gro lowest_index λ=1"][0]
     assert metrics["training_windows"] == "newest"
+    assert "smoke profile" in metrics["scale"]
 
 
 def test_gro_trains_on_the_windows_the_target_was_trained_on(tmp_path):
@@ -411,6 +485,34 @@ def test_settings_profiles_and_overrides():
         cpu.with_overrides(lamda=1)
     with pytest.raises(ValueError, match="'profile'"):
         stage.Settings.for_profile("huge")
+    assert cpu.with_overrides(zero_gradient_rules="keep", served_ks="10,20").served_ks == (10, 20)
+    assert cpu.with_overrides(zero_gradient_rules="keep").zero_gradient_rules == ("keep",)
+    with pytest.raises(ValueError, match="'zero_gradient_rules'"):
+        cpu.with_overrides(zero_gradient_rules="first")
+    with pytest.raises(ValueError, match="'attack_generators'"):
+        cpu.with_overrides(attack_generators="greedy")
+    with pytest.raises(ValueError, match="'served_ks'"):
+        cpu.with_overrides(served_ks="a")
+    with pytest.raises(ValueError, match="'kept_epoch'"):
+        cpu.with_overrides(kept_epoch="first")
+
+
+def test_arms_hold_the_control_both_rules_output_defenses_and_combinations():
+    from recsec_lib.study.stages import gro as stage
+
+    arms = {arm.label: arm for arm in stage.build_arms(stage.Settings.for_profile("full"))}
+    assert list(arms)[:3] == ["None", "Random", "Reverse"]
+    assert {"top-10 only", "top-20 only", "top-50 only", "top-10 exact, tail shuffled", "top-10 exact, tail reversed",
+            "top-10 exact, tail resampled"} <= set(arms)
+    control = arms["GRO λ=0 (control)"]
+    assert (control.lam, control.reference, control.family) == (0.0, "None", "gro-control")
+    for rule in ("keep", "lowest_index"):
+        for lam in (0.001, 0.01, 0.1, 1, 10):
+            arm = arms[f"GRO {rule} λ={lam:g}"]
+            assert (arm.rule, arm.reference, arm.output.kind) == (rule, control.label, "none")
+        combo = arms[f"GRO {rule} λ=1 + top-10 exact, tail shuffled"]
+        assert (combo.family, combo.model, combo.reference) == ("combo", f"gro {rule} λ=1", control.label)
+    assert all(arm.reference == "None" for arm in arms.values() if arm.family in ("paper", "output"))
 
 
 def _cli(*argv):
@@ -514,7 +616,7 @@ def test_patience_keeps_the_best_validating_target_and_stops_early(tmp_path):
         snapshots.append(copy.deepcopy(model.state_dict()))
         return next(scores)
 
-    config = GROConfig(epochs=6, batch_size=16, k=5, positions_per_sequence=3, patience=2)
+    config = GROConfig(epochs=6, batch_size=16, k=5, positions_per_sequence=3, patience=2, kept_epoch="best")
     state = tmp_path / "state.pt"
     result = train_gro(target, student, data.train_sequences(), config, state_path=state, progress=False,
                        validate=validate)
@@ -534,3 +636,22 @@ def test_patience_needs_a_validate_function_and_is_not_negative():
         train_gro(target, student, data.train_sequences(), GROConfig(epochs=1, k=5, patience=1), progress=False)
     with pytest.raises(ValueError, match="'patience'"):
         GROConfig(patience=-1)
+    with pytest.raises(ValueError, match="'kept_epoch'"):
+        train_gro(target, student, data.train_sequences(), GROConfig(epochs=1, k=5, kept_epoch="best"),
+                  progress=False)
+
+
+def test_kept_epoch_last_keeps_the_last_target_even_when_stopping_early():
+    """Scores 0.3, 0.1, 0.1 with patience 2 and kept_epoch "last": stop after epoch 3 and keep epoch 3's weights."""
+    data, target, student = _tiny()
+    scores = iter([0.3, 0.1, 0.1])
+    snapshots = []
+
+    def validate(model):
+        snapshots.append(copy.deepcopy(model.state_dict()))
+        return next(scores)
+
+    config = GROConfig(epochs=5, batch_size=16, k=5, positions_per_sequence=3, patience=2, kept_epoch="last")
+    result = train_gro(target, student, data.train_sequences(), config, progress=False, validate=validate)
+    assert (result.best_epoch, result.stop_reason, len(result.history)) == (3, "early_stop", 3)
+    assert all(torch.equal(v, snapshots[2][k]) for k, v in result.target.state_dict().items())

@@ -215,8 +215,8 @@ def test_report_sections_put_each_figure_beside_its_table_in_stage_order(tmp_pat
     assert [(s.stage, s.table, s.figure) for s in sections] == [
         ("train", "report/quality.csv", "train/curves.png"),
         ("attack", "attack/budget_curve.csv", ""),  # its figure is missing: the table alone
-        ("gro", "gro/defenses.csv", "gro/utility_vs_protection.png"),
-        ("gro", "", "gro/frontier.png"),  # a figure no section names yet still shows, within its stage
+        ("gro", "gro/defenses.csv", "gro/frontier.png"),
+        ("gro", "", "gro/utility_vs_protection.png"),  # a figure no section names still shows, in its stage
         ("seat", "seat/single_account.csv", "seat/roc.png"),
     ]
     assert sections[3].caption == UNCAPTIONED
@@ -230,7 +230,7 @@ def test_report_sections_put_each_figure_beside_its_table_in_stage_order(tmp_pat
     assert html.escape(sections[2].caption)[:40] in figure
     assert block.index("</figure>") < block.index("<table")  # the table follows the figure, in the same block
     assert ">None<" in block and ">—<" in block and "NaN" not in block
-    assert "From gro/defenses.csv, gro/utility_vs_protection.png." in block
+    assert "From gro/defenses.csv, gro/frontier.png." in block
     assert str(tmp_path) not in block  # paths relative to the run folder, never this machine's
     wide = section_html(run, sections[0])
     assert "flex:0 1 1100px" in wide  # a figure of several panels takes a row of its own

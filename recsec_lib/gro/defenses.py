@@ -62,18 +62,20 @@ class DefenseCase:
     lam: float | None = None  # GRO's λ; None for the other defenses
 
 
-def checkpoint_name(lam: float, method: str = "gro") -> str:
-    """File name of a defended target: gro_lam1.pt, or seedvariant_lam5.pt for the ablation."""
-    return f"{method.replace('-', '')}_lam{lam:g}.pt"
+def checkpoint_name(lam: float, method: str = "gro", rule: str = "keep") -> str:
+    """File name of a defended target: gro_lam1.pt (zero-gradient rule "keep"), gro_lowestindex_lam1.pt
+    (the authors' rule), or seedvariant_lam5.pt for the ablation."""
+    suffix = "" if rule == "keep" else f"_{rule.replace('_', '')}"
+    return f"{method.replace('-', '')}{suffix}_lam{lam:g}.pt"
 
 
-def surrogate_checkpoint_name(lam: float, method: str = "gro") -> str:
+def surrogate_checkpoint_name(lam: float, method: str = "gro", rule: str = "keep") -> str:
     """File name of the surrogate extracted from a defended target's box: surrogate_gro_lam1.pt.
 
     Named after the defended target's file so that the report can pair the two
     without reading the GRO stage's code.
     """
-    return f"surrogate_{checkpoint_name(lam, method)}"
+    return f"surrogate_{checkpoint_name(lam, method, rule)}"
 
 
 def train_defended_targets(
@@ -107,10 +109,10 @@ def train_defended_targets(
 
     for lam in lambdas:
         lam_config = replace(config, lam=float(lam))
-        name = checkpoint_name(lam, config.method)
+        name = checkpoint_name(lam, config.method, config.zero_gradient_rule)
         result = defend_target(undefended, rows, lam_config, device=device,
                                from_scratch=from_scratch, state_path=out_dir / "state" / name, progress=progress,
-                               validate=validate if config.patience else None)
+                               validate=validate if config.patience or config.kept_epoch == "best" else None)
         save_checkpoint(out_dir / name, result.target, None, dataset,
                         metrics={"lam": float(lam), "method": config.method, "config": asdict(lam_config),
                                  "history": result.history, "best_epoch": result.best_epoch,
@@ -255,24 +257,48 @@ def evaluate_defenses(
     return table
 
 
-def choose_best_lambda(table: pd.DataFrame, min_retention: float = 0.95) -> dict:
-    """The GRO λ with the largest validation drop of surrogate NDCG@10 among those keeping
-    validation retention >= ``min_retention``; validation figures only, never test.
+NO_PROTECTIVE_LAMBDA = "no protective λ"
 
-    Returns {"lam", "constraint_met", "retention_valid", "drop_valid"}. When no λ
-    keeps enough utility, the λ with the highest validation retention is
-    returned with constraint_met = False (so the shortfall is visible).
+
+def choose_best_lambda(table: pd.DataFrame, min_retention: float = 0.95) -> dict:
+    """The GRO λ > 0 with the largest validation fall of the surrogate's NDCG@10 among those that keep
+    validation retention >= ``min_retention`` AND protect on validation; validation figures only, never test.
+
+    "Protect" means a positive validation fall, and when the table carries its
+    interval (``surrogate_valid_ndcg10_drop_low``), a fall whose whole 95%
+    interval is above 0: a λ that only moves the surrogate within the noise is
+    not chosen. λ = 0 (the control) is never a candidate. With a column
+    ``worst`` only the worst attacker's rows count.
+
+    Returns {"lam", "constraint_met", "retention_valid", "drop_valid", "reason",
+    "shown_lam"}. When no λ protects, "lam" is None and "reason" is
+    "no protective λ"; "shown_lam" is then the λ whose figures are reported so
+    that the shortfall stays visible (the largest validation fall among the λ
+    keeping the floor, else the highest validation retention).
     """
-    gro = table[table["lam"].notna()]  # the trained defense's rows (GRO or the seed variant)
+    gro = table[table["lam"].notna() & (table["lam"] > 0)]  # trained-defense rows (GRO or the seed variant)
+    if "worst" in gro.columns:
+        gro = gro[gro["worst"].astype(bool)]
+    empty = {"lam": None, "constraint_met": False, "retention_valid": math.nan, "drop_valid": math.nan,
+             "reason": "no GRO λ was trained", "shown_lam": None}
     if gro.empty:
-        return {"lam": None, "constraint_met": False, "retention_valid": math.nan, "drop_valid": math.nan}
+        return empty
     eligible = gro[gro["retention_valid"] >= min_retention]
-    if len(eligible):
-        chosen = eligible.loc[eligible["surrogate_valid_ndcg10_drop"].idxmax()]
-    else:
-        chosen = gro.loc[gro["retention_valid"].idxmax()]
-    return {"lam": float(chosen["lam"]), "constraint_met": bool(len(eligible) > 0),
-            "retention_valid": float(chosen["retention_valid"]), "drop_valid": float(chosen["surrogate_valid_ndcg10_drop"])}
+    protective = eligible[eligible["surrogate_valid_ndcg10_drop"] > 0]
+    if "surrogate_valid_ndcg10_drop_low" in protective.columns:
+        protective = protective[protective["surrogate_valid_ndcg10_drop_low"] > 0]
+    if len(protective):
+        chosen = protective.loc[protective["surrogate_valid_ndcg10_drop"].idxmax()]
+        return {"lam": float(chosen["lam"]), "constraint_met": True,
+                "retention_valid": float(chosen["retention_valid"]),
+                "drop_valid": float(chosen["surrogate_valid_ndcg10_drop"]),
+                "reason": f"largest protective validation fall with validation retention >= {min_retention:.0%}",
+                "shown_lam": float(chosen["lam"])}
+    shown = (eligible.loc[eligible["surrogate_valid_ndcg10_drop"].idxmax()] if len(eligible)
+             else gro.loc[gro["retention_valid"].idxmax()])
+    return {"lam": None, "constraint_met": False, "retention_valid": float(shown["retention_valid"]),
+            "drop_valid": float(shown["surrogate_valid_ndcg10_drop"]), "reason": NO_PROTECTIVE_LAMBDA,
+            "shown_lam": float(shown["lam"])}
 
 
 # Columns of the paper-style table (GRO's Table: target and surrogate HR/NDCG@10, %), test split.

@@ -14,7 +14,7 @@ a_1 … a_k and the student's scores s (one per item column):
 * A' puts a 1 at the largest-gradient entry of each row: the item that, put at
   rank i, would raise the student's loss most. Since the row is g_i · s, that is
   the student's best item when g_i > 0 and its worst item when g_i < 0; when
-  g_i = 0 the whole row ties and A' keeps the current item (no swap);
+  g_i = 0 the whole row ties and ``zero_gradient_rule`` decides (below);
 * L_swap = mean_i max((A_i − A'_i) · s_target + m_swap, 0)
         = mean_i max(s_target[a_i] − s_target[a'_i] + m_swap, 0),
   with m_swap = 0 as in the authors' public code. Its gradient reaches the
@@ -23,6 +23,19 @@ a_1 … a_k and the student's scores s (one per item column):
 Columns are item ids 0..num_items with column 0 the padding item; ``allowed``
 masks say which columns may be chosen as a'_i (never column 0, and not the
 items already in the input history when the black box filters them).
+
+Zero-gradient rows. The margin loss is a sum of hinges, so every listed item
+whose hinges are all inactive has g_i = 0 exactly; once the student has learnt
+the lists for a few epochs that is most entries (65–85% on ML-1M), and the rule
+for such a row decides what GRO does:
+
+* ``"keep"`` — A' keeps the current item: the entry adds a constant
+  max(m_swap, 0) to L_swap and no gradient, so GRO goes idle as the student
+  learns (utility is kept, protection fades);
+* ``"lowest_index"`` — the authors' code: an unmasked ``argmax`` over a row of
+  ties returns the first column of their item space (which has no padding
+  column), i.e. item id 1 here. Every zero row then pushes item 1 above the
+  listed item, which promotes that one item into the served lists.
 
 The explicit-matrix functions (``swap_matrix``, ``listed_scores_through_swap``,
 ``swap_gradient``, ``adversarial_swap_matrix``) build k×C tensors per input and
@@ -35,6 +48,18 @@ from __future__ import annotations
 import torch
 
 from recsec_lib.recommend.losses import ranking_margin_loss
+
+# What A' does in a row whose gradient g_i is exactly 0 (see the module docstring).
+ZERO_GRADIENT_RULES = ("keep", "lowest_index")
+# The item a zero row is sent to under "lowest_index": the first item column (column 0 is padding here).
+LOWEST_INDEX_ITEM = 1
+
+
+def check_zero_gradient_rule(rule: str) -> str:
+    """``rule`` if it is one of ZERO_GRADIENT_RULES; raises naming the parameter otherwise."""
+    if rule not in ZERO_GRADIENT_RULES:
+        raise ValueError(f"parameter 'zero_gradient_rule' must be one of {ZERO_GRADIENT_RULES}, got {rule!r}")
+    return rule
 
 
 def swap_matrix(lists: torch.Tensor, num_columns: int) -> torch.Tensor:
@@ -62,13 +87,19 @@ def swap_gradient(listed_grad: torch.Tensor, student_scores: torch.Tensor) -> to
 
 
 def adversarial_swap_matrix(gradient: torch.Tensor, lists: torch.Tensor,
-                            allowed: torch.Tensor | None = None) -> torch.Tensor:
+                            allowed: torch.Tensor | None = None, zero_gradient_rule: str = "keep") -> torch.Tensor:
     """A' from an explicit gradient [N, k, C]: a 1 at each row's largest allowed entry.
 
     A row whose largest entry ties with the entry of the current item keeps the
     current item (no swap). ``allowed`` is [N, C] bool (None = every column but 0).
+    A row that is all zeros follows ``zero_gradient_rule``: "keep" keeps the
+    current item, "lowest_index" (the authors' code) takes item LOWEST_INDEX_ITEM.
     """
-    items = _argmax_keeping_current(gradient, lists, allowed)
+    check_zero_gradient_rule(zero_gradient_rule)
+    items = _argmax_keeping_current(gradient, lists, allowed)  # [N, k]
+    if zero_gradient_rule == "lowest_index":
+        zero_row = (gradient == 0).all(dim=2)  # [N, k]
+        items = torch.where(zero_row, torch.full_like(items, LOWEST_INDEX_ITEM), items)
     return swap_matrix(items, gradient.shape[2])
 
 
@@ -83,16 +114,19 @@ def _argmax_keeping_current(gradient: torch.Tensor, lists: torch.Tensor,
 
 
 def adversarial_items(listed_grad: torch.Tensor, student_scores: torch.Tensor, lists: torch.Tensor,
-                      allowed: torch.Tensor | None = None) -> torch.Tensor:
+                      allowed: torch.Tensor | None = None, zero_gradient_rule: str = "keep") -> torch.Tensor:
     """a'_i, the column of A' in each row, computed without the [N, k, C] gradient.
 
     Row i of dL/dA is g_i · s, so its largest allowed entry is the student's
     highest-scored allowed item when g_i > 0 and its lowest when g_i < 0; when
     g_i · s[a_i] already equals that maximum (in particular g_i = 0) the current
-    item a_i is kept. Same result as ``adversarial_swap_matrix(swap_gradient(...))``.
+    item a_i is kept, except that with ``zero_gradient_rule="lowest_index"``
+    (the authors' code) a row with g_i = 0 takes item LOWEST_INDEX_ITEM.
+    Same result as ``adversarial_swap_matrix(swap_gradient(...), ...)``.
 
     listed_grad: [N, k]; student_scores: [N, C] (detached); lists: [N, k]. Returns [N, k].
     """
+    check_zero_gradient_rule(zero_gradient_rule)
     scores = student_scores.detach()
     allowed = _default_allowed(allowed, scores.shape[0], scores.shape[1], scores.device)
     best_value, best_item = scores.masked_fill(~allowed, float("-inf")).max(dim=1)  # [N]
@@ -103,7 +137,15 @@ def adversarial_items(listed_grad: torch.Tensor, student_scores: torch.Tensor, l
     top_value = torch.where(g == 0, torch.zeros_like(g), top_value)
     top_item = torch.where(g > 0, best_item.unsqueeze(1), worst_item.unsqueeze(1)).expand_as(lists)  # [N, k]
     current_value = g * scores.gather(1, lists)  # [N, k]
-    return torch.where(current_value >= top_value, lists, top_item)
+    chosen = torch.where(current_value >= top_value, lists, top_item)  # [N, k]
+    if zero_gradient_rule == "lowest_index":
+        chosen = torch.where(g == 0, torch.full_like(chosen, LOWEST_INDEX_ITEM), chosen)
+    return chosen
+
+
+def zero_gradient_share(listed_grad: torch.Tensor) -> float:
+    """Fraction of the [N, k] entries of g that are exactly 0 (where the zero-gradient rule decides A')."""
+    return float((listed_grad == 0).float().mean()) if listed_grad.numel() else 0.0
 
 
 def _default_allowed(allowed: torch.Tensor | None, rows: int, columns: int, device) -> torch.Tensor:

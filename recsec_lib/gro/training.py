@@ -24,13 +24,19 @@ The student is thrown away afterwards; only the defended target is kept.
 Training state is saved atomically after every epoch, and a run started again
 with the same state file continues where it stopped.
 
-Which target is kept: with ``GROConfig.patience = 0`` the target after the last
-epoch (the authors' code). With ``patience > 0`` the caller passes a
-``validate(target) -> float`` (validation NDCG@10 of the target as served) and
-the run keeps the best-validating target and stops after ``patience`` epochs
-without a better one: the same early stopping as the undefended target's
-training (``training.train_model``), so a from-scratch GRO target is compared
-with an undefended one trained with equal care, not cut at an arbitrary epoch.
+Which target is kept (``GROConfig.kept_epoch``): "last" keeps the target after
+the last epoch run (the authors' code); "best" keeps the best-validating one,
+which needs a ``validate(target) -> float`` from the caller (validation NDCG@10
+of the target as served). ``patience > 0`` (also needs ``validate``) stops
+after that many epochs without a better validation score: the same early
+stopping as the undefended target's training (``training.train_model``), so a
+from-scratch GRO target is compared with an undefended one trained with equal
+care, not cut at an arbitrary epoch.
+
+The honest control for GRO is λ = 0 run through this same loop (same
+optimiser, student, epochs and kept-epoch rule): L_swap is then computed but
+weighs nothing, so any difference between a λ > 0 target and the λ = 0 target
+is the swap loss's doing, not the fine-tuning's.
 """
 
 from __future__ import annotations
@@ -46,14 +52,16 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from recsec_lib.gro.loss import adversarial_items, seed_variant_loss, student_loss, swap_loss
+from recsec_lib.gro.loss import (adversarial_items, check_zero_gradient_rule, seed_variant_loss, student_loss,
+                                 swap_loss, zero_gradient_share)
 from recsec_lib.recommend.losses import sample_negatives
 from recsec_lib.models.base import SequentialRecommender
 from recsec_lib.common.files import atomic_path
 from recsec_lib.recommend.sequences import batches, pad_left
 from recsec_lib.recommend.training import raise_if_not_finite
 
-METHODS = ("gro", "seed-variant", "none")  # "none" = the same loop with L_target only (control, cost baseline)
+METHODS = ("gro", "seed-variant", "none")  # "none" = the same loop with L_target only (cost baseline)
+KEPT_EPOCHS = ("best", "last")  # which epoch's target a run returns
 
 
 @dataclass(frozen=True)
@@ -83,11 +91,18 @@ class GROConfig:
     # Epochs without a better validation score of the target before stopping; the best-validating target is kept.
     # 0 = run every epoch and keep the last target (the authors' code). Needs a ``validate`` function.
     patience: int = 0
+    # What A' does where the student's gradient g_i is exactly 0: "keep" the listed item, or "lowest_index"
+    # (the authors' code: their unmasked argmax sends the row to item 1). See gro_loss.
+    zero_gradient_rule: str = "keep"
+    kept_epoch: str = "last"  # last: the target after the last epoch run (the authors' code); best: best-validating
     seed: int = 42
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"parameter 'method' must be one of {METHODS}, got {self.method!r}")
+        check_zero_gradient_rule(self.zero_gradient_rule)
+        if self.kept_epoch not in KEPT_EPOCHS:
+            raise ValueError(f"parameter 'kept_epoch' must be one of {KEPT_EPOCHS}, got {self.kept_epoch!r}")
         checks = {
             "lam": self.lam >= 0, "epochs": self.epochs >= 0, "batch_size": self.batch_size > 0,
             "lr": self.lr > 0, "student_lr": self.student_lr > 0, "k": self.k > 0,
@@ -104,7 +119,7 @@ class GROConfig:
 class GROResult:
     """The defended target and the per-epoch record of the run."""
 
-    target: SequentialRecommender  # the kept target: the last one, or the best-validating one with patience
+    target: SequentialRecommender  # the kept target: the last one, or the best-validating one (kept_epoch)
     history: list[dict] = field(default_factory=list)  # one dict per epoch: losses, seconds (and valid_score)
     best_epoch: int = 0  # 1-based epoch of the kept target (0 = the starting weights, no epoch run)
     stop_reason: str = "epochs"  # "epochs" | "early_stop"
@@ -137,6 +152,8 @@ def train_gro(
     _check_models(target, student, config)
     if config.patience and validate is None:
         raise ValueError("parameter 'patience' > 0 needs a validate function (the target's validation score)")
+    if config.kept_epoch == "best" and validate is None:
+        raise ValueError("parameter 'kept_epoch' = 'best' needs a validate function (the target's validation score)")
     device = torch.device(device)
     target.to(device)
     student.to(device)
@@ -166,22 +183,22 @@ def train_gro(
         row = _train_one_epoch(target, student, padded, config, device, target_opt, student_opt,
                                negatives_rng, epoch, progress)
         epoch += 1
-        if config.patience:
+        if validate is not None:
             row["valid_score"] = float(validate(target))
             best.update(epoch, row["valid_score"], target)
-            if best.bad_epochs >= config.patience:
+            if config.patience and best.bad_epochs >= config.patience:
                 stop_reason = "early_stop"
         history.append(row)
         if progress:
-            print(f"{config.method} λ={config.lam:g} " + ", ".join(
+            print(f"{config.method} {config.zero_gradient_rule} λ={config.lam:g} " + ", ".join(
                 f"{k}={v:.4g}" for k, v in row.items() if k != "epoch") + f" (epoch {epoch})", flush=True)
         if state_path is not None:
             _save_state(state_path, config, epoch, history, target, student, target_opt, student_opt,
                         negatives_rng, best)
-    if config.patience and best.state is not None:
+    if config.kept_epoch == "best" and best.state is not None:
         target.load_state_dict(best.state)
     target.eval()
-    kept = best.epoch if config.patience else epoch
+    kept = best.epoch if config.kept_epoch == "best" else epoch
     return GROResult(target=target, history=history, best_epoch=kept, stop_reason=stop_reason)
 
 
@@ -214,8 +231,9 @@ def time_one_epoch(
     The originals are left untouched, so the same pretrained target can be timed
     undefended (method "none") and defended in one run for the cost ratio.
     """
-    timed = train_gro(copy.deepcopy(target), copy.deepcopy(student), sequences,
-                      GROConfig(**{**asdict(config), "epochs": 1, "patience": 0}), device=device, progress=False)
+    one_epoch = GROConfig(**{**asdict(config), "epochs": 1, "patience": 0, "kept_epoch": "last"})
+    timed = train_gro(copy.deepcopy(target), copy.deepcopy(student), sequences, one_epoch, device=device,
+                      progress=False)
     return float(timed.history[0]["seconds"])
 
 
@@ -272,7 +290,7 @@ def _train_one_epoch(target, student, padded, config, device, target_opt, studen
     chunks = batches(len(order), config.batch_size)
     if config.max_batches_per_epoch:
         chunks = chunks[: config.max_batches_per_epoch]
-    totals = {"loss_target": 0.0, "loss_student": 0.0, "loss_swap": 0.0}
+    totals = {"loss_target": 0.0, "loss_student": 0.0, "loss_swap": 0.0, "zero_gradient_share": 0.0}
     start = time.perf_counter()
     bar = tqdm(chunks, desc=f"{config.method} epoch {epoch + 1}/{config.epochs}", leave=False,
                disable=None if progress else True)
@@ -286,7 +304,7 @@ def _train_one_epoch(target, student, padded, config, device, target_opt, studen
     seconds = time.perf_counter() - start
     count = max(len(chunks), 1)
     return {"epoch": epoch + 1, **{name: value / count for name, value in totals.items()},
-            "seconds": round(seconds, 3)}
+            "seconds": round(seconds, 3), "batches": len(chunks)}
 
 
 def _warm_up_student(target, student, padded, config, device, student_opt, negatives_rng, progress) -> None:
@@ -334,7 +352,7 @@ def _step(target, student, seqs, config, target_opt, student_opt, negatives_rng)
         loss_target.backward()
         torch.nn.utils.clip_grad_norm_(target.parameters(), config.grad_clip)
         target_opt.step()
-        return {"loss_target": loss_target.item(), "loss_student": 0.0, "loss_swap": 0.0}
+        return {"loss_target": loss_target.item(), "loss_student": 0.0, "loss_swap": 0.0, "zero_gradient_share": 0.0}
 
     # The training inputs (each sequence without its last item): every prefix is a history the box could see.
     histories = seqs[:, -(target.max_len + 1):-1]  # [B, L]
@@ -345,10 +363,13 @@ def _step(target, student, seqs, config, target_opt, student_opt, negatives_rng)
     lists, negatives, seen = _lists_and_negatives(target_scores, histories, rows, columns, config, negatives_rng)
     loss_student, listed = student_loss(student_scores, lists, negatives,
                                         config.margin_order, config.margin_negative)
+    zero_share = 0.0
     if config.method == "gro":
         (listed_grad,) = torch.autograd.grad(loss_student, listed, retain_graph=True)  # [N, k] g
-        adversarial = adversarial_items(listed_grad, student_scores, lists, allowed=~seen)  # [N, k] a'
+        adversarial = adversarial_items(listed_grad, student_scores, lists, allowed=~seen,
+                                        zero_gradient_rule=config.zero_gradient_rule)  # [N, k] a'
         loss_swap = swap_loss(target_scores, lists, adversarial, margin=config.swap_margin)
+        zero_share = zero_gradient_share(listed_grad)
     else:  # seed-variant
         loss_swap = seed_variant_loss(target_scores, student_scores, lists, margin=config.seed_margin,
                                       temperature=config.seed_temperature)
@@ -358,7 +379,8 @@ def _step(target, student, seqs, config, target_opt, student_opt, negatives_rng)
     torch.nn.utils.clip_grad_norm_(student.parameters(), config.grad_clip)
     target_opt.step()
     student_opt.step()
-    return {"loss_target": loss_target.item(), "loss_student": loss_student.item(), "loss_swap": loss_swap.item()}
+    return {"loss_target": loss_target.item(), "loss_student": loss_student.item(), "loss_swap": loss_swap.item(),
+            "zero_gradient_share": zero_share}
 
 
 def prefix_positions(seqs: torch.Tensor, per_sequence: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -409,15 +431,16 @@ def _save_state(path, config, epochs_done, history, target, student, target_opt,
 
 
 # Settings that may differ between the saved and the resumed run (they do not change the result's meaning).
-_RESUMABLE_DIFFERENCES = {"epochs", "max_batches_per_epoch", "patience"}
+_RESUMABLE_DIFFERENCES = {"epochs", "max_batches_per_epoch", "patience", "kept_epoch"}
 
 
 def _load_state(path, config, target, student, target_opt, student_opt, negatives_rng) -> tuple[int, list, _Best]:
     """Restore a saved state; a state saved under different settings is refused, naming the file."""
     state = torch.load(path, map_location="cpu", weights_only=True)  # tensors, numbers, strings, dicts only
     saved = state.get("config", {})
+    defaults = asdict(GROConfig())  # a state saved before a field existed was trained with its default
     differing = sorted(key for key, value in asdict(config).items()
-                       if key not in _RESUMABLE_DIFFERENCES and saved.get(key) != value)
+                       if key not in _RESUMABLE_DIFFERENCES and saved.get(key, defaults[key]) != value)
     if differing:
         raise ValueError(f"{path}: saved GRO state was trained with other settings ({', '.join(differing)}); "
                          "delete it or choose another state path")

@@ -7,6 +7,7 @@ Layer 2: imports ``common``, ``data`` and ``models`` only.
 * ``metrics``     — HR@k, NDCG@k, MRR, agreement on full rankings;
 * ``training``    — ``TrainConfig`` and the early-stopped training loop;
 * ``evaluation``  — full-ranking evaluation of a model on a split;
+* ``intervals``   — 95% intervals: bootstrap over test users, spread over seeds;
 * ``checkpoints`` — saving and loading models atomically, with their training record;
 * ``bias``, ``compare``, ``visualize``, ``interactive`` — looking at what a model recommends.
 """

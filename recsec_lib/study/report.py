@@ -76,9 +76,12 @@ TARGETS = (
     Target("attack_agr10_autoregressive_5k", ">=", 0.70, "attack Agr@10, autoregressive, 5k sequences (Yue et al. .662)"),
     Target("attack_agr1_autoregressive_5k", ">=", 0.45, "attack Agr@1, autoregressive, 5k sequences (Yue et al. .454)"),
     Target("blackbox_queries_per_second", ">=", 2000.0, "black-box queries per second, batched, CPU"),
-    Target("gro_utility_retention", ">=", 0.95, "GRO utility retention (NDCG@10 defended / undefended)"),
-    Target("gro_surrogate_ndcg10_drop", ">=", 0.30, "fall of the surrogate's NDCG@10 under GRO"),
+    Target("gro_utility_retention", ">=", 0.95, "GRO utility retention (NDCG@10 GRO / λ = 0 control)"),
+    Target("gro_surrogate_ndcg10_drop", ">=", 0.30,
+           "fall of the surrogate's NDCG@10 under GRO (vs the λ = 0 control, worst attacker)"),
     Target("gro_epoch_cost_ratio", "<=", 3.0, "GRO epoch cost relative to an undefended epoch"),
+    Target("defense_frontier_target_met", ">=", 1.0,
+           "a defense keeping >= 99% of NDCG@10 with a >= 30% surrogate NDCG@10 (or Agr@10) fall, worst attacker"),
     Target("seat_detection_rate_single_account", ">=", 0.99, "SEAT detection of single-account attacks"),
     Target("seat_false_positive_rate", "<=", 0.001, "SEAT false-positive rate on benign accounts"),
     Target("seat_monitor_queries_per_second", ">=", 5000.0, "SEAT monitor queries per second"),
@@ -150,11 +153,14 @@ def findings(headline: dict, stage_metrics: dict[str, dict]) -> list[str]:
         none, gro = headline["none_agr10"], headline["gro_agr10"]
         moves = (f"falls from {none:.3f} to {gro:.3f}" if gro < none
                  else f"rises from {none:.3f} to {gro:.3f}" if gro > none else f"stays at {gro:.3f}")
-        lines.append(f"Under GRO (λ = {_count(headline.get('gro_best_lambda'))}) the attacker's Agr@10 {moves}, "
+        lines.append(f"Under GRO (λ = {headline.get('gro_reported_lambda', headline.get('gro_best_lambda'))}) "
+                     f"the attacker's Agr@10 {moves}, "
                      f"at a utility retention of "
                      f"{headline.get('gro_utility_retention', float('nan')):.1%}.")
     if stage_metrics.get("gro", {}).get("settings"):
         lines.append(gro_training_sentence(stage_metrics["gro"]))
+    if stage_metrics.get("gro", {}).get("frontier"):
+        lines.extend(defense_findings(stage_metrics["gro"]))
     if "seat_accounts_needed" in headline and "volume_cap_accounts_needed" in headline:
         lines.append(f"To stay undetected the attacker needs {counted(headline['seat_accounts_needed'], 'account')} "
                      f"against SEAT and {_count(headline['volume_cap_accounts_needed'])} against a volume cap alone.")
@@ -176,6 +182,14 @@ def counted(value, noun: str, plural: str = "") -> str:
     return f"{_count(value)} {noun if value == 1 else plural or noun + 's'}"
 
 
+def _arm_name(key: str) -> str:
+    """A GRO run's key as the stage wrote it: a bare λ ("0.1", older runs) or an arm name ("gro keep λ=1")."""
+    try:
+        return f"λ={float(key):g}"
+    except ValueError:
+        return key
+
+
 def gro_training_sentence(gro: dict) -> str:
     """How this run's GRO targets were trained: from scratch or fine-tuned, how long, which epoch was kept."""
     settings = gro["settings"]
@@ -187,11 +201,39 @@ def gro_training_sentence(gro: dict) -> str:
     where = (("the last position" if positions == 1 else f"the last {positions} positions") + " of each row"
              if positions else "every position")
     kept = gro.get("gro_kept_epochs") or {}
-    epochs = "; ".join(f"λ={lam}: epoch {row['best_epoch']} of {row['epochs_run']} kept ({row['stop_reason']})"
+    epochs = "; ".join(f"{_arm_name(lam)}: epoch {row['best_epoch']} of {row['epochs_run']} kept ({row['stop_reason']})"
                        for lam, row in kept.items())
     most = settings.get("epochs")
     return (f"GRO targets were {how} ({span}, at most {counted(most, 'epoch')}; student and swap loss on "
             f"{where})" + (f": {epochs}." if epochs else "."))
+
+
+def defense_findings(gro: dict) -> list[str]:
+    """One line per defense, leading with whether it protects (95% interval of the fall above 0) against its worst
+    attacker and at what utility cost; then the λ choice per zero-gradient rule and the frontier target."""
+    lines = [f"Defenses ({gro.get('scale', 'scale not recorded')}); each against its worst attacker, "
+             "falls with 95% intervals over test users and attack seeds:"]
+    for row in gro["frontier"]:
+        if row["verdict"] == "reference":
+            continue
+        lines.append(f"{row['defense']}: {row['verdict'].upper()} — surrogate NDCG@10 fall "
+                     f"{row['surrogate NDCG@10 fall % [95% CI]']} %, Agr@10 fall {row['Agr@10 fall % [95% CI]']} % "
+                     f"({row['worst attacker']} attacker), NDCG@10 kept {row['retention % [95% CI]']} % "
+                     f"of {row['compared with']}; served top-10 lists holding the most-promoted item "
+                     f"{row['promoted-item share %']:.1f} %.")
+    for rule, choice in (gro.get("lambda_choices") or {}).items():
+        chosen = (f"λ = {choice['lam']:g} chosen on validation" if choice.get("lam") is not None
+                  else f"{choice.get('reason', 'no λ chosen')} on validation (figures shown for "
+                       f"λ = {choice.get('shown_lam')})")
+        lines.append(f"GRO, zero-gradient rule {rule}: {chosen}.")
+    best = gro.get("frontier_best") or {}
+    status = "met" if best.get("target_met") else "MISSED"
+    lines.append(f"Frontier target (>= 99% of NDCG@10 kept, >= 30% fall): {status}; best defense keeping 99%: "
+                 f"{best.get('arm') or 'none'}" + (f" ({best['measure']} fall {best['fall']:.1%}, "
+                                                   f"interval low {best['fall_low']:.1%})" if best.get("arm") else "")
+                 + ".")
+    return lines
+
 
 
 QUALITY_COLUMNS = ("hr@1", "hr@5", "hr@10", "hr@20", "ndcg@1", "ndcg@5", "ndcg@10", "ndcg@20", "mrr",
@@ -282,15 +324,17 @@ SECTIONS = (
             table="attack/architectures.csv",
             columns=("target", "surrogate", "budget_sequences", "agr1", "agr10", "surrogate_test_hr10",
                      "surrogate_test_ndcg10")),
-    Section("gro", "Utility against protection, per defense",
-            "One point per defense: right = more of the target's NDCG@10 kept (test), up = a larger fall of the "
-            "stolen surrogate's NDCG@10. Squares are the output baselines, circles GRO per λ, the black edge marks "
-            "the λ chosen on validation; the dotted line is the 95% retention floor. The table gives the test "
-            "figures behind each point.",
-            table="gro/defenses.csv", figure="gro/utility_vs_protection.png",
-            columns=("defense", "lam", "target_test_hr10", "target_test_ndcg10", "retention_test",
-                     "surrogate_test_hr10", "surrogate_test_ndcg10", "surrogate_test_ndcg10_drop", "agr10_test",
-                     "best")),
+    Section("gro", "The defense frontier: utility kept against protection",
+            "One point per defense at its worst attacker (the attacker who knows the defense, over every generator "
+            "and seed): right = more of the target's NDCG@10 kept (test), up = a larger fall of the stolen "
+            "surrogate's NDCG@10; bars are 95% intervals over test users and attack seeds. The output defenses are "
+            "compared with no defense, the GRO arms with the λ = 0 control trained through the same loop. A fall "
+            "whose interval reaches 0 is no effect.",
+            table="gro/defenses.csv", figure="gro/frontier.png"),
+    Section("gro", "GRO arms: both zero-gradient rules and the λ = 0 control",
+            "Target and surrogate HR@10/NDCG@10, filtered and unfiltered, Agr@10 and the share of served top-10 "
+            "lists holding the most-promoted item, per GRO arm and attacker.",
+            table="gro/gro_arms.csv"),
     Section("seat", "Single-account attacks",
             "ROC of each detector's per-account score: benign held-out accounts against single-account attacks; the "
             "dotted line is the false-positive rate the detectors were calibrated for. The table gives each "
