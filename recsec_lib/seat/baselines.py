@@ -85,6 +85,7 @@ def bag_of_items_prefix_features(sources: Sequence[np.ndarray], keys: np.ndarray
     pass however many of its prefixes are queried.
     """
     projection = item_projection(num_items, dim, seed)
+    widths = np.broadcast_to(np.asarray(max_len, dtype=np.int64), (len(keys),))  # [U]
     out = np.zeros((len(keys), dim), dtype=np.float32)
     order = np.argsort(keys[:, 0], kind="stable")
     boundaries = np.flatnonzero(np.diff(keys[order, 0])) + 1

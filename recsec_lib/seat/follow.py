@@ -89,16 +89,38 @@ def follow_flags(model, sources: list[np.ndarray], widths: list[int], k: int, fi
     return flags  # type: ignore[return-value]
 
 
-def query_follow(traffic: Traffic, flags: list[np.ndarray]) -> np.ndarray:
-    """[Q] int8: 1/0 = the query grew its account's previous query of the same source and its first new
-    item was / was not in the answer to that previous query; -1 = not such a growth step."""
-    out = np.full(traffic.num_queries, -1, dtype=np.int8)
+def growth_steps(traffic: Traffic) -> tuple[np.ndarray, np.ndarray]:
+    """(queries j [G], the end of the account's previous query [G]) for every query that grows its account's
+    previous query of the same source."""
+    steps, previous_ends = [], []
     previous: dict[int, int] = {}  # account -> index of its previous query
     for j in range(traffic.num_queries):
         account = int(traffic.account[j])
         p = previous.get(account)
         previous[account] = j
-        if p is None or traffic.source[p] != traffic.source[j] or traffic.end[p] >= traffic.end[j]:
-            continue
-        out[j] = flags[int(traffic.source[j])][int(traffic.end[p])]
+        if p is not None and traffic.source[p] == traffic.source[j] and traffic.end[p] < traffic.end[j]:
+            steps.append(j)
+            previous_ends.append(int(traffic.end[p]))
+    return np.array(steps, dtype=np.int64), np.array(previous_ends, dtype=np.int64)
+
+
+def query_follow(traffic: Traffic, flags: list[np.ndarray | None]) -> np.ndarray:
+    """[Q] int8: 1/0 = the query grew its account's previous query of the same source and its first new
+    item was / was not in the answer to that previous query; -1 = not such a growth step."""
+    out = np.full(traffic.num_queries, -1, dtype=np.int8)
+    steps, previous_ends = growth_steps(traffic)
+    for j, e in zip(steps.tolist(), previous_ends.tolist()):
+        out[j] = flags[int(traffic.source[j])][e]
     return out
+
+
+def traffic_follow(model, traffic: Traffic, k: int, filter_seen: bool, device: torch.device | str = "cpu") -> np.ndarray:
+    """``query_follow`` with the flags computed by ``model`` for the sources that have growth steps only."""
+    steps, _ = growth_steps(traffic)
+    needed = sorted(set(traffic.source[steps].tolist()))
+    computed = follow_flags(model, [traffic.sources[s] for s in needed], [traffic.width(s) for s in needed], k,
+                            filter_seen, device=device)
+    flags: list[np.ndarray | None] = [None] * len(traffic.sources)
+    for s, f in zip(needed, computed):
+        flags[s] = f
+    return query_follow(traffic, flags)

@@ -46,19 +46,23 @@ import numpy as np
 
 def continues_by_overlap(tip: Sequence[int], query: Sequence[int], max_removed: int = 16, max_added: int = 16,
                          min_overlap: int = 5) -> bool:
-    """True when ``query`` is ``tip`` with at most ``max_removed`` items dropped and ``max_added`` added.
+    """True when ``query`` is ``tip`` with a few items dropped and a few added.
 
-    Items are compared as sets (ML-1M histories never repeat an item). The two
-    must also share at least min(min_overlap, |tip|, |query|) items, so that a
-    one-item query never continues an unrelated one-item session. Examples
-    (max_removed = max_added = 16): a refresh, a prefix grown by one item, a
-    200-item window slid by 10, a history with 3 items deleted, a history with
-    10 re-ranking candidates appended or swapped for 10 others.
+    Items are compared as sets (ML-1M histories never repeat an item). At most
+    min(max_removed, |tip| // 2) of the tip's items may be dropped and at most
+    min(max_added, max(1, |query| // 2)) new ones added, so the two always
+    share most of their items; they must also share at least
+    min(min_overlap, |tip|, |query|) items, so a one-item query never continues
+    an unrelated one-item session. Two extraction walks that happen to share a
+    few popular items stay apart. Examples (max_removed = max_added = 16): a
+    refresh, a prefix grown by one item, a 200-item window slid by 10, a
+    history with 3 items deleted, a 40-item history with 10 re-ranking
+    candidates appended or swapped for 10 others.
     """
     a, b = set(tip), set(query)
     overlap = len(a & b)
-    return (overlap >= min(min_overlap, len(a), len(b)) and len(a) - overlap <= max_removed
-            and len(b) - overlap <= max_added)
+    return (overlap >= min(min_overlap, len(a), len(b)) and len(a) - overlap <= min(max_removed, len(a) // 2)
+            and len(b) - overlap <= min(max_added, max(1, len(b) // 2)))
 
 
 def continues_session(tip: Sequence[int], query: Sequence[int], max_shift: int = 4, min_overlap: int = 5) -> bool:
@@ -158,7 +162,8 @@ class SeatMonitor:
         """Slot of the session the query continues (the one sharing most items), or -1."""
         overlap = np.bitwise_count(state.bits & bits).sum(axis=1, dtype=np.int64)  # [S]
         ok = ((state.last_used >= 0) & (overlap >= np.minimum(self.min_overlap, np.minimum(state.sizes, size)))
-              & (overlap >= 1) & (state.sizes - overlap <= self.max_removed) & (size - overlap <= self.max_added))
+              & (overlap >= 1) & (state.sizes - overlap <= np.minimum(self.max_removed, state.sizes // 2))
+              & (size - overlap <= min(self.max_added, max(1, size // 2))))
         if not ok.any():
             return -1
         return int(np.flatnonzero(ok)[np.argmax(overlap[ok])])
