@@ -68,7 +68,6 @@ def bag_of_items_features(windows: np.ndarray, num_items: int, dim: int = 64, se
                           batch_size: int = 2048) -> np.ndarray:
     """[U, L] left-padded queries -> [U, dim] unit vectors: random projection of the item multiset."""
     projection = item_projection(num_items, dim, seed)
-    widths = np.broadcast_to(np.asarray(max_len, dtype=np.int64), (len(keys),))  # [U]
     out = np.zeros((len(windows), dim), dtype=np.float32)
     for start in range(0, len(windows), batch_size):
         out[start:start + batch_size] = projection[windows[start:start + batch_size]].sum(axis=1)  # [b, dim]
