@@ -75,6 +75,9 @@ TARGETS = (
     Target("seat_detection_rate_single_account", ">=", 0.99, "SEAT detection of single-account attacks"),
     Target("seat_false_positive_rate", "<=", 0.001, "SEAT false-positive rate on benign accounts"),
     Target("seat_monitor_queries_per_second", ">=", 5000.0, "SEAT monitor queries per second"),
+    Target("seat_plus_cap_cost_increase_over_volume_cap", ">=", 4.0,
+           "SEAT + caps: worst-case (over the attacker zoo) cost increase over the volume cap"),
+    Target("seat_plus_cap_false_positive_rate", "<=", 0.001, "SEAT + caps false-positive rate on benign accounts"),
     # The runner totals the stage times after the report stage, so a run's own report cannot show these.
     Target("study_wall_seconds", "<=", 7200.0, "whole study (cpu profile) on the 2-core CPU, in seconds",
            profile="cpu", absent=TOTALLED_LATER),
@@ -139,9 +142,42 @@ def findings(headline: dict, stage_metrics: dict[str, dict]) -> list[str]:
                      f"{headline.get('gro_utility_retention', float('nan')):.1%}.")
     if stage_metrics.get("gro", {}).get("settings"):
         lines.append(gro_training_sentence(stage_metrics["gro"]))
-    if "seat_accounts_needed" in headline and "volume_cap_accounts_needed" in headline:
-        lines.append(f"To stay undetected the attacker needs {_count(headline['seat_accounts_needed'])} accounts "
-                     f"against SEAT and {_count(headline['volume_cap_accounts_needed'])} against a volume cap alone.")
+    lines += seat_findings(headline, stage_metrics.get("seat", {}))
+    return lines
+
+
+# --- SEAT findings (GitHub issue 17): whether the detector protects, at what cost, against which attacker ---
+
+def seat_findings(headline: dict, seat: dict) -> list[str]:
+    """SEAT sentences led by the worst case over the attacker zoo; a missed target is said to be MISSED."""
+    if "seat_plus_cap_accounts_needed" not in headline:  # a run of the first version: no zoo
+        if "seat_accounts_needed" in headline and "volume_cap_accounts_needed" in headline:
+            return [f"To stay undetected the attacker needs {_count(headline['seat_accounts_needed'])} accounts "
+                    f"against SEAT and {_count(headline['volume_cap_accounts_needed'])} against a volume cap alone.",
+                    "These counts cover the random and autoregressive attackers only: no attacker that knows the "
+                    "detector was measured in this run."]
+        return []
+    plus = headline.get("seat_plus_cap_cost_increase_over_volume_cap")
+    alone = headline.get("seat_cost_increase_over_volume_cap")
+    protects = plus is not None and plus >= 4
+    verdict = ("protects" if protects else "does NOT protect (MISSED: target >= 4x the volume cap's cost)")
+    zoo = {row["attack"]: row for row in seat.get("zoo", [])}
+    worst = headline.get("seat_plus_cap_worst_attack")
+    agr = zoo.get(worst, {}).get("agr10")
+    lines = [f"SEAT with the caps {verdict} against the worst attacker of the zoo: '{worst}' gets through with "
+             f"{_count(headline.get('seat_plus_cap_accounts_needed'))} accounts"
+             + (f" and trains a surrogate of Agr@10 {agr:.3f}" if agr is not None else "")
+             + f", against {_count(headline.get('volume_cap_accounts_needed'))} accounts for the cheapest attacker "
+             f"under a volume cap alone (worst-case cost increase {plus if plus is None else f'{plus:.2f}'}x; "
+             f"SEAT without the caps: {alone if alone is None else f'{alone:.2f}'}x, worst attacker "
+             f"'{headline.get('seat_worst_attack')}' with {_count(headline.get('seat_accounts_needed'))} accounts)."]
+    fpr = headline.get("seat_plus_cap_false_positive_rate")
+    form, form_rate = seat.get("seat_plus_cap_worst_form"), seat.get("seat_plus_cap_worst_form_rate")
+    if fpr is not None:
+        ok = fpr <= 0.001 and (form_rate or 0.0) <= 0.01
+        lines.append(f"On held-out benign accounts SEAT with the caps flags {fpr:.2%} "
+                     f"({'met' if ok else 'MISSED'}: target <= 0.1% overall, no form above 1%); the worst form is "
+                     f"'{form}' at {form_rate:.2%}.")
     return lines
 
 
@@ -176,7 +212,7 @@ STAGE_TABLES = (
     ("gro", "defenses.csv", "Defenses: None, Random, Reverse and GRO per λ"),
     ("seat", "single_account.csv", "SEAT: single-account attacks"),
     ("seat", "fpr_by_form.csv", "SEAT: false positives per benign form (held-out accounts)"),
-    ("seat", "accounts_needed.csv", "Accounts an attacker needs to stay undetected, per detector"),
+    ("seat", "zoo.csv", "SEAT attacker zoo: accounts needed per detector and the surrogate's Agr@10"),
     ("seat", "logged_attacks.csv", "The attack stage's own query logs through the detectors"),
 )
 QUALITY_COLUMNS = ("hr@1", "hr@5", "hr@10", "hr@20", "ndcg@1", "ndcg@5", "ndcg@10", "ndcg@20", "mrr",
