@@ -184,14 +184,21 @@ class BenignStatistics:
     volume: np.ndarray  # [A] queries
     rate: np.ndarray  # [A] most queries in one rate window
     prada: np.ndarray | None  # [A] PRADA's 1 - W' (None: not computed)
+    kinds: tuple[str, ...] = ()  # [A] benign form of each account
 
 
 def benign_statistics(traffic, features, seat: SeatOptions = SeatOptions(), prada: PradaOptions = PradaOptions(),
-                      num_items: int = 4096, seed: int = 0, with_prada: bool = True) -> BenignStatistics:
-    """Replay benign ``traffic`` once through each monitor with no limit (``features``: its TrafficFeatures)."""
+                      num_items: int = 4096, seed: int = 0, with_prada: bool = True,
+                      threshold: float | None = None) -> BenignStatistics:
+    """Replay benign ``traffic`` once through each monitor with no limit (``features``: its TrafficFeatures).
+
+    ``threshold`` None sets SEAT's distance threshold from this traffic's
+    cross-user distances (calibration); test traffic passes the calibrated one.
+    """
     from recsec_lib.seat.replay import replay  # replay imports the monitors; keep this module light
 
-    threshold = cross_user_threshold(features.seat, features.keys, seat.pair_quantile, seat.num_pairs, seed)
+    if threshold is None:
+        threshold = cross_user_threshold(features.seat, features.keys, seat.pair_quantile, seat.num_pairs, seed)
     monitor = make_monitor("seat", None, threshold, features.seat.shape[1], seat, prada, num_items)
     seat_out = replay(monitor, traffic, features.seat, features.rows, features.follow)
     rate_out = replay(make_monitor("rate", None, seat=seat), traffic, None, None)
@@ -202,7 +209,44 @@ def benign_statistics(traffic, features, seat: SeatOptions = SeatOptions(), prad
     return BenignStatistics(tuple(traffic.names), threshold, np.array([o.score for o in seat_out]),
                             np.array([o.sessions for o in seat_out]), np.array([o.follow for o in seat_out]),
                             np.array([o.queries for o in seat_out], dtype=np.float64),
-                            np.array([o.score for o in rate_out]), prada_scores)
+                            np.array([o.score for o in rate_out]), prada_scores, tuple(traffic.kinds))
+
+
+PARTS = {"seat-pairs": ("pairs",), "seat": ("pairs", "sessions", "follow"),
+         "seat+cap": ("pairs", "sessions", "follow", "volume", "rate"),
+         "volume": ("volume",), "rate": ("rate",), "prada": ("prada",)}  # the statistics each detector compares
+
+
+def limits_of(calibration: Calibration) -> dict[str, float | None]:
+    """{statistic: limit} of a calibrated detector."""
+    c = calibration
+    named = {"pairs": c.limit, "sessions": c.session_limit, "follow": c.follow_limit,
+             "volume": c.volume_limit if c.detector == "seat+cap" else c.limit,
+             "rate": c.rate_limit if c.detector == "seat+cap" else c.limit, "prada": c.limit}
+    return {part: named[part] for part in PARTS[c.detector]}
+
+
+def flagged_by_statistics(calibration: Calibration, stats: BenignStatistics) -> np.ndarray:
+    """[A] bool: accounts the calibrated detector flags. Every statistic only grows with more queries, so an
+    account is flagged exactly when a final statistic passes its limit; one replay serves every detector."""
+    calibration.check_unseen(stats.names)
+    flagged = np.zeros(len(stats.names), dtype=bool)
+    for part, limit in limits_of(calibration).items():
+        values = getattr(stats, part)
+        if values is None:
+            raise ValueError(f"the benign statistics lack {part!r} (computed with with_prada=False?)")
+        if limit is not None:
+            flagged |= values > limit
+    return flagged
+
+
+def benign_frame(calibration: Calibration, stats: BenignStatistics):
+    """One row per benign account: name, kind, detector, score (the detector's main statistic), flagged."""
+    import pandas as pd
+
+    main = getattr(stats, PARTS[calibration.detector][0])
+    return pd.DataFrame({"name": stats.names, "kind": stats.kinds, "detector": calibration.detector,
+                         "score": main, "flagged": flagged_by_statistics(calibration, stats)})
 
 
 def calibrate(detector: str, stats: BenignStatistics, target_fpr: float) -> Calibration:
@@ -212,9 +256,7 @@ def calibrate(detector: str, stats: BenignStatistics, target_fpr: float) -> Cali
     """
     if detector not in DETECTORS:
         raise ValueError(f"unknown detector {detector!r}; expected one of {DETECTORS}")
-    parts = {"seat-pairs": ("pairs",), "seat": ("pairs", "sessions", "follow"),
-             "seat+cap": ("pairs", "sessions", "follow", "volume", "rate"),
-             "volume": ("volume",), "rate": ("rate",), "prada": ("prada",)}[detector]
+    parts = PARTS[detector]
     if detector == "prada" and stats.prada is None:
         raise ValueError("the benign statistics were computed without PRADA (with_prada=False)")
     share = target_fpr / len(parts)

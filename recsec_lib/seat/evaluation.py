@@ -68,8 +68,10 @@ def flag_rates(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def false_positive_table(benign: pd.DataFrame) -> pd.DataFrame:
-    """Per detector and benign form (plus kind "all"): accounts, flagged, rate (from ``outcomes_frame`` rows)."""
-    table = flag_rates(benign)
+    """Per detector and benign form (plus kind "all"): accounts, flagged, rate (rows with detector, kind, flagged)."""
+    grouped = benign.groupby(["detector", "kind"])
+    table = grouped.agg(accounts=("name", "size"), flagged=("flagged", "sum")).reset_index()
+    table["rate"] = table["flagged"] / table["accounts"]
     grouped = benign.groupby("detector")
     overall = pd.DataFrame({"detector": list(grouped.groups), "kind": "all", "accounts": grouped.size().values,
                             "flagged": grouped["flagged"].sum().values, "rate": grouped["flagged"].mean().values})

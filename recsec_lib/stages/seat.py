@@ -38,7 +38,8 @@ from recsec_lib import runs
 from recsec_lib.seat import traffic as tr
 from recsec_lib.seat.attackers import ZOO, ZooSettings, build_attack
 from recsec_lib.seat.benign import ALL_FORMS, BenignShape, benign_traffic
-from recsec_lib.seat.calibration import DETECTORS, PradaOptions, SeatOptions, benign_statistics, calibrate
+from recsec_lib.seat.calibration import (DETECTORS, PradaOptions, SeatOptions, benign_frame, benign_statistics,
+                                        calibrate)
 from recsec_lib.seat.encoder import EncoderConfig, EncoderTraining, load_encoder, save_encoder, train_encoder
 from recsec_lib.seat.evaluation import (evaluate, false_positive_table, measure_throughput, outcomes_frame, roc_auc,
                                         roc_curve)
@@ -103,7 +104,7 @@ class Settings:
                        max_sessions=16, fpr=0.01, cpu_threads=1, surrogate_seconds=5.0, surrogate_epochs=2,
                        accounts_per_form=20)
         if profile == "cpu":
-            return cls(attack_sequences=250, single_budgets=(10, 25, 50, 100, 250), chain_count=20,
+            return cls(attack_sequences=250, single_budgets=(10, 50, 250), chain_count=20,
                        accounts_per_form=300, surrogate_seconds=45.0, surrogate_epochs=40,
                        prada_max_queries=20_000, cpu_threads=1)
         if profile == "full":
@@ -199,8 +200,9 @@ def _run(ctx: StudyContext, settings: Settings) -> dict:
                                       settings.benign_forms, dataset.max_len, seed=ctx.seed + 1, shape=shape,
                                       max_accounts_per_form=per_form)
         test_features = prepared(test_traffic)
-        benign = pd.concat([outcomes_frame(evaluate(c, test_traffic, test_features, seat_options, prada_options,
-                                                    n_items), d) for d, c in calibrations.items()])
+        test_stats = benign_statistics(test_traffic, test_features, seat_options, prada_options, n_items, ctx.seed,
+                                       threshold=calibrations["seat"].threshold)
+        benign = pd.concat([benign_frame(c, test_stats) for c in calibrations.values()])
         fpr_table = false_positive_table(benign)
         fpr_table.to_csv(out / "fpr_by_form.csv", index=False)
         benign_log_fpr = None
