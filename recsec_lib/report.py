@@ -171,6 +171,11 @@ def seat_findings(headline: dict, seat: dict) -> list[str]:
              f"under a volume cap alone (worst-case cost increase {plus if plus is None else f'{plus:.2f}'}x; "
              f"SEAT without the caps: {alone if alone is None else f'{alone:.2f}'}x, worst attacker "
              f"'{headline.get('seat_worst_attack')}' with {_count(headline.get('seat_accounts_needed'))} accounts)."]
+    over_caps = headline.get("seat_plus_cap_cost_increase_over_caps")
+    if over_caps is not None:
+        lines.append(f"Against the lifetime and rate caps without SEAT (same false-positive budget), SEAT's own "
+                     f"worst-case contribution is {over_caps:.2f}x; the rate cap assumes the attacker paces its "
+                     f"queries evenly over {seat.get('settings', {}).get('attack_horizon_hours', '?')} h.")
     fpr = headline.get("seat_plus_cap_false_positive_rate")
     form, form_rate = seat.get("seat_plus_cap_worst_form"), seat.get("seat_plus_cap_worst_form_rate")
     if fpr is not None:

@@ -90,7 +90,7 @@ def test_accounts_are_counted_separately_and_memory_is_bounded():
     state = monitor.accounts["a"]
     # session i pairs with the (at most 1) other remembered session: 0 + 1 + 1 + 1 + 1
     assert state.count == 4 and state.sessions == 5
-    assert state.bits.shape[0] == 2 and state.encodings.shape == (2, 2)
+    assert len(state.tips) == 2 and state.bits.shape[0] == 2 and state.encodings.shape == (2, 2)
     assert monitor.accounts["b"].count == 0
 
 

@@ -36,7 +36,11 @@ def test_overlap_relation_by_hand():
     assert continues_by_overlap(history, history + [901, 902, 903, 904, 905])  # + 5 re-ranking candidates
     assert continues_by_overlap(history + [901, 902, 903], history + [904, 905, 906])  # candidates swapped
     assert not continues_by_overlap([1], [2])  # two unrelated one-item queries
-    assert not continues_by_overlap([1, 2], [1, 3])  # shares 1 of 2: at most 2 // 2 = 1 dropped, but 1 < min(5, 2)
+    assert not continues_by_overlap([2, 1], [3, 1])  # shares 1 of 2 as sets (1 < min(5, 2)) and no common prefix
+    # a 2-item history re-ranked with 10 candidates, then 10 others: too few shared items, but a branch
+    assert continues_by_overlap([7, 8] + list(range(901, 911)), [7, 8] + list(range(911, 921)))
+    assert continues_by_overlap([1, 2], [1, 3])  # a branch after the common prefix (1,)
+    assert not continues_by_overlap([1] + list(range(100, 120)), [1] + list(range(200, 220)))  # 19 > 16 after it
     # two 20-item walks sharing 6 popular items: 14 dropped > 20 // 2 -> separate sessions
     walk_a, walk_b = list(range(100, 114)) + [1, 2, 3, 4, 5, 6], list(range(200, 214)) + [1, 2, 3, 4, 5, 6]
     assert not continues_by_overlap(walk_a, walk_b)
@@ -281,9 +285,12 @@ def test_report_leads_with_the_worst_attacker_and_says_missed():
                 "seat_plus_cap_false_positive_rate": 0.0005}
     seat = {"zoo": [{"attack": "chain", "agr10": 0.602}], "seat_plus_cap_worst_form": "bulk-rerank",
             "seat_plus_cap_worst_form_rate": 0.02}
-    first, second = seat_findings(headline, seat)
+    lines = seat_findings(headline, seat)
+    first, second = lines[0], lines[-1]
     assert first.startswith("SEAT with the caps does NOT protect (MISSED")
     assert "'chain' gets through with 17 accounts and trains a surrogate of Agr@10 0.602" in first
     assert "1.00x" in first and "'bulk-rerank' at 2.00%" in second and "MISSED" in second
     headline["seat_plus_cap_cost_increase_over_volume_cap"] = 4.5
     assert seat_findings(headline, seat)[0].startswith("SEAT with the caps protects")
+    headline["seat_plus_cap_cost_increase_over_caps"] = 1.0
+    assert "SEAT's own worst-case contribution is 1.00x" in seat_findings(headline, seat)[1]

@@ -15,6 +15,8 @@ Detectors (``DETECTORS``):
   calibration accounts are flagged by any of them);
 * ``seat+cap``   — what would be deployed: the three SEAT statistics, the
   lifetime volume cap and the rate cap, each at ``fpr / 5``;
+* ``caps``       — the lifetime and rate caps without SEAT, each at ``fpr / 2``
+  (what SEAT's own contribution to ``seat+cap`` is measured against);
 * ``volume``     — the lifetime cap alone, at ``fpr`` (the baseline);
 * ``rate``       — the rate cap alone (queries within ``rate_window_s``), at ``fpr``;
 * ``prada``      — PRADA, at ``fpr``.
@@ -34,7 +36,7 @@ import numpy as np
 from recsec_lib.seat.baselines import PradaMonitor, RateCapMonitor, VolumeCapMonitor
 from recsec_lib.seat.monitor import SeatMonitor
 
-DETECTORS = ("seat-pairs", "seat", "seat+cap", "volume", "rate", "prada")
+DETECTORS = ("seat-pairs", "seat", "seat+cap", "caps", "volume", "rate", "prada")
 SEAT_DETECTORS = ("seat-pairs", "seat", "seat+cap")  # the ones replayed through a SeatMonitor
 
 
@@ -81,8 +83,8 @@ class Calibration:
     accounts: frozenset[str]  # their names: test traffic must contain none of them
     session_limit: float | None = None  # seat, seat+cap: sessions opened
     follow_limit: float | None = None  # seat, seat+cap: follow CUSUM
-    volume_limit: float | None = None  # seat+cap: lifetime queries
-    rate_limit: float | None = None  # seat+cap: queries per rate window
+    volume_limit: float | None = None  # seat+cap, caps: lifetime queries
+    rate_limit: float | None = None  # seat+cap, caps: queries per rate window
 
     def check_unseen(self, names: Sequence[str]) -> None:
         """Raise if any of ``names`` was a calibration account."""
@@ -131,6 +133,9 @@ def component_monitors(calibration: Calibration, dim: int, num_items: int, seat:
                        prada: PradaOptions = PradaOptions()) -> list:
     """The monitors a calibrated detector runs (seat+cap: its SEAT part, the volume cap and the rate cap)."""
     c = calibration
+    if c.detector == "caps":
+        return [VolumeCapMonitor(limit=c.volume_limit),
+                RateCapMonitor(limit=c.rate_limit, window_seconds=seat.rate_window_s)]
     monitors = [make_monitor(c.detector, c.limit, c.threshold, dim, seat, prada, num_items, c.session_limit,
                              c.follow_limit)]
     if c.detector == "seat+cap":
@@ -213,7 +218,7 @@ def benign_statistics(traffic, features, seat: SeatOptions = SeatOptions(), prad
 
 
 PARTS = {"seat-pairs": ("pairs",), "seat": ("pairs", "sessions", "follow"),
-         "seat+cap": ("pairs", "sessions", "follow", "volume", "rate"),
+         "seat+cap": ("pairs", "sessions", "follow", "volume", "rate"), "caps": ("volume", "rate"),
          "volume": ("volume",), "rate": ("rate",), "prada": ("prada",)}  # the statistics each detector compares
 
 
@@ -221,8 +226,8 @@ def limits_of(calibration: Calibration) -> dict[str, float | None]:
     """{statistic: limit} of a calibrated detector."""
     c = calibration
     named = {"pairs": c.limit, "sessions": c.session_limit, "follow": c.follow_limit,
-             "volume": c.volume_limit if c.detector == "seat+cap" else c.limit,
-             "rate": c.rate_limit if c.detector == "seat+cap" else c.limit, "prada": c.limit}
+             "volume": c.volume_limit if c.detector in ("seat+cap", "caps") else c.limit,
+             "rate": c.rate_limit if c.detector in ("seat+cap", "caps") else c.limit, "prada": c.limit}
     return {part: named[part] for part in PARTS[c.detector]}
 
 
@@ -264,11 +269,11 @@ def calibrate(detector: str, stats: BenignStatistics, target_fpr: float) -> Cali
     flagged = np.zeros(len(stats.names), dtype=bool)
     for part, limit in limits.items():
         flagged |= getattr(stats, part) > limit
-    main = {"seat-pairs": "pairs", "seat": "pairs", "seat+cap": "pairs"}.get(detector, parts[0])
+    main = {"seat-pairs": "pairs", "seat": "pairs", "seat+cap": "pairs", "caps": "volume"}.get(detector, parts[0])
     return Calibration(detector=detector, limit=limits[main],
                        threshold=stats.threshold if detector in SEAT_DETECTORS else None,
                        target_fpr=target_fpr, calibration_fpr=float(flagged.mean()), num_accounts=len(stats.names),
                        accounts=frozenset(stats.names), session_limit=limits.get("sessions"),
                        follow_limit=limits.get("follow"),
-                       volume_limit=limits.get("volume") if detector == "seat+cap" else None,
-                       rate_limit=limits.get("rate") if detector == "seat+cap" else None)
+                       volume_limit=limits.get("volume") if detector in ("seat+cap", "caps") else None,
+                       rate_limit=limits.get("rate") if detector in ("seat+cap", "caps") else None)

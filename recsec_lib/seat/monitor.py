@@ -44,25 +44,44 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """Length of the longest common prefix of two item sequences."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
 def continues_by_overlap(tip: Sequence[int], query: Sequence[int], max_removed: int = 16, max_added: int = 16,
                          min_overlap: int = 5) -> bool:
     """True when ``query`` is ``tip`` with a few items dropped and a few added.
 
-    Items are compared as sets (ML-1M histories never repeat an item). At most
-    min(max_removed, |tip| // 2) of the tip's items may be dropped and at most
-    min(max_added, max(1, |query| // 2)) new ones added, so the two always
-    share most of their items; they must also share at least
-    min(min_overlap, |tip|, |query|) items, so a one-item query never continues
-    an unrelated one-item session. Two extraction walks that happen to share a
-    few popular items stay apart. Examples (max_removed = max_added = 16): a
-    refresh, a prefix grown by one item, a 200-item window slid by 10, a
-    history with 3 items deleted, a 40-item history with 10 re-ranking
-    candidates appended or swapped for 10 others.
+    Two ways to be "the same history, changed a little":
+
+    * as sets (ML-1M histories never repeat an item): at most
+      min(max_removed, |tip| // 2) of the tip's items dropped and at most
+      min(max_added, max(1, |query| // 2)) new ones added, and at least
+      min(min_overlap, |tip|, |query|) shared, so the two always share most of
+      their items and two extraction walks that happen to share a few popular
+      items stay apart;
+    * as a branch: a common (non-empty) prefix, with at most max_removed items
+      after it in the tip and max_added after it in the query — a client that
+      re-ranks candidate sets after a short history (history + candidates,
+      then the same history + other candidates).
+
+    Examples (max_removed = max_added = 16): a refresh, a prefix grown by one
+    item, a 200-item window slid by 10, a history with 3 items deleted, a
+    history with 10 re-ranking candidates appended or swapped for 10 others.
     """
     a, b = set(tip), set(query)
     overlap = len(a & b)
-    return (overlap >= min(min_overlap, len(a), len(b)) and len(a) - overlap <= min(max_removed, len(a) // 2)
-            and len(b) - overlap <= min(max_added, max(1, len(b) // 2)))
+    if (overlap >= min(min_overlap, len(a), len(b)) and len(a) - overlap <= min(max_removed, len(a) // 2)
+            and len(b) - overlap <= min(max_added, max(1, len(b) // 2))):
+        return True
+    prefix = common_prefix(tip, query)
+    return prefix >= 1 and len(tip) - prefix <= max_removed and len(query) - prefix <= max_added
 
 
 def continues_session(tip: Sequence[int], query: Sequence[int], max_shift: int = 4, min_overlap: int = 5) -> bool:
@@ -94,6 +113,7 @@ def item_bits(query: Sequence[int], words: int) -> np.ndarray:
 class AccountState:
     """What the monitor remembers about one account (bounded by max_sessions)."""
 
+    tips: list  # [S] each remembered session's tip as a tuple (None = empty slot)
     bits: np.ndarray  # [S, W] uint64 items of each remembered session's tip
     sizes: np.ndarray  # [S] distinct items of each tip (0 = empty slot)
     encodings: np.ndarray  # [S, D] encoding of each slot's tip
@@ -152,21 +172,30 @@ class SeatMonitor:
         state = self.accounts.get(account)
         if state is None:
             s = self.max_sessions
-            state = AccountState(bits=np.zeros((s, self._words), dtype=np.uint64), sizes=np.zeros(s, dtype=np.int64),
+            state = AccountState(tips=[None] * s, bits=np.zeros((s, self._words), dtype=np.uint64), sizes=np.zeros(s, dtype=np.int64),
                                  encodings=np.zeros((s, self.dim), dtype=np.float32),
                                  last_used=np.full(s, -1, dtype=np.int64), paired=np.zeros((s, s), dtype=bool))
             self.accounts[account] = state
         return state
 
-    def _find_session(self, state: AccountState, bits: np.ndarray, size: int) -> int:
-        """Slot of the session the query continues (the one sharing most items), or -1."""
+    def _find_session(self, state: AccountState, query: tuple[int, ...], bits: np.ndarray, size: int) -> int:
+        """Slot of the session the query continues (the one sharing most items), or -1 (``continues_by_overlap``)."""
+        used = state.last_used >= 0
         overlap = np.bitwise_count(state.bits & bits).sum(axis=1, dtype=np.int64)  # [S]
-        ok = ((state.last_used >= 0) & (overlap >= np.minimum(self.min_overlap, np.minimum(state.sizes, size)))
-              & (overlap >= 1) & (state.sizes - overlap <= np.minimum(self.max_removed, state.sizes // 2))
+        ok = (used & (overlap >= np.minimum(self.min_overlap, np.minimum(state.sizes, size))) & (overlap >= 1)
+              & (state.sizes - overlap <= np.minimum(self.max_removed, state.sizes // 2))
               & (size - overlap <= min(self.max_added, max(1, size // 2))))
-        if not ok.any():
-            return -1
-        return int(np.flatnonzero(ok)[np.argmax(overlap[ok])])
+        if ok.any():
+            return int(np.flatnonzero(ok)[np.argmax(overlap[ok])])
+        # The branch rule needs a common prefix p with |tip| - p <= max_removed and |query| - p <= max_added;
+        # p <= overlap, so only tips sharing that many items are read in order (none, for unrelated walks).
+        need = np.maximum(state.sizes - self.max_removed, size - self.max_added)  # [S]
+        for slot in np.flatnonzero(used & (overlap >= np.maximum(need, 1))).tolist():
+            tip = state.tips[slot]
+            prefix = common_prefix(tip, query)
+            if prefix >= 1 and len(tip) - prefix <= self.max_removed and len(query) - prefix <= self.max_added:
+                return slot
+        return -1
 
     def observe(self, account: str, query: Sequence[int], encoding: np.ndarray, index: int | None = None,
                 follow: int = -1) -> bool:
@@ -177,14 +206,16 @@ class SeatMonitor:
         """
         state = self._state(account)
         state.queries += 1
+        query = tuple(query)
         bits = item_bits(query, self._words)  # [W]
         size = int(np.bitwise_count(bits).sum())
-        slot = self._find_session(state, bits, size)
+        slot = self._find_session(state, query, bits, size)
         if slot < 0:  # a new session: take an empty slot or forget the least recently used one
             slot = int(np.argmin(state.last_used))
             state.paired[slot, :] = False
             state.paired[:, slot] = False
             state.sessions += 1
+        state.tips[slot] = query
         state.bits[slot] = bits
         state.sizes[slot] = size
         state.encodings[slot] = encoding

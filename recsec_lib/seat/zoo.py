@@ -58,7 +58,7 @@ class SplitStatistics:
                   "seat": {"pairs": c.limit, "sessions": c.session_limit, "follow": c.follow_limit},
                   "seat+cap": {"pairs": c.limit, "sessions": c.session_limit, "follow": c.follow_limit,
                                "volume": c.volume_limit},
-                  "volume": {"volume": c.limit}}[c.detector]
+                  "caps": {"volume": c.volume_limit}, "volume": {"volume": c.limit}}[c.detector]
         flagged = np.zeros(len(stats["volume"]), dtype=bool)  # [accounts]
         for name, limit in limits.items():
             if limit is not None:
@@ -74,8 +74,8 @@ def accounts_needed(calibration: Calibration, attack: ZooAttack, features: Traff
 
     The rate cap has no clock in attack traffic: an attacker paces its queries
     evenly over ``horizon_s`` seconds, so the rate cap needs
-    ``rate_cap_accounts_needed`` accounts; for ``seat+cap`` the answer is the
-    larger of that and the sweep of its other parts. SEAT variants and the
+    ``rate_cap_accounts_needed`` accounts; for ``seat+cap`` and ``caps`` the
+    answer is the larger of that and the sweep of their other parts. SEAT variants and the
     volume cap share ``splits`` (one replay per N). PRADA is swept on the first
     ``prada_max_queries`` queries only when that is set (it is slow).
     """
@@ -92,7 +92,7 @@ def accounts_needed(calibration: Calibration, attack: ZooAttack, features: Traff
     if splits is None:
         splits = SplitStatistics(attack, features, calibration.threshold or 0.0, seat, num_items)
     needed = smallest_clean_split(lambda n: splits.flagged(n, calibration), queries, grid)
-    if detector == "seat+cap" and needed is not None:
+    if detector in ("seat+cap", "caps") and needed is not None:
         needed = max(needed, rate_cap_accounts_needed(queries, calibration.rate_limit, seat.rate_window_s, horizon_s))
     return needed
 
@@ -114,8 +114,8 @@ def worst_case_headline(table: pd.DataFrame, baseline: str = "volume") -> dict:
     attacker. A detector no attacker got through within the grid gets None
     and its worst attack None.
     """
-    keys = {"seat": "seat", "seat-pairs": "seat_pairs", "seat+cap": "seat_plus_cap", "volume": "volume_cap",
-            "rate": "rate_cap", "prada": "prada"}
+    keys = {"seat": "seat", "seat-pairs": "seat_pairs", "seat+cap": "seat_plus_cap", "caps": "caps",
+            "volume": "volume_cap", "rate": "rate_cap", "prada": "prada"}
     out: dict = {}
     pivot = table.pivot_table(index="attack", columns="detector", values="accounts_needed", aggfunc="first",
                               dropna=False)
@@ -132,6 +132,11 @@ def worst_case_headline(table: pd.DataFrame, baseline: str = "volume") -> dict:
             out[f"{key}_cheapest_attack_vs_volume_cap"] = min(known, key=known.get) if known else None
     if "seat_plus_cap_cost_increase_over_volume_cap" in out:  # the name the first version used
         out["seat_plus_cap_cost_increase_worst_attack"] = out["seat_plus_cap_cost_increase_over_volume_cap"]
+    if "seat+cap" in pivot.columns and "caps" in pivot.columns:  # what SEAT adds to the caps on their own
+        ratios = {a: _ratio(pivot.at[a, "seat+cap"], pivot.at[a, "caps"]) for a in pivot.index}
+        known = {a: r for a, r in ratios.items() if r is not None}
+        out["seat_plus_cap_cost_increase_over_caps"] = min(known.values()) if known else None
+        out["seat_plus_cap_cheapest_attack_vs_caps"] = min(known, key=known.get) if known else None
     return out
 
 
