@@ -14,7 +14,7 @@ import torch
 from recsec_lib.seat import benign
 from recsec_lib.seat.attackers import ZOO, ZooSettings, build_attack
 from recsec_lib.seat.baselines import RateCapMonitor, rate_cap_accounts_needed
-from recsec_lib.seat.calibration import BenignStatistics, calibrate
+from recsec_lib.seat.calibration import BenignStatistics, Calibration, SeatOptions, calibrate
 from recsec_lib.seat.follow import _chunks, follow_flags, query_follow
 from recsec_lib.seat.monitor import SeatMonitor, continues_by_overlap
 from recsec_lib.seat.traffic import Traffic, attack_traffic
@@ -294,3 +294,22 @@ def test_report_leads_with_the_worst_attacker_and_says_missed():
     assert seat_findings(headline, seat)[0].startswith("SEAT with the caps protects")
     headline["seat_plus_cap_cost_increase_over_caps"] = 1.0
     assert "SEAT's own worst-case contribution is 1.00x" in seat_findings(headline, seat)[1]
+
+
+def test_an_interleaving_attacker_may_split_by_walk():
+    from recsec_lib.seat.zoo import SplitStatistics, accounts_needed
+
+    settings = ZooSettings(budget_queries=400, seq_len=10, chain_count=2, interleave=8, probe_queries=5,
+                           one_query_lengths=(3, 10))
+    attack = build_attack("interleaved", NextItemsBox(num_items=400, max_len=10), 400, settings, seed=0)
+    from recsec_lib.seat.replay import TrafficFeatures
+
+    keys, rows = attack.traffic.unique_keys()
+    features = TrafficFeatures(keys, rows, np.tile(E, (len(keys), 1)), np.zeros((len(keys), 1)), 0.0)
+    cal = Calibration("seat", limit=1e9, threshold=0.0, target_fpr=0.0, calibration_fpr=0.0, num_accounts=0,
+                      accounts=frozenset(), session_limit=2, follow_limit=None)
+    splits = SplitStatistics(attack, features, 0.0, SeatOptions(), 400)
+    assert splits.interleaves()
+    # 40 walks: dealt 2 per account (20 accounts) none opens more than 2 sessions; contiguous chunks of the
+    # interleaved log would need chunks of at most 2 queries (200 accounts)
+    assert accounts_needed(cal, attack, features, 3600.0, splits, num_items=400) == 20

@@ -108,6 +108,16 @@ class Traffic:
         account = (np.arange(self.num_queries) * n) // self.num_queries
         return self.with_accounts(account, [f"{prefix}/{i}" for i in range(n)], [prefix] * n)
 
+    def split_by_source(self, num_accounts: int, prefix: str) -> Traffic:
+        """The whole log (one attack) with its sources (walks) dealt to ``num_accounts`` accounts in contiguous
+        blocks of sources; query order unchanged. An attacker who interleaves its walks splits this way."""
+        if num_accounts < 1:
+            raise ValueError(f"num_accounts must be >= 1, got {num_accounts}")
+        count = len(self.sources)
+        n = min(num_accounts, count)
+        account = (self.source * n) // count
+        return self.with_accounts(account, [f"{prefix}/{i}" for i in range(n)], [prefix] * n)
+
     def unique_keys(self) -> tuple[np.ndarray, np.ndarray]:
         """(keys [U, 2] of distinct (source, end), row [Q] of each query in keys)."""
         pairs = np.stack([self.source, self.end], axis=1)

@@ -37,23 +37,32 @@ class SplitStatistics:
                  num_items: int) -> None:
         self.attack, self.features, self.threshold = attack, features, threshold
         self.seat, self.num_items = seat, num_items
-        self.cache: dict[int, dict[str, np.ndarray]] = {}
+        self.cache: dict[tuple[int, bool], dict[str, np.ndarray]] = {}
 
-    def at(self, n: int) -> dict[str, np.ndarray]:
-        """{statistic: [N] per account} for the attack split over n contiguous chunks."""
-        if n not in self.cache:
-            split = self.attack.traffic.split_contiguous(n, f"{self.attack.name}/n{n}")
+    def interleaves(self) -> bool:
+        """True when the attack's walks are interleaved (then splitting by walk is an attacker's option too)."""
+        traffic = self.attack.traffic
+        return len(traffic.sources) < traffic.num_queries and bool(np.any(np.diff(traffic.source) < 0))
+
+    def at(self, n: int, by_source: bool = False) -> dict[str, np.ndarray]:
+        """{statistic: [N] per account} for the attack split over n accounts: contiguous chunks of queries,
+        or (``by_source``) contiguous blocks of walks."""
+        key = (n, by_source)
+        if key not in self.cache:
+            traffic = self.attack.traffic
+            split = (traffic.split_by_source(n, f"{self.attack.name}/w{n}") if by_source
+                     else traffic.split_contiguous(n, f"{self.attack.name}/n{n}"))
             monitor = make_monitor("seat", None, self.threshold, self.features.seat.shape[1], self.seat,
                                    num_items=self.num_items)
             out = replay(monitor, split, self.features.seat, self.features.rows, self.features.follow)
-            self.cache[n] = {"pairs": np.array([o.score for o in out]), "sessions": np.array([o.sessions for o in out]),
+            self.cache[key] = {"pairs": np.array([o.score for o in out]), "sessions": np.array([o.sessions for o in out]),
                              "follow": np.array([o.follow for o in out]),
-                             "volume": np.array([o.queries for o in out], dtype=np.float64)}
-        return self.cache[n]
+                               "volume": np.array([o.queries for o in out], dtype=np.float64)}
+        return self.cache[key]
 
-    def flagged(self, n: int, calibration: Calibration) -> int:
-        """Accounts ``calibration`` flags when the attack is split over n accounts."""
-        stats, c = self.at(n), calibration
+    def flagged(self, n: int, calibration: Calibration, by_source: bool = False) -> int:
+        """Accounts ``calibration`` flags when the attack is split over n accounts (see ``at``)."""
+        stats, c = self.at(n, by_source), calibration
         limits = {"seat-pairs": {"pairs": c.limit},
                   "seat": {"pairs": c.limit, "sessions": c.session_limit, "follow": c.follow_limit},
                   "seat+cap": {"pairs": c.limit, "sessions": c.session_limit, "follow": c.follow_limit,
@@ -72,7 +81,9 @@ def accounts_needed(calibration: Calibration, attack: ZooAttack, features: Traff
                     prada_max_queries: int = 0) -> int | None:
     """Accounts one attacker needs against one detector (None: flagged at every N of the grid).
 
-    The rate cap has no clock in attack traffic: an attacker paces its queries
+    Splits are contiguous chunks of the attack's queries, or for an attacker
+    that interleaves its walks, also whole walks per account (the cheaper
+    counts). The rate cap has no clock in attack traffic: an attacker paces its queries
     evenly over ``horizon_s`` seconds, so the rate cap needs
     ``rate_cap_accounts_needed`` accounts; for ``seat+cap`` and ``caps`` the
     answer is the larger of that and the sweep of their other parts. SEAT variants and the
@@ -92,6 +103,11 @@ def accounts_needed(calibration: Calibration, attack: ZooAttack, features: Traff
     if splits is None:
         splits = SplitStatistics(attack, features, calibration.threshold or 0.0, seat, num_items)
     needed = smallest_clean_split(lambda n: splits.flagged(n, calibration), queries, grid)
+    if splits.interleaves():  # the attacker may also deal whole walks to accounts: it takes the cheaper split
+        by_walk = smallest_clean_split(lambda n: splits.flagged(n, calibration, by_source=True),
+                                       len(attack.traffic.sources), grid)
+        if by_walk is not None and (needed is None or by_walk < needed):
+            needed = by_walk
     if detector in ("seat+cap", "caps") and needed is not None:
         needed = max(needed, rate_cap_accounts_needed(queries, calibration.rate_limit, seat.rate_window_s, horizon_s))
     return needed

@@ -105,7 +105,7 @@ class Settings:
                        accounts_per_form=20)
         if profile == "cpu":
             return cls(attack_sequences=250, single_budgets=(10, 50, 250), chain_count=20,
-                       accounts_per_form=300, surrogate_seconds=45.0, surrogate_epochs=40,
+                       accounts_per_form=200, surrogate_seconds=30.0, surrogate_epochs=40,
                        prada_max_queries=20_000, cpu_threads=1)
         if profile == "full":
             return cls(encoder_steps=2000)
