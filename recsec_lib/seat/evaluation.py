@@ -131,6 +131,36 @@ def accounts_sweep(calibration: Calibration, attack: Traffic, features: TrafficF
     return needed, pd.DataFrame([rows[n] for n in sorted(rows)])
 
 
+def single_account_outcomes(attacks: dict, calibrations: dict, budgets: Sequence[int], seat_options: SeatOptions,
+                            prada_options: PradaOptions, num_items: int, prada_max_queries: int) -> pd.DataFrame:
+    """Disjoint runs of ``budget`` walks of each given attacker, each run one account; one outcome row per run
+    and detector. ``attacks``: {name: (ZooAttack, TrafficFeatures)}. The rate caps are skipped (attack
+    traffic has no clock); PRADA sees only about ``prada_max_queries`` queries per budget when that is set."""
+    frames = []
+    for generator, (attack, features) in attacks.items():
+        traffic = attack.traffic
+        for budget in budgets:
+            runs_count = len(traffic.sources) // budget
+            if runs_count == 0:
+                continue
+            head = traffic.head(int(np.searchsorted(traffic.source, runs_count * budget)))
+            runs_traffic = head.with_accounts(head.source // budget,
+                                              [f"{generator}/b{budget}/{i}" for i in range(runs_count)],
+                                              [f"{generator}/b{budget}"] * runs_count)
+            for d, c in calibrations.items():
+                if d in ("rate", "caps"):  # attack traffic has no clock: the rate cap is judged in closed form
+                    continue
+                part = runs_traffic
+                if d == "prada" and prada_max_queries:  # PRADA is the slow one: fewer runs
+                    keep = max(1, prada_max_queries // max(1, head.num_queries // runs_count))
+                    part = runs_traffic.head(int(np.searchsorted(head.source, keep * budget)))
+                frame = outcomes_frame(evaluate(c, part, features.head(part.num_queries), seat_options,
+                                                prada_options, num_items), d)
+                frame = frame[frame.queries > 0]
+                frames.append(frame.assign(generator=generator, budget=budget))
+    return pd.concat(frames)
+
+
 def roc_curve(benign_scores: Sequence[float], attack_scores: Sequence[float]) -> pd.DataFrame:
     """Flag-when-score-exceeds-limit ROC: one row per distinct limit (plus -inf), sorted by FPR."""
     benign = np.asarray(benign_scores, dtype=np.float64)

@@ -41,8 +41,8 @@ from recsec_lib.seat.benign import ALL_FORMS, BenignShape, benign_traffic
 from recsec_lib.seat.calibration import (DETECTORS, PradaOptions, SeatOptions, benign_frame, benign_statistics,
                                         calibrate)
 from recsec_lib.seat.encoder import EncoderConfig, EncoderTraining, load_encoder, save_encoder, train_encoder
-from recsec_lib.seat.evaluation import (evaluate, false_positive_table, measure_throughput, outcomes_frame, roc_auc,
-                                        roc_curve)
+from recsec_lib.seat.evaluation import (evaluate, false_positive_table, measure_throughput, roc_auc, roc_curve,
+                                        single_account_outcomes)
 from recsec_lib.seat.inputs import load_box, logged_attacks, read_log
 from recsec_lib.seat.plots import plot_roc, plot_zoo
 from recsec_lib.seat.replay import prepare_traffic
@@ -244,7 +244,7 @@ def _run(ctx: StudyContext, settings: Settings) -> dict:
         seconds["zoo"] = sum(r["seconds"] for r in fidelity_rows)
 
         # 5. Single-account runs of the study's two generators, and the ROC of the main statistics.
-        single = _single_account(attacks, calibrations, settings.single_budgets, seat_options, prada_options, n_items,
+        single = single_account_outcomes(attacks, calibrations, settings.single_budgets, seat_options, prada_options, n_items,
                                  settings.prada_max_queries)
         single_table = (single.groupby(["detector", "generator", "budget"])
                         .agg(runs=("name", "size"), detected=("flagged", "sum"),
@@ -303,34 +303,6 @@ def _surrogate_settings(settings: Settings, filter_seen: bool, seed: int):
 
     return SurrogateSettings(epochs=settings.surrogate_epochs, max_train_seconds=settings.surrogate_seconds,
                              min_epochs=min(15, settings.surrogate_epochs), filter_seen=filter_seen, seed=seed)
-
-
-def _single_account(attacks: dict, calibrations: dict, budgets, seat_options, prada_options, num_items: int,
-                    prada_max_queries: int) -> pd.DataFrame:
-    """Disjoint runs of ``budget`` walks of the random and autoregressive attackers, each one account."""
-    frames = []
-    for generator, (attack, features) in attacks.items():
-        traffic = attack.traffic
-        for budget in budgets:
-            runs_count = len(traffic.sources) // budget
-            if runs_count == 0:
-                continue
-            head = traffic.head(int(np.searchsorted(traffic.source, runs_count * budget)))
-            runs_traffic = head.with_accounts(head.source // budget,
-                                              [f"{generator}/b{budget}/{i}" for i in range(runs_count)],
-                                              [f"{generator}/b{budget}"] * runs_count)
-            for d, c in calibrations.items():
-                if d in ("rate", "caps"):  # attack traffic has no clock: the rate cap is judged in closed form
-                    continue
-                part = runs_traffic
-                if d == "prada" and prada_max_queries:  # PRADA is the slow one: fewer runs
-                    keep = max(1, prada_max_queries // max(1, head.num_queries // runs_count))
-                    part = runs_traffic.head(int(np.searchsorted(head.source, keep * budget)))
-                frame = outcomes_frame(evaluate(c, part, features.head(part.num_queries), seat_options,
-                                                prada_options, num_items), d)
-                frame = frame[frame.queries > 0]
-                frames.append(frame.assign(generator=generator, budget=budget))
-    return pd.concat(frames)
 
 
 def _metrics(settings, calibrations, fpr_table, single_table, needed, zoo_table, throughput, aucs, losses,
