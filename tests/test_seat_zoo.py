@@ -228,6 +228,11 @@ def test_every_zoo_attacker_spends_its_budget(name):
     assert all(len(attack.traffic.query(j)) <= 10 for j in range(attack.traffic.num_queries))
     data = attack.training
     assert data.answers.shape[:2] == data.sequences.shape and data.answered is not None and data.answered.any()
+    if name == "one-query":  # every query sent, but the surrogate trains on a capped sample of them
+        capped = build_attack(name, NextItemsBox(), 60, ZooSettings(
+            budget_queries=200, seq_len=10, probe_queries=5, one_query_lengths=(3, 10), one_query_training_rows=7),
+            seed=0)
+        assert capped.training.num_sequences == 7 and capped.traffic.num_queries == 195
 
 
 def test_chain_is_a_sliding_window_and_interleaving_alternates_walks():

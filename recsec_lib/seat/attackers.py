@@ -32,7 +32,8 @@ into 200-item segments whose prefixes carry the answers to the full windows
 (the surrogate sees up to 200 items of context less than the box did); the
 perturbed attacker trains on its unperturbed walks with the answers to the
 perturbed queries (what it asked is close to them); one-query rows are
-left-padded walks with one answered position.
+left-padded walks with one answered position (a random
+``one_query_training_rows`` of them).
 """
 
 from __future__ import annotations
@@ -60,11 +61,15 @@ class ZooSettings:
     perturb_edits: int = 2  # older items replaced in each query of the perturbed attacker
     probe_queries: int = 64  # one-item probes the popularity attackers estimate popularity from
     one_query_lengths: tuple[int, int] = (20, 200)  # walk lengths of the one-query attacker
+    # The one-query attacker's surrogate trains on this many of its (walk, answer) pairs, drawn at random:
+    # each pair costs a forward pass over a whole walk for one answer (and [rows, length, k] of memory), so a
+    # time-capped training reads no more than a few thousand anyway.
+    one_query_training_rows: int = 3000
 
     def __post_init__(self) -> None:
         if self.budget_queries < self.seq_len:
             raise ValueError(f"ZooSettings.budget_queries ({self.budget_queries}) buys no walk of {self.seq_len}")
-        for name in ("chain_count", "interleave", "probe_queries"):
+        for name in ("chain_count", "interleave", "probe_queries", "one_query_training_rows"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ZooSettings.{name} must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.random_mix <= 1:
@@ -198,12 +203,13 @@ def build_attack(name: str, box, num_items: int, settings: ZooSettings, seed: in
         walks = _draw_walks(weights, count, high, rng)
         queries = [walks[i, :lengths[i]] for i in range(count)]
         answers = np.asarray(box.answer_batch(account, queries))  # [count, k]
-        seq = np.zeros((count, high), dtype=np.int64)  # left-padded: the walk ends at the last column
-        for i, q in enumerate(queries):
-            seq[i, high - len(q):] = q
-        ans = np.zeros((count, high, answers.shape[1]), dtype=np.int64)
-        ans[:, -1] = answers
-        answered = np.zeros((count, high), dtype=bool)
+        rows = np.sort(rng.choice(count, size=min(count, settings.one_query_training_rows), replace=False))
+        seq = np.zeros((len(rows), high), dtype=np.int64)  # left-padded: the walk ends at the last column
+        for r, i in enumerate(rows.tolist()):
+            seq[r, high - len(queries[i]):] = queries[i]
+        ans = np.zeros((len(rows), high, answers.shape[1]), dtype=np.int64)
+        ans[:, -1] = answers[rows]
+        answered = np.zeros((len(rows), high), dtype=bool)
         answered[:, -1] = True
         traffic = Traffic((name,), (name,), tuple(queries), np.zeros(count, dtype=np.int64), np.arange(count),
                           lengths.astype(np.int64), max_len)

@@ -89,6 +89,7 @@ class Settings:
     adaptive_random_mix: float = 0.5  # adaptive-mix and chain-mix: share of uniformly drawn items
     chain_count: int = 50  # chain attackers: this many long walks
     interleave: int = 8  # interleaved attacker: walks advanced together
+    one_query_training_rows: int = 3000  # (walk, answer) pairs the one-query attacker's surrogate trains on
     surrogate_arch: str = "sasrec"
     surrogate_seconds: float = 0.0  # training time cap per zoo surrogate; 0 = none
     surrogate_epochs: int = 100
@@ -108,7 +109,7 @@ class Settings:
                        accounts_per_form=200, surrogate_seconds=30.0, surrogate_epochs=40,
                        prada_max_queries=20_000, cpu_threads=1)
         if profile == "full":
-            return cls(encoder_steps=2000)
+            return cls(encoder_steps=2000, one_query_training_rows=20_000)
         raise ValueError(f"parameter 'profile' must be smoke, cpu or full, got {profile!r}")
 
     def with_overrides(self, **values) -> "Settings":
@@ -128,6 +129,7 @@ class Settings:
         return ZooSettings(budget_queries=self.attack_sequences * self.attack_seq_len, seq_len=self.attack_seq_len,
                            chain_count=self.chain_count, random_mix=self.adaptive_random_mix,
                            interleave=self.interleave, probe_queries=min(64, self.attack_seq_len),
+                           one_query_training_rows=self.one_query_training_rows,
                            one_query_lengths=(min(20, self.attack_seq_len), self.attack_seq_len))
 
 
