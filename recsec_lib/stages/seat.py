@@ -105,8 +105,8 @@ class Settings:
                        max_sessions=16, fpr=0.01, cpu_threads=1, surrogate_seconds=5.0, surrogate_epochs=2,
                        accounts_per_form=20)
         if profile == "cpu":
-            return cls(attack_sequences=250, single_budgets=(10, 50, 250), chain_count=20,
-                       accounts_per_form=200, surrogate_seconds=30.0, surrogate_epochs=40,
+            return cls(attack_sequences=200, single_budgets=(10, 50, 200), chain_count=20,
+                       accounts_per_form=200, surrogate_seconds=20.0, surrogate_epochs=40,
                        prada_max_queries=20_000, cpu_threads=1)
         if profile == "full":
             return cls(encoder_steps=2000, one_query_training_rows=20_000)
