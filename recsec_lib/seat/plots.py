@@ -21,7 +21,8 @@ def plot_zoo(table: pd.DataFrame, detectors: list[str], path: Path) -> None:
     for i, detector in enumerate(detectors):
         column = f"accounts_{detector}"
         if column in table:
-            left.barh([a + i * height for a in range(len(attacks))], table[column].fillna(0), height=height,
+            offset = (i - (len(detectors) - 1) / 2) * height  # the group of bars centred on the attack's tick
+            left.barh([a + offset for a in range(len(attacks))], table[column].fillna(0), height=height,
                       label=detector)
     left.set_xscale("log")
     left.set_yticks(range(len(attacks)))
