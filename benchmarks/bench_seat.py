@@ -1,19 +1,25 @@
-"""Throughput of SEAT's online detection: queries per second through encoder + monitor.
+"""Throughput of SEAT's online detection on benign and adversarial traffic shapes: queries per second.
 
-    .venv/bin/python benchmarks/bench_seat.py [--encoder PATH] [--queries 50000] [--batch 1024] [--threads 1]
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_seat.py [--encoder PATH] [--queries 20000] [--batch 1024] [--threads 1]
 
-Two traffic mixes of ML-1M size (3,416 items, queries of up to 200 items):
+Traffic of ML-1M size (3,416 items, queries of up to 200 items), one account
+each, shaped like the SEAT stage's attacker zoo (items drawn at random: the
+monitor's cost does not depend on which items they are):
 
-* benign: growing-prefix accounts (histories of 150 random items, one query
-  after each interaction): the session check mostly hits the current session;
-* attack: one account sending random walks of length 50 as growing prefixes:
-  a new session every 50 queries, each compared with all remembered sessions.
+* benign: growing prefixes of 150-item histories (one session per account);
+* every-prefix: every prefix of 200-item walks (a new session every 200 queries);
+* chain: one walk queried through a sliding 200-item window (one long session);
+* interleaved: 8 walks advanced together, queries alternating between them;
+* perturbed: every-prefix walks with 2 older items replaced in every query;
+* one-query: every query a fresh 200-item walk (every query a new session,
+  compared with all ``max_sessions`` remembered ones: the monitor's worst case).
 
 Every query is encoded (no caching of repeats), in batches of ``--batch``,
-then fed to the monitor one at a time, as a deployed service would. The
-encoder is ``--encoder`` (e.g. outputs/<run>/seat/encoder.pt) or a freshly
-initialised one of the default size (same speed). Target: >= 5,000 queries/s.
-Prints one line. Not a test.
+then fed to the monitor one at a time, as a deployed service would; the
+follow value is given as known (the service has its answers). The encoder is
+``--encoder`` (e.g. outputs/<run>/seat/encoder.pt) or a freshly initialised
+one of the default size (same speed). Target: >= 5,000 queries/s on every
+shape. Prints one line per shape. Not a test.
 """
 
 from __future__ import annotations
@@ -31,30 +37,55 @@ from recsec_lib.seat.evaluation import measure_throughput
 ML1M_ITEMS, ML1M_MAX_LEN = 3416, 200
 
 
+def traffic_shapes(queries: int, seed: int = 0) -> dict[str, tr.Traffic]:
+    """One account per shape, about ``queries`` queries each (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    walks = tr.random_walks(queries // ML1M_MAX_LEN + 1, ML1M_MAX_LEN, ML1M_ITEMS, seed)
+    every_prefix = tr.attack_traffic(walks, ML1M_MAX_LEN, "every-prefix")
+    histories = [rng.choice(np.arange(1, ML1M_ITEMS + 1), size=150, replace=False)
+                 for _ in range(queries // 150 + 1)]
+    benign = tr.benign_traffic(histories, list(range(len(histories))), ["growing"], ML1M_MAX_LEN, seed=seed)
+    chain = tr.attack_traffic(tr.random_walks(1, queries, ML1M_ITEMS, seed), ML1M_MAX_LEN, "chain")
+    group = every_prefix.source // 8
+    order = np.lexsort((every_prefix.source, every_prefix.end, group))
+    interleaved = tr.Traffic(("interleaved",), ("interleaved",), every_prefix.sources, every_prefix.account[order],
+                             every_prefix.source[order], every_prefix.end[order], ML1M_MAX_LEN)
+    perturbed_sources = []
+    for j in range(min(queries, every_prefix.num_queries)):
+        query = np.array(every_prefix.query(j))
+        if len(query) > 1:
+            query[rng.integers(0, len(query) - 1, size=2)] = rng.integers(1, ML1M_ITEMS + 1, size=2)
+        perturbed_sources.append(query)
+    n = len(perturbed_sources)
+    perturbed = tr.Traffic(("perturbed",), ("perturbed",), tuple(perturbed_sources), np.zeros(n, dtype=np.int64),
+                           np.arange(n), np.array([len(q) for q in perturbed_sources]), ML1M_MAX_LEN)
+    fresh = tr.random_walks(queries, ML1M_MAX_LEN, ML1M_ITEMS, seed + 1)
+    one_query = tr.Traffic(("one-query",), ("one-query",), tuple(fresh), np.zeros(queries, dtype=np.int64),
+                           np.arange(queries), np.full(queries, ML1M_MAX_LEN), ML1M_MAX_LEN)
+    return {"benign": benign, "every-prefix": every_prefix, "chain": chain, "interleaved": interleaved,
+            "perturbed": perturbed, "one-query": one_query}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--encoder", default="", help="a saved SEAT encoder (default: a fresh one)")
-    parser.add_argument("--queries", type=int, default=50_000)
+    parser.add_argument("--queries", type=int, default=20_000, help="queries per traffic shape")
     parser.add_argument("--batch", type=int, default=1024, help="queries encoded per batch")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args()
+    if args.queries < ML1M_MAX_LEN:
+        parser.error(f"--queries must be at least {ML1M_MAX_LEN}")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     encoder = load_encoder(args.encoder) if args.encoder else SimilarityEncoder(EncoderConfig(ML1M_ITEMS))
-    rng = np.random.default_rng(0)
-    users = args.queries // 150 + 1
-    histories = [rng.choice(np.arange(1, ML1M_ITEMS + 1), size=150, replace=False) for _ in range(users)]
-    mixes = {
-        "benign": tr.benign_traffic(histories, list(range(users)), ["growing"], ML1M_MAX_LEN, seed=0),
-        "attack": tr.attack_traffic(tr.random_walks(args.queries // 50 + 1, 50, ML1M_ITEMS, seed=0),
-                                    ML1M_MAX_LEN, "attack"),
-    }
-    # A limit that is never reached, so that the monitor keeps counting to the end.
+    # Limits that are never reached, so the monitor keeps counting to the end; a threshold that counts pairs.
     calibration = Calibration("seat", limit=1e9, threshold=0.5, target_fpr=0.0, calibration_fpr=0.0,
-                              num_accounts=0, accounts=frozenset())
-    for name, traffic in mixes.items():
-        result = measure_throughput(encoder, calibration, traffic, max_queries=args.queries, batch_size=args.batch)
-        print(f"seat {name}: {result['queries']} queries, {result['queries_per_second']:,.0f} queries/s "
+                              num_accounts=0, accounts=frozenset(), session_limit=1e9, follow_limit=1e9)
+    for name, traffic in traffic_shapes(args.queries).items():
+        follow = np.ones(traffic.num_queries, dtype=np.int8)  # growth steps' follow checks always run
+        result = measure_throughput(encoder, calibration, traffic, max_queries=args.queries, batch_size=args.batch,
+                                    follow=follow)
+        print(f"seat {name:>12}: {result['queries']} queries, {result['queries_per_second']:,.0f} queries/s "
               f"(encoder {result['encode_queries_per_second']:,.0f}/s, "
               f"monitor {result['monitor_queries_per_second']:,.0f}/s, batch {args.batch}, {args.threads} thread(s))")
 

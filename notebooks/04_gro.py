@@ -91,9 +91,9 @@ metrics = run_cached(stage, ctx, settings)  # reuses an identical earlier result
 # protection figures are the worst attacker's.
 
 # %%
-from IPython.display import Image, display
+from IPython.display import display
 
-from recsec_lib.gro.frontier import frontier_table, gro_arms_table, read_frontier_rows
+from recsec_lib.gro.frontier import frontier_figure, frontier_table, gro_arms_table, read_frontier_rows
 
 out = Path(run_dir) / "gro"
 print(metrics["scale"])
@@ -111,7 +111,7 @@ print(metrics["lambda_choices"])
 
 # %%
 rows = read_frontier_rows(out / "frontier_all.csv")
-display(Image(filename=str(out / "frontier.png")))
+display(frontier_figure(rows, title=f"Defense frontier (upper right is better)\n{metrics['scale']}"))
 frontier_table(rows)
 
 # %% [markdown]

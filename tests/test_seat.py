@@ -13,7 +13,7 @@ from recsec_lib.data.synthetic import make_synthetic_dataset
 from recsec_lib.attack.querylog import QueryRecord
 from recsec_lib.seat import traffic as tr
 from recsec_lib.seat.baselines import PradaMonitor, VolumeCapMonitor, shapiro_francia
-from recsec_lib.seat.calibration import Calibration, calibrate, limit_for_fpr, make_monitor
+from recsec_lib.seat.calibration import Calibration, benign_statistics, calibrate, limit_for_fpr, make_monitor
 from recsec_lib.seat.encoder import (EncoderConfig, EncoderTraining, SimilarityEncoder, adversarial_edit_step,
                                      adversarial_positives, apply_edit, encode_sequences, load_encoder,
                                      random_edits, save_encoder, train_encoder)
@@ -90,7 +90,7 @@ def test_accounts_are_counted_separately_and_memory_is_bounded():
     state = monitor.accounts["a"]
     # session i pairs with the (at most 1) other remembered session: 0 + 1 + 1 + 1 + 1
     assert state.count == 4 and state.sessions == 5
-    assert len(state.tips) == 2 and state.encodings.shape == (2, 2)
+    assert len(state.tips) == 2 and state.bits.shape[0] == 2 and state.encodings.shape == (2, 2)
     assert monitor.accounts["b"].count == 0
 
 
@@ -325,13 +325,13 @@ def test_calibration_never_sees_test_accounts(synthetic_setup, monkeypatch):
     seen: list[str] = []
     original = replay_module.replay
 
-    def spy(monitor, traffic, features, rows):
+    def spy(monitor, traffic, *args):
         seen.extend(traffic.names)
-        return original(monitor, traffic, features, rows)
+        return original(monitor, traffic, *args)
 
     monkeypatch.setattr(replay_module, "replay", spy)
     s = synthetic_setup
-    calibration = calibrate("seat", s["cal"], s["cal_features"], 0.01)
+    calibration = calibrate("seat", benign_statistics(s["cal"], s["cal_features"], num_items=80), 0.01)
     assert seen and set(seen) <= set(s["cal"].names)
     assert not set(seen) & set(s["test"].names)
     assert calibration.accounts == frozenset(s["cal"].names)
@@ -344,15 +344,15 @@ def test_calibration_never_sees_test_accounts(synthetic_setup, monkeypatch):
 
 def test_benign_prefix_and_refresh_accounts_stay_unflagged_attack_is_flagged(synthetic_setup):
     s = synthetic_setup
-    calibration = calibrate("seat", s["cal"], s["cal_features"], 0.01)
+    calibration = calibrate("seat-pairs", benign_statistics(s["cal"], s["cal_features"], num_items=80), 0.01)
     assert isinstance(calibration, Calibration) and calibration.calibration_fpr <= 0.01
     test = s["test"]
-    outcomes = evaluate(calibration, test, featurize(test, s["encoder"], 80))
+    outcomes = evaluate(calibration, test, featurize(test, s["encoder"], 80), num_items=80)
     for form in ("growing", "refresh"):
         accounts = [o for o in outcomes if o.kind == form]
         assert accounts and all(o.flagged_at is None and o.score == 0 for o in accounts)
     attack = tr.attack_traffic(s["walks"], max_len=50, name="ar")
-    attack_outcomes = evaluate(calibration, attack, featurize(attack, s["encoder"], 80))
+    attack_outcomes = evaluate(calibration, attack, featurize(attack, s["encoder"], 80), num_items=80)
     assert len(attack_outcomes) == 1 and attack_outcomes[0].flagged_at is not None
     assert attack_outcomes[0].flagged_at < attack.num_queries  # caught before the end
 
@@ -424,7 +424,7 @@ def test_real_benign_prefix_accounts_have_no_close_pairs(tmp_path):
 
 def test_stage_reads_attack_logs_and_skips_other_files(tmp_path):
     from recsec_lib.attack.querylog import save_log
-    from recsec_lib.study.stages.seat import _logged_attacks
+    from recsec_lib.seat.inputs import logged_attacks as _logged_attacks
 
     save_log([QueryRecord("x", 0, (1,), (2, 3)), QueryRecord("x", 1, (1, 2), (3, 4))], tmp_path / "log.jsonl")
     np.savez(tmp_path / "pairs.npz", sequences=np.zeros((2, 2)))  # collected pairs, not a query log
@@ -433,24 +433,3 @@ def test_stage_reads_attack_logs_and_skips_other_files(tmp_path):
     assert [name for name, _ in found] == ["log.jsonl"]
     assert found[0][1].num_queries == 2 and len(found[0][1].sources) == 1
     assert _logged_attacks(tmp_path / "missing", max_len=10) == []
-
-
-def test_surrogate_when_split_reads_the_attack_stage(tmp_path):
-    """The attacker's surrogate at N accounts is the attack stage's surrogate on the same queries."""
-    import pandas as pd
-
-    from recsec_lib.study import runs
-    from recsec_lib.study.stages.seat import Settings, surrogate_when_split
-
-    (tmp_path / "attack").mkdir()
-    row = {"target": "sasrec", "surrogate": "sasrec", "generator": "autoregressive", "budget_sequences": 10,
-           "seq_len": 5, "agr1": 0.25, "agr10": 0.5, "surrogate_test_hr10": 0.2, "surrogate_test_ndcg10": 0.1}
-    runs.write_json_atomic(tmp_path / "attack" / "metrics.json",
-                           {"budget_curve": [row, {**row, "surrogate": "meanemb", "agr10": 0.1}]})
-    needed = pd.DataFrame([{"attack": "autoregressive", "detector": "seat", "accounts_needed": 20.0},
-                           {"attack": "autoregressive", "detector": "volume", "accounts_needed": float("nan")}])
-    result = surrogate_when_split(tmp_path, Settings(attack_sequences=10, attack_seq_len=5), needed,
-                                  {"autoregressive": "attack stage", "random": "generated by this stage"})
-    assert result["autoregressive"]["agr10"] == 0.5
-    assert result["autoregressive"]["accounts_needed"] == {"seat": 20, "volume": None}
-    assert "not measured" in result["random"]["note"]

@@ -42,12 +42,13 @@ def test_seat_notebook_smoke(tmp_path, monkeypatch):
         capture_output=True, text=True, timeout=300, env={**os.environ, "RECSEC_DATA_MIRROR": ""})
     assert result.returncode == 0, result.stderr[-3000:]
     out = run_dir / "seat"
-    for name in ("encoder.pt", "calibration.json", "fpr_by_form.csv", "single_account.csv", "accounts_sweep.csv",
-                 "accounts_needed.csv", "detection_vs_accounts.png", "roc.csv", "roc.png", "metrics.json"):
+    for name in ("encoder.pt", "calibration.json", "fpr_by_form.csv", "single_account.csv", "zoo.csv", "zoo.png",
+                 "roc.csv", "roc.png", "metrics.json"):
         assert (out / name).exists(), name
     headline = json.loads((run_dir / "headline.json").read_text())
     for key in ("seat_detection_rate_single_account", "seat_false_positive_rate", "seat_accounts_needed",
-                "volume_cap_accounts_needed", "prada_accounts_needed", "seat_monitor_queries_per_second"):
+                "volume_cap_accounts_needed", "prada_accounts_needed", "seat_monitor_queries_per_second",
+                "seat_worst_attack", "seat_plus_cap_accounts_needed", "seat_plus_cap_cost_increase_over_volume_cap"):
         assert key in headline
     calibration = json.loads((out / "calibration.json").read_text())
     split = calibration["user_split"]

@@ -2,6 +2,7 @@
 
 import json
 
+import pandas as pd
 import pytest
 
 from recsec_lib.cli import main
@@ -130,12 +131,30 @@ def test_study_figures_are_shown_by_ipython_as_png():
         assert data["image/png"][:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def frontier_rows():
+    """Two arms of frontier_all.csv, each at its worst attacker."""
+    row = {"family": "output", "worst": True, "retention_test": 1.0, "retention_test_low": 0.99,
+           "retention_test_high": 1.0, "surrogate_test_ndcg10_drop": 0.1, "surrogate_test_ndcg10_drop_low": -0.2,
+           "surrogate_test_ndcg10_drop_high": 0.3}
+    return pd.DataFrame([{**row, "arm": "top-10"}, {**row, "arm": "gro keep λ=1", "family": "gro",
+                                                     "retention_test": 0.8}])
+
+
+def zoo_table():
+    """zoo.csv of two attackers."""
+    return pd.DataFrame({"attack": ["chain", "random"], "accounts_seat": [4, 40], "accounts_volume": [16, 16],
+                         "agr10": [0.2, 0.15]})
+
+
 def test_stages_save_figures_without_switching_the_notebook_backend(tmp_path):
     """The stages used to call matplotlib.use("Agg"), which left every later plt.show() in a notebook empty."""
     import matplotlib
 
+    from recsec_lib.common import plots
     from recsec_lib.gro import defenses as gro
-    from recsec_lib.study.stages import attack, seat, train
+    from recsec_lib.gro.frontier import plot_frontier
+    from recsec_lib.seat.plots import zoo_costs
+    from recsec_lib.study.stages import attack, train
 
     history, curve, defenses, sweep, roc = study_tables()
     before = matplotlib.get_backend()
@@ -144,11 +163,12 @@ def test_stages_save_figures_without_switching_the_notebook_backend(tmp_path):
         train.plot_curves({name: rows for name, rows in history.groupby("model")}, tmp_path / "curves.png")
         attack.plot_budget_curve(curve, tmp_path / "budget_curve.png")
         gro.plot_utility_vs_protection(defenses, tmp_path / "utility_vs_protection.png")
-        seat._plot_sweep(sweep, tmp_path / "detection_vs_accounts.png")
-        seat._plot_roc(roc, {"seat": 0.9}, 0.01, tmp_path / "roc.png")
+        plot_frontier(frontier_rows(), tmp_path / "frontier.png")
+        plots.save_png(zoo_costs(zoo_table()), tmp_path / "zoo.png")
+        plots.save_png(plots.roc_curves(roc, {"seat": 0.9}, 0.01), tmp_path / "roc.png")
         assert matplotlib.get_backend() == "svg"
     finally:
         matplotlib.use(before)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["budget_curve.png", "curves.png", "detection_vs_accounts.png",
-                                                          "roc.png", "utility_vs_protection.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["budget_curve.png", "curves.png", "frontier.png", "roc.png",
+                                                          "utility_vs_protection.png", "zoo.png"]
     assert all(is_png(p) for p in tmp_path.iterdir())

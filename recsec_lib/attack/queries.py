@@ -51,9 +51,12 @@ class AttackData:
 
     sequences: np.ndarray  # [S, L] int64 synthetic item sequences, oldest first, no padding
     answers: np.ndarray  # [S, L, k] int64 returned ids for each prefix
-    generator: str  # random | autoregressive
+    generator: str  # random | autoregressive (or a SEAT zoo attacker's name, see recsec_lib.seat.attackers)
     num_items: int  # the item-id range the attacker drew from
     seed: int = 0
+    # [S, L] bool: which prefixes were actually answered; None = every prefix. Rows may then be
+    # left-padded with 0 (an attacker that sent one query per walk has one answered position per row).
+    answered: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.sequences.ndim != 2 or self.answers.ndim != 3:
@@ -61,8 +64,10 @@ class AttackData:
                              f"{self.sequences.shape} and {self.answers.shape}")
         if self.answers.shape[:2] != self.sequences.shape:
             raise ValueError(f"answers {self.answers.shape} do not match sequences {self.sequences.shape}")
-        if self.generator not in GENERATORS:
+        if self.answered is None and self.generator not in GENERATORS:
             raise ValueError(f"generator must be one of {GENERATORS}, got {self.generator!r}")
+        if self.answered is not None and self.answered.shape != self.sequences.shape:
+            raise ValueError(f"answered {self.answered.shape} does not match sequences {self.sequences.shape}")
 
     @property
     def num_sequences(self) -> int:
@@ -78,12 +83,13 @@ class AttackData:
 
     @property
     def num_queries(self) -> int:
-        """Queries it cost: one per prefix."""
-        return self.num_sequences * self.seq_len
+        """Queries it cost: one per answered prefix."""
+        return self.num_sequences * self.seq_len if self.answered is None else int(self.answered.sum())
 
     def subset(self, rows) -> "AttackData":
         """The attack restricted to some sequences (e.g. a smaller budget: ``subset(slice(0, 500))``)."""
-        return AttackData(self.sequences[rows], self.answers[rows], self.generator, self.num_items, self.seed)
+        return AttackData(self.sequences[rows], self.answers[rows], self.generator, self.num_items, self.seed,
+                          None if self.answered is None else self.answered[rows])
 
     def split(self, holdout_fraction: float, seed: int = 0) -> tuple["AttackData", "AttackData"]:
         """(train, held-out) by sequence; the held-out part validates the surrogate."""

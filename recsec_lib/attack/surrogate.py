@@ -141,23 +141,35 @@ def validation_agreement(model: SequentialRecommender, held_out: AttackData, k: 
     """
     steps = np.unique(np.linspace(0, held_out.seq_len - 1, min(prefixes_per_sequence, held_out.seq_len))
                       .round().astype(int))
-    prefixes = [held_out.sequences[s, : t + 1] for s in range(held_out.num_sequences) for t in steps]
-    box_lists = np.stack([held_out.answers[s, t, :k] for s in range(held_out.num_sequences) for t in steps])
+    pairs = [(s, t) for s in range(held_out.num_sequences) for t in steps]
+    if held_out.answered is not None:  # only prefixes the box answered (and their last answered one)
+        pairs = [(s, t) for s in range(held_out.num_sequences)
+                 for t in sorted(set(steps.tolist()) & set(np.flatnonzero(held_out.answered[s]).tolist())
+                                 | {int(np.flatnonzero(held_out.answered[s])[-1])})]
+    prefixes = [held_out.sequences[s, : t + 1][held_out.sequences[s, : t + 1] > 0] for s, t in pairs]
+    box_lists = np.stack([held_out.answers[s, t, :k] for s, t in pairs])
     mine = surrogate_topk(model, prefixes, k, filter_seen, device)  # [N, k]
     common = (mine[:, :, None] == box_lists[:, None, :]).any(axis=2).sum(axis=1)  # [N]
     return float(common.mean() / k)
 
 
 def _batch_loss(model: SequentialRecommender, seqs: torch.Tensor, lists: torch.Tensor, num_items: int,
-                settings: SurrogateSettings, generator: torch.Generator, one_pass: bool) -> torch.Tensor:
-    """Margin loss of one batch: seqs [B, L] synthetic sequences, lists [B, L, m] the box's lists per prefix."""
+                settings: SurrogateSettings, generator: torch.Generator, one_pass: bool,
+                answered: torch.Tensor | None = None) -> torch.Tensor:
+    """Margin loss of one batch: seqs [B, L] synthetic sequences, lists [B, L, m] the box's lists per prefix,
+    answered [B, L] bool (None: all) which prefixes count."""
     batch, length, m = lists.shape
     if one_pass:
         # Only the listed items and one negative per rank are scored after each prefix.
-        negatives = sample_negatives(lists.reshape(batch * length, m), num_items, generator)  # [B*L, m]
-        items = torch.cat([lists, negatives.reshape(batch, length, m)], dim=2)  # [B, L, 2m]
+        flat = lists.reshape(batch * length, m).clamp(min=1)  # unanswered rows hold 0: any valid id will do
+        negatives = sample_negatives(flat, num_items, generator)  # [B*L, m]
+        items = torch.cat([flat.reshape(batch, length, m), negatives.reshape(batch, length, m)], dim=2)  # [B, L, 2m]
         scores = model.all_position_item_scores(seqs, items).reshape(batch * length, 2 * m)  # [B*L, 2m]
-        return ranking_margin_loss(scores[:, :m], scores[:, m:], settings.margin_order, settings.margin_negative)
+        valid = None if answered is None else answered.reshape(-1)
+        return ranking_margin_loss(scores[:, :m], scores[:, m:], settings.margin_order, settings.margin_negative,
+                                   valid=valid)
+    if answered is not None:
+        raise ValueError("attack data with unanswered prefixes needs a model with one-pass prefix scores")
     # Models without a one-pass prefix scorer: a few random prefixes per sequence, each through forward.
     p = min(settings.prefixes_per_sequence, length)
     steps = torch.stack([torch.randperm(length, generator=generator)[:p] for _ in range(batch)])  # [B, p]
@@ -201,6 +213,7 @@ def fit_surrogate(
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     sequences = torch.from_numpy(train.sequences)  # [S, L]
+    answered = None if train.answered is None else torch.from_numpy(train.answered)  # [S, L]
     lists = torch.from_numpy(np.ascontiguousarray(train.answers[:, :, :m]))  # [S, L, m]
     result = SurrogateResult(model=model, filter_seen=filter_seen)
     best_state, best_agr, since_best = None, -1.0, 0
@@ -215,7 +228,8 @@ def fit_surrogate(
         for start in range(0, len(order), settings.batch_size):
             rows = torch.from_numpy(order[start:start + settings.batch_size])
             loss = _batch_loss(model, sequences[rows].to(device), lists[rows].to(device), attack_data.num_items,
-                               settings, generator, one_pass)
+                               settings, generator, one_pass,
+                               None if answered is None else answered[rows].to(device))
             total += raise_if_not_finite(loss.detach(), f"surrogate loss at epoch {epoch}, batch {steps + 1}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

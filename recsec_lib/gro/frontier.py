@@ -53,6 +53,7 @@ from recsec_lib.recommend.metrics import topk_items
 from recsec_lib.models.base import SequentialRecommender
 from recsec_lib.gro.output_defenses import DefendedBox, OutputDefense, defend_attack_data, knowing_view
 from recsec_lib.common.files import atomic_path, write_text_atomic
+from recsec_lib.common.plots import PlotFigure, new_figure, save_png
 from recsec_lib.recommend.sequences import batches, pad_left
 from recsec_lib.attack.surrogate import SurrogateSettings, fit_surrogate
 from recsec_lib.common.tables import markdown_table
@@ -454,27 +455,24 @@ def save_frontier_tables(table: pd.DataFrame, out_dir: str | os.PathLike) -> dic
 _MARKERS = {"none": "s", "paper": "D", "output": "o", "gro-control": "P", "gro": "^", "combo": "v"}
 
 
-def plot_frontier(table: pd.DataFrame, path: str | os.PathLike, target: FrontierTarget = FrontierTarget(),
-                  title: str = "") -> Path:
-    """PNG: utility retention (x) vs the WORST attacker's surrogate NDCG@10 fall (y), 95% intervals on both.
+def frontier_figure(table: pd.DataFrame, target: FrontierTarget = FrontierTarget(), title: str = "") -> PlotFigure:
+    """Utility retention (x) vs the WORST attacker's surrogate NDCG@10 fall (y), 95% intervals on both.
 
     One point per arm; the shaded corner is the issue's target (retention ≥
-    ``target.min_retention``, fall ≥ ``target.min_fall``).
+    ``target.min_retention``, fall ≥ ``target.min_fall``). ``table``: every
+    attacker row (``frontier_all.csv``), of which the ``worst`` ones are drawn.
+    A plain ``Figure`` (no pyplot backend is switched): notebooks show it as is.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    worst = table[table["worst"]]
-    path = Path(path)
-    fig, ax = plt.subplots(figsize=(7.5, 5.2))
+    worst = table[table["worst"].astype(str).str.lower() == "true"]  # bool, or text read back from CSV
+    fig = new_figure(7.5, 5.2)
+    ax = fig.subplots()
     for family, part in worst.groupby("family", sort=False):
-        x = 100 * part["retention_test"].to_numpy()
-        y = 100 * part["surrogate_test_ndcg10_drop"].to_numpy()
-        xerr = [x - 100 * part["retention_test_low"].to_numpy(), 100 * part["retention_test_high"].to_numpy() - x]
-        yerr = [y - 100 * part["surrogate_test_ndcg10_drop_low"].to_numpy(),
-                100 * part["surrogate_test_ndcg10_drop_high"].to_numpy() - y]
+        x = 100 * part["retention_test"].to_numpy(dtype=float)
+        y = 100 * part["surrogate_test_ndcg10_drop"].to_numpy(dtype=float)
+        xerr = [x - 100 * part["retention_test_low"].to_numpy(dtype=float),
+                100 * part["retention_test_high"].to_numpy(dtype=float) - x]
+        yerr = [y - 100 * part["surrogate_test_ndcg10_drop_low"].to_numpy(dtype=float),
+                100 * part["surrogate_test_ndcg10_drop_high"].to_numpy(dtype=float) - y]
         ax.errorbar(x, y, xerr=np.clip(xerr, 0, None), yerr=np.clip(yerr, 0, None), fmt=_MARKERS.get(family, "o"),
                     capsize=2, label=family, alpha=0.85)
         for label, xi, yi in zip(part["arm"], x, y):
@@ -492,11 +490,10 @@ def plot_frontier(table: pd.DataFrame, path: str | os.PathLike, target: Frontier
     ax.set_title(title or "Defense frontier (upper right is better)", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=120)
-    finally:
-        plt.close(fig)
-    return path
+    return fig  # constrained layout (new_figure): no tight_layout
+
+
+def plot_frontier(table: pd.DataFrame, path: str | os.PathLike, target: FrontierTarget = FrontierTarget(),
+                  title: str = "") -> Path:
+    """Save ``frontier_figure`` as a PNG, atomically."""
+    return save_png(frontier_figure(table, target, title), path)

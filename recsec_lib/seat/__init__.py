@@ -2,15 +2,22 @@
 
 Modules, in the order data flows through them:
 
-* ``traffic``     — query logs in compact form: benign accounts built from real users
-                    (growing prefixes, refreshes, households, new users), attack walks,
-                    splitting an attack over accounts, the disjoint user split;
+* ``traffic``     — query logs in compact form, attack walks, splitting an attack
+                    over accounts, the disjoint user split;
+* ``benign``      — benign accounts built from real users: the first four forms
+                    and what real clients also send (sparse querying, client
+                    windows, history edits, candidate re-ranking, big households,
+                    repeated passes);
+* ``attackers``   — the attacker zoo: attackers that shape their queries around SEAT;
 * ``encoder``     — the similarity encoder and its adversarial contrastive training;
+* ``follow``      — the in-session signal: is each new item from the previous answer?
 * ``monitor``     — the online per-account SEAT monitor and its session relation;
-* ``baselines``   — the per-account volume cap and PRADA;
+* ``baselines``   — the lifetime volume cap, the rate cap and PRADA;
 * ``replay``      — encoding a log once and replaying it through a monitor;
-* ``calibration`` — fitting a detector on benign calibration accounts (frozen result);
-* ``evaluation``  — false positives, detection, accounts an attacker needs, ROC, throughput.
+* ``calibration`` — fitting detectors on benign calibration accounts (frozen result);
+* ``evaluation``  — false positives, detection, accounts an attacker needs, ROC, throughput;
+* ``zoo``         — every detector against every zoo attacker, the worst-case headline;
+* ``inputs``, ``plots`` — what the stage reads from a run, and its figures.
 
 The stage that runs all of it is ``recsec_lib.study.stages.seat``.
 

@@ -74,15 +74,17 @@ def bag_of_items_features(windows: np.ndarray, num_items: int, dim: int = 64, se
     return _unit(out)
 
 
-def bag_of_items_prefix_features(sources: Sequence[np.ndarray], keys: np.ndarray, max_len: int, num_items: int,
-                                 dim: int = 64, seed: int = 0) -> np.ndarray:
+def bag_of_items_prefix_features(sources: Sequence[np.ndarray], keys: np.ndarray, max_len: int | np.ndarray,
+                                 num_items: int, dim: int = 64, seed: int = 0) -> np.ndarray:
     """The same vectors as ``bag_of_items_features`` for queries given as (source, end) keys [U, 2].
 
-    A query is the last ``max_len`` items of ``sources[s][:end]``; its bag is a
+    A query is the last ``max_len`` items of ``sources[s][:end]`` (``max_len``: one
+    number, or [U] one per key for clients with their own window); its bag is a
     difference of two running sums over the source, so each source costs one
     pass however many of its prefixes are queried.
     """
     projection = item_projection(num_items, dim, seed)
+    widths = np.broadcast_to(np.asarray(max_len, dtype=np.int64), (len(keys),))  # [U]
     out = np.zeros((len(keys), dim), dtype=np.float32)
     order = np.argsort(keys[:, 0], kind="stable")
     boundaries = np.flatnonzero(np.diff(keys[order, 0])) + 1
@@ -93,7 +95,7 @@ def bag_of_items_prefix_features(sources: Sequence[np.ndarray], keys: np.ndarray
         running = np.zeros((len(source) + 1, dim), dtype=np.float64)
         np.cumsum(projection[source], axis=0, out=running[1:])
         ends = keys[rows, 1]
-        out[rows] = running[ends] - running[np.maximum(0, ends - max_len)]
+        out[rows] = running[ends] - running[np.maximum(0, ends - widths[rows])]
     return _unit(out)
 
 
@@ -126,6 +128,64 @@ class VolumeCapMonitor:
         if self.limit is not None and state.flagged_at is None and state.queries > self.limit:
             state.flagged_at, state.flagged_index = state.queries, index
         return state.flagged_at is not None
+
+
+@dataclass
+class RateState:
+    times: deque  # times of the queries inside the current window
+    queries: int = 0
+    score: float = 0.0  # most queries seen inside any window of window_seconds
+    flagged_at: int | None = None
+    flagged_index: int | None = None
+
+
+@dataclass
+class RateCapMonitor:
+    """Flag an account once more than ``limit`` of its queries fall within ``window_seconds`` (None: never).
+
+    The lifetime cap bounds what one account can ever send; this bounds how
+    fast. Against an attacker who paces its queries evenly over a horizon of
+    H seconds it binds when the attack's queries per account per window
+    exceed the limit (``rate_cap_accounts_needed``).
+    """
+
+    limit: float | None
+    window_seconds: float = 3600.0
+    accounts: dict[str, RateState] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.window_seconds <= 0:
+            raise ValueError(f"window_seconds must be positive, got {self.window_seconds}")
+
+    def observe(self, account: str, query: Sequence[int], feature: np.ndarray | None = None,
+                index: int | None = None, time: float = 0.0) -> bool:
+        state = self.accounts.get(account)
+        if state is None:
+            state = self.accounts[account] = RateState(times=deque())
+        state.queries += 1
+        state.times.append(time)
+        while state.times[0] <= time - self.window_seconds:
+            state.times.popleft()
+        state.score = max(state.score, float(len(state.times)))
+        if self.limit is not None and state.flagged_at is None and state.score > self.limit:
+            state.flagged_at, state.flagged_index = state.queries, index
+        return state.flagged_at is not None
+
+
+def rate_cap_accounts_needed(total_queries: int, limit: float, window_seconds: float, horizon_seconds: float) -> int:
+    """Accounts an attacker pacing ``total_queries`` evenly over ``horizon_seconds`` needs under a rate cap.
+
+    With N accounts each sends total/N queries at even spacing, so at most
+    ceil(total / N * window / horizon) fall in one window; that must not exceed
+    ``limit`` (hand check: 100,000 queries, limit 50 per hour, a 10-hour
+    horizon: 10,000 per hour in all, 200 accounts).
+    """
+    if min(window_seconds, horizon_seconds) <= 0:
+        raise ValueError("window_seconds and horizon_seconds must be positive")
+    if limit < 1:
+        raise ValueError(f"a rate cap below 1 query per window lets no one through (limit={limit})")
+    per_window = total_queries * min(1.0, window_seconds / horizon_seconds)  # queries of all accounts per window
+    return max(1, int(np.ceil(per_window / np.floor(limit))))
 
 
 @dataclass

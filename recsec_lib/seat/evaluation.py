@@ -6,12 +6,15 @@ calibration account (``Calibration.check_unseen``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
-from recsec_lib.seat.calibration import Calibration, PradaOptions, SeatOptions, make_monitor
+from recsec_lib.seat.baselines import PradaMonitor, RateCapMonitor
+from recsec_lib.seat.calibration import Calibration, PradaOptions, SeatOptions, component_monitors, make_monitor
+from recsec_lib.seat.monitor import SeatMonitor
 from recsec_lib.seat.replay import AccountOutcome, TrafficFeatures, replay
 from recsec_lib.seat.traffic import Traffic
 
@@ -19,13 +22,33 @@ ACCOUNT_GRID = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 200
 
 
 def evaluate(calibration: Calibration, traffic: Traffic, features: TrafficFeatures,
-             seat: SeatOptions = SeatOptions(), prada: PradaOptions = PradaOptions()) -> list[AccountOutcome]:
-    """Replay ``traffic`` through a fresh monitor with the calibrated setting."""
+             seat: SeatOptions = SeatOptions(), prada: PradaOptions = PradaOptions(),
+             num_items: int = 4096) -> list[AccountOutcome]:
+    """Replay ``traffic`` through fresh monitors with the calibrated setting; one outcome per account.
+
+    ``seat+cap`` runs its SEAT part, the volume cap and (when the traffic has
+    query times) the rate cap; an account's flag is the earliest of theirs.
+    Attack traffic carries no times: the stage accounts for the rate cap in
+    closed form (``baselines.rate_cap_accounts_needed``).
+    """
     calibration.check_unseen(traffic.names)
-    monitor = make_monitor(calibration.detector, calibration.limit, calibration.threshold,
-                           dim=features.seat.shape[1], seat=seat, prada=prada)
-    vectors = {"seat": features.seat, "prada": features.prada}.get(calibration.detector)
-    return replay(monitor, traffic, vectors, features.rows)
+    dim = features.seat.shape[1]
+    results = []
+    for monitor in component_monitors(calibration, dim, num_items, seat, prada):
+        if isinstance(monitor, RateCapMonitor) and traffic.time is None:
+            continue
+        vectors = features.seat if isinstance(monitor, SeatMonitor) else (
+            features.prada if isinstance(monitor, PradaMonitor) else None)
+        results.append(replay(monitor, traffic, vectors, features.rows, features.follow))
+    if not results:
+        raise ValueError(f"the {calibration.detector} detector needs query times and this traffic has none")
+    merged = results[0]
+    for other in results[1:]:
+        merged = [first if second.flagged_at is None or (first.flagged_at is not None
+                                                         and first.flagged_at <= second.flagged_at)
+                  else replace(first, flagged_at=second.flagged_at, flagged_by=second.flagged_by or "cap")
+                  for first, second in zip(merged, other)]
+    return merged
 
 
 def outcomes_frame(outcomes: Sequence[AccountOutcome], detector: str) -> pd.DataFrame:
@@ -44,36 +67,30 @@ def flag_rates(frame: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index()
 
 
-def accounts_sweep(calibration: Calibration, attack: Traffic, features: TrafficFeatures,
-                   grid: Sequence[int] = ACCOUNT_GRID, seat: SeatOptions = SeatOptions(),
-                   prada: PradaOptions = PradaOptions(), label: str = "attack",
-                   refine: bool = True) -> tuple[int | None, pd.DataFrame]:
-    """Split one attack's queries over N accounts (contiguous chunks) for N in ``grid``.
+def false_positive_table(benign: pd.DataFrame) -> pd.DataFrame:
+    """Per detector and benign form (plus kind "all"): accounts, flagged, rate (rows with detector, kind, flagged)."""
+    grouped = benign.groupby(["detector", "kind"])
+    table = grouped.agg(accounts=("name", "size"), flagged=("flagged", "sum")).reset_index()
+    table["rate"] = table["flagged"] / table["accounts"]
+    grouped = benign.groupby("detector")
+    overall = pd.DataFrame({"detector": list(grouped.groups), "kind": "all", "accounts": grouped.size().values,
+                            "flagged": grouped["flagged"].sum().values, "rate": grouped["flagged"].mean().values})
+    return pd.concat([table, overall], ignore_index=True)
 
-    Returns (the smallest N at which no account is flagged, or None if every N
-    tried had one flagged; a table N -> flagged accounts). The grid is walked
-    upwards until the first N with no flag; with ``refine`` the gap between
-    the last flagged N and that N is then bisected, so the answer is exact
-    (assuming that more accounts never means more flags, which holds for these
-    monotone per-account scores up to chunk boundaries).
+
+def smallest_clean_split(flagged_accounts: Callable[[int], int], max_accounts: int,
+                         grid: Sequence[int] = ACCOUNT_GRID, refine: bool = True) -> int | None:
+    """The smallest N with ``flagged_accounts(N) == 0``: walk ``grid`` upwards (N <= max_accounts) to the
+    first clean N, then bisect the gap below it (``refine``). None if every N tried was flagged.
+
+    Exact when more accounts never means more flags (true for these monotone
+    per-account statistics, up to chunk boundaries).
     """
-    rows: dict[int, dict] = {}
-
-    def flagged_at(n: int) -> int:
-        split = attack.split_contiguous(n, f"{label}/n{n}")
-        outcomes = evaluate(calibration, split, features, seat, prada)
-        flagged = sum(o.flagged_at is not None for o in outcomes)
-        rows[n] = {"detector": calibration.detector, "attack": label, "accounts": n,
-                   "queries_per_account": attack.num_queries / n, "flagged_accounts": flagged,
-                   "flagged_fraction": flagged / n, "any_flagged": flagged > 0,
-                   "max_score": max(o.score for o in outcomes)}
-        return flagged
-
     needed, last_flagged = None, None
     for n in sorted(set(grid)):
-        if n > attack.num_queries:
+        if n > max_accounts:
             break
-        if flagged_at(n) == 0:
+        if flagged_accounts(n) == 0:
             needed = n
             break
         last_flagged = n
@@ -81,12 +98,67 @@ def accounts_sweep(calibration: Calibration, attack: Traffic, features: TrafficF
         low, high = last_flagged, needed  # low is flagged, high is clean
         while high - low > 1:
             middle = (low + high) // 2
-            if flagged_at(middle) == 0:
+            if flagged_accounts(middle) == 0:
                 high = middle
             else:
                 low = middle
         needed = high
+    return needed
+
+
+def accounts_sweep(calibration: Calibration, attack: Traffic, features: TrafficFeatures,
+                   grid: Sequence[int] = ACCOUNT_GRID, seat: SeatOptions = SeatOptions(),
+                   prada: PradaOptions = PradaOptions(), label: str = "attack",
+                   refine: bool = True, num_items: int = 4096) -> tuple[int | None, pd.DataFrame]:
+    """Split one attack's queries over N accounts (contiguous chunks) for N in ``grid``.
+
+    Returns (the smallest N at which no account is flagged, or None if every N
+    tried had one flagged; a table N -> flagged accounts); see ``smallest_clean_split``.
+    """
+    rows: dict[int, dict] = {}
+
+    def flagged_at(n: int) -> int:
+        split = attack.split_contiguous(n, f"{label}/n{n}")
+        outcomes = evaluate(calibration, split, features, seat, prada, num_items)
+        flagged = sum(o.flagged_at is not None for o in outcomes)
+        rows[n] = {"detector": calibration.detector, "attack": label, "accounts": n,
+                   "queries_per_account": attack.num_queries / n, "flagged_accounts": flagged,
+                   "flagged_fraction": flagged / n, "any_flagged": flagged > 0,
+                   "max_score": max(o.score for o in outcomes)}
+        return flagged
+
+    needed = smallest_clean_split(flagged_at, attack.num_queries, grid, refine)
     return needed, pd.DataFrame([rows[n] for n in sorted(rows)])
+
+
+def single_account_outcomes(attacks: dict, calibrations: dict, budgets: Sequence[int], seat_options: SeatOptions,
+                            prada_options: PradaOptions, num_items: int, prada_max_queries: int) -> pd.DataFrame:
+    """Disjoint runs of ``budget`` walks of each given attacker, each run one account; one outcome row per run
+    and detector. ``attacks``: {name: (ZooAttack, TrafficFeatures)}. The rate caps are skipped (attack
+    traffic has no clock); PRADA sees only about ``prada_max_queries`` queries per budget when that is set."""
+    frames = []
+    for generator, (attack, features) in attacks.items():
+        traffic = attack.traffic
+        for budget in budgets:
+            runs_count = len(traffic.sources) // budget
+            if runs_count == 0:
+                continue
+            head = traffic.head(int(np.searchsorted(traffic.source, runs_count * budget)))
+            runs_traffic = head.with_accounts(head.source // budget,
+                                              [f"{generator}/b{budget}/{i}" for i in range(runs_count)],
+                                              [f"{generator}/b{budget}"] * runs_count)
+            for d, c in calibrations.items():
+                if d in ("rate", "caps"):  # attack traffic has no clock: the rate cap is judged in closed form
+                    continue
+                part = runs_traffic
+                if d == "prada" and prada_max_queries:  # PRADA is the slow one: fewer runs
+                    keep = max(1, prada_max_queries // max(1, head.num_queries // runs_count))
+                    part = runs_traffic.head(int(np.searchsorted(head.source, keep * budget)))
+                frame = outcomes_frame(evaluate(c, part, features.head(part.num_queries), seat_options,
+                                                prada_options, num_items), d)
+                frame = frame[frame.queries > 0]
+                frames.append(frame.assign(generator=generator, budget=budget))
+    return pd.concat(frames)
 
 
 def roc_curve(benign_scores: Sequence[float], attack_scores: Sequence[float]) -> pd.DataFrame:
@@ -109,21 +181,24 @@ def roc_auc(curve: pd.DataFrame) -> float:
 
 
 def measure_throughput(encoder, calibration: Calibration, traffic: Traffic, max_queries: int = 20_000,
-                       batch_size: int = 1024, seat: SeatOptions = SeatOptions(),
-                       device="cpu") -> dict[str, float]:
-    """Queries per second through encoder + monitor, as deployed: every query encoded (no
-    de-duplication), in batches of ``batch_size``, then fed to the monitor one by one."""
+                       batch_size: int = 1024, seat: SeatOptions = SeatOptions(), device="cpu",
+                       follow: np.ndarray | None = None) -> dict[str, float]:
+    """Queries per second through encoder + SEAT monitor, as deployed: every query encoded (no
+    de-duplication), in batches of ``batch_size``, then fed to the monitor one by one (``follow``:
+    [Q] per-query follow values, as a deployed service would know them from its own answers)."""
     import time
 
     from recsec_lib.seat.encoder import encode_sequences
 
-    if calibration.detector != "seat":
-        raise ValueError(f"measure_throughput needs the seat calibration, got {calibration.detector!r}")
+    if calibration.detector not in ("seat", "seat-pairs", "seat+cap"):
+        raise ValueError(f"measure_throughput needs a seat calibration, got {calibration.detector!r}")
     n = min(max_queries, traffic.num_queries)
     if n == 0:
         raise ValueError("measure_throughput needs a non-empty traffic")
     queries = [traffic.query(j) for j in range(n)]
-    monitor = make_monitor("seat", calibration.limit, calibration.threshold, dim=encoder.config.dim, seat=seat)
+    monitor = make_monitor("seat", calibration.limit, calibration.threshold, dim=encoder.config.dim, seat=seat,
+                           num_items=encoder.config.num_items, session_limit=calibration.session_limit,
+                           follow_limit=calibration.follow_limit)
     encode_seconds = monitor_seconds = 0.0
     for start in range(0, n, batch_size):
         chunk = queries[start:start + batch_size]
@@ -132,7 +207,8 @@ def measure_throughput(encoder, calibration: Calibration, traffic: Traffic, max_
         t1 = time.perf_counter()
         for offset, query in enumerate(chunk):
             j = start + offset
-            monitor.observe(traffic.names[traffic.account[j]], query, encodings[offset], j)
+            monitor.observe(traffic.names[traffic.account[j]], query, encodings[offset], j,
+                            -1 if follow is None else int(follow[j]))
         monitor_seconds += time.perf_counter() - t1
         encode_seconds += t1 - t0
     total = encode_seconds + monitor_seconds

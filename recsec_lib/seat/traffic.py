@@ -19,7 +19,7 @@ next is the calibration population, the last part is held out for testing.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from recsec_lib.recommend.sequences import pad_left
@@ -72,22 +72,33 @@ class Traffic:
     account: np.ndarray  # [Q] account index of each query
     source: np.ndarray  # [Q] source index of each query
     end: np.ndarray  # [Q] the query is the source's items before position `end`
-    max_len: int  # a query holds at most the last max_len items
+    max_len: int  # a query holds at most the last max_len items (the service refuses longer ones)
+    widths: np.ndarray | None = None  # [S] a client that sends only its newest widths[s] items; None = max_len
+    time: np.ndarray | None = None  # [Q] seconds since the account's first query (for the rate cap); None = unknown
 
     @property
     def num_queries(self) -> int:
         return len(self.account)
 
+    def width(self, source: int) -> int:
+        """Items a query of this source holds at most."""
+        return self.max_len if self.widths is None else min(self.max_len, int(self.widths[source]))
+
     def query(self, j: int) -> tuple[int, ...]:
-        end = int(self.end[j])
-        return tuple(self.sources[int(self.source[j])][max(0, end - self.max_len):end].tolist())
+        end, source = int(self.end[j]), int(self.source[j])
+        return tuple(self.sources[source][max(0, end - self.width(source)):end].tolist())
+
+    def head(self, n: int) -> Traffic:
+        """The first n queries (same accounts and sources)."""
+        return replace(self, account=self.account[:n], source=self.source[:n], end=self.end[:n],
+                       time=None if self.time is None else self.time[:n])
 
     def with_accounts(self, account: np.ndarray, names: Sequence[str], kinds: Sequence[str]) -> Traffic:
-        """The same queries in the same order, assigned to other accounts."""
+        """The same queries in the same order, assigned to other accounts (times are dropped)."""
         if len(account) != self.num_queries:
             raise ValueError(f"account has {len(account)} entries for {self.num_queries} queries")
-        return Traffic(tuple(names), tuple(kinds), self.sources, np.asarray(account, dtype=np.int64),
-                       self.source, self.end, self.max_len)
+        return replace(self, names=tuple(names), kinds=tuple(kinds), account=np.asarray(account, dtype=np.int64),
+                       time=None)
 
     def split_contiguous(self, num_accounts: int, prefix: str) -> Traffic:
         """The whole log (taken as one attack) cut into ``num_accounts`` contiguous, equal-sized chunks."""
@@ -97,6 +108,16 @@ class Traffic:
         account = (np.arange(self.num_queries) * n) // self.num_queries
         return self.with_accounts(account, [f"{prefix}/{i}" for i in range(n)], [prefix] * n)
 
+    def split_by_source(self, num_accounts: int, prefix: str) -> Traffic:
+        """The whole log (one attack) with its sources (walks) dealt to ``num_accounts`` accounts in contiguous
+        blocks of sources; query order unchanged. An attacker who interleaves its walks splits this way."""
+        if num_accounts < 1:
+            raise ValueError(f"num_accounts must be >= 1, got {num_accounts}")
+        count = len(self.sources)
+        n = min(num_accounts, count)
+        account = (self.source * n) // count
+        return self.with_accounts(account, [f"{prefix}/{i}" for i in range(n)], [prefix] * n)
+
     def unique_keys(self) -> tuple[np.ndarray, np.ndarray]:
         """(keys [U, 2] of distinct (source, end), row [Q] of each query in keys)."""
         pairs = np.stack([self.source, self.end], axis=1)
@@ -104,9 +125,16 @@ class Traffic:
         return keys, rows.reshape(-1)
 
     def windows(self, keys: np.ndarray, length: int) -> np.ndarray:
-        """[U, length] left-padded last ``length`` items of each (source, end) key."""
+        """[U, length] left-padded last ``length`` items of each (source, end) key's query."""
         length = min(length, self.max_len)
-        return pad_left([self.sources[s][max(0, e - length):e] for s, e in keys.tolist()], length)
+        return pad_left([self.sources[s][max(0, e - min(length, self.width(s))):e] for s, e in keys.tolist()],
+                        length)
+
+    def key_widths(self, keys: np.ndarray) -> np.ndarray:
+        """[U] the query width of each key's source."""
+        if self.widths is None:
+            return np.full(len(keys), self.max_len, dtype=np.int64)
+        return np.minimum(self.max_len, self.widths[keys[:, 0]])
 
 
 def concat_traffic(parts: Sequence[Traffic]) -> Traffic:
@@ -115,16 +143,22 @@ def concat_traffic(parts: Sequence[Traffic]) -> Traffic:
         raise ValueError("concat_traffic needs at least one part")
     if len({p.max_len for p in parts}) != 1:
         raise ValueError("traffic parts have different max_len")
-    names, kinds, sources, account, source, end = [], [], [], [], [], []
+    names, kinds, sources, account, source, end, widths, times = [], [], [], [], [], [], [], []
     for part in parts:
         account.append(part.account + len(names))
         source.append(part.source + len(sources))
         end.append(part.end)
+        widths.append(np.full(len(part.sources), part.max_len) if part.widths is None else part.widths)
+        times.append(part.time)
         names += part.names
         kinds += part.kinds
         sources += part.sources
+    any_width = any(p.widths is not None for p in parts)
+    all_times = all(t is not None for t in times)
     return Traffic(tuple(names), tuple(kinds), tuple(sources), np.concatenate(account),
-                   np.concatenate(source), np.concatenate(end), parts[0].max_len)
+                   np.concatenate(source), np.concatenate(end), parts[0].max_len,
+                   np.concatenate(widths).astype(np.int64) if any_width else None,
+                   np.concatenate(times) if all_times else None)
 
 
 # --- benign accounts -------------------------------------------------------------------
@@ -132,71 +166,11 @@ def concat_traffic(parts: Sequence[Traffic]) -> Traffic:
 def benign_traffic(histories: Sequence[np.ndarray], user_ids: Sequence[int], forms: Sequence[str], max_len: int,
                    seed: int, refresh_mean: float = 1.0, short_range: tuple[int, int] = (5, 20),
                    household_sizes: tuple[int, ...] = (2, 3), max_accounts_per_form: int | None = None) -> Traffic:
-    """Benign accounts built from real users' chronological histories.
+    """Benign accounts of the first four forms (``BENIGN_FORMS``); ``recsec_lib.seat.benign`` has all forms."""
+    from recsec_lib.seat.benign import BenignShape, benign_traffic as build
 
-    Forms (each user gives one account per form, except households):
-    * ``growing``: one query after each new interaction (growing prefixes).
-    * ``refresh``: the same, each query repeated 1 + Poisson(refresh_mean) times (page refreshes).
-    * ``household``: 2 or 3 users sharing one account, their queries interleaved at random.
-    * ``short``: a new user: only the first 5..20 interactions.
-    ``histories[i]`` is user ``user_ids[i]``'s full sequence.
-    """
-    unknown = set(forms) - set(BENIGN_FORMS)
-    if unknown:
-        raise ValueError(f"unknown benign forms {sorted(unknown)}; expected some of {BENIGN_FORMS}")
-    if len(histories) != len(user_ids):
-        raise ValueError("histories and user_ids must have the same length")
-    rng = np.random.default_rng(seed)
-    names: list[str] = []
-    kinds: list[str] = []
-    account: list[np.ndarray] = []
-    source: list[np.ndarray] = []
-    end: list[np.ndarray] = []
-
-    def add(name: str, kind: str, src: np.ndarray, ends: np.ndarray) -> None:
-        account.append(np.full(len(ends), len(names), dtype=np.int64))
-        source.append(src.astype(np.int64))
-        end.append(ends.astype(np.int64))
-        names.append(name)
-        kinds.append(kind)
-
-    order = np.arange(len(histories))
-    for form in forms:
-        made = 0
-        if form == "household":
-            shuffled = rng.permutation(order)
-            pos = 0
-            while pos + min(household_sizes) <= len(shuffled):
-                if max_accounts_per_form is not None and made >= max_accounts_per_form:
-                    break
-                size = int(rng.choice(household_sizes))
-                members = shuffled[pos:pos + size]
-                pos += size
-                owner = np.concatenate([np.full(len(histories[m]), m) for m in members])
-                owner = rng.permutation(owner)  # which member acts at each step
-                ends = np.zeros(len(owner), dtype=np.int64)
-                for m in members:
-                    here = owner == m
-                    ends[here] = np.arange(1, here.sum() + 1)
-                add(f"benign/household/{'+'.join(str(user_ids[m]) for m in members)}", form, owner, ends)
-                made += 1
-            continue
-        for i in order:
-            if max_accounts_per_form is not None and made >= max_accounts_per_form:
-                break
-            n = len(histories[i])
-            if form == "growing":
-                ends = np.arange(1, n + 1)
-            elif form == "refresh":
-                ends = np.repeat(np.arange(1, n + 1), 1 + rng.poisson(refresh_mean, size=n))
-            else:  # short
-                ends = np.arange(1, min(n, int(rng.integers(short_range[0], short_range[1] + 1))) + 1)
-            add(f"benign/{form}/{user_ids[i]}", form, np.full(len(ends), i), ends)
-            made += 1
-    if not names:
-        raise ValueError("no benign account could be built (too few users for the requested forms)")
-    return Traffic(tuple(names), tuple(kinds), tuple(np.asarray(h, dtype=np.int64) for h in histories),
-                   np.concatenate(account), np.concatenate(source), np.concatenate(end), max_len)
+    shape = BenignShape(refresh_mean=refresh_mean, short_range=short_range, household_sizes=household_sizes)
+    return build(histories, user_ids, forms, max_len, seed, shape, max_accounts_per_form)
 
 
 # --- attack walks ----------------------------------------------------------------------

@@ -85,6 +85,9 @@ TARGETS = (
     Target("seat_detection_rate_single_account", ">=", 0.99, "SEAT detection of single-account attacks"),
     Target("seat_false_positive_rate", "<=", 0.001, "SEAT false-positive rate on benign accounts"),
     Target("seat_monitor_queries_per_second", ">=", 5000.0, "SEAT monitor queries per second"),
+    Target("seat_plus_cap_cost_increase_over_volume_cap", ">=", 4.0,
+           "SEAT + caps: worst-case (over the attacker zoo) cost increase over the volume cap"),
+    Target("seat_plus_cap_false_positive_rate", "<=", 0.001, "SEAT + caps false-positive rate on benign accounts"),
     # The runner totals the stage times after the report stage, so a run's own report cannot show these.
     Target("study_wall_seconds", "<=", 7200.0, "whole study (cpu profile) on the 2-core CPU, in seconds",
            profile="cpu", absent=TOTALLED_LATER),
@@ -161,9 +164,47 @@ def findings(headline: dict, stage_metrics: dict[str, dict]) -> list[str]:
         lines.append(gro_training_sentence(stage_metrics["gro"]))
     if stage_metrics.get("gro", {}).get("frontier"):
         lines.extend(defense_findings(stage_metrics["gro"]))
-    if "seat_accounts_needed" in headline and "volume_cap_accounts_needed" in headline:
-        lines.append(f"To stay undetected the attacker needs {counted(headline['seat_accounts_needed'], 'account')} "
-                     f"against SEAT and {_count(headline['volume_cap_accounts_needed'])} against a volume cap alone.")
+    lines += seat_findings(headline, stage_metrics.get("seat", {}))
+    return lines
+
+
+# --- SEAT findings (GitHub issue 17): whether the detector protects, at what cost, against which attacker ---
+
+def seat_findings(headline: dict, seat: dict) -> list[str]:
+    """SEAT sentences led by the worst case over the attacker zoo; a missed target is said to be MISSED."""
+    if "seat_plus_cap_accounts_needed" not in headline:  # a run of the first version: no zoo
+        if "seat_accounts_needed" in headline and "volume_cap_accounts_needed" in headline:
+            return [f"To stay undetected the attacker needs {counted(headline['seat_accounts_needed'], 'account')} "
+                    f"against SEAT and {_count(headline['volume_cap_accounts_needed'])} against a volume cap alone.",
+                    "These counts cover the random and autoregressive attackers only: no attacker that knows the "
+                    "detector was measured in this run."]
+        return []
+    plus = headline.get("seat_plus_cap_cost_increase_over_volume_cap")
+    alone = headline.get("seat_cost_increase_over_volume_cap")
+    protects = plus is not None and plus >= 4
+    verdict = ("protects" if protects else "does NOT protect (MISSED: target >= 4x the volume cap's cost)")
+    zoo = {row["attack"]: row for row in seat.get("zoo", [])}
+    worst = headline.get("seat_plus_cap_worst_attack")
+    agr = zoo.get(worst, {}).get("agr10")
+    lines = [f"SEAT with the caps {verdict} against the worst attacker of the zoo: '{worst}' gets through with "
+             f"{counted(headline.get('seat_plus_cap_accounts_needed'), 'account')}"
+             + (f" and trains a surrogate of Agr@10 {agr:.3f}" if agr is not None else "")
+             + f", against {counted(headline.get('volume_cap_accounts_needed'), 'account')} for the cheapest attacker "
+             f"under a volume cap alone (worst-case cost increase {plus if plus is None else f'{plus:.2f}'}x; "
+             f"SEAT without the caps: {alone if alone is None else f'{alone:.2f}'}x, worst attacker "
+             f"'{headline.get('seat_worst_attack')}' with {counted(headline.get('seat_accounts_needed'), 'account')})."]
+    over_caps = headline.get("seat_plus_cap_cost_increase_over_caps")
+    if over_caps is not None:
+        lines.append(f"Against the lifetime and rate caps without SEAT (same false-positive budget), SEAT's own "
+                     f"worst-case contribution is {over_caps:.2f}x; the rate cap assumes the attacker paces its "
+                     f"queries evenly over {seat.get('settings', {}).get('attack_horizon_hours', '?')} h.")
+    fpr = headline.get("seat_plus_cap_false_positive_rate")
+    form, form_rate = seat.get("seat_plus_cap_worst_form"), seat.get("seat_plus_cap_worst_form_rate")
+    if fpr is not None:
+        ok = fpr <= 0.001 and (form_rate or 0.0) <= 0.01
+        lines.append(f"On held-out benign accounts SEAT with the caps flags {fpr:.2%} "
+                     f"({'met' if ok else 'MISSED'}: target <= 0.1% overall, no form above 1%); the worst form is "
+                     f"'{form}' at {form_rate:.2%}.")
     return lines
 
 
@@ -233,7 +274,6 @@ def defense_findings(gro: dict) -> list[str]:
                                                    f"interval low {best['fall_low']:.1%})" if best.get("arm") else "")
                  + ".")
     return lines
-
 
 
 QUALITY_COLUMNS = ("hr@1", "hr@5", "hr@10", "hr@20", "ndcg@1", "ndcg@5", "ndcg@10", "ndcg@20", "mrr",
@@ -342,12 +382,15 @@ SECTIONS = (
             table="seat/single_account.csv", figure="seat/roc.png"),
     Section("seat", "False positives per kind of benign account",
             "Share of held-out benign accounts each detector flags, per kind of traffic (growing histories, page "
-            "refreshes, shared households, new users), with the detectors' calibration frozen.",
+            "refreshes, households, new users, sparse querying of long histories, client windows, history edits, "
+            "candidate re-ranking, repeated passes), with the detectors' calibration frozen.",
             table="seat/fpr_by_form.csv"),
-    Section("seat", "Splitting an attack over accounts",
-            "Fraction of accounts flagged when one attack's queries are split over N accounts, per attack and "
-            "detector. The table gives the fewest accounts over which the attack goes unflagged.",
-            table="seat/accounts_needed.csv", figure="seat/detection_vs_accounts.png"),
+    Section("seat", "The attacker zoo: what staying unflagged costs, and what it buys",
+            "Left: the fewest accounts over which each attacker of the zoo (every-prefix walks, chains, interleaved, "
+            "perturbed, popularity-sampled, one-query-per-walk, mixes) can split its queries with no account "
+            "flagged, per detector (log scale; 0 = beyond the grid). Right: the Agr@10 of the surrogate that "
+            "attacker trains on its queries. The headline takes the cheapest attacker per detector.",
+            table="seat/zoo.csv", figure="seat/zoo.png"),
     Section("seat", "The attack stage's own query logs",
             "The query logs the attack stage recorded, sent through each detector: accounts flagged of those "
             "that queried.",

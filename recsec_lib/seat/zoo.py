@@ -1,0 +1,190 @@
+"""Judging detectors against the attacker zoo: accounts needed, the fidelity they buy, the worst case.
+
+For each zoo attacker (``recsec_lib.seat.attackers``) and each calibrated
+detector: the smallest number of accounts over which the attacker's traffic
+can be split (contiguous chunks) with no account flagged, and the Agr@10 of
+the surrogate the attacker trains on that same traffic (splitting changes
+which account sends a query, not what the attacker collects). A detector is
+judged by the attacker who knows it, so every headline figure is the
+*minimum over all attackers*: ``worst_case_headline``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from recsec_lib.seat.attackers import ZooAttack
+from recsec_lib.seat.baselines import rate_cap_accounts_needed
+from recsec_lib.seat.calibration import Calibration, PradaOptions, SeatOptions, make_monitor
+from recsec_lib.seat.evaluation import ACCOUNT_GRID, accounts_sweep, smallest_clean_split
+from recsec_lib.seat.replay import TrafficFeatures, replay
+
+
+class SplitStatistics:
+    """SEAT's per-account statistics of one attack split over N accounts, replayed once per N.
+
+    Every statistic only grows as an account sends more, so an account is
+    flagged by a detector exactly when its final statistic passes the limit:
+    one replay with no limits answers every SEAT variant and the volume cap
+    at that N.
+    """
+
+    def __init__(self, attack: ZooAttack, features: TrafficFeatures, threshold: float, seat: SeatOptions,
+                 num_items: int) -> None:
+        self.attack, self.features, self.threshold = attack, features, threshold
+        self.seat, self.num_items = seat, num_items
+        self.cache: dict[tuple[int, bool], dict[str, np.ndarray]] = {}
+
+    def interleaves(self) -> bool:
+        """True when the attack's walks are interleaved (then splitting by walk is an attacker's option too)."""
+        traffic = self.attack.traffic
+        return len(traffic.sources) < traffic.num_queries and bool(np.any(np.diff(traffic.source) < 0))
+
+    def at(self, n: int, by_source: bool = False) -> dict[str, np.ndarray]:
+        """{statistic: [N] per account} for the attack split over n accounts: contiguous chunks of queries,
+        or (``by_source``) contiguous blocks of walks."""
+        key = (n, by_source)
+        if key not in self.cache:
+            traffic = self.attack.traffic
+            split = (traffic.split_by_source(n, f"{self.attack.name}/w{n}") if by_source
+                     else traffic.split_contiguous(n, f"{self.attack.name}/n{n}"))
+            monitor = make_monitor("seat", None, self.threshold, self.features.seat.shape[1], self.seat,
+                                   num_items=self.num_items)
+            out = replay(monitor, split, self.features.seat, self.features.rows, self.features.follow)
+            self.cache[key] = {"pairs": np.array([o.score for o in out]), "sessions": np.array([o.sessions for o in out]),
+                             "follow": np.array([o.follow for o in out]),
+                               "volume": np.array([o.queries for o in out], dtype=np.float64)}
+        return self.cache[key]
+
+    def flagged(self, n: int, calibration: Calibration, by_source: bool = False) -> int:
+        """Accounts ``calibration`` flags when the attack is split over n accounts (see ``at``)."""
+        stats, c = self.at(n, by_source), calibration
+        limits = {"seat-pairs": {"pairs": c.limit},
+                  "seat": {"pairs": c.limit, "sessions": c.session_limit, "follow": c.follow_limit},
+                  "seat+cap": {"pairs": c.limit, "sessions": c.session_limit, "follow": c.follow_limit,
+                               "volume": c.volume_limit},
+                  "caps": {"volume": c.volume_limit}, "volume": {"volume": c.limit}}[c.detector]
+        flagged = np.zeros(len(stats["volume"]), dtype=bool)  # [accounts]
+        for name, limit in limits.items():
+            if limit is not None:
+                flagged |= stats[name] > limit
+        return int(flagged.sum())
+
+
+def accounts_needed(calibration: Calibration, attack: ZooAttack, features: TrafficFeatures, horizon_s: float,
+                    splits: SplitStatistics | None = None, seat: SeatOptions = SeatOptions(),
+                    prada: PradaOptions = PradaOptions(), num_items: int = 4096, grid: Sequence[int] = ACCOUNT_GRID,
+                    prada_max_queries: int = 0) -> int | None:
+    """Accounts one attacker needs against one detector (None: flagged at every N of the grid).
+
+    Splits are contiguous chunks of the attack's queries, or for an attacker
+    that interleaves its walks, also whole walks per account (the cheaper
+    counts). The rate cap has no clock in attack traffic: an attacker paces its queries
+    evenly over ``horizon_s`` seconds, so the rate cap needs
+    ``rate_cap_accounts_needed`` accounts; for ``seat+cap`` and ``caps`` the
+    answer is the larger of that and the sweep of their other parts. SEAT variants and the
+    volume cap share ``splits`` (one replay per N). PRADA is swept on the first
+    ``prada_max_queries`` queries only when that is set (it is slow).
+    """
+    queries = attack.traffic.num_queries
+    detector = calibration.detector
+    if detector == "rate":
+        return rate_cap_accounts_needed(queries, calibration.limit, seat.rate_window_s, horizon_s)
+    if detector == "prada":
+        traffic, feats = attack.traffic, features
+        if prada_max_queries and queries > prada_max_queries:
+            traffic, feats = traffic.head(prada_max_queries), features.head(prada_max_queries)
+        return accounts_sweep(calibration, traffic, feats, grid, seat, prada, label=attack.name,
+                              num_items=num_items)[0]
+    if splits is None:
+        splits = SplitStatistics(attack, features, calibration.threshold or 0.0, seat, num_items)
+    needed = smallest_clean_split(lambda n: splits.flagged(n, calibration), queries, grid)
+    if splits.interleaves():  # the attacker may also deal whole walks to accounts: it takes the cheaper split
+        by_walk = smallest_clean_split(lambda n: splits.flagged(n, calibration, by_source=True),
+                                       len(attack.traffic.sources), grid)
+        if by_walk is not None and (needed is None or by_walk < needed):
+            needed = by_walk
+    if detector in ("seat+cap", "caps") and needed is not None:
+        needed = max(needed, rate_cap_accounts_needed(queries, calibration.rate_limit, seat.rate_window_s, horizon_s))
+    return needed
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    """a / b with None = beyond the grid (infinite): None when a is, 0 never happens (b >= 1)."""
+    if a is None or b is None or (isinstance(a, float) and math.isnan(a)) or (isinstance(b, float) and math.isnan(b)):
+        return None
+    return a / b
+
+
+def worst_case_headline(table: pd.DataFrame, baseline: str = "volume") -> dict:
+    """Headline keys from a zoo table with columns attack, detector, accounts_needed (None/NaN = not found
+    within the grid, i.e. more than its largest N), agr10.
+
+    Each ``<detector>_accounts_needed`` is the minimum over every attacker (the
+    cheapest way through), named in ``..._worst_attack``; each cost increase is
+    the minimum over attackers of (detector / baseline) accounts for the same
+    attacker. A detector no attacker got through within the grid gets None
+    and its worst attack None.
+    """
+    keys = {"seat": "seat", "seat-pairs": "seat_pairs", "seat+cap": "seat_plus_cap", "caps": "caps",
+            "volume": "volume_cap", "rate": "rate_cap", "prada": "prada"}
+    out: dict = {}
+    pivot = table.pivot_table(index="attack", columns="detector", values="accounts_needed", aggfunc="first",
+                              dropna=False)
+    for detector, key in keys.items():
+        if detector not in pivot.columns:
+            continue
+        column = pivot[detector].dropna()
+        out[f"{key}_accounts_needed"] = None if column.empty else float(column.min())
+        out[f"{key}_worst_attack"] = None if column.empty else str(column.idxmin())
+        if detector != baseline and baseline in pivot.columns:
+            ratios = {attack: _ratio(pivot.at[attack, detector], pivot.at[attack, baseline]) for attack in pivot.index}
+            known = {a: r for a, r in ratios.items() if r is not None}
+            out[f"{key}_cost_increase_over_volume_cap"] = min(known.values()) if known else None
+            out[f"{key}_cheapest_attack_vs_volume_cap"] = min(known, key=known.get) if known else None
+    if "seat_plus_cap_cost_increase_over_volume_cap" in out:  # the name the first version used
+        out["seat_plus_cap_cost_increase_worst_attack"] = out["seat_plus_cap_cost_increase_over_volume_cap"]
+    if "seat+cap" in pivot.columns and "caps" in pivot.columns:  # what SEAT adds to the caps on their own
+        ratios = {a: _ratio(pivot.at[a, "seat+cap"], pivot.at[a, "caps"]) for a in pivot.index}
+        known = {a: r for a, r in ratios.items() if r is not None}
+        out["seat_plus_cap_cost_increase_over_caps"] = min(known.values()) if known else None
+        out["seat_plus_cap_cheapest_attack_vs_caps"] = min(known, key=known.get) if known else None
+    return out
+
+
+def fidelity_table(table: pd.DataFrame, fidelity: pd.DataFrame) -> pd.DataFrame:
+    """One row per attacker: queries, surrogate Agr@1/Agr@10, accounts needed per detector."""
+    wide = table.pivot_table(index="attack", columns="detector", values="accounts_needed", aggfunc="first",
+                             dropna=False)
+    wide.columns = [f"accounts_{c}" for c in wide.columns]
+    return fidelity.set_index("attack").join(wide).reset_index()
+
+
+def zoo_surrogate(attack: ZooAttack, target_model, dataset, arch: str, settings, device="cpu") -> dict:
+    """Train the attacker's surrogate on its own collected answers; Agr@1/Agr@10 with the target on real
+    test inputs (``recsec_lib.attack.agreement``)."""
+    from recsec_lib.attack.agreement import evaluate_extraction
+    from recsec_lib.models.registry import build_model
+    from recsec_lib.attack.surrogate import fit_surrogate
+
+    import torch
+
+    torch.manual_seed(settings.seed)
+    model = build_model(arch, num_items=dataset.num_items, max_len=target_model.max_len)
+    result = fit_surrogate(attack.training, model, settings, device=device, progress=False)
+    figures = evaluate_extraction(target_model, result.model, dataset, device=device)
+    return {"attack": attack.name, "queries": attack.queries, "training_rows": attack.training.num_sequences,
+            "agr1": figures["agr@1"], "agr10": figures["agr@10"], "surrogate_test_hr10": figures["surrogate_hr@10"],
+            "epochs": len(result.history), "stopped": result.stopped}
+
+
+def grid_max(queries: int, grid: Sequence[int] = ACCOUNT_GRID) -> int:
+    """The largest N of the grid an attack of ``queries`` queries can be split over."""
+    return max(n for n in grid if n <= max(1, queries))
+
+
+__all__ = ("accounts_needed", "fidelity_table", "grid_max", "worst_case_headline", "zoo_surrogate")
