@@ -70,6 +70,12 @@ zero_gradient_rules: str = ""  # keep,lowest_index (lowest_index is the authors 
 attack_seeds: int = 0  # attack seeds per generator (every protection interval spans them); 0 means the profile value
 attack_generators: str = ""  # autoregressive,random; empty means the profile value
 served_ks: str = ""  # list lengths of the serve-only-the-top arms, e.g. 10,20,50; empty means the profile value
+attack_seq_len: int = 0  # queries per attack sequence; 0 means the profile value
+surrogate_epochs: int = 0  # most epochs of each surrogate; 0 means the profile value
+surrogate_max_seconds: float = -1.0  # cap on the training seconds of each surrogate; 0 means none, -1 the profile value
+tail_defenses: str = ""  # tail-shuffle,tail-reverse,tail-resample (top 10 exact, ranks 11..k perturbed); empty means the profile value
+paper_baselines: str = ""  # yes: the Random and Reverse arms of the paper; no: leave them out; empty means the profile value
+combinations: str = ""  # tail defenses added on top of the GRO arms, e.g. tail-shuffle; none for no combination; empty means the profile value
 
 # %%
 ctx = StudyContext(run_dir=Path(run_dir), dataset=dataset, data_dir=Path(data_dir), mirror=mirror or None,
@@ -82,7 +88,11 @@ settings = stage.Settings.for_profile(profile).with_overrides(
     student_warmup_batches=student_warmup_batches if student_warmup_batches >= 0 else None,
     from_scratch=from_scratch or None, patience=patience if patience >= 0 else None, kept_epoch=kept_epoch or None,
     zero_gradient_rules=zero_gradient_rules or None, attack_seeds=attack_seeds or None,
-    attack_generators=attack_generators or None, served_ks=served_ks or None)
+    attack_generators=attack_generators or None, served_ks=served_ks or None,
+    attack_seq_len=attack_seq_len or None, surrogate_epochs=surrogate_epochs or None,
+    surrogate_max_seconds=surrogate_max_seconds if surrogate_max_seconds >= 0 else None,
+    tail_defenses=tail_defenses or None, paper_baselines=paper_baselines or None,
+    combinations=(() if combinations == "none" else combinations or None))
 metrics = run_cached(stage, ctx, settings)  # reuses an identical earlier result unless force
 
 # %% [markdown]
