@@ -438,6 +438,12 @@ def test_stage_smoke_writes_frontier_gro_arms_checkpoints_and_headline(trained_r
     # The knowing attacker of Reverse reads the lists backwards: it gets the None attack back exactly.
     reverse = next(row for row in rows if row["arm"] == "Reverse" and row["attacker"] == "knowing")
     assert reverse["surrogate_test_ndcg10_drop"] == pytest.approx(0.0, abs=1e-12) and reverse["worst"]
+    # An attacker who knows a resampled tail is junk steers its walk by the exact top M: its queries are those of
+    # the top-M-only box, so the tail defense can never protect more than serving the top M only does.
+    resampled = {row["attacker"]: row for row in rows if row["arm"] == "top-5 exact, tail resampled"}
+    assert set(resampled) == {"naive", "knowing", "knowing-walk"}
+    top5 = next(row for row in rows if row["arm"] == "top-5 only" and row["attacker"] == "naive")
+    assert resampled["knowing-walk"]["agr10_test"] == pytest.approx(top5["agr10_test"])
     # The surrogate stolen from each GRO box is kept for the report, and named in the metrics.
     assert metrics["artefacts"]["surrogates"] == ["surrogate_gro_lam1.pt", "surrogate_gro_lowestindex_lam1.pt"]
     stolen = load_checkpoint(out / "surrogate_gro_lam1.pt", dataset=ctx.load_dataset())

@@ -223,6 +223,7 @@ def evaluate_frontier(
     for generator in plan.generators:
         for attack_seed in plan.seeds:
             trained: dict[tuple, dict[str, np.ndarray]] = {}  # surrogates on identical data are trained once
+            steered: dict[tuple[str, int], object] = {}  # (model, M): queries steered by the exact top M
             for (model_key, own_label), members in groups.items():
                 own = bool(own_label)
                 box = BlackBoxRecommender(models[model_key], k=plan.k, filter_seen=plan.box_filter_seen,
@@ -239,6 +240,17 @@ def evaluate_frontier(
                     if known is not None:
                         same_as = ("none", arm.output.knowing_list_len) if not own else (arm.output.spec, -1)
                         attackers.append(("knowing", known, same_as))
+                    if own and arm.output.knowing_list_len:
+                        # An attacker who knows that only the top M are real also steers its walk by them (the
+                        # autoregressive generator draws its next item from the answer): its queries are those
+                        # of a box serving the top M only, which the tail defense serves unchanged.
+                        size = arm.output.knowing_list_len
+                        if (model_key, size) not in steered:
+                            say(f"queries: {model_key} + top:{size} (knowing walk), {generator}, seed {attack_seed}")
+                            steered[model_key, size] = generate_queries(
+                                DefendedBox(box, OutputDefense("top", size), seed=attack_seed), num_items, generator,
+                                plan.num_sequences, plan.seq_len, seed=attack_seed, progress=False)
+                        attackers.append(("knowing-walk", steered[model_key, size], ("top", size)))
                     for attacker, attack_data, identity in attackers:
                         cache_key = (model_key, own_label, identity)
                         if cache_key not in trained:
