@@ -28,9 +28,10 @@
 #
 # **Scale.** The cpu profile is a REDUCED-SCALE check on two CPU cores: the trained SASRec is fine-tuned for one
 # whole epoch per GRO arm (λ = 0 control and λ = 1 per rule), student and swap loss on the last 10 positions, and
-# each attack is 200 autoregressive sequences of length 100 (the paper: 5,000 × 200) with at most 10 s of surrogate
-# training, 3 seeds, and no GRO + tail combinations. At that scale the attack itself is weak (surrogate NDCG@10 about
-# .03, Agr@10 about .12 on ML-1M, with a wide spread over seeds), so only large falls can be told from noise. The
+# each attack is 500 autoregressive sequences of length 100 (the paper: 5,000 × 200) with at most 30 s of surrogate
+# training, 3 seeds; the output defenses are top-10 only, the top 10 exact with a resampled tail, Random and
+# Reverse, without GRO + tail combinations. The attack is weaker than the attack stage's, so the falls are relative
+# to a weaker surrogate than a real attacker would train. The
 # full profile is the paper's design (from scratch, every position, λ ∈ {0.001 … 10} for both
 # rules, 5,000 × 200 queries, both generators, every output defense); `-p target_model bert4rec` runs it on a
 # BERT4Rec target, student and surrogate as the authors do. The exact scale of this run is printed below.
