@@ -156,7 +156,7 @@ def findings(headline: dict, stage_metrics: dict[str, dict]) -> list[str]:
         none, gro = headline["none_agr10"], headline["gro_agr10"]
         moves = (f"falls from {none:.3f} to {gro:.3f}" if gro < none
                  else f"rises from {none:.3f} to {gro:.3f}" if gro > none else f"stays at {gro:.3f}")
-        lines.append(f"Under GRO (λ = {headline.get('gro_reported_lambda', headline.get('gro_best_lambda'))}) "
+        lines.append(f"Under GRO (λ = {_number(headline.get('gro_reported_lambda', headline.get('gro_best_lambda')))}) "
                      f"the attacker's Agr@10 {moves}, "
                      f"at a utility retention of "
                      f"{headline.get('gro_utility_retention', float('nan')):.1%}.")
@@ -197,7 +197,7 @@ def seat_findings(headline: dict, seat: dict) -> list[str]:
     if over_caps is not None:
         lines.append(f"Against the lifetime and rate caps without SEAT (same false-positive budget), SEAT's own "
                      f"worst-case contribution is {over_caps:.2f}x; the rate cap assumes the attacker paces its "
-                     f"queries evenly over {seat.get('settings', {}).get('attack_horizon_hours', '?')} h.")
+                     f"queries evenly over {_number(seat.get('settings', {}).get('attack_horizon_hours', '?'))} h.")
     fpr = headline.get("seat_plus_cap_false_positive_rate")
     form, form_rate = seat.get("seat_plus_cap_worst_form"), seat.get("seat_plus_cap_worst_form_rate")
     if fpr is not None:
@@ -213,6 +213,11 @@ def _count(value) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+def _number(value) -> str:
+    """A setting read back from JSON as a person writes it: 1.0 -> "1", 0.1 -> "0.1", 24.0 -> "24"."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def counted(value, noun: str, plural: str = "") -> str:
@@ -261,17 +266,17 @@ def defense_findings(gro: dict) -> list[str]:
                      f"{row['surrogate NDCG@10 fall % [95% CI]']} %, Agr@10 fall {row['Agr@10 fall % [95% CI]']} % "
                      f"({row['worst attacker']} attacker), NDCG@10 kept {row['retention % [95% CI]']} % "
                      f"of {row['compared with']}; served top-10 lists holding the most-promoted item "
-                     f"{row['promoted-item share %']:.1f} %.")
+                     f"{row['promoted-item share %']:.3g} %.")
     for rule, choice in (gro.get("lambda_choices") or {}).items():
         chosen = (f"λ = {choice['lam']:g} chosen on validation" if choice.get("lam") is not None
                   else f"{choice.get('reason', 'no λ chosen')} on validation (figures shown for "
-                       f"λ = {choice.get('shown_lam')})")
+                       f"λ = {_number(choice.get('shown_lam'))})")
         lines.append(f"GRO, zero-gradient rule {rule}: {chosen}.")
     best = gro.get("frontier_best") or {}
     status = "met" if best.get("target_met") else "MISSED"
     lines.append(f"Frontier target (>= 99% of NDCG@10 kept, >= 30% fall): {status}; best defense keeping 99%: "
-                 f"{best.get('arm') or 'none'}" + (f" ({best['measure']} fall {best['fall']:.1%}, "
-                                                   f"interval low {best['fall_low']:.1%})" if best.get("arm") else "")
+                 f"{best.get('arm') or 'none'}" + (f" ({best['measure']} fall {100 * best['fall']:.3g}%, "
+                                                   f"interval low {100 * best['fall_low']:.3g}%)" if best.get("arm") else "")
                  + ".")
     return lines
 
