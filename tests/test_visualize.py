@@ -124,7 +124,7 @@ def test_study_figures_are_shown_by_ipython_as_png():
 
     history, curve, defenses, sweep, roc = study_tables()
     figures = [plots.training_curves(history), plots.budget_curve(curve), plots.utility_vs_protection(defenses),
-               plots.accounts_sweep(sweep), plots.roc_curves(roc, {"seat": 0.9}, 0.01),
+               plots.roc_curves(roc, {"seat": 0.9}, 0.01),
                plots.surrogate_training(curve.assign(surrogate="sasrec", epoch=[1, 2, 1, 2], valid_agr10=0.5))]
     for fig in figures:
         data, _ = DisplayFormatter().format(fig)

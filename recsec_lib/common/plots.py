@@ -153,27 +153,6 @@ def utility_vs_protection(table: pd.DataFrame) -> PlotFigure:
 
 # ---- SEAT stage --------------------------------------------------------------------------------------
 
-def accounts_sweep(sweep: pd.DataFrame) -> PlotFigure:
-    """Fraction of accounts flagged when an attack is split over N accounts, one panel per attack.
-
-    ``sweep``: the SEAT stage's ``accounts_sweep.csv`` (``attack``,
-    ``detector``, ``accounts``, ``flagged_fraction``).
-    """
-    attacks = list(dict.fromkeys(sweep["attack"]))
-    fig = new_figure(4.2 * len(attacks), 3.6)
-    axes = fig.subplots(1, len(attacks), squeeze=False, sharey=True)[0]
-    for axis, attack in zip(axes, attacks):
-        for detector, rows in sweep[sweep["attack"] == attack].groupby("detector"):
-            axis.plot(rows["accounts"], rows["flagged_fraction"], marker="o", label=detector)
-        axis.set_xscale("log")
-        axis.set_title(attack)
-        axis.set_xlabel("accounts the attack is split over")
-        axis.grid(alpha=0.3)
-    axes[0].set_ylabel("fraction of accounts flagged")
-    axes[0].legend(fontsize=8)
-    return fig
-
-
 def roc_curves(roc: pd.DataFrame, aucs: dict[str, float], fpr: float) -> PlotFigure:
     """ROC of each detector's per-account score: benign test accounts against single-account attacks.
 

@@ -133,23 +133,32 @@ def defense_cases(undefended: SequentialRecommender, defended: Mapping[float, Se
 
 
 @torch.inference_mode()
-def top_lists(model: SequentialRecommender, histories: list[np.ndarray], k: int,
-              device: torch.device | str = "cpu", filter_seen: bool = True, batch_size: int = 512) -> np.ndarray:
-    """[U, k] each history's top-k items, best first, as the black box ranks them (before its defense).
+def ranked_lists(model: SequentialRecommender, histories: list[np.ndarray], k: int,
+                 device: torch.device | str = "cpu", batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """([U, k] history filtered, [U, k] unfiltered) top-k of each history, best first, from ONE scoring pass.
 
-    The model reads the last max_len items; with ``filter_seen`` every item of
-    the full history is excluded (the rule of ``extraction_eval.evaluate_extraction``,
+    The model reads the last max_len items; the filtered lists exclude every
+    item of the full history (the rule of ``attack.agreement.evaluate_extraction``,
     so the attack stage's figures and these are comparable).
     """
     model.eval()
-    out = np.empty((len(histories), k), dtype=np.int64)
+    filtered = np.empty((len(histories), k), dtype=np.int64)
+    unfiltered = np.empty((len(histories), k), dtype=np.int64)
     for chunk in batches(len(histories), batch_size):
         part = histories[chunk]
         seqs = torch.from_numpy(pad_left(part, model.max_len)).to(device)  # [b, L]
         history = torch.from_numpy(pad_left(part, max(len(s) for s in part))).to(device)  # [b, H]
-        scores = model(seqs)  # [b, n+1]
-        out[chunk] = topk_items(scores, k, exclude=history if filter_seen else None).cpu().numpy()
-    return out
+        scores = model(seqs)  # [b, n + 1]
+        filtered[chunk] = topk_items(scores, k, exclude=history).cpu().numpy()
+        unfiltered[chunk] = topk_items(scores, k).cpu().numpy()
+    return filtered, unfiltered
+
+
+def top_lists(model: SequentialRecommender, histories: list[np.ndarray], k: int,
+              device: torch.device | str = "cpu", filter_seen: bool = True, batch_size: int = 512) -> np.ndarray:
+    """[U, k] each history's top-k items as the black box ranks them (before its defense); see ``ranked_lists``."""
+    filtered, unfiltered = ranked_lists(model, histories, k, device, batch_size)
+    return filtered if filter_seen else unfiltered
 
 
 def list_metrics(lists: np.ndarray, targets: np.ndarray, ks: tuple[int, ...] = (10,)) -> dict[str, float]:

@@ -49,12 +49,11 @@ from recsec_lib.attack.queries import generate_queries
 from recsec_lib.attack.blackbox import BlackBoxRecommender
 from recsec_lib.data.dataset import SequenceDataset
 from recsec_lib.recommend.intervals import bootstrap_interval
-from recsec_lib.recommend.metrics import topk_items
 from recsec_lib.models.base import SequentialRecommender
+from recsec_lib.gro.defenses import ranked_lists
 from recsec_lib.gro.output_defenses import DefendedBox, OutputDefense, defend_attack_data, knowing_view
-from recsec_lib.common.files import atomic_path, write_text_atomic
+from recsec_lib.common.files import write_text_atomic
 from recsec_lib.common.plots import PlotFigure, new_figure, save_png
-from recsec_lib.recommend.sequences import batches, pad_left
 from recsec_lib.attack.surrogate import SurrogateSettings, fit_surrogate
 from recsec_lib.common.tables import markdown_table
 
@@ -117,22 +116,6 @@ def per_user_agreement(top_a: np.ndarray, top_b: np.ndarray, k: int = 10) -> np.
 
 
 @torch.inference_mode()
-def ranked_lists(model: SequentialRecommender, histories: list[np.ndarray], k: int, device="cpu",
-                 batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
-    """([U, k] history filtered, [U, k] unfiltered) top-k of each history from ONE scoring pass."""
-    model.eval()
-    filtered = np.empty((len(histories), k), dtype=np.int64)
-    unfiltered = np.empty((len(histories), k), dtype=np.int64)
-    for chunk in batches(len(histories), batch_size):
-        part = histories[chunk]
-        seqs = torch.from_numpy(pad_left(part, model.max_len)).to(device)  # [b, L]
-        history = torch.from_numpy(pad_left(part, max(len(s) for s in part))).to(device)  # [b, H]
-        scores = model(seqs)  # [b, n + 1]
-        filtered[chunk] = topk_items(scores, k, exclude=history).cpu().numpy()
-        unfiltered[chunk] = topk_items(scores, k).cpu().numpy()
-    return filtered, unfiltered
-
-
 def _padded_histories(histories: list[np.ndarray]) -> np.ndarray:
     """[U, H] right-padded with 0 (only used as a set of forbidden ids)."""
     width = max(len(h) for h in histories)
