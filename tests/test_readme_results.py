@@ -22,3 +22,15 @@ def test_update_readme_without_markers_leaves_it_alone(tmp_path):
     readme.write_text("# no markers\n")
     assert not update_readme(readme, {"profile": "cpu"})
     assert readme.read_text() == "# no markers\n"
+
+
+def test_a_run_beside_adds_no_defense_figure_of_a_family_the_main_run_measured():
+    from recsec_lib.study.readme_results import added_figures
+
+    main = {"gro_protective_lambda_found": False, "gro_utility_retention": 0.67, "seat_accounts_needed": 4.0}
+    beside = {"git_commit": "old", "gro_best_lambda": 0.1, "seat_cost_increase_over_volume_cap": 4.7,
+              "attack_agr10_autoregressive_5k": 0.76, "bert4rec_test_hr10": 0.24, "prada_accounts_needed": 1.0}
+    text = "\n".join(added_figures("side", beside, main))
+    assert "attack_agr10_autoregressive_5k" in text and "bert4rec_test_hr10" in text
+    assert "gro_best_lambda" not in text and "seat_cost_increase" not in text
+    assert "prada_accounts_needed" in text  # the main run measured no PRADA figure, so the side run's is shown

@@ -19,6 +19,12 @@ from recsec_lib.common.tables import markdown_table
 START = "<!-- results-table:start -->"
 END = "<!-- results-table:end -->"
 ABOUT = ("profile", "dataset", "git_commit", "date")
+# Keys of the defense stages (GRO, SEAT and their baselines). When the main run has a family's keys, a run
+# published beside it adds none of that family: the main run judges each defense with its own attackers and
+# controls, and an older run's defense figure (e.g. a gro_best_lambda the main run found no λ for) would
+# read as the main run's.
+DEFENSE_FAMILIES = ("gro_", "defense_frontier_", "none_agr", "seat_", "volume_cap_", "rate_cap_", "caps_",
+                    "prada_")
 
 
 def _fmt(value) -> str:
@@ -34,13 +40,17 @@ def added_figures(name: str, headline: dict, main: dict) -> list[str]:
 
     Only the keys the main run lacks are listed (e.g. the 5k-sequence attack
     keys), with the issue's target where one exists; figures both runs share
-    are the main run's to show.
+    are the main run's to show, and so is every defense family the main run
+    measured (``DEFENSE_FAMILIES``).
     """
+    measured = [family for family in DEFENSE_FAMILIES if any(key.startswith(family) for key in main)]
     about = ", ".join(f"{key} `{headline.get(key)}`" for key in ABOUT if key != "dataset")
     targets = {target.key: target for target in TARGETS}
     rows = []
     for key, value in sorted(headline.items()):
         if key in main or key in ABOUT or key.startswith("stage_seconds_") or key == "study_wall_seconds":
+            continue
+        if any(key.startswith(family) for family in measured):
             continue
         target = targets.get(key)
         rows.append({"key": f"`{key}`", "value": _fmt(value),

@@ -39,18 +39,15 @@ validation retention >= ``min_retention``; when none protects the stage says
 taken (the shortfall stays visible). Headline protection figures are the worst
 attacker's.
 
-Profiles: "smoke" (synthetic data, seconds). "cpu" (ML-1M on 2 shared cores, a
+Profiles: "smoke" (synthetic data, seconds). "cpu" (ML-1M on 2 cores, a
 REDUCED-SCALE check): the pretrained SASRec is fine-tuned for one whole epoch per
 arm (control, λ = 1 per rule), student and swap loss on the last 10 positions;
-3 attack seeds of 200 autoregressive sequences of length 100 (20k queries each;
-the paper: 5,000 × 200), surrogates capped at 10 s of training; output defenses
-top-10 only, tail shuffle and tail resample after rank 10, Random, Reverse; no
-GRO + tail combinations (the full profile has them).
-Measured on ML-1M (run h17-gro-cpu, 2 threads on 2 cores shared with other
-jobs, load about 4): 2,425 s with a GRO + tail-shuffle combination, which this
-profile has since dropped; at that scale the None surrogate reached NDCG@10
-.033 and Agr@10 .12 with a wide spread over seeds, too weak an attack to
-resolve falls smaller than its own seed-to-seed noise. "full" (the paper's design on a GPU): GRO trained from
+3 attack seeds of 500 autoregressive sequences of length 100 (50k queries each;
+the paper: 5,000 × 200), surrogates capped at 30 s of training; output defenses
+top-10 only and tail resample after rank 10, Random, Reverse; no GRO + tail
+combinations (the full profile has them). Measured on ML-1M in the published
+run (fresh clone, quiet 2-core machine): 1,143 s; the None surrogate reached
+Agr@10 .35 with an Agr@10 interval of about ±0.6 points. "full" (the paper's design on a GPU): GRO trained from
 scratch for up to 200 epochs, every position, λ in {0.001, 0.01, 0.1, 1, 10} for
 both rules, 5,000 × 200 queries, both generators, 3 seeds, every output defense.
 ``-p target_model bert4rec`` runs the same stage on a BERT4Rec target, student
