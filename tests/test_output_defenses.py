@@ -170,3 +170,18 @@ def test_best_frontier_arm_counts_only_falls_outside_the_noise():
     assert (best["arm"], best["fall"], best["target_met"]) == ("small", 0.1, False)
     table.loc[1, "surrogate_test_ndcg10_drop_low"] = 0.2
     assert best_frontier_arm(table)["target_met"] is True
+
+
+def test_best_frontier_arm_never_picks_a_reference_arm():
+    import pandas as pd
+
+    def row(arm, family, agr_fall):
+        return {"arm": arm, "family": family, "worst": True, "retention_test": 1.03,
+                "surrogate_test_ndcg10_drop": 0.0, "surrogate_test_ndcg10_drop_low": -0.05,
+                "agr10_test_drop": agr_fall, "agr10_test_drop_low": agr_fall - 0.02}
+
+    # The λ = 0 control's Agr@10 moved by fine-tuning alone (seen on a 1-epoch BERT4Rec): not a defense.
+    table = pd.DataFrame([row("None", "none", 0.0), row("GRO λ=0 (control)", "gro-control", 0.26),
+                          row("top-10 only", "output", 0.07)])
+    assert best_frontier_arm(table)["arm"] == "top-10 only"
+    assert best_frontier_arm(table[table["family"] != "output"])["arm"] is None

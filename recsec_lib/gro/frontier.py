@@ -400,6 +400,9 @@ def frontier_table(table: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+REFERENCE_FAMILIES = ("none", "gro-control")  # arms that other arms are measured against
+
+
 @dataclass(frozen=True)
 class FrontierTarget:
     """The issue's goal for a defense: keep users' NDCG@10 and take protection from the attacker."""
@@ -414,8 +417,11 @@ def best_frontier_arm(table: pd.DataFrame, target: FrontierTarget = FrontierTarg
     The fall counted is max(NDCG@10 fall, Agr@10 fall), each only when its
     interval is above 0. Returns {"arm", "retention", "fall", "fall_low",
     "measure", "target_met"}; "arm" is None when no arm keeps the retention.
+    None and the λ = 0 control are references, not defenses, and are never
+    chosen: fine-tuning alone can move Agr@10 (the surrogate copies a model that
+    just changed), which is the control's noise, not protection.
     """
-    worst = table[table["worst"] & (table["family"] != "none")]
+    worst = table[table["worst"] & ~table["family"].isin(REFERENCE_FAMILIES)]
     kept = worst[worst["retention_test"] >= target.min_retention]
     best = {"arm": None, "retention": float("nan"), "fall": 0.0, "fall_low": float("nan"), "measure": "",
             "target_met": False}
