@@ -150,7 +150,7 @@ def test_lowest_index_rule_pushes_item_one_up_and_keep_leaves_zero_rows_idle():
 def test_train_gro_records_the_zero_gradient_share_and_checks_the_rule():
     data, target, student = _tiny()
     config = GROConfig(epochs=1, batch_size=16, k=5, positions_per_sequence=3, zero_gradient_rule="lowest_index")
-    result = train_gro(target, student, data.train_sequences(), config, progress=False)
+    result = train_gro(target, student, data.train_sequences(), config)
     assert 0.0 <= result.history[0]["zero_gradient_share"] <= 1.0 and result.history[0]["batches"] >= 1
     with pytest.raises(ValueError, match="'zero_gradient_rule'"):
         GROConfig(zero_gradient_rule="lowest")
@@ -254,27 +254,27 @@ def test_train_gro_runs_records_three_losses_and_resumes(tmp_path):
     config = GROConfig(epochs=2, batch_size=16, k=5, positions_per_sequence=3)
     state = tmp_path / "gro_state.pt"
     result = train_gro(copy.deepcopy(target), copy.deepcopy(student), data.train_sequences(), config,
-                       state_path=state, progress=False)
+                       state_path=state)
     assert [row["epoch"] for row in result.history] == [1, 2]
     assert all(row["loss_swap"] >= 0 and row["loss_student"] > 0 for row in result.history)
     # stop after 1 epoch, then resume to 2: same weights as the uninterrupted run
     half = tmp_path / "half.pt"
     train_gro(copy.deepcopy(target), copy.deepcopy(student), data.train_sequences(),
-              GROConfig(**{**config.__dict__, "epochs": 1}), state_path=half, progress=False)
+              GROConfig(**{**config.__dict__, "epochs": 1}), state_path=half)
     resumed = train_gro(copy.deepcopy(target), copy.deepcopy(student), data.train_sequences(), config,
-                        state_path=half, progress=False)
+                        state_path=half)
     for a, b in zip(resumed.target.parameters(), result.target.parameters()):
         assert torch.allclose(a, b, atol=1e-6)
     with pytest.raises(ValueError, match="other settings"):
         train_gro(copy.deepcopy(target), copy.deepcopy(student), data.train_sequences(),
-                  GROConfig(**{**config.__dict__, "lam": 2.0}), state_path=state, progress=False)
+                  GROConfig(**{**config.__dict__, "lam": 2.0}), state_path=state)
 
 
 def test_seed_variant_and_none_methods_run():
     data, target, student = _tiny()
     for method in ("seed-variant", "none"):
         result = train_gro(copy.deepcopy(target), copy.deepcopy(student), data.train_sequences(),
-                           GROConfig(method=method, epochs=1, batch_size=32, k=5, lam=5.0), progress=False)
+                           GROConfig(method=method, epochs=1, batch_size=32, k=5, lam=5.0))
         assert len(result.history) == 1
 
 
@@ -285,13 +285,13 @@ def test_config_and_model_errors_name_the_parameter():
         GROConfig(lam=-1)
     data, target, student = _tiny()
     with pytest.raises(ValueError, match="'k'"):
-        train_gro(target, student, data.train_sequences(), GROConfig(k=30), progress=False)
+        train_gro(target, student, data.train_sequences(), GROConfig(k=30))
     with pytest.raises(ValueError, match="separate model"):
-        train_gro(target, target, data.train_sequences(), GROConfig(k=5), progress=False)
+        train_gro(target, target, data.train_sequences(), GROConfig(k=5))
     with pytest.raises(ValueError, match="must match"):
-        train_gro(target, TinyCausal(31, 12), data.train_sequences(), GROConfig(k=5), progress=False)
+        train_gro(target, TinyCausal(31, 12), data.train_sequences(), GROConfig(k=5))
     with pytest.raises(ValueError, match="2 or more"):
-        train_gro(target, student, [np.array([1])], GROConfig(k=5), progress=False)
+        train_gro(target, student, [np.array([1])], GROConfig(k=5))
 
 
 # ---------------------------------------------------------------------------
@@ -364,14 +364,14 @@ def test_gro_lowers_surrogate_agreement_and_keeps_utility():
     data = make_synthetic_dataset(num_users=200, num_items=60, max_len=20, seed=0)
     target = TinyCausal(60, 20, dim=32, seed=1)
     train_gro(target, TinyCausal(60, 20, seed=2), data.train_sequences(),
-              GROConfig(method="none", epochs=20, batch_size=32, lr=1e-2), progress=False)
+              GROConfig(method="none", epochs=20, batch_size=32, lr=1e-2))
     defended = train_gro(copy.deepcopy(target), TinyCausal(60, 20, dim=32, seed=3), data.train_sequences(),
-                         GROConfig(lam=1.0, epochs=5, batch_size=32, k=10, lr=1e-2), progress=False).target
+                         GROConfig(lam=1.0, epochs=5, batch_size=32, k=10, lr=1e-2)).target
 
     def extract(box):  # the same attack for every defense: 100 autoregressive sequences of 15 queries
-        queries = generate_queries(box, 60, "autoregressive", 100, 15, seed=0, progress=False)
+        queries = generate_queries(box, 60, "autoregressive", 100, 15, seed=0)
         settings = SurrogateSettings(epochs=15, patience=0, lr=1e-2)
-        return fit_surrogate(queries, TinyCausal(60, 20, dim=32, seed=5), settings, progress=False).model
+        return fit_surrogate(queries, TinyCausal(60, 20, dim=32, seed=5), settings).model
 
     table = evaluate_defenses(target, {1.0: defended}, data, extract, k=10, seed=0).set_index("defense")
     none, gro = table.loc["None"], table.loc["GRO λ=1"]
@@ -602,13 +602,13 @@ def test_student_warmup_trains_only_the_student_before_gro(tmp_path):
     target_before = copy.deepcopy(target.state_dict())
     student_before = copy.deepcopy(student.state_dict())
     _warm_up_student(target, student, padded, config, "cpu", torch.optim.Adam(student.parameters()),
-                     torch.Generator().manual_seed(0), progress=False)
+                     torch.Generator().manual_seed(0))
     assert all(torch.equal(target_before[k], v) for k, v in target.state_dict().items())
     assert any(not torch.equal(student_before[k], v) for k, v in student.state_dict().items())
     with pytest.raises(ValueError, match="student_warmup_batches"):
         GROConfig(student_warmup_batches=-1)
     # train_gro runs it before the first epoch only
-    result = train_gro(target, student, data.train_sequences(), replace(config, epochs=1), progress=False)
+    result = train_gro(target, student, data.train_sequences(), replace(config, epochs=1))
     assert len(result.history) == 1
 
 
@@ -639,7 +639,7 @@ def test_patience_keeps_the_best_validating_target_and_stops_early(tmp_path):
 def test_patience_needs_a_validate_function_and_is_not_negative():
     data, target, student = _tiny()
     with pytest.raises(ValueError, match="'patience'"):
-        train_gro(target, student, data.train_sequences(), GROConfig(epochs=1, k=5, patience=1), progress=False)
+        train_gro(target, student, data.train_sequences(), GROConfig(epochs=1, k=5, patience=1))
     with pytest.raises(ValueError, match="'patience'"):
         GROConfig(patience=-1)
     with pytest.raises(ValueError, match="'kept_epoch'"):

@@ -215,7 +215,7 @@ def evaluate_frontier(
                 say(f"queries: {model_key}{' + ' + members[0].output.spec if own else ''}, {generator}, "
                     f"seed {attack_seed}")
                 data = generate_queries(queried, num_items, generator, plan.num_sequences, plan.seq_len,
-                                        seed=attack_seed, progress=False)
+                                        seed=attack_seed)
                 for arm in members:
                     view = data if own else defend_attack_data(data, arm.output, seed=attack_seed)
                     attackers = [("naive", view, (arm.output.spec, 0))]
@@ -232,7 +232,7 @@ def evaluate_frontier(
                             say(f"queries: {model_key} + top:{size} (knowing walk), {generator}, seed {attack_seed}")
                             steered[model_key, size] = generate_queries(
                                 DefendedBox(box, OutputDefense("top", size), seed=attack_seed), num_items, generator,
-                                plan.num_sequences, plan.seq_len, seed=attack_seed, progress=False)
+                                plan.num_sequences, plan.seq_len, seed=attack_seed)
                         attackers.append(("knowing-walk", steered[model_key, size], ("top", size)))
                     for attacker, attack_data, identity in attackers:
                         cache_key = (model_key, own_label, identity)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from recsec_lib.seat import traffic as tr
+from recsec_lib.attack import traffic as tr
 
 
 def load_box(checkpoint: Path, dataset, k: int, device, seed: int):

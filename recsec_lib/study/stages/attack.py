@@ -49,7 +49,8 @@ import pandas as pd
 from recsec_lib.common import plots
 
 from recsec_lib.study import runs
-from recsec_lib.attack.queries import GENERATORS, AttackData, generate_queries
+from recsec_lib.attack.generators import GENERATORS
+from recsec_lib.attack.queries import AttackData, generate_queries
 from recsec_lib.attack.blackbox import BlackBoxRecommender, measure_throughput
 from recsec_lib.data.cache import sha256_file
 from recsec_lib.attack.agreement import evaluate_extraction
@@ -110,7 +111,7 @@ class Settings:
     def __post_init__(self) -> None:
         bad = [g for g in self.generators if g not in GENERATORS]
         if bad or not self.generators:
-            raise ValueError(f"attack setting 'generators' must be among {GENERATORS}, got {self.generators}")
+            raise ValueError(f"attack setting 'generators' must be among {GENERATORS.names()}, got {self.generators}")
         if not self.budgets or min(self.budgets) <= 0:
             raise ValueError(f"attack setting 'budgets' must be positive sequence counts, got {self.budgets}")
         for name in ("seq_len", "k", "epochs", "batch_size"):

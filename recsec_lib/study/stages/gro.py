@@ -63,7 +63,7 @@ from pathlib import Path
 import pandas as pd
 
 from recsec_lib.study import runs
-from recsec_lib.attack.queries import GENERATORS
+from recsec_lib.attack.generators import GENERATORS
 from recsec_lib.recommend.checkpoints import load_checkpoint, read_checkpoint_payload, save_checkpoint
 from recsec_lib.gro.frontier import (UNDEFENDED, Arm, AttackPlan, FrontierTarget, best_frontier_arm,
                                          evaluate_frontier, frontier_table, plot_frontier, save_frontier_tables)
@@ -119,7 +119,7 @@ class Settings:
                 raise ValueError(f"parameter 'zero_gradient_rules' takes {ZERO_GRADIENT_RULES}, got {rule!r}")
         for generator in self.attack_generators:
             if generator not in GENERATORS:
-                raise ValueError(f"parameter 'attack_generators' takes {GENERATORS}, got {generator!r}")
+                raise ValueError(f"parameter 'attack_generators' takes {GENERATORS.names()}, got {generator!r}")
         for kind in (*self.tail_defenses, *self.combinations):
             if kind not in TAIL_KINDS:
                 raise ValueError(f"parameters 'tail_defenses' and 'combinations' take {TAIL_KINDS}, got {kind!r}")
