@@ -68,8 +68,7 @@ def main() -> None:
     surrogate_settings = SurrogateSettings(epochs=settings.surrogate_epochs, max_train_seconds=seconds, seed=args.seed)
 
     def attack(model, box_seed: int) -> float:
-        box = BlackBoxRecommender(model, k=settings.k, defense="none", filter_seen=True, device="cpu",
-                                  seed=box_seed)
+        box = BlackBoxRecommender(model, k=settings.k, filter_seen=True, device="cpu")
         surrogate = run_attack(box, dataset.num_items, settings.attack_generator, settings.attack_sequences,
                                settings.attack_seq_len, arch=settings.target_model, settings=surrogate_settings,
                                device="cpu", seed=args.seed).surrogate.model

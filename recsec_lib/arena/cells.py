@@ -106,7 +106,7 @@ def run_cell(cell: MatrixCell) -> CellResult:
     from recsec_lib.recommend.checkpoints import load_checkpoint
 
     model = load_checkpoint(cell.checkpoint, dataset=dataset, device=device).model
-    box = BlackBoxRecommender(model, k=attack.k, filter_seen=attack.box_filter_seen, device=device, seed=cell.seed)
+    box = BlackBoxRecommender(model, k=attack.k, filter_seen=attack.box_filter_seen, device=device)
     splits = {name: dataset.split(name) for name in (("valid", "test") if cell.with_valid else ("test",))}
     walker_cls = GENERATORS.get(cell.generator)
     steers = "steer" in {f.name for f in fields(walker_cls)}

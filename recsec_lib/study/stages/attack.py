@@ -52,6 +52,7 @@ from recsec_lib.study import runs
 from recsec_lib.attack.generators import GENERATORS
 from recsec_lib.attack.queries import AttackData, generate_queries
 from recsec_lib.attack.blackbox import BlackBoxRecommender, measure_throughput
+from recsec_lib.defenses.output import DefendedBox, parse_output_defense
 from recsec_lib.data.cache import sha256_file
 from recsec_lib.attack.agreement import evaluate_extraction
 from recsec_lib.study.stages.context import StudyContext, seed_everything
@@ -76,7 +77,7 @@ class Settings:
     lr: float = 1e-3
     patience: int = 5
     max_train_seconds: float = 0.0  # cap per surrogate; 0 = none
-    defense: str = "none"  # output defense of the box: none | random | reverse
+    defense: str = "none"  # output defense in front of the box, by name (none, random, reverse, top:10, ...)
     throughput_queries: int = 4096  # queries timed for blackbox_queries_per_second
 
     @classmethod
@@ -198,8 +199,9 @@ def run(ctx: StudyContext, settings: Settings) -> dict:
                     data, query_seconds = AttackData.load(queries_path), record["query_seconds"]
                     resumed.append(queries_part)
                 else:
-                    box = BlackBoxRecommender(victim, k=settings.k, defense=settings.defense,
-                                              filter_seen=filter_seen, device=device, seed=ctx.seed)
+                    box = BlackBoxRecommender(victim, k=settings.k, filter_seen=filter_seen, device=device)
+                    if settings.defense != "none":  # an output defense in front of the box (defenses.output)
+                        box = DefendedBox(box, parse_output_defense(settings.defense), seed=ctx.seed)
                     started = time.perf_counter()
                     data = generate_queries(box, dataset.num_items, generator, budget, settings.seq_len,
                                             seed=ctx.seed)

@@ -160,7 +160,7 @@ def _run(ctx: StudyContext, settings: Settings) -> dict:
         device = ctx.torch_device()
         target_path = (Path(settings.target_path) if settings.target_path
                        else ctx.run_dir / "train" / f"{settings.target_model}.pt")
-        box, target = load_box(target_path, dataset, settings.k, device, ctx.seed)  # first: fails fast
+        box, target = load_box(target_path, dataset, settings.k, device)  # first: fails fast
         n_items = dataset.num_items
         split = split_users(dataset.num_users, settings.encoder_fraction, settings.calibration_fraction)
         per_form = settings.accounts_per_form or None
