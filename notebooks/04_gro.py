@@ -38,6 +38,7 @@
 
 # %%
 from pathlib import Path
+from typing import Optional
 
 import pandas as pd
 
@@ -48,52 +49,53 @@ from recsec_lib.study.stages.context import StudyContext
 from recsec_lib.common.tables import read_table
 
 # %% tags=["parameters"]
-run_dir: str = "outputs/notebook"  # run folder this stage writes into (run_all.sh sets it)
-run_id: str = ""  # id of the run (run_all.sh sets it)
-dataset: str = "ml-1m"  # ml-1m | ml-100k | ml-20m | synthetic
+# The runner's own settings: run_all.sh sets them from its flags for every stage. Opened by hand, the
+# notebook runs the smoke profile on synthetic data (seconds); set profile and dataset to run the study.
+run_dir: str = "outputs/notebook"  # run folder this stage writes into
+run_id: str = ""  # id of the run
+dataset: str = "synthetic"  # ml-1m | ml-100k | ml-20m | synthetic
 data_dir: str = "data"  # downloads and the processed cache
 mirror: str = ""  # local MovieLens copy; empty means $RECSEC_DATA_MIRROR, else download
 seed: int = 42  # seeds Python, numpy and torch
 device: str = "auto"  # auto | cpu | cuda
-profile: str = "cpu"  # smoke | cpu | full: chooses the defaults of the settings below
+profile: str = "smoke"  # smoke | cpu | full: chooses the defaults of the settings below
 force: bool = False  # recompute even when a cached result exists
-epochs: int = 0  # GRO training epochs; 0 means the profile value
-lambdas: str = ""  # λ values to compare, e.g. 0.01,0.1,1; empty means the profile values
-method: str = ""  # gro | seed-variant (the seeds loss, an ablation); empty means gro
-positions_per_sequence: int = -1  # prefixes per sequence for the student and swap loss; 0 means every prefix (the paper); -1 means the profile value
-attack_sequences: int = 0  # attack budget in synthetic sequences; 0 means the profile value
-max_batches_per_epoch: int = -1  # GRO batches per epoch; 0 means all, -1 the profile value
-student_warmup_batches: int = -1  # batches that train only the student before GRO starts; -1 means the profile value
-from_scratch: str = ""  # yes: train from scratch (as the authors on ML-1M); no: fine-tune; empty: the profile value
-patience: int = -1  # GRO epochs without a better validation NDCG@10 before stopping; 0 runs every epoch; -1 means the profile value
-kept_epoch: str = ""  # best: the best-validating epoch; last: the last one (as the authors); empty: the profile value
-zero_gradient_rules: str = ""  # keep,lowest_index (lowest_index is the authors code); empty means the profile value
-attack_seeds: int = 0  # attack seeds per generator (every protection interval spans them); 0 means the profile value
-attack_generators: str = ""  # autoregressive,random; empty means the profile value
-served_ks: str = ""  # list lengths of the serve-only-the-top arms, e.g. 10,20,50; empty means the profile value
-attack_seq_len: int = 0  # queries per attack sequence; 0 means the profile value
-surrogate_epochs: int = 0  # most epochs of each surrogate; 0 means the profile value
-surrogate_max_seconds: float = -1.0  # cap on the training seconds of each surrogate; 0 means none, -1 the profile value
-tail_defenses: str = ""  # tail-shuffle,tail-reverse,tail-resample (top 10 exact, ranks 11..k perturbed); empty means the profile value
-paper_baselines: str = ""  # yes: the Random and Reverse arms of the paper; no: leave them out; empty means the profile value
-combinations: str = ""  # tail defenses added on top of the GRO arms, e.g. tail-shuffle; none for no combination; empty means the profile value
+
+# This stage's settings (run_all.sh -p NAME VALUE): None means the profile's value. Lists are text such as 10,20.
+lambdas: Optional[str] = None  # GRO λ values to train, e.g. 0.01,0.1,1 (the λ 0 control is always trained)
+zero_gradient_rules: Optional[str] = None  # keep,lowest_index (lowest_index is the authors code)
+method: Optional[str] = None  # gro | seed-variant (the seeds loss, an ablation)
+epochs: Optional[int] = None  # GRO training epochs
+from_scratch: Optional[bool] = None  # True: train from scratch (as the authors on ML-1M); False: fine-tune
+positions_per_sequence: Optional[int] = None  # prefixes per sequence for student and swap loss; 0 means all (the paper)
+max_batches_per_epoch: Optional[int] = None  # GRO batches per epoch; 0 means all
+student_warmup_batches: Optional[int] = None  # batches that train only the student before GRO starts
+patience: Optional[int] = None  # GRO epochs without a better validation NDCG@10 before stopping; 0 runs every epoch
+kept_epoch: Optional[str] = None  # best: the best-validating epoch; last: the last one (as the authors)
+min_retention: Optional[float] = None  # utility floor for choosing λ on validation (0.95 keeps 95%)
+attack_sequences: Optional[int] = None  # attack budget in synthetic sequences
+attack_seq_len: Optional[int] = None  # queries per attack sequence
+attack_generators: Optional[str] = None  # attackers every arm faces: autoregressive,random or one of them
+attack_seeds: Optional[int] = None  # attack seeds per generator (every protection interval spans them)
+surrogate_epochs: Optional[int] = None  # most epochs of each surrogate
+surrogate_max_seconds: Optional[float] = None  # cap on the training seconds of each surrogate; 0 means none
+paper_baselines: Optional[bool] = None  # the Random and Reverse arms of the paper
+served_ks: Optional[str] = None  # list lengths of the serve-only-the-top arms, e.g. 10,20,50
+tail_defenses: Optional[str] = None  # tail-shuffle,tail-reverse,tail-resample (top tail_keep exact, the rest perturbed)
+tail_keep: Optional[int] = None  # ranks the tail defenses keep exact (what users see)
+combinations: Optional[str] = None  # tail defenses added on top of the GRO arms, e.g. tail-shuffle; empty text for none
 
 # %%
 ctx = StudyContext(run_dir=Path(run_dir), dataset=dataset, data_dir=Path(data_dir), mirror=mirror or None,
                    seed=seed, device=device, profile=profile, force=force)
 settings = stage.Settings.for_profile(profile).with_overrides(
-    epochs=epochs or None, lambdas=lambdas or None, method=method or None,
-    positions_per_sequence=positions_per_sequence if positions_per_sequence >= 0 else None,
-    attack_sequences=attack_sequences or None,
-    max_batches_per_epoch=max_batches_per_epoch if max_batches_per_epoch >= 0 else None,
-    student_warmup_batches=student_warmup_batches if student_warmup_batches >= 0 else None,
-    from_scratch=from_scratch or None, patience=patience if patience >= 0 else None, kept_epoch=kept_epoch or None,
-    zero_gradient_rules=zero_gradient_rules or None, attack_seeds=attack_seeds or None,
-    attack_generators=attack_generators or None, served_ks=served_ks or None,
-    attack_seq_len=attack_seq_len or None, surrogate_epochs=surrogate_epochs or None,
-    surrogate_max_seconds=surrogate_max_seconds if surrogate_max_seconds >= 0 else None,
-    tail_defenses=tail_defenses or None, paper_baselines=paper_baselines or None,
-    combinations=(() if combinations == "none" else combinations or None))
+    lambdas=lambdas, zero_gradient_rules=zero_gradient_rules, method=method, epochs=epochs,
+    from_scratch=from_scratch, positions_per_sequence=positions_per_sequence,
+    max_batches_per_epoch=max_batches_per_epoch, student_warmup_batches=student_warmup_batches, patience=patience,
+    kept_epoch=kept_epoch, min_retention=min_retention, attack_sequences=attack_sequences,
+    attack_seq_len=attack_seq_len, attack_generators=attack_generators, attack_seeds=attack_seeds,
+    surrogate_epochs=surrogate_epochs, surrogate_max_seconds=surrogate_max_seconds, paper_baselines=paper_baselines,
+    served_ks=served_ks, tail_defenses=tail_defenses, tail_keep=tail_keep, combinations=combinations)
 metrics = run_cached(stage, ctx, settings)  # reuses an identical earlier result unless force
 
 # %% [markdown]

@@ -331,7 +331,7 @@ def test_stage_settings_and_missing_target(tmp_path):
     assert stage.Settings().with_overrides(budgets="100, 200", generators="random").budgets == (100, 200)
     with pytest.raises(ValueError, match="profile"):
         stage.Settings.for_profile("huge")
-    with pytest.raises(ValueError, match="unknown attack setting"):
+    with pytest.raises(ValueError, match="unknown setting 'budget' .*; did you mean 'budgets'"):
         stage.Settings().with_overrides(budget=3)
     with pytest.raises(ValueError, match="generators"):
         stage.Settings(generators=("greedy",))

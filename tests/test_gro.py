@@ -481,15 +481,19 @@ def test_settings_profiles_and_overrides():
     assert cpu.with_overrides(lambdas="0.01, 1").lambdas == (0.01, 1.0)
     assert cpu.from_scratch is False and cpu.with_overrides(from_scratch="yes").from_scratch is True
     assert stage.Settings.for_profile("full").with_overrides(from_scratch="no").from_scratch is False
-    with pytest.raises(ValueError, match="parameter 'from_scratch' must be 'yes' or 'no', got 'true'"):
-        cpu.with_overrides(from_scratch="true")
-    with pytest.raises(ValueError, match="'lambdas'"):
+    assert cpu.with_overrides(from_scratch="true", paper_baselines="no").paper_baselines is False
+    with pytest.raises(ValueError, match="setting 'from_scratch' of .*gro.Settings takes bool"):
+        cpu.with_overrides(from_scratch="maybe")
+    with pytest.raises(ValueError, match="setting 'lambdas' of .*gro.Settings takes a list of float"):
         cpu.with_overrides(lambdas="one")
     with pytest.raises(ValueError, match="'lambdas'"):
         cpu.with_overrides(lambdas="-1")
-    with pytest.raises(ValueError, match="unknown GRO setting"):
+    with pytest.raises(ValueError, match="'lambdas'"):
+        cpu.with_overrides(lambdas="")
+    with pytest.raises(ValueError, match="unknown setting 'lamda' of .*gro.Settings; did you mean 'lambdas'"):
         cpu.with_overrides(lamda=1)
-    with pytest.raises(ValueError, match="'profile'"):
+    assert cpu.with_overrides(combinations="").combinations == ()
+    with pytest.raises(ValueError, match="unknown profile 'huge'"):
         stage.Settings.for_profile("huge")
     assert cpu.with_overrides(zero_gradient_rules="keep", served_ks="10,20").served_ks == (10, 20)
     assert cpu.with_overrides(zero_gradient_rules="keep").zero_gradient_rules == ("keep",)

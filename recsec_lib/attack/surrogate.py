@@ -24,13 +24,14 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from recsec_lib.attack.queries import AttackData
+from recsec_lib.common.settings import SettingsBase
 from recsec_lib.recommend.losses import ranking_margin_loss, sample_negatives
 from recsec_lib.models.base import SequentialRecommender
 from recsec_lib.recommend.sequences import pad_left
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class SurrogateSettings:
+class SurrogateSettings(SettingsBase):
     """How the surrogate is trained. The defaults are the ones measured on ML-1M (see stages/attack.py)."""
 
     epochs: int = 100  # upper bound; early stopping on held-out Agr@10 usually ends sooner
@@ -77,10 +78,6 @@ class SurrogateSettings:
             raise ValueError(f"surrogate setting 'lr' must be positive, got {self.lr}")
         if not 0.0 <= self.holdout_fraction < 1.0:
             raise ValueError(f"surrogate setting 'holdout_fraction' must be in [0, 1), got {self.holdout_fraction}")
-
-    def with_overrides(self, **values) -> "SurrogateSettings":
-        """A copy with the given fields replaced; None keeps the current value."""
-        return replace(self, **{k: v for k, v in values.items() if v is not None})
 
 
 @dataclass

@@ -41,12 +41,13 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from recsec_lib.common import plots
+from recsec_lib.common.settings import SettingsBase
 
 from recsec_lib.study import runs
 from recsec_lib.attack.generators import GENERATORS
@@ -64,7 +65,7 @@ STAGE = "attack"
 
 
 @dataclass(frozen=True)
-class Settings:
+class Settings(SettingsBase):
     target_model: str = "sasrec"  # reads <run>/train/<target_model>.pt
     surrogate_models: tuple[str, ...] = ("sasrec", "narm", "bert4rec")  # architectures tried at the main budget
     table_targets: tuple[str, ...] = ("sasrec", "narm", "bert4rec")  # other targets for the table, if trained
@@ -80,34 +81,13 @@ class Settings:
     defense: str = "none"  # output defense in front of the box, by name (none, random, reverse, top:10, ...)
     throughput_queries: int = 4096  # queries timed for blackbox_queries_per_second
 
-    @classmethod
-    def for_profile(cls, profile: str) -> "Settings":
-        if profile == "smoke":
-            return cls(surrogate_models=("sasrec", "meanemb"), table_targets=("sasrec",), budgets=(20, 40),
-                       seq_len=8, k=10, epochs=3, batch_size=16, patience=0, throughput_queries=256)
-        if profile == "cpu":
-            return cls(surrogate_models=("sasrec", "meanemb"), table_targets=("sasrec",), budgets=(250, 500, 1000),
-                       seq_len=200, epochs=60, max_train_seconds=120.0)
-        if profile == "full":
-            return cls()
-        raise ValueError(f"parameter 'profile' must be smoke, cpu or full, got {profile!r}")
-
-    def with_overrides(self, **values) -> "Settings":
-        """A copy with the given fields replaced; None keeps the profile's value."""
-        unknown = sorted(set(values) - set(asdict(self)))
-        if unknown:
-            raise ValueError(f"unknown attack setting(s) {unknown}")
-        values = {key: value for key, value in values.items() if value is not None}
-        for key in ("surrogate_models", "table_targets", "generators", "budgets"):
-            if key not in values:
-                continue
-            value = values[key]
-            if isinstance(value, str):  # "a,b" from a notebook or the CLI
-                value = [part.strip() for part in value.split(",") if part.strip()]
-            elif not isinstance(value, (list, tuple)):
-                value = [value]  # one budget or one name
-            values[key] = tuple(int(v) for v in value) if key == "budgets" else tuple(str(v) for v in value)
-        return replace(self, **values)
+    PROFILES = {
+        "smoke": {"surrogate_models": ("sasrec", "meanemb"), "table_targets": ("sasrec",), "budgets": (20, 40),
+                  "seq_len": 8, "k": 10, "epochs": 3, "batch_size": 16, "patience": 0, "throughput_queries": 256},
+        "cpu": {"surrogate_models": ("sasrec", "meanemb"), "table_targets": ("sasrec",), "budgets": (250, 500, 1000),
+                "seq_len": 200, "epochs": 60, "max_train_seconds": 120.0},
+        "full": {},
+    }
 
     def __post_init__(self) -> None:
         bad = [g for g in self.generators if g not in GENERATORS]

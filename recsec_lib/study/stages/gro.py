@@ -62,6 +62,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from recsec_lib.common.settings import SettingsBase
 from recsec_lib.study import runs
 from recsec_lib.attack.generators import GENERATORS
 from recsec_lib.recommend.checkpoints import load_checkpoint, read_checkpoint_payload, save_checkpoint
@@ -81,7 +82,7 @@ TAIL_KINDS = ("tail-shuffle", "tail-reverse", "tail-resample")
 
 
 @dataclass(frozen=True)
-class Settings:
+class Settings(SettingsBase):
     target_model: str = "sasrec"  # reads <run>/train/<target_model>.pt; student and surrogate share its architecture
     method: str = "gro"  # gro (the paper) | seed-variant (the seed's loss, an ablation)
     lambdas: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0, 10.0)  # λ > 0 trained per rule (λ = 0 is the control)
@@ -114,6 +115,8 @@ class Settings:
     cost_batches: int = 12  # batches timed for the GRO / undefended epoch-cost ratio
 
     def __post_init__(self) -> None:
+        if not self.lambdas or any(lam < 0 for lam in self.lambdas):
+            raise ValueError(f"parameter 'lambdas' needs one or more values >= 0, got {self.lambdas}")
         for rule in (*self.zero_gradient_rules, *self.combination_rules):
             if rule not in ZERO_GRADIENT_RULES:
                 raise ValueError(f"parameter 'zero_gradient_rules' takes {ZERO_GRADIENT_RULES}, got {rule!r}")
@@ -130,41 +133,19 @@ class Settings:
         if any(size <= 0 or size > self.k for size in self.served_ks) or not 0 < self.tail_keep < self.k:
             raise ValueError(f"parameters 'served_ks' and 'tail_keep' must lie in 1..k ({self.k})")
 
-    @classmethod
-    def for_profile(cls, profile: str) -> "Settings":
-        if profile == "smoke":
-            return cls(lambdas=(1.0,), epochs=2, from_scratch=False, batch_size=64, k=10,
-                       attack_generators=("autoregressive",), attack_sequences=40, attack_seq_len=10,
-                       surrogate_epochs=3, patience=2, served_ks=(5,), tail_keep=5, combinations=("tail-shuffle",),
-                       bootstrap_replicates=200, cost_batches=2)
-        if profile == "cpu":
-            # A surrogate of 200 x 100 queries and 10 s of training (an earlier setting) reached NDCG@10 .03 on
-            # ML-1M, too weak for any fall to clear the noise; 500 x 100 and 30 s gave intervals of a few points.
-            return cls(lambdas=(1.0,), epochs=1, from_scratch=False, positions_per_sequence=10,
-                       attack_generators=("autoregressive",), attack_sequences=500, attack_seq_len=100,
-                       surrogate_epochs=30, surrogate_max_seconds=30.0, served_ks=(10,),
-                       tail_defenses=("tail-resample",), combinations=(), bootstrap_replicates=500)
-        if profile == "full":
-            return cls()
-        raise ValueError(f"parameter 'profile' must be smoke, cpu or full, got {profile!r}")
-
-    def with_overrides(self, **values) -> "Settings":
-        """A copy with the given fields replaced; None keeps the profile's value. Tuples may be given as "a,b"."""
-        unknown = sorted(set(values) - set(asdict(self)))
-        if unknown:
-            raise ValueError(f"unknown GRO setting(s) {unknown}")
-        values = {k: v for k, v in values.items() if v is not None}
-        if "lambdas" in values:
-            values["lambdas"] = parse_lambdas(values["lambdas"])
-        for name, cast in (("combination_lambdas", float), ("served_ks", int), ("zero_gradient_rules", str),
-                           ("attack_generators", str), ("tail_defenses", str), ("combinations", str),
-                           ("combination_rules", str)):
-            if name in values:
-                values[name] = parse_list(name, values[name], cast)
-        for name in ("from_scratch", "paper_baselines"):
-            if isinstance(values.get(name), str):
-                values[name] = parse_yes_no(name, values[name])
-        return replace(self, **values)
+    PROFILES = {
+        "smoke": {"lambdas": (1.0,), "epochs": 2, "from_scratch": False, "batch_size": 64, "k": 10,
+                  "attack_generators": ("autoregressive",), "attack_sequences": 40, "attack_seq_len": 10,
+                  "surrogate_epochs": 3, "patience": 2, "served_ks": (5,), "tail_keep": 5,
+                  "combinations": ("tail-shuffle",), "bootstrap_replicates": 200, "cost_batches": 2},
+        # A surrogate of 200 x 100 queries and 10 s of training (an earlier setting) reached NDCG@10 .03 on
+        # ML-1M, too weak for any fall to clear the noise; 500 x 100 and 30 s gave intervals of a few points.
+        "cpu": {"lambdas": (1.0,), "epochs": 1, "from_scratch": False, "positions_per_sequence": 10,
+                "attack_generators": ("autoregressive",), "attack_sequences": 500, "attack_seq_len": 100,
+                "surrogate_epochs": 30, "surrogate_max_seconds": 30.0, "served_ks": (10,),
+                "tail_defenses": ("tail-resample",), "combinations": (), "bootstrap_replicates": 500},
+        "full": {},
+    }
 
     def gro_config(self, lam: float, seed: int, rule: str = "keep") -> GROConfig:
         return GROConfig(method=self.method, lam=lam, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
@@ -184,34 +165,6 @@ class Settings:
 def _say(message: str) -> None:
     """Stage progress, one line per step (shown in the notebook and in logs)."""
     print(f"gro: {message}", flush=True)
-
-
-def parse_lambdas(value) -> tuple[float, ...]:
-    """λ values from "0.1,1" or a sequence of numbers; raises naming the parameter."""
-    items = value.replace(",", " ").split() if isinstance(value, str) else list(value)
-    try:
-        lambdas = tuple(float(v) for v in items)
-    except (TypeError, ValueError):
-        raise ValueError(f"parameter 'lambdas' must be numbers such as '0.1,1', got {value!r}") from None
-    if not lambdas or any(lam < 0 for lam in lambdas):
-        raise ValueError(f"parameter 'lambdas' needs one or more values >= 0, got {value!r}")
-    return lambdas
-
-
-def parse_list(name: str, value, cast) -> tuple:
-    """A tuple from "a,b" (or a sequence) with each item cast; "" gives (); raises naming the parameter."""
-    items = value.replace(",", " ").split() if isinstance(value, str) else list(value)
-    try:
-        return tuple(cast(item) for item in items)
-    except (TypeError, ValueError):
-        raise ValueError(f"parameter {name!r} must be a comma-separated list, got {value!r}") from None
-
-
-def parse_yes_no(name: str, value: str) -> bool:
-    """True for "yes", False for "no"; raises naming the parameter otherwise."""
-    if value not in ("yes", "no"):
-        raise ValueError(f"parameter {name!r} must be 'yes' or 'no', got {value!r}")
-    return value == "yes"
 
 
 def gro_model_key(lam: float, rule: str) -> str:

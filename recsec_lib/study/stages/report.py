@@ -16,29 +16,25 @@ checkpoint the run lacks (a partial run) is left out and named in the page.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from recsec_lib.common.settings import SettingsBase
 from recsec_lib.study import report, runs
 from recsec_lib.common.tables import markdown_table
 from recsec_lib.study.stages.context import StudyContext
 
 
 @dataclass(frozen=True)
-class Settings:
+class Settings(SettingsBase):
     figure_glob: str = "*/*.png"  # which figures of the run the report shows
     compare_k: int = 10  # length of each list in the side-by-side comparison
     compare_users: int = 2  # real test users added to the themed histories
     compare_history_length: int = 5  # movies in each themed history
 
-    @classmethod
-    def for_profile(cls, profile: str) -> "Settings":
-        return cls()
-
-    def with_overrides(self, **values) -> "Settings":
-        return replace(self, **{k: v for k, v in values.items() if v is not None})
+    PROFILES = {"smoke": {}, "cpu": {}, "full": {}}  # the report reads what the run holds, at every scale
 
 
 def run(ctx: StudyContext, settings: Settings) -> dict:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,7 @@ import pandas as pd
 import torch
 
 from recsec_lib.common import plots
+from recsec_lib.common.settings import SettingsBase
 
 from recsec_lib.study import runs
 from recsec_lib.attack.traffic import traffic_from_records
@@ -57,7 +58,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Settings:
+class Settings(SettingsBase):
     fpr: float = 0.001  # target false-positive rate on benign accounts (all of a detector's statistics together)
     target_model: str = "sasrec"  # reads <run>/train/<target_model>.pt
     target_path: str = ""  # another checkpoint instead; "" = the run's
@@ -101,28 +102,15 @@ class Settings:
     cpu_threads: int = 0  # torch CPU threads during the stage; 0 = torch's default. The encoder's
     # matrices are tiny: on a busy 2-core machine 1 thread was ~20x faster than 2 contending ones.
 
-    @classmethod
-    def for_profile(cls, profile: str) -> "Settings":
-        if profile == "smoke":
-            return cls(k=5, encoder_dim=16, encoder_window=10, encoder_steps=30, encoder_batch=32, max_edits=2,
-                       attack_sequences=40, attack_seq_len=8, single_budgets=(5, 10, 40), chain_count=4,
-                       max_sessions=16, fpr=0.01, cpu_threads=1, surrogate_seconds=5.0, surrogate_epochs=2,
-                       accounts_per_form=20)
-        if profile == "cpu":
-            return cls(attack_sequences=200, single_budgets=(10, 50, 200), chain_count=20,
-                       accounts_per_form=200, surrogate_seconds=20.0, surrogate_epochs=40,
-                       prada_max_queries=20_000, cpu_threads=1)
-        if profile == "full":
-            return cls(encoder_steps=2000, one_query_training_rows=20_000)
-        raise ValueError(f"parameter 'profile' must be smoke, cpu or full, got {profile!r}")
-
-    def with_overrides(self, **values) -> "Settings":
-        """A copy with the given fields replaced; None keeps the profile's value."""
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown SEAT setting(s) {unknown}; known: {sorted(known)}")
-        return replace(self, **{k: v for k, v in values.items() if v is not None})
+    PROFILES = {
+        "smoke": {"k": 5, "encoder_dim": 16, "encoder_window": 10, "encoder_steps": 30, "encoder_batch": 32,
+                  "max_edits": 2, "attack_sequences": 40, "attack_seq_len": 8, "single_budgets": (5, 10, 40),
+                  "chain_count": 4, "max_sessions": 16, "fpr": 0.01, "cpu_threads": 1, "surrogate_seconds": 5.0,
+                  "surrogate_epochs": 2, "accounts_per_form": 20},
+        "cpu": {"attack_sequences": 200, "single_budgets": (10, 50, 200), "chain_count": 20, "accounts_per_form": 200,
+                "surrogate_seconds": 20.0, "surrogate_epochs": 40, "prada_max_queries": 20_000, "cpu_threads": 1},
+        "full": {"encoder_steps": 2000, "one_query_training_rows": 20_000},
+    }
 
     def seat_options(self) -> SeatOptions:
         return SeatOptions(max_sessions=self.max_sessions, max_removed=self.max_changed, max_added=self.max_changed,
