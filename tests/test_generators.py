@@ -47,10 +47,10 @@ def test_the_zoo_is_registered():
 
 
 def test_an_unknown_generator_is_a_clear_error_listing_the_known_ones():
-    with pytest.raises(ValueError, match=r"unknown query generator 'autoregresive' \(did you mean "
-                                         r"'autoregressive'\?\); known: random, autoregressive"):
+    with pytest.raises(ValueError, match=r"unknown query generator 'autoregresive'; did you mean "
+                                         r"'autoregressive'\? \(known: random, autoregressive"):
         GENERATORS.get("autoregresive")
-    with pytest.raises(ValueError, match="query generator 'chain' has no setting 'chain_count'.*its settings: chains"):
+    with pytest.raises(ValueError, match=r"query generator 'chain' has no setting 'chain_count'.*\(its settings: chains"):
         GENERATORS.build("chain", chain_count=3)
 
 

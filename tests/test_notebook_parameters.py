@@ -180,7 +180,7 @@ def test_gro_notebook_parameters_as_run_all_sets_them():
 
     source = next(stage.source for stage in STAGES if stage.name == "gro")
     typed = check_overrides([source], [("lambdas", "0.1,1"), ("from_scratch", "yes"), ("combinations", ""),
-                                       ("epochs", "none"), ("served_ks", "5")],
+                                       ("epochs", "none"), ("output_defenses", "top:5")],
                             reserved=RUNNER_SETTINGS)
     namespace = {"stage": gro}
     exec("from typing import Optional\n" + parameters_cell(source), namespace)
@@ -189,5 +189,5 @@ def test_gro_notebook_parameters_as_run_all_sets_them():
     settings = namespace["settings"]
     smoke = gro.Settings.for_profile("smoke")
     assert (settings.lambdas, settings.from_scratch, settings.combinations) == ((0.1, 1.0), True, ())
-    assert settings.epochs == smoke.epochs and settings.served_ks == (5,)
+    assert settings.epochs == smoke.epochs and settings.output_defenses == ("top:5",)
 

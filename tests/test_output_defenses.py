@@ -78,7 +78,7 @@ def test_parse_labels_and_errors_name_the_parameter():
     assert parse_output_defense("reverse").spec == "reverse" and parse_output_defense("top:5").spec == "top:5"
     with pytest.raises(ValueError, match="needs a size"):
         parse_output_defense("top")
-    with pytest.raises(ValueError, match=r"unknown output defense 'shuffle-all'.*known: none, top"):
+    with pytest.raises(ValueError, match=r"unknown output defense 'shuffle-all'; did you mean 'tail-shuffle'\? \(known: none, top"):
         parse_output_defense("shuffle-all")
     with pytest.raises(ValueError, match="takes no size"):
         parse_output_defense("random:3")

@@ -23,17 +23,12 @@ An unknown name is an error that lists the known ones (and the closest match).
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Iterator
 from typing import Generic, TypeVar
 
+from recsec_lib.common.settings import did_you_mean
+
 T = TypeVar("T")
-
-
-def did_you_mean(name: str, known: list[str] | tuple[str, ...]) -> str:
-    """" (did you mean 'x'?)" for the closest known name, or ""."""
-    close = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class Registry(Generic[T]):
@@ -69,8 +64,8 @@ class Registry(Generic[T]):
             return self._classes[name]
         except (KeyError, TypeError):
             known = ", ".join(self._classes) or "none"
-            raise ValueError(f"unknown {self.family} {name!r}{did_you_mean(name, self.names())}; "
-                             f"known: {known}") from None
+            raise ValueError(f"unknown {self.family} {name!r}{did_you_mean(str(name), self.names())} "
+                             f"(known: {known})") from None
 
     def build(self, name: str, **settings) -> T:
         """An instance of ``name`` with ``settings`` as keyword arguments; an unknown setting is an error."""
@@ -80,8 +75,8 @@ class Registry(Generic[T]):
             unknown = sorted(set(settings) - set(fields))
             if unknown:
                 hint = did_you_mean(unknown[0], fields)
-                raise ValueError(f"{self.family} {name!r} has no setting {unknown[0]!r}{hint}; "
-                                 f"its settings: {', '.join(fields) or 'none'}")
+                raise ValueError(f"{self.family} {name!r} has no setting {unknown[0]!r}{hint} "
+                                 f"(its settings: {', '.join(fields) or 'none'})")
         return cls(**settings)
 
     def __contains__(self, name: object) -> bool:

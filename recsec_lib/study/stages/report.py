@@ -105,13 +105,13 @@ def main_attack_budget(attack_metrics: dict) -> int | None:
 
 
 def comparison_models(run_dir: Path, stage_metrics: dict[str, dict]) -> list[ComparedModel]:
-    """The four columns issue #7 asks for, each with its checkpoint path or the reason it is missing.
+    """The columns of the side-by-side recommendations, each with its checkpoint path or the reason it is missing.
 
     File names follow the stages that wrote them (``train/<target>.pt``, the
     attack's ``surrogate_<target>_<target>_autoregressive_<budget>.pt``, GRO's
-    ``gro_lam<λ>.pt`` and ``surrogate_gro_lam<λ>.pt`` at its chosen λ).
+    ``gro_lam<λ>.pt`` at its chosen λ, or at the λ it shows when none was chosen, which the label says).
     """
-    from recsec_lib.gro.defenses import checkpoint_name, surrogate_checkpoint_name
+    from recsec_lib.gro.defenses import checkpoint_name
     from recsec_lib.study.stages.attack import surrogate_file
 
     run_dir = Path(run_dir)
@@ -126,17 +126,15 @@ def comparison_models(run_dir: Path, stage_metrics: dict[str, dict]) -> list[Com
         wanted.append(("surrogate", run_dir / "attack" / surrogate_file(target, target, "autoregressive", budget), ""))
 
     gro = stage_metrics.get("gro", {})
-    lam = gro.get("best", {}).get("lam")
+    choice = (gro.get("lambda_choices") or {}).get("keep") or {}
+    lam = choice.get("lam") if choice.get("lam") is not None else choice.get("shown_lam")
     if lam is None:
-        reason = "the GRO stage has not run" if not gro else "the GRO stage chose no λ"
-        wanted += [("GRO target", None, reason), ("surrogate of GRO target", None, reason)]
+        wanted.append(("GRO target", None, "the GRO stage has not run" if not gro else "the GRO stage trained no λ"))
     else:
         method = gro.get("settings", {}).get("method", "gro")
         defense = "GRO" if method == "gro" else method
-        wanted += [(f"{defense} target λ={lam:g}", run_dir / "gro" / checkpoint_name(lam, method), ""),
-                   (f"surrogate of {defense} target λ={lam:g}",
-                    run_dir / "gro" / surrogate_checkpoint_name(lam, method),
-                    "older runs' GRO stage did not save its surrogate")]
+        why = "chosen on validation" if choice.get("lam") is not None else f"shown: {choice.get('reason', '')}"
+        wanted.append((f"{defense} target λ={lam:g} ({why})", run_dir / "gro" / checkpoint_name(lam, method), ""))
     return [_located(label, path, note, run_dir) for label, path, note in wanted]
 
 
