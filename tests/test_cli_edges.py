@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import socket
 import urllib.error
@@ -104,3 +105,56 @@ def test_train_default_weight_decay_is_the_studys():
     assert args.weight_decay == 0.0
     for profile in ("smoke", "cpu", "full"):
         assert stage.Settings.for_profile(profile).weight_decay == args.weight_decay
+
+
+# Issue 26.4: rough edges a new user hits.
+
+def commands_with_a_device_option() -> list[str]:
+    """Every ``recsec`` command that takes --device (read from the parser, so a new command is covered too)."""
+    parser = build_parser()
+    subparsers = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    return sorted(name for name, sub in subparsers.choices.items()
+                  if any("--device" in action.option_strings for action in sub._actions))
+
+
+@pytest.fixture
+def no_cuda(monkeypatch):
+    """A machine without a CUDA device, even where the tests run on one."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
+def test_every_device_command_is_covered():
+    assert commands_with_a_device_option() == ["attack", "compare", "defend", "evaluate", "interactive", "seat",
+                                               "study", "train"]
+
+
+# The options a command requires besides --device (the checkpoint is never read: the device check comes first).
+REQUIRED = {"attack": ["--target-model", "m.pt"], "defend": ["--target-model", "m.pt"],
+            "evaluate": ["--checkpoint", "m.pt"]}
+
+
+@pytest.mark.parametrize("command", commands_with_a_device_option())
+def test_device_cuda_without_cuda_is_one_line_before_any_work(tmp_path, capsys, no_cuda, no_mirror_env, command,
+                                                              monkeypatch):
+    """Issue 26.4: `--device cuda` on a CPU machine was a 13-line traceback from inside the command."""
+    monkeypatch.chdir(tmp_path)  # whatever a command would write lands here: nothing may be written
+    assert main([command, *REQUIRED.get(command, []), "--device", "cuda"]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith(f"recsec {command}: error: --device cuda: ")
+    assert "use --device cpu" in lines[0] and "Traceback" not in captured.err + captured.out
+    assert list(tmp_path.iterdir()) == []  # no run folder, no data download, no checkpoint
+
+
+def test_device_check_passes_cpu_and_auto_and_names_the_option(no_cuda):
+    from recsec_lib.study.stages.context import DeviceUnavailableError, StudyContext, check_device
+
+    check_device("cpu")
+    check_device("auto")
+    with pytest.raises(DeviceUnavailableError, match=r"^--run-device cuda: .*use --device cpu"):
+        check_device("cuda", option="--run-device")
+    with pytest.raises(ValueError, match=r"^parameter 'device' cuda: "):  # a notebook run by hand
+        StudyContext(run_dir="x", device="cuda").torch_device()
