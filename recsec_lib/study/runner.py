@@ -82,6 +82,16 @@ DATA_UNAVAILABLE_ERRORS = ("DataUnavailableError",)
 # Network errors that, in the data stage, mostly mean "offline": the message gets the same advice.
 NETWORK_ERRORS = ("ConnectionError", "URLError", "gaierror", "TimeoutError")
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+# Warnings the tools print for every stage that say nothing about this run; kept in the logs, not echoed:
+EXPECTED_TOOL_WARNINGS = (
+    # ipykernel warns whenever its kernel listens on TCP. papermill starts the kernel through jupyter_client,
+    # whose transport is TCP on 127.0.0.1 (papermill offers no other); its messages are signed with a key
+    # from a connection file only this user can read, so nothing on the loopback can run code in it.
+    re.compile(r"^\[IPKernelApp\] WARNING \| Kernel is running over TCP without encryption\."),
+    # nbconvert's default (lab) HTML template writes no alt attribute for image outputs (it ignores the
+    # "alt" metadata the classic template reads), so every figure of a stage gets a placeholder and a warning.
+    re.compile(r"^\[NbConvertApp\] WARNING \| Alternative text is missing on \d+ image\(s\)\."),
+)
 
 
 @dataclass(frozen=True)
@@ -202,20 +212,35 @@ def run_stage(stage: Stage, run_dir: Path, parameters: dict[str, object], kernel
 
 
 def _run(command: list[str], stage: Stage, executed: Path, log: Path | None = None) -> None:
-    """Run one tool; with ``log``, its output goes there and is shown afterwards (all of it on success)."""
+    """Run one tool; with ``log``, its output goes there and is shown afterwards.
+
+    On success the output is shown without ``EXPECTED_TOOL_WARNINGS`` (the
+    papermill log keeps them); on a failure, all of it.
+    """
     if log is None:
-        result = subprocess.run(command, cwd=REPO)
+        result = subprocess.run(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                errors="replace")
+        output = result.stdout
     else:
         with open(log, "w") as handle:
             result = subprocess.run(command, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT)
-    if result.returncode != 0 and log is None:  # jupytext or nbconvert: their own output said why
+        output = log.read_text(errors="replace")
+    if result.returncode != 0 and log is None:  # jupytext or nbconvert: their own output says why
+        sys.stderr.write(output)
         raise StageFailed(f"stage {stage.label} failed (exit {result.returncode}) in {command[2]}; "
                           f"the executed notebook is {executed}")
     if result.returncode != 0:
         raise stage_failure(stage, executed, log, result.returncode)
-    if log is not None and log.stat().st_size:
-        sys.stderr.write(log.read_text(errors="replace"))
+    shown = without_expected_warnings(output)
+    if shown:
+        sys.stderr.write(shown)
         sys.stderr.flush()
+
+
+def without_expected_warnings(output: str) -> str:
+    """A tool's output without the lines of ``EXPECTED_TOOL_WARNINGS`` (each is one line)."""
+    return "".join(line for line in output.splitlines(keepends=True)
+                   if not any(pattern.match(line) for pattern in EXPECTED_TOOL_WARNINGS))
 
 
 def notebook_error(executed: Path) -> dict | None:
