@@ -158,3 +158,32 @@ def test_device_check_passes_cpu_and_auto_and_names_the_option(no_cuda):
         check_device("cuda", option="--run-device")
     with pytest.raises(ValueError, match=r"^parameter 'device' cuda: "):  # a notebook run by hand
         StudyContext(run_dir="x", device="cuda").torch_device()
+
+
+@pytest.mark.parametrize("command", [["train"], ["attack", "--target-model", "m.pt"],
+                                     ["defend", "--target-model", "m.pt"]])
+@pytest.mark.parametrize("lr", ["1e38", "0", "nan"])
+def test_a_learning_rate_adam_cannot_take_is_one_line(tmp_path, capsys, monkeypatch, command, lr):
+    """`recsec train --lr 1e38` ended in a traceback inside Adam (its first step, 10 * lr, overflows float32)."""
+    monkeypatch.chdir(tmp_path)
+    assert main([*command, "--lr", lr, "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"recsec {command[0]}: error: --lr ")
+    if lr == "1e38":
+        assert err[0].endswith("--lr 1e+38 is too large for Adam: its first step, lr / (1 - beta1) = 1e+39, overflows "
+                               "float32 (lr at most 3.4e+37; learning rates are usually 1e-4 to 1e-2)")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_largest_learning_rate_adam_takes_trains_into_a_clear_non_finite_error(tmp_path):
+    """Just below the bound Adam runs its step; training then diverges and stops with its own one-line error."""
+    from recsec_lib.data.synthetic import make_synthetic_dataset
+    from recsec_lib.models.registry import build_model
+    from recsec_lib.recommend.training import MAX_ADAM_LR, NonFiniteError, TrainConfig, train_model
+
+    data = make_synthetic_dataset(num_users=20, num_items=10, max_len=5, seed=0)
+    with pytest.raises(ValueError, match="TrainConfig.lr .* is too large for Adam"):
+        TrainConfig(lr=MAX_ADAM_LR * 1.01)
+    with pytest.raises(NonFiniteError):
+        train_model(build_model("meanemb", 10, 5, embedding_dim=4), data, TrainConfig(epochs=3, lr=MAX_ADAM_LR * 0.99),
+                    progress=False)

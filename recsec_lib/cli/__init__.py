@@ -66,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "device", None) is not None:  # every command with --device: before any work
             check_device(args.device)
+        if getattr(args, "lr", None) is not None:  # every command with --lr trains with Adam
+            from recsec_lib.recommend.training import check_adam_lr
+
+            check_adam_lr(args.lr, "--lr")
         return int(args.handler(args) or 0)
     # DataUnavailableError (offline without a mirror) is a FileNotFoundError: one line naming --mirror.
     except (UserError, FileNotFoundError, NotADirectoryError, ValueError) as exc:
