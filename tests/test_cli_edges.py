@@ -6,6 +6,7 @@ import argparse
 import json
 import socket
 import urllib.error
+from pathlib import Path
 
 import pytest
 
@@ -187,3 +188,23 @@ def test_the_largest_learning_rate_adam_takes_trains_into_a_clear_non_finite_err
     with pytest.raises(NonFiniteError):
         train_model(build_model("meanemb", 10, 5, embedding_dim=4), data, TrainConfig(epochs=3, lr=MAX_ADAM_LR * 0.99),
                     progress=False)
+
+
+def test_train_saves_where_the_study_looks_by_default(tmp_path, capsys, monkeypatch, no_mirror_env):
+    """`recsec train` saved checkpoints/<model>.pt; the train stage looks for checkpoints/<model>_<dataset>.pt."""
+    from recsec_lib.study.stages import train as stage
+    from recsec_lib.study.stages.context import StudyContext
+
+    monkeypatch.chdir(tmp_path)
+    smoke = stage.Settings.for_profile("smoke")
+    assert main(["train", "--model", "meanemb", "--dataset", "synthetic", "--epochs", str(smoke.epochs),
+                 "--batch-size", str(smoke.batch_size), "--patience", str(smoke.patience), "--data-dir", "data",
+                 "--device", "cpu"]) == 0
+    saved = stage.pretrained_path(Path("checkpoints"), "meanemb", "synthetic")
+    assert saved == Path("checkpoints/meanemb_synthetic.pt") and saved.is_file()
+    assert f"checkpoint {saved}" in capsys.readouterr().out
+    # the train stage, told to reuse finished checkpoints from checkpoints/, finds it there and does not train
+    settings = stage.Settings.for_profile("smoke").with_overrides(models=("meanemb",), pretrained_dir="checkpoints")
+    stage.run(StudyContext(run_dir=tmp_path / "run", dataset="synthetic", data_dir=Path("data"), device="cpu",
+                           profile="smoke"), settings)
+    assert f"meanemb: reusing the checkpoint {saved} (finished)" in capsys.readouterr().out
