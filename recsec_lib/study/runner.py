@@ -446,7 +446,7 @@ def resume_target(value: str, outputs: str | None, run_id: str | None) -> tuple[
     computing into the old one is not what it asks).
     """
     given = Path(value)
-    name = runs.check_run_id(given.name.removesuffix(".partial") if given.name != ".partial" else value)
+    name = runs.check_run_id(given.name.removesuffix(".partial") or value)
     if len(given.parts) > 1:  # a path: its folder is the outputs folder
         folder = given.parent.resolve()
         if outputs is not None and Path(outputs).resolve() != folder:
