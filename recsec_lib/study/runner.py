@@ -326,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the study's notebooks in order (papermill) and export them to HTML.",
     )
     parser.add_argument("--profile", choices=PROFILES, default=None,
-                        help="smoke: tiny synthetic data, about a minute; cpu: ML-1M sized for a 2-core CPU; "
+                        help="smoke: tiny synthetic data, minutes (README: measured times); cpu: ML-1M sized for a 2-core CPU; "
                              "full: paper-scale settings, for a GPU (default: cpu)")
     parser.add_argument("--dataset", choices=DATASETS, default=None,
                         help="dataset (default: ml-1m, or synthetic with --profile smoke)")
