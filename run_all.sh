@@ -2,7 +2,7 @@
 # Run the whole study (set-up command 1 of the README).
 #
 #   ./run_all.sh                          # ML-1M, cpu profile, every stage
-#   ./run_all.sh --profile smoke          # tiny synthetic data, about a minute
+#   ./run_all.sh --profile smoke          # tiny synthetic data (minutes; README: measured times)
 #   ./run_all.sh --profile full --device cuda
 #   ./run_all.sh --stage train -p epochs 5
 #   ./run_all.sh --resume <run-id>        # continue an interrupted run

@@ -14,15 +14,38 @@ import pytest
 from recsec_lib.data.synthetic import write_synthetic_files
 
 
-def pytest_collection_modifyitems(config, items):
-    """Skip tests marked realdata unless RECSEC_DATA_MIRROR names an existing folder."""
+REALDATA_SKIPPED = pytest.StashKey[int]()
+
+
+def realdata_skip_reason() -> str | None:
+    """Why the tests marked realdata are skipped in this session, or None when they run."""
     mirror = os.environ.get("RECSEC_DATA_MIRROR")
     if mirror and Path(mirror).is_dir():
+        return None
+    if mirror:
+        return f"RECSEC_DATA_MIRROR={mirror} is not a folder"
+    return "RECSEC_DATA_MIRROR is not set (./run_tests.sh sets it to ../shared/data when that folder exists)"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip tests marked realdata unless RECSEC_DATA_MIRROR names an existing folder."""
+    reason = realdata_skip_reason()
+    if reason is None:
         return
-    skip = pytest.mark.skip(reason="needs the MovieLens mirror: set RECSEC_DATA_MIRROR")
+    skip = pytest.mark.skip(reason=f"needs the MovieLens mirror: {reason}")
+    skipped = 0
     for item in items:
         if "realdata" in item.keywords:
             item.add_marker(skip)
+            skipped += 1
+    config.stash[REALDATA_SKIPPED] = skipped
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Say once, at the end (also under -q), that real-data tests were skipped and why."""
+    skipped = config.stash.get(REALDATA_SKIPPED, 0)
+    if skipped:
+        terminalreporter.write_line(f"recsec: {skipped} real-data test(s) skipped: {realdata_skip_reason()}")
 
 
 @pytest.fixture

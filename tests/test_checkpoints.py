@@ -138,3 +138,40 @@ def test_truncated_file_names_the_file(tmp_path):
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(ValueError, match="cut.pt is not a recsec checkpoint"):
         load_checkpoint(path)
+
+
+# Issue 26.4: "not a recsec checkpoint" and "holds Python objects" are different messages.
+
+@pytest.mark.parametrize("content, says", [
+    (b"hello", "not a torch.save file (it is text, starting 'hello')"),
+    (b"version https://git-lfs.github.com/spec/v1\noid sha256:0\nsize 9\n", "it is a Git LFS pointer"),
+    (b"\x00\x01\x02binary", "not a torch.save file (it starts with the bytes"),
+])
+def test_a_file_that_is_not_a_torch_file_is_not_called_python_objects(tmp_path, content, says):
+    """A plain-text .pt used to be refused as "holds Python objects ... could run code"."""
+    path = tmp_path / "notes.pt"
+    path.write_bytes(content)
+    with pytest.raises(ValueError) as caught:
+        load_checkpoint(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path} is not a recsec checkpoint: ") and says in message
+    assert "Python objects" not in message and "run code" not in message and "\n" not in message
+
+
+def test_a_plain_pickle_is_unreadable_not_dangerous(tmp_path):
+    import pickle
+
+    path = tmp_path / "plain.pt"
+    path.write_bytes(pickle.dumps({"weights": [1.0, 2.0]}, protocol=4))
+    with pytest.raises(ValueError, match=r"plain.pt is not a recsec checkpoint \(a pickle that weights-only loading "
+                                         r"cannot read \(Unsupported operand 149\)") as caught:
+        load_checkpoint(path)
+    assert "Python objects" not in str(caught.value)
+
+
+def test_only_a_pickle_naming_a_class_holds_python_objects(tmp_path):
+    path = tmp_path / "objects.pt"
+    torch.save({"format": "recsec-checkpoint/1", "extra": Gadget()}, path)
+    with pytest.raises(ValueError, match=r"it holds Python objects such as [\w.]*Gadget that a recsec checkpoint "
+                                         r"never contains; it was not loaded, since unpickling them could run code"):
+        load_checkpoint(path)

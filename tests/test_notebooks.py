@@ -50,7 +50,15 @@ def smoke_run(tmp_path_factory) -> Path:
          "--outputs", str(outputs), "--data-dir", str(data_dir), "--mirror", ""],
         cwd=REPO, capture_output=True, text=True, timeout=1500)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (outputs / "runner.stderr.txt").write_text(result.stderr)
     return outputs / "smoke"
+
+
+@pytest.mark.notebook
+def test_a_smoke_run_prints_no_kernel_or_nbconvert_warnings(smoke_run):
+    """Issue 26.4: every stage printed ipykernel's TCP warning and nbconvert's alt-text warning."""
+    err = (smoke_run.parent / "runner.stderr.txt").read_text()
+    assert "[IPKernelApp]" not in err and "[NbConvertApp]" not in err, err
 
 
 def outputs_of(notebook: Path) -> list[dict]:

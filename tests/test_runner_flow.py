@@ -299,3 +299,112 @@ def test_a_real_notebook_without_data_ends_in_one_line(tmp_path, monkeypatch, ca
     assert not any("Traceback" in line for line in err)
     log = tmp_path / "outputs" / "r1.partial" / "notebooks" / "00_data.papermill.log"
     assert "PapermillExecutionError" in log.read_text()
+
+
+# Issue 26.4: rough edges a new user hits.
+
+@pytest.fixture
+def no_cuda(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
+def test_device_cuda_without_cuda_is_one_line_before_any_stage(fake_study, capsys, no_cuda):
+    """It used to fail inside the first notebook, with the notebook's traceback."""
+    assert fake_study.main("--profile", "smoke", "--run-id", "gpu", "--device", "cuda") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("run_all.sh: error: --device cuda: ") and "use --device cpu" in err[0]
+    assert fake_study.calls == [] and not fake_study.outputs.exists()
+
+
+def test_resuming_a_cuda_run_without_cuda_is_refused_before_any_stage(fake_study, capsys, no_cuda):
+    fake_study.fail.add("train")
+    with pytest.MonkeyPatch.context() as patch:  # started on a machine with a GPU
+        import torch
+
+        patch.setattr(torch.cuda, "is_available", lambda: True)
+        assert fake_study.main("--profile", "smoke", "--run-id", "r", "--device", "cuda") == 1
+    fake_study.fail.clear()
+    fake_study.calls.clear()
+    capsys.readouterr()
+    assert fake_study.main("--resume", "r") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [err[0]] and err[0].startswith("run_all.sh: error: --resume r: the run was started with "
+                                                 "--device cuda: ")
+    assert fake_study.calls == []
+    assert fake_study.main("--resume", "r", "--device", "cpu") == 0  # a new device is taken
+    assert [name for name, _ in fake_study.calls] == ["train", "report"]
+
+
+@pytest.mark.parametrize("how", ["r.partial", "{outputs}/r.partial", "{outputs}/r.partial/", "r"])
+def test_resume_takes_the_folder_name_or_path_and_ends_finished(fake_study, capsys, how, monkeypatch):
+    """`--resume r.partial` used to be taken for the run id 'r.partial': the run ended in r.partial again."""
+    fake_study.fail.add("train")
+    assert fake_study.main("--profile", "smoke", "--run-id", "r") == 1
+    fake_study.fail.clear()
+    assert fake_study.main("--resume", how.format(outputs=fake_study.outputs)) == 0
+    assert sorted(p.name for p in fake_study.outputs.iterdir()) == ["r"]
+    assert f"run folder {fake_study.outputs / 'r'}" in capsys.readouterr().out
+
+
+def test_resume_by_path_finds_the_outputs_folder(fake_study, capsys, monkeypatch):
+    fake_study.fail.add("train")
+    assert fake_study.main("--profile", "smoke", "--run-id", "r") == 1
+    fake_study.fail.clear()
+    monkeypatch.chdir(fake_study.outputs.parent)
+    assert runner.main(["--publish", "no", "--resume", "outputs/r.partial"]) == 0  # no --outputs: the path's folder
+    assert sorted(p.name for p in fake_study.outputs.iterdir()) == ["r"]
+    assert runner.main(["--publish", "no", "--outputs", "elsewhere", "--resume", "outputs/r"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"run_all.sh: error: --resume outputs/r is a run in {fake_study.outputs}, but --outputs is elsewhere; "
+        f"give one of them")
+
+
+def test_resume_refuses_another_run_id(fake_study, capsys):
+    """--run-id was silently ignored by --resume."""
+    fake_study.fail.add("train")
+    assert fake_study.main("--profile", "smoke", "--run-id", "r") == 1
+    fake_study.fail.clear()
+    fake_study.calls.clear()
+    assert fake_study.main("--resume", "r.partial", "--run-id", "other") == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "run_all.sh: error: --resume r.partial continues run 'r'; --run-id other names another run, and a resumed "
+        "run keeps its id (drop --run-id, or start a new run with --run-id other and no --resume)")
+    assert fake_study.calls == []
+    assert fake_study.main("--resume", "r", "--run-id", "r") == 0  # the same id is accepted
+
+
+def test_a_new_run_id_may_not_end_in_partial(fake_study, capsys):
+    assert fake_study.main("--profile", "smoke", "--run-id", "r.partial") == 2
+    assert "may not end in .partial or .lock" in capsys.readouterr().err
+    assert fake_study.calls == []
+
+
+def test_a_run_publishes_only_when_asked(fake_study, monkeypatch, capsys):
+    """./run_all.sh used to copy a complete ML-1M run into the tracked results/ and rewrite the README by default."""
+    published = []
+    monkeypatch.setattr(runner, "publish", lambda run, target, update_readme_section: published.append(
+        (run.name, target, update_readme_section)))
+    assert runner.main(["--outputs", str(fake_study.outputs), "--profile", "cpu", "--run-id", "a"]) == 0
+    assert published == []
+    assert runner.main(["--outputs", str(fake_study.outputs), "--profile", "cpu", "--run-id", "b",
+                        "--publish"]) == 0
+    assert published == [("b", runner.REPO / "results", True)]
+    assert runner.main(["--outputs", str(fake_study.outputs), "--profile", "smoke", "--run-id", "c",
+                        "--publish", "auto"]) == 0
+    assert len(published) == 1 and "not published (--publish auto" in capsys.readouterr().out
+
+
+def test_the_tools_expected_warnings_are_not_echoed(tmp_path, capsys):
+    """Each stage printed ipykernel's TCP warning and nbconvert's alt-text warning; other output still shows."""
+    log = tmp_path / "stage.papermill.log"
+    script = ("import sys; print('[IPKernelApp] WARNING | Kernel is running over TCP without encryption. All "
+              "communication ...', file=sys.stderr); print('[NbConvertApp] WARNING | Alternative text is missing "
+              "on 6 image(s).'); print('[NbConvertApp] WARNING | something new')")
+    stage = runner.Stage("00", "data", tmp_path / "00_data.py")
+    runner._run([sys.executable, "-c", script], stage, tmp_path / "x.ipynb", log=log)
+    runner._run([sys.executable, "-c", script], stage, tmp_path / "x.ipynb")
+    err = capsys.readouterr().err
+    assert err == "[NbConvertApp] WARNING | something new\n" * 2
+    assert "running over TCP" in log.read_text()  # the log keeps everything

@@ -15,6 +15,8 @@ import importlib
 import sys
 from pathlib import Path
 
+from recsec_lib.study.stages.context import check_device
+
 # Modules under recsec_lib.cli, in the order their commands appear in --help.
 COMMAND_MODULES = (
     "data", "analyze", "train", "evaluate", "visualize", "interactive", "compare",
@@ -62,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        if getattr(args, "device", None) is not None:  # every command with --device: before any work
+            check_device(args.device)
+        if getattr(args, "lr", None) is not None:  # every command with --lr trains with Adam
+            from recsec_lib.recommend.training import check_adam_lr
+
+            check_adam_lr(args.lr, "--lr")
         return int(args.handler(args) or 0)
     # DataUnavailableError (offline without a mirror) is a FileNotFoundError: one line naming --mirror.
     except (UserError, FileNotFoundError, NotADirectoryError, ValueError) as exc:

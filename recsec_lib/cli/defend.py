@@ -20,6 +20,7 @@ from pathlib import Path
 
 from recsec_lib.cli import UserError, folder_option
 from recsec_lib.gro.training import METHODS
+from recsec_lib.study.stages.context import check_device
 
 DEFAULT_LAMBDA = {"gro": 1.0, "seed-variant": 5.0}  # the authors' ML-1M λ; the seed's λ for its variant
 
@@ -142,8 +143,7 @@ def _device(name: str):
     """auto = CUDA when available; asking for cuda without one is an error naming the option."""
     import torch
 
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was given but no CUDA device is available")
+    check_device(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)

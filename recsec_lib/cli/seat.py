@@ -76,4 +76,39 @@ def handle(args: argparse.Namespace) -> int:
         attack_sequences=args.attack_sequences)
     metrics = stage.run(ctx, settings)
     print(json.dumps({key: metrics[key] for key in stage.HEADLINE_KEYS}, indent=2))
+    if args.attack_data:
+        print(account_verdicts(args.attack_data, metrics.get("attack_log_accounts", [])))
     return 0
+
+
+def account_verdicts(log_name: str, rows: list[dict]) -> str:
+    """The verdict on each account of the user's ``--attack_data`` log, one line per account.
+
+    ``rows`` are the stage's ``attack_log_accounts``: one per account and
+    detector, with the query (1-based, within the account) at which the
+    detector flagged it, or None.
+    """
+    if not rows:
+        return f"--attack_data {log_name}: no account was checked"
+    detectors = list(dict.fromkeys(row["detector"] for row in rows))
+    accounts = list(dict.fromkeys(row["account"] for row in rows))
+    by_key = {(row["account"], row["detector"]): row for row in rows}
+    queries = {row["account"]: row["queries"] for row in rows}
+
+    def verdict(row: dict | None) -> str:
+        if row is None:
+            return "not run"
+        return "not flagged" if row["flagged_at"] is None else f"flagged at {row['flagged_at']}"
+
+    width = max(len("account"), *(len(str(a)) for a in accounts))
+    columns = [max(len(d), len("flagged at 000000")) for d in detectors]
+    lines = [f"--attack_data {log_name}: verdict per account ({len(accounts)} accounts; flagged at N = at the "
+             f"account's N-th query)",
+             "  ".join([f"{'account':<{width}}", f"{'queries':>8}", *(f"{d:<{c}}" for d, c in zip(detectors, columns))])]
+    for account in accounts:
+        cells = [verdict(by_key.get((account, d))) for d in detectors]
+        lines.append("  ".join([f"{str(account):<{width}}", f"{queries[account]:>8}",
+                                *(f"{cell:<{c}}" for cell, c in zip(cells, columns))]).rstrip())
+    flagged = [sum(by_key.get((a, d), {}).get("flagged_at") is not None for a in accounts) for d in detectors]
+    lines.append("flagged: " + ", ".join(f"{d} {n} of {len(accounts)}" for d, n in zip(detectors, flagged)))
+    return "\n".join(lines)

@@ -2,7 +2,10 @@
 
 Beside the checkpoint ``<name>.pt`` it writes ``<name>.metrics.json`` (training
 history, best validation and test metrics), the file ``recsec visualize
---metrics-file`` draws. Defaults follow the study's train stage (weight decay 0,
+--metrics-file`` draws. The default checkpoint path is the one the study's train
+stage looks in for a finished model to reuse (``checkpoints/<model>_<dataset>.pt``,
+``stages.train.pretrained_path``), so that a model trained here is found by
+``./run_all.sh`` (when it was trained with the stage's settings). Defaults follow the study's train stage (weight decay 0,
 the SASRec+ recipe), not the seed's 1e-5.
 """
 
@@ -48,7 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data-dir", default="data", help="downloads and processed cache (default: data)")
     parser.add_argument("--mirror", default=os.environ.get("RECSEC_DATA_MIRROR", ""),
                         help="local MovieLens copy (default: $RECSEC_DATA_MIRROR, else download)")
-    parser.add_argument("--output", default=None, help="checkpoint path (default: checkpoints/<model>.pt)")
+    parser.add_argument("--output", default=None,
+                        help="checkpoint path (default: checkpoints/<model>_<dataset>.pt, e.g. "
+                             "checkpoints/sasrec_ml1m.pt: where the study's train stage looks for one to reuse)")
     parser.add_argument("--seed", type=int, default=42, help="random seed (default: 42)")
     parser.set_defaults(handler=handle)
 
@@ -62,10 +67,11 @@ def handle(args: argparse.Namespace) -> int:
     from recsec_lib.common.files import write_json_atomic
     from recsec_lib.study.stages.context import StudyContext, seed_everything
     from recsec_lib.recommend.training import TrainConfig, train_model
+    from recsec_lib.study.stages.train import pretrained_path
 
     if args.embedding_dim is not None and args.embedding_dim <= 0:
         raise ValueError(f"--embedding-dim must be positive, got {args.embedding_dim}")
-    output = Path(args.output or f"checkpoints/{args.model}.pt")
+    output = Path(args.output) if args.output else pretrained_path(Path("checkpoints"), args.model, args.dataset)
     if output.is_dir():
         raise UserError(f"--output {output} is a folder; give the checkpoint's file name, e.g. {output / args.model}.pt")
     folder_option(output.parent, "--output's folder")

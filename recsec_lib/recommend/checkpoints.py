@@ -25,6 +25,7 @@ import dataclasses
 import os
 import re
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,8 +116,14 @@ def read_checkpoint_payload(path: str | os.PathLike, device: str | torch.device 
                                 else f"checkpoint {path} is not a file")
     if path.stat().st_size == 0:
         raise ValueError(f"{path} is empty (0 bytes): not a recsec checkpoint (an interrupted copy or save?)")
+    with open(path, "rb") as handle:
+        start = handle.read(256)
+    if not start.startswith(TORCH_SAVE_STARTS):
+        raise ValueError(f"{path} is not a recsec checkpoint: not a torch.save file ({describe_start(start)})")
     try:
-        payload = torch.load(path, map_location=device, weights_only=True)
+        with warnings.catch_warnings():  # a foreign pickle's protocol: the error below says what the file is
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            payload = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # torch.load raises many types (UnpicklingError, EOFError, RuntimeError, ...)
         raise ValueError(f"{path} is not a recsec checkpoint ({load_failure_reason(exc)})") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
@@ -127,6 +134,22 @@ def read_checkpoint_payload(path: str | os.PathLike, device: str | torch.device 
 
 _ANSI_CODE = re.compile(r"\x1b\[[0-9;]*m")
 _UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+# What a torch.save file starts with: a zip archive (torch >= 1.6) or a pickle (protocol >= 2, the legacy format).
+TORCH_SAVE_STARTS = (b"PK\x03\x04", b"\x80")
+
+
+def describe_start(start: bytes) -> str:
+    """What a file that is not a torch.save file looks like, from its first bytes (for the error message)."""
+    try:
+        text = start.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and text.strip() and all(c.isprintable() or c in "\t\r\n" for c in text):
+        first = text.strip().splitlines()[0]
+        if first.startswith("version https://git-lfs"):
+            return "it is a Git LFS pointer, not the file itself: fetch it with git lfs pull"
+        return f"it is text, starting {first[:60]!r}"
+    return f"it starts with the bytes {start[:8]!r}"
 
 
 def load_failure_reason(exc: BaseException) -> str:
@@ -135,13 +158,23 @@ def load_failure_reason(exc: BaseException) -> str:
     torch's own message for a file holding Python objects recommends loading
     it without the safety check; for a file of unknown origin that is exactly
     what must not be done, so that message is replaced by what the file holds.
+    Only a pickle that names a class or function ("Unsupported global") holds
+    Python objects; a pickle that weights-only loading cannot parse for another
+    reason (e.g. a plain ``pickle.dump`` file) is said to be unreadable, not
+    dangerous.
     """
     text = _ANSI_CODE.sub("", str(exc))
     if "weights_only" in text or "Weights only load failed" in text:
         found = _UNSUPPORTED_GLOBAL.search(text)
-        holds = f" such as {found.group(1)}" if found else ""
-        return (f"it holds Python objects{holds} that a recsec checkpoint never contains; it was not loaded, "
-                f"since unpickling them could run code")
+        if found:
+            return (f"it holds Python objects such as {found.group(1)} that a recsec checkpoint never contains; "
+                    f"it was not loaded, since unpickling them could run code")
+        reason = next((line.strip() for line in text.split("WeightsUnpickler error:", 1)[-1].splitlines()
+                       if line.strip()), "unreadable")
+        return (f"a pickle that weights-only loading cannot read ({reason}), so it was not written by "
+                f"recsec's torch.save; it was not unpickled")
+    if "zip archive" in text:
+        return "a torch.save zip archive that cannot be read (damaged, or cut short by an interrupted copy?)"
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return f"torch.load failed: {type(exc).__name__}" + (f": {lines[0]}" if lines else "")
 

@@ -69,6 +69,23 @@ def raise_if_not_finite(value, what: str) -> float:
     return number
 
 
+# Adam's first step moves a weight by up to lr / (1 - beta1) (bias correction, beta1 = 0.9): torch computes that
+# step size in the weights' float32 and stops with "value cannot be converted to type float without overflow"
+# deep inside the optimiser when it is larger than float32's largest number. Learning rates above this are refused.
+ADAM_BETA1 = 0.9
+MAX_ADAM_LR = float(torch.finfo(torch.float32).max) * (1 - ADAM_BETA1)  # about 3.4e37
+
+
+def check_adam_lr(lr: float, name: str = "lr") -> None:
+    """Refuse a learning rate Adam cannot take: not positive, not finite, or so large its first step overflows."""
+    if not (lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"{name} must be positive and finite, got {lr}")
+    if lr > MAX_ADAM_LR:
+        step = lr / (1 - ADAM_BETA1)
+        raise ValueError(f"{name} {lr:g} is too large for Adam: its first step, lr / (1 - beta1) = {step:g}, "
+                         f"overflows float32 (lr at most {MAX_ADAM_LR:.2g}; learning rates are usually 1e-4 to 1e-2)")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation settings. Defaults: the seed's (epochs 30, batch 128, Adam lr 1e-3, weight decay 1e-5).
@@ -95,8 +112,7 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be positive, got {getattr(self, name)}")
         if self.patience < 0:
             raise ValueError(f"TrainConfig.patience must be >= 0, got {self.patience}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"TrainConfig.lr must be positive and finite, got {self.lr}")
+        check_adam_lr(self.lr, "TrainConfig.lr")
         if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
             raise ValueError(f"TrainConfig.weight_decay must be >= 0 and finite, got {self.weight_decay}")
         if self.windows not in WINDOWS:

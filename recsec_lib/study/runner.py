@@ -10,15 +10,21 @@ A run is built in ``outputs/<run-id>.partial/`` and renamed to
 ``outputs/<run-id>/`` once every stage of its plan has finished (the stages it
 was started with, plus any added by a later ``--resume``; the plan is
 params.json's "stages"). A failed stage leaves its partially executed notebook
-in place, and ``--resume <run-id>`` continues with the first stage that has not
-finished (of the plan, unless ``--stage``/``--from``/``--to`` name others).
+in place, and ``--resume <run-id>`` (or the folder's name or path) continues
+with the first stage that has not finished (of the plan, unless
+``--stage``/``--from``/``--to`` name others).
 While a process computes into a run it holds ``outputs/<run-id>.lock``, so a
 second ``--resume`` of a live run is refused instead of computing into the
 same folder.
 
 The runner's own settings (``COMMON_PARAMETERS``: run folder, dataset, seed,
 device, ...) have flags and are the same for every stage; ``-p`` sets only the
-notebooks' other parameters.
+notebooks' other parameters. ``--device cuda`` on a machine without CUDA is
+refused before anything runs.
+
+A finished run is copied into the tracked ``results/`` (and the README's
+results section rewritten) only when asked with ``--publish``: a user's clone
+stays clean after ``./run_all.sh``.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from pathlib import Path
 from recsec_lib.study import runs
 from recsec_lib.study.notebook_params import check_overrides, read_parameters
 from recsec_lib.study.readme_results import update_readme
-from recsec_lib.study.stages.context import DATASETS, DEVICES, PROFILES
+from recsec_lib.study.stages.context import DATASETS, DEVICES, PROFILES, check_device
 
 REPO = Path(__file__).resolve().parent.parent.parent
 NOTEBOOK_NAME = re.compile(r"^(\d\d)_([a-z]+)\.py$")
@@ -76,6 +82,16 @@ DATA_UNAVAILABLE_ERRORS = ("DataUnavailableError",)
 # Network errors that, in the data stage, mostly mean "offline": the message gets the same advice.
 NETWORK_ERRORS = ("ConnectionError", "URLError", "gaierror", "TimeoutError")
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+# Warnings the tools print for every stage that say nothing about this run; kept in the logs, not echoed:
+EXPECTED_TOOL_WARNINGS = (
+    # ipykernel warns whenever its kernel listens on TCP. papermill starts the kernel through jupyter_client,
+    # whose transport is TCP on 127.0.0.1 (papermill offers no other); its messages are signed with a key
+    # from a connection file only this user can read, so nothing on the loopback can run code in it.
+    re.compile(r"^\[IPKernelApp\] WARNING \| Kernel is running over TCP without encryption\."),
+    # nbconvert's default (lab) HTML template writes no alt attribute for image outputs (it ignores the
+    # "alt" metadata the classic template reads), so every figure of a stage gets a placeholder and a warning.
+    re.compile(r"^\[NbConvertApp\] WARNING \| Alternative text is missing on \d+ image\(s\)\."),
+)
 
 
 @dataclass(frozen=True)
@@ -196,20 +212,35 @@ def run_stage(stage: Stage, run_dir: Path, parameters: dict[str, object], kernel
 
 
 def _run(command: list[str], stage: Stage, executed: Path, log: Path | None = None) -> None:
-    """Run one tool; with ``log``, its output goes there and is shown afterwards (all of it on success)."""
+    """Run one tool; with ``log``, its output goes there and is shown afterwards.
+
+    On success the output is shown without ``EXPECTED_TOOL_WARNINGS`` (the
+    papermill log keeps them); on a failure, all of it.
+    """
     if log is None:
-        result = subprocess.run(command, cwd=REPO)
+        result = subprocess.run(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                errors="replace")
+        output = result.stdout
     else:
         with open(log, "w") as handle:
             result = subprocess.run(command, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT)
-    if result.returncode != 0 and log is None:  # jupytext or nbconvert: their own output said why
+        output = log.read_text(errors="replace")
+    if result.returncode != 0 and log is None:  # jupytext or nbconvert: their own output says why
+        sys.stderr.write(output)
         raise StageFailed(f"stage {stage.label} failed (exit {result.returncode}) in {command[2]}; "
                           f"the executed notebook is {executed}")
     if result.returncode != 0:
         raise stage_failure(stage, executed, log, result.returncode)
-    if log is not None and log.stat().st_size:
-        sys.stderr.write(log.read_text(errors="replace"))
+    shown = without_expected_warnings(output)
+    if shown:
+        sys.stderr.write(shown)
         sys.stderr.flush()
+
+
+def without_expected_warnings(output: str) -> str:
+    """A tool's output without the lines of ``EXPECTED_TOOL_WARNINGS`` (each is one line)."""
+    return "".join(line for line in output.splitlines(keepends=True)
+                   if not any(pattern.match(line) for pattern in EXPECTED_TOOL_WARNINGS))
 
 
 def notebook_error(executed: Path) -> dict | None:
@@ -295,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the study's notebooks in order (papermill) and export them to HTML.",
     )
     parser.add_argument("--profile", choices=PROFILES, default=None,
-                        help="smoke: tiny synthetic data, about a minute; cpu: ML-1M sized for a 2-core CPU; "
+                        help="smoke: tiny synthetic data, minutes (README: measured times); cpu: ML-1M sized for a 2-core CPU; "
                              "full: paper-scale settings, for a GPU (default: cpu)")
     parser.add_argument("--dataset", choices=DATASETS, default=None,
                         help="dataset (default: ml-1m, or synthetic with --profile smoke)")
@@ -305,21 +336,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mirror", default=None,
                         help="local folder with MovieLens copies (default: $RECSEC_DATA_MIRROR); with --resume, "
                              "replaces the folder the run was started with")
-    parser.add_argument("--outputs", default="outputs", help="where run folders go (default: outputs)")
+    parser.add_argument("--outputs", default=None, help="where run folders go (default: outputs; with --resume "
+                                                         "PATH, the folder that holds PATH)")
     parser.add_argument("--run-id", default=None, help="name of the run folder (default: <time>-<profile>-<dataset>)")
     parser.add_argument("--stage", default=None, help="run only this stage (name or number)")
     parser.add_argument("--from", dest="start", default=None, help="run from this stage on")
     parser.add_argument("--to", dest="stop", default=None, help="run up to and including this stage")
-    parser.add_argument("--resume", default=None, metavar="RUN_ID",
-                        help="continue an interrupted run, or add stages to a finished one: finished stages "
-                             "are skipped; the run keeps its --profile, --dataset and --seed, and takes a new "
+    parser.add_argument("--resume", default=None, metavar="RUN",
+                        help="continue an interrupted run, or add stages to a finished one: RUN is its run id, "
+                             "its folder's name (<run-id>.partial) or the folder's path; finished stages are "
+                             "skipped; the run keeps its id, --profile, --dataset and --seed, and takes a new "
                              "--mirror, --data-dir or --device")
     parser.add_argument("--force", action="store_true", help="recompute stages instead of reusing cached results")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                         help="set a notebook parameter, e.g. -p epochs 5 (repeatable); the runner's own "
                              f"settings ({', '.join(RUNNER_SETTINGS)}) have flags instead")
-    parser.add_argument("--publish", choices=("auto", "yes", "no"), default="auto",
-                        help="copy the finished run into results/ (auto: a complete, non-smoke ML-1M run)")
+    parser.add_argument("--publish", choices=("yes", "auto", "no"), nargs="?", const="yes", default="no",
+                        help="copy the finished run into the tracked results/ and rewrite the README's results "
+                             "section; only when asked: --publish (or yes) publishes this run, --publish auto "
+                             "only a complete, non-smoke ML-1M run (default: no, a run leaves results/ and the "
+                             "README alone)")
     parser.add_argument("--publish-dir", default="results",
                         help="where --publish copies the run, relative to the repository (default: results; "
                              "a sub-folder such as results/<name> keeps a partial or extra run beside the "
@@ -398,6 +434,32 @@ def resumed_settings(args: argparse.Namespace) -> dict:
     return settings
 
 
+def resume_target(value: str, outputs: str | None, run_id: str | None) -> tuple[Path, str]:
+    """(outputs folder, run id) of ``--resume value``: a run id, a run folder's name or its path.
+
+    ``<id>``, ``<id>.partial``, ``outputs/<id>.partial`` and ``outputs/<id>``
+    all name run ``<id>`` (the folder name of an unfinished run used to be taken
+    for a run id, so the run ended in ``<id>.partial`` again instead of
+    ``<id>``). A path names its outputs folder too; ``--outputs`` may repeat it
+    but not name another. A resumed run keeps its id: ``--run-id`` may repeat
+    it, another id is refused (it would not rename the run, and silently
+    computing into the old one is not what it asks).
+    """
+    given = Path(value)
+    name = runs.check_run_id(given.name.removesuffix(".partial") or value)
+    if len(given.parts) > 1:  # a path: its folder is the outputs folder
+        folder = given.parent.resolve()
+        if outputs is not None and Path(outputs).resolve() != folder:
+            raise ValueError(f"--resume {value} is a run in {folder}, but --outputs is {outputs}; give one of them")
+    else:
+        folder = Path(outputs or "outputs").resolve()
+    if run_id is not None and run_id != name:
+        raise ValueError(f"--resume {value} continues run {name!r}; --run-id {run_id} names another run, and a "
+                         f"resumed run keeps its id (drop --run-id, or start a new run with --run-id {run_id} "
+                         f"and no --resume)")
+    return folder, name
+
+
 def unfinished_stages(run_dir: Path, plan: list[Stage]) -> list[Stage]:
     """The stages of a run's plan that have not finished; the run folder is "finished" when there are none."""
     return [stage for stage in plan if not stage_done(run_dir, stage)]
@@ -408,10 +470,15 @@ def _main(args: argparse.Namespace) -> int:
     stages = select_stages(all_stages, args.stage, args.start, args.stop)
     refuse_runner_settings(args.parameter)
     overrides = check_overrides([stage.source for stage in stages], args.parameter, reserved=RUNNER_SETTINGS)
-    outputs = Path(args.outputs).resolve()
+    if args.device is not None:
+        check_device(args.device)  # before any folder, lock or stage: one line, exit 2
     profile = args.profile or "cpu"
     dataset = args.dataset or ("synthetic" if profile == "smoke" else "ml-1m")
-    run_id = runs.check_run_id(args.resume or args.run_id or default_run_id(profile, dataset))
+    if args.resume:
+        outputs, run_id = resume_target(args.resume, args.outputs, args.run_id)
+    else:
+        outputs = Path(args.outputs or "outputs").resolve()
+        run_id = runs.check_run_id(args.run_id or default_run_id(profile, dataset))
     # One process at a time computes into a run folder (a second --resume of a live run would
     # overwrite its results and crash renaming the folder): held until the run is finished or published.
     with runs.run_lock(outputs, run_id) as lock:
@@ -451,6 +518,9 @@ def _resume(args: argparse.Namespace, all_stages: list[Stage], named: list[Stage
         raise FileNotFoundError(f"--resume {run_id}: no run folder {run_dir} or {finished}")
     params = runs.read_json(folder / "params.json")
     check_resumed_flags(args, run_id, params["common"])
+    if args.device is None:  # the device the run was started with, unless a new one is given
+        check_device(params["common"].get("device", "auto"),
+                     option=f"--resume {run_id}: the run was started with --device")
     recorded = recorded_stages(all_stages, params)
     plan = [stage for stage in all_stages if stage in recorded or stage in named]
     if folder == finished:
@@ -504,6 +574,9 @@ def _run_stages(args: argparse.Namespace, all_stages: list[Stage], stages: list[
         target = REPO / args.publish_dir
         publish(final, target, update_readme_section=target == REPO / "results")
         print(f"run_all.sh: published to {target}", flush=True)
+    elif args.publish == "auto":
+        print("run_all.sh: not published (--publish auto publishes only a complete, non-smoke ml-1m run)",
+              flush=True)
     return 0
 
 

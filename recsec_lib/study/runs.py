@@ -113,9 +113,16 @@ def merge_headline(path: str | os.PathLike, values: dict[str, Any]) -> None:
 
 
 def check_run_id(run_id: str) -> str:
-    """A run id names a folder directly under the outputs folder: plain characters, no leading dot."""
+    """A run id names a folder directly under the outputs folder: plain characters, no leading dot.
+
+    Not ending in ``.partial`` or ``.lock`` either: those suffixes are the runner's
+    (``<id>.partial`` is an unfinished run's folder, ``<id>.lock`` its lock).
+    """
     if not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._-]*", run_id):
         raise ValueError(f"run id {run_id!r}: use letters, digits, '.', '_' and '-' only, not starting with '.'")
+    if run_id.endswith((".partial", ".lock")):
+        raise ValueError(f"run id {run_id!r}: may not end in .partial or .lock (the suffixes of run folders "
+                         f"and locks)")
     return run_id
 
 

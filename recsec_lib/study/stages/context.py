@@ -20,6 +20,30 @@ DATASETS = ("ml-1m", "ml-100k", "ml-20m", "synthetic")
 DEVICES = ("auto", "cpu", "cuda")
 
 
+class DeviceUnavailableError(ValueError):
+    """``cuda`` was asked for on a machine where torch has no CUDA device: one line, before any work."""
+
+
+def check_device(device: str, option: str = "--device") -> None:
+    """Refuse ``device == "cuda"`` when torch cannot use CUDA, naming ``option`` and what to give instead.
+
+    The one check behind every ``--device`` (``run_all.sh``, ``recsec study`` and
+    each ``recsec`` command call it before any stage or data loading starts), so
+    that a machine without a GPU gets one line instead of a traceback from deep
+    inside a stage (or a notebook's traceback from papermill).
+    """
+    if device != "cuda":
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    why = ("this torch build has no CUDA support" if torch.version.cuda is None
+           else "torch finds no usable CUDA device")
+    raise DeviceUnavailableError(f"{option} cuda: {why} (torch {torch.__version__}); use --device cpu, or "
+                                 f"--device auto to take a GPU only when there is one")
+
+
 @dataclass(frozen=True)
 class StudyContext:
     run_dir: Path  # the run folder (outputs/<run-id>.partial while running)
@@ -62,8 +86,7 @@ class StudyContext:
         """The torch.device this run computes on ('auto' = CUDA when available)."""
         import torch
 
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError("parameter 'device' is 'cuda' but no CUDA device is available")
+        check_device(self.device, option="parameter 'device'")
         if self.device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
         return torch.device(self.device)

@@ -16,6 +16,8 @@ query logs ``<run>/attack/*.npz`` / ``*.jsonl``. The computations live in
   autoregressive attacks per budget;
 * ``roc.csv``, ``roc.png`` — ROC of the main per-account statistics;
 * ``logged_attacks.csv`` — the attack stage's own logs through the detectors;
+* ``attack_log_accounts.csv`` — with ``attack_log`` (``recsec seat --attack_data``): the
+  verdict per account of that log and detector (query at which it was flagged, or none);
 * ``metrics.json`` — all figures, settings, timings; headline keys merged.
 
 Headline figures are worst cases: the minimum over every zoo attacker.
@@ -260,11 +262,13 @@ def _run(ctx: StudyContext, settings: Settings) -> dict:
         plots.save_png(plots.roc_curves(roc, aucs, settings.fpr), out / "roc.png")
 
         # 6. The attack stage's own logs, as they were sent.
-        logged_rows = []
+        logged_rows, given_accounts = [], []  # given_accounts: the verdict per account of --attack_data's log
         logs = logged_attacks(ctx.run_dir / "attack", box.max_query_len)
+        given = None
         if settings.attack_log:
             path = Path(settings.attack_log)
-            logs.append((path.name, traffic_from_records(read_log(path), box.max_query_len, kind="log:given")))
+            given = traffic_from_records(read_log(path), box.max_query_len, kind="log:given")
+            logs.append((path.name, given))
         for file_name, logged in logs:
             features = prepared(logged)
             for d, c in calibrations.items():
@@ -275,13 +279,22 @@ def _run(ctx: StudyContext, settings: Settings) -> dict:
                 logged_rows.append({"log": file_name, "detector": d, "accounts": len(outcomes),
                                     "queries": logged.num_queries,
                                     "flagged_accounts": sum(o.flagged_at is not None for o in outcomes)})
+                if logged is given:
+                    given_accounts += [{"account": o.name, "detector": d, "queries": int(o.queries),
+                                        "flagged_at": None if o.flagged_at is None else int(o.flagged_at),
+                                        "flagged_by": o.flagged_by} for o in outcomes]
         pd.DataFrame(logged_rows, columns=["log", "detector", "accounts", "queries", "flagged_accounts"]).to_csv(
             out / "logged_attacks.csv", index=False)
+        if settings.attack_log:
+            pd.DataFrame(given_accounts, columns=["account", "detector", "queries", "flagged_at", "flagged_by"]
+                         ).astype({"flagged_at": "Int64"}).to_csv(out / "attack_log_accounts.csv", index=False)
         throughput = measure_throughput(encoder, calibrations["seat"], test_traffic, seat=seat_options,
                                         follow=test_features.follow)
 
     metrics = _metrics(settings, calibrations, fpr_table, single_table, needed, zoo_table, throughput, aucs, losses,
                        target_path, test_traffic, logged_rows, benign_log_fpr, seconds, timer)
+    if settings.attack_log:  # per account and detector: the query at which it was flagged (None: never)
+        metrics["attack_log_accounts"] = given_accounts
     headline = {key: metrics.get(key) for key in HEADLINE_KEYS}
     runs.write_stage_metrics(ctx.run_dir, STAGE, metrics, headline)
     return metrics
