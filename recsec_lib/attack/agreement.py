@@ -1,7 +1,7 @@
 """How well a surrogate imitates its target: the evaluator's side of the attack.
 
 This module reads the real dataset, so it is *not* part of the attacker: the
-attack code (``attack_queries``, ``surrogate``) never imports it.
+attack code (``attack.queries``, ``attack.generators``, ``attack.surrogate``) never imports it.
 
 Figures (STUDY.md, full ranking over all items, items already in the input
 history excluded for both models):

@@ -2,7 +2,7 @@
 
 The attacker's functions take a black box and the item-id range (num_items)
 and nothing else: no dataset parameter exists anywhere on this path, and
-neither this module nor the ones it builds on (``attack_queries``,
+neither this module nor the ones it builds on (``queries``, ``generators``,
 ``surrogate``) import ``recsec_lib.data``. What the attacker can see is what
 ``box.answer_batch`` returns: ranked id lists.
 

@@ -1,6 +1,6 @@
 """Training a target recommender with the GRO defense (or the seed's variant).
 
-One optimisation step on a batch of training sequences (losses in ``gro_loss``):
+One optimisation step on a batch of training sequences (losses in ``gro.loss``):
 
 1. the target's own objective L_target = ``target.training_loss(seqs)`` and,
    from the same pass where the model allows it (SASRec), the target's scores
@@ -92,7 +92,7 @@ class GROConfig:
     # 0 = run every epoch and keep the last target (the authors' code). Needs a ``validate`` function.
     patience: int = 0
     # What A' does where the student's gradient g_i is exactly 0: "keep" the listed item, or "lowest_index"
-    # (the authors' code: their unmasked argmax sends the row to item 1). See gro_loss.
+    # (the authors' code: their unmasked argmax sends the row to item 1). See gro.loss.
     zero_gradient_rule: str = "keep"
     kept_epoch: str = "last"  # last: the target after the last epoch run (the authors' code); best: best-validating
     seed: int = 42
