@@ -1,7 +1,8 @@
-"""Small utilities every layer may use: atomic file writes and markdown tables.
+"""Small utilities every layer may use: atomic file writes, tables, progress bars, and the cell executor.
 
 Layer 0: imports nothing from the rest of ``recsec_lib``.
 
 * ``files``  — write JSON/text through a temporary name and ``os.replace`` (normal permissions);
-* ``tables`` — render a list of rows as a markdown table.
+* ``tables`` — render a list of rows as a markdown table;
+* ``executor`` — run a stage's independent cells serially, on a local process pool or on Ray.
 """
