@@ -17,8 +17,10 @@ import pytest
 import torch
 
 from recsec_lib.common import executor
-from recsec_lib.common.executor import (CellError, CellStore, ExecutorConfig, cell_key, executor_config,
-                                        parse_cluster, run_cells)
+from recsec_lib.common.executor import (CellError, CellStore, ExecutorConfig, available_cores, cell_key,
+                                        executor_config, parse_cluster, run_cells)
+
+two_cores = pytest.mark.skipif(available_cores() < 2, reason="two workers need two cores")
 
 
 # --------------------------------------------------------------------------- cells
@@ -268,6 +270,7 @@ def test_nothing_to_run_starts_nothing(monkeypatch, tmp_path):
 # --------------------------------------------------------------------------- local process pool
 
 
+@two_cores
 def test_pool_gives_the_serial_numbers_with_one_thread_per_worker():
     cells = [TinyTraining(seed) for seed in range(4)]
     serial = run_cells(train_tiny, cells)
@@ -278,6 +281,7 @@ def test_pool_gives_the_serial_numbers_with_one_thread_per_worker():
     assert pool.params()["backend"] == "pool" and pool.threads_per_worker == 1
 
 
+@two_cores
 def test_pool_failure_keeps_the_running_cells_and_resume_runs_only_the_missing(tmp_path):
     marker = tmp_path / "broken"
     marker.touch()
@@ -295,12 +299,20 @@ def test_pool_failure_keeps_the_running_cells_and_resume_runs_only_the_missing(t
     assert [rows[0]["square"] for rows in rerun.values()] == [0, 1, 4, 9]
 
 
+def test_a_pool_wider_than_the_machine_is_refused(tmp_path):
+    too_many = ExecutorConfig(workers=available_cores() + 1)
+    with pytest.raises(ValueError, match=rf"workers={available_cores() + 1} × threads_per_worker=1 exceeds the"):
+        run_cells(flaky, flaky_cells(tmp_path / "absent"), too_many)
+
+
 # --------------------------------------------------------------------------- Ray
 
 
 @pytest.fixture(scope="module")
 def local_ray():
     """A local Ray of 2 workers started by the executor, shut down after this module's tests."""
+    if available_cores() < 2:
+        pytest.skip("two workers need two cores")
     pytest.importorskip("ray", reason="Ray is not installed: the cluster extra (pip install -e '.[cluster]', "
                                       "RECSEC_WITH_CLUSTER=1 ./run_tests.sh) runs these tests")
     config = ExecutorConfig(workers=2, cluster="local")

@@ -496,6 +496,10 @@ class _PoolBackend:
     """A local process pool (spawn context), ``workers`` processes with ``threads`` torch threads each."""
 
     def __init__(self, workers: int, threads: int, cells: int):
+        cores = available_cores()
+        if workers * threads > cores:
+            raise ValueError(f"workers={workers} × threads_per_worker={threads} exceeds the {cores} CPU cores of "
+                             "this machine: the workers would take turns on the cores and every cell would slow")
         self.slots = workers
         self.threads = threads
         self.processes = min(workers, cells)
@@ -668,7 +672,9 @@ class _RayBackend:
         return self.ray.put(fn)  # shipped once, not with every task
 
     def submit(self, fn_ref, cell):
-        return self.remote.options(num_cpus=self.threads, max_retries=0).remote(fn_ref, cell, self.threads)
+        # Ray's default retries: a task whose worker or node died runs again (a pure cell may); an error the
+        # cell raises is not retried.
+        return self.remote.options(num_cpus=self.threads).remote(fn_ref, cell, self.threads)
 
     def wait_some(self, handles):
         ready, _ = self.ray.wait(handles, num_returns=1)
