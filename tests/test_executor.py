@@ -350,3 +350,50 @@ def test_asking_for_ray_without_it_says_how_to_install(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "ray", None)  # import ray now raises ImportError
     with pytest.raises(ImportError, match=r"--cluster needs Ray.*pip install -e '\.\[cluster\]'"):
         executor.import_ray()
+
+
+class FakeRay:
+    """Records what connect_ray asks of Ray; ``running`` says whether a cluster exists to join."""
+
+    def __init__(self, running: bool):
+        self.running = running
+        self.calls: list[dict] = []
+        self.initialized = False
+
+    def is_initialized(self):
+        return self.initialized
+
+    def init(self, address=None, **options):
+        if address == "auto" and not self.running:
+            raise ConnectionError("Could not find any running Ray instance")
+        self.calls.append({"address": address, **options,
+                           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")})
+        self.initialized = True
+
+    def shutdown(self):
+        self.initialized = False
+
+
+@pytest.mark.parametrize("cluster, running, expected", [
+    ("local", False, {"address": "local", "num_cpus": 2}),
+    ("auto", False, {"address": "local", "num_cpus": 2}),  # nothing to join: a local start
+    ("auto", True, {"address": "auto"}),
+    ("ray://head:10001", False, {"address": "ray://head:10001"}),
+    ("10.0.0.5:6379", False, {"address": "10.0.0.5:6379"}),
+])
+def test_connect_ray_reads_the_cluster_option(monkeypatch, cluster, running, expected):
+    fake = FakeRay(running)
+    monkeypatch.setattr(executor, "import_ray", lambda: fake)
+    monkeypatch.setattr(executor, "available_cores", lambda: 2)
+    monkeypatch.setattr(executor, "_RAY", {"config": None, "connected": False})  # not the real connection
+    executor.connect_ray(ExecutorConfig(workers=None, cluster=cluster))
+    call = fake.calls[-1]
+    assert {k: call[k] for k in expected} == expected
+    if call["address"] == "local":  # the local node's workers inherit one thread each
+        assert call["OMP_NUM_THREADS"] == "1" and call["include_dashboard"] is False
+    executor.connect_ray(ExecutorConfig(workers=None, cluster=cluster))  # connected already: reused
+    assert len(fake.calls) == 1
+    executor.connect_ray(ExecutorConfig(workers=1, cluster=cluster))  # another config: reconnects
+    assert len(fake.calls) == 2 and fake.initialized
+    executor.shutdown_ray()
+    assert not fake.initialized

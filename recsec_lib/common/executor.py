@@ -299,8 +299,8 @@ class CellResults:
     """What ``run_cells`` returns: every result it has, keyed and in the cells' order.
 
     ``results`` holds the cells computed now (``ran``) and those read back from
-    the store (``reused``); a key given in ``skip`` without a store has no
-    result here. ``params()`` is what the run's params record.
+    the store; ``reused`` lists those and the skipped ones (a key given in
+    ``skip`` has no result here). ``params()`` is what the run's params record.
     """
 
     results: dict[str, Any]
@@ -411,13 +411,13 @@ def run_cells(fn: Callable[[Any], Any], cells: Sequence, config: ExecutorConfig 
     pending = [(key, cell) for key, cell in zip(keys, cells) if key not in stored and key not in skip]
     results: dict[str, Any] = {key: store.get(key) for key in keys if key in stored and key not in skip}
 
-    finished: list[str] = []
+    finished: set[str] = set()
 
     def finish(key: str, cell, result) -> None:
         if store is not None:
             store.put(key, result)
         results[key] = result
-        finished.append(key)
+        finished.add(key)
         if on_done is not None:
             on_done(cell, result)
 
@@ -643,9 +643,7 @@ def _start_local_ray(ray, attempts: int = 2, **options) -> None:
 def shutdown_ray() -> None:
     """Disconnect from Ray (and stop the local Ray this process started); nothing if not connected."""
     if _RAY["connected"]:
-        import ray
-
-        ray.shutdown()
+        import_ray().shutdown()
     _RAY.update(config=None, connected=False)
 
 
@@ -661,11 +659,15 @@ class _RayBackend:
             cpus = self.ray.cluster_resources().get("CPU", 1)
             self.slots = max(1, int(cpus // self.threads))
         self.remote = self.ray.remote(_run_in_worker)
+        self.in_flight: set = set()
 
     def __enter__(self):
         return self
 
     def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:  # interrupted, or storing a result failed: stop the cells still running
+            for ref in self.in_flight:
+                self.ray.cancel(ref)
         return False
 
     def prepare(self, fn):
@@ -674,11 +676,14 @@ class _RayBackend:
     def submit(self, fn_ref, cell):
         # Ray's default retries: a task whose worker or node died runs again (a pure cell may); an error the
         # cell raises is not retried.
-        return self.remote.options(num_cpus=self.threads).remote(fn_ref, cell, self.threads)
+        ref = self.remote.options(num_cpus=self.threads).remote(fn_ref, cell, self.threads)
+        self.in_flight.add(ref)
+        return ref
 
     def wait_some(self, handles):
         ready, _ = self.ray.wait(handles, num_returns=1)
         for ref in ready:
+            self.in_flight.discard(ref)
             try:
                 yield ref, self.ray.get(ref), None
             except Exception as exc:  # RayTaskError (also an instance of the cell's error), WorkerCrashedError
