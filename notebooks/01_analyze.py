@@ -38,13 +38,17 @@ seed: int = 42  # seeds Python, numpy and torch
 device: str = "auto"  # auto | cpu | cuda
 profile: str = "smoke"  # smoke | cpu | full: chooses the defaults of the settings below
 force: bool = False  # recompute even when a cached result exists
+workers: int = 1  # cells of a stage run at once; 1 means one after another
+cluster: str = ""  # Ray cluster address for the cells (auto, local, ray://HOST:PORT); empty means none
+threads: int = 1  # torch threads per cell, the same in every back-end
 
 # This stage's settings (run_all.sh -p NAME VALUE): None means the profile's value. Lists are text such as 10,20.
 top_genres: Optional[int] = None  # genres shown in the genre figure (20: all 18 ML-1M genres)
 
 # %%
 ctx = StudyContext(run_dir=Path(run_dir), dataset=dataset, data_dir=Path(data_dir), mirror=mirror or None,
-                   seed=seed, device=device, profile=profile, force=force)
+                   seed=seed, device=device, profile=profile, force=force,
+                   workers=workers, cluster=cluster, threads=threads)
 settings = stage.Settings.for_profile(profile).with_overrides(top_genres=top_genres)
 metrics = run_cached(stage, ctx, settings)  # reuses an identical earlier result unless force
 out = ctx.run_dir / "analyze"

@@ -40,6 +40,9 @@ seed: int = 42  # seeds Python, numpy and torch
 device: str = "auto"  # auto | cpu | cuda
 profile: str = "smoke"  # smoke | cpu | full: chooses the defaults of the settings below
 force: bool = False  # recompute even when a cached result exists
+workers: int = 1  # cells of a stage run at once; 1 means one after another
+cluster: str = ""  # Ray cluster address for the cells (auto, local, ray://HOST:PORT); empty means none
+threads: int = 1  # torch threads per cell, the same in every back-end
 
 # This stage's settings (run_all.sh -p NAME VALUE): None means the profile's value. Lists are text such as 10,20.
 models: Optional[str] = None  # recommenders to train, some of meanemb,sasrec,narm,bert4rec
@@ -56,7 +59,8 @@ windows: Optional[str] = None  # training rows (not the baseline): newest (201 i
 
 # %%
 ctx = StudyContext(run_dir=Path(run_dir), dataset=dataset, data_dir=Path(data_dir), mirror=mirror or None,
-                   seed=seed, device=device, profile=profile, force=force)
+                   seed=seed, device=device, profile=profile, force=force,
+                   workers=workers, cluster=cluster, threads=threads)
 settings = stage.Settings.for_profile(profile).with_overrides(
     models=models, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, patience=patience,
     embedding_dim=embedding_dim, max_train_seconds=max_train_seconds, baseline_epochs=baseline_epochs,

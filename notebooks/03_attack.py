@@ -51,6 +51,9 @@ seed: int = 42  # seeds Python, numpy and torch
 device: str = "auto"  # auto | cpu | cuda
 profile: str = "smoke"  # smoke | cpu | full: chooses the defaults of the settings below
 force: bool = False  # recompute even when a cached result exists
+workers: int = 1  # cells of a stage run at once; 1 means one after another
+cluster: str = ""  # Ray cluster address for the cells (auto, local, ray://HOST:PORT); empty means none
+threads: int = 1  # torch threads per cell, the same in every back-end
 
 # This stage's settings (run_all.sh -p NAME VALUE): None means the profile's value. Lists are text such as 10,20.
 target_model: Optional[str] = None  # architecture of the target read from <run>/train/<name>.pt (sasrec)
@@ -63,7 +66,8 @@ epochs: Optional[int] = None  # surrogate training epochs (upper bound, early st
 
 # %%
 ctx = StudyContext(run_dir=Path(run_dir), dataset=dataset, data_dir=Path(data_dir), mirror=mirror or None,
-                   seed=seed, device=device, profile=profile, force=force)
+                   seed=seed, device=device, profile=profile, force=force,
+                   workers=workers, cluster=cluster, threads=threads)
 settings = stage.Settings.for_profile(profile).with_overrides(
     target_model=target_model, budgets=budgets, generators=generators, surrogate_models=surrogate_models,
     seq_len=seq_len, k=k, epochs=epochs)

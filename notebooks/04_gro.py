@@ -54,6 +54,9 @@ seed: int = 42  # seeds Python, numpy and torch
 device: str = "auto"  # auto | cpu | cuda
 profile: str = "smoke"  # smoke | cpu | full: chooses the defaults of the settings below
 force: bool = False  # recompute even when a cached result exists
+workers: int = 1  # cells of a stage run at once; 1 means one after another
+cluster: str = ""  # Ray cluster address for the cells (auto, local, ray://HOST:PORT); empty means none
+threads: int = 1  # torch threads per cell, the same in every back-end
 
 # This stage's settings (run_all.sh -p NAME VALUE): None means the profile's value. Lists are text such as 0.1,1.
 lambdas: Optional[str] = None  # GRO λ values to train, e.g. 0.01,0.1,1 (the λ 0 control is always trained)
@@ -72,7 +75,8 @@ surrogate_epochs: Optional[int] = None  # epochs of every surrogate (fixed, so r
 
 # %%
 ctx = StudyContext(run_dir=Path(run_dir), dataset=dataset, data_dir=Path(data_dir), mirror=mirror or None,
-                   seed=seed, device=device, profile=profile, force=force)
+                   seed=seed, device=device, profile=profile, force=force,
+                   workers=workers, cluster=cluster, threads=threads)
 settings = stage.Settings.for_profile(profile).with_overrides(
     lambdas=lambdas, zero_gradient_rules=zero_gradient_rules, epochs=epochs, from_scratch=from_scratch,
     kept_epoch=kept_epoch, output_defenses=output_defenses, combinations=combinations, generators=generators,

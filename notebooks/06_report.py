@@ -39,10 +39,14 @@ seed: int = 42  # seeds Python, numpy and torch
 device: str = "auto"  # auto | cpu | cuda
 profile: str = "smoke"  # smoke | cpu | full: chooses the defaults of the settings below
 force: bool = False  # recompute even when a cached result exists
+workers: int = 1  # cells of a stage run at once; 1 means one after another
+cluster: str = ""  # Ray cluster address for the cells (auto, local, ray://HOST:PORT); empty means none
+threads: int = 1  # torch threads per cell, the same in every back-end
 
 # %%
 ctx = StudyContext(run_dir=Path(run_dir), dataset=dataset, data_dir=Path(data_dir), mirror=mirror or None,
-                   seed=seed, device=device, profile=profile, force=force)
+                   seed=seed, device=device, profile=profile, force=force,
+                   workers=workers, cluster=cluster, threads=threads)
 metrics = stage.run(ctx, stage.Settings.for_profile(profile))  # the report is never cached
 report_dir = ctx.run_dir / "report"
 headline = json.loads((ctx.run_dir / "headline.json").read_text())

@@ -11,10 +11,11 @@ import torch
 
 from recsec_lib.arena.arms import UNDEFENDED, Arm, none_arm, output_arms
 from recsec_lib.arena.attackers import AttackSet
-from recsec_lib.arena.cells import DatasetRef, MatrixCell, run_cell
+from recsec_lib.arena.cells import DatasetRef, MatrixCell, executor_runner, run_cell
 from recsec_lib.arena.matrix import evaluate
 from recsec_lib.arena.tables import best_frontier_arm, frontier_table, save_matrix_tables
 from recsec_lib.attack.surrogate import SurrogateSettings
+from recsec_lib.common.executor import CellStore, ExecutorConfig
 from recsec_lib.defenses.output import parse_output_defense
 from recsec_lib.models.registry import build_model
 from recsec_lib.recommend.checkpoints import save_checkpoint
@@ -87,6 +88,26 @@ def test_identical_cells_give_identical_numbers(world):
         for name, values in first.figures[key].items():
             assert np.array_equal(values, second.figures[key][name]), (key, name)
     assert cell.key == replace(cell).key and cell.key != replace(cell, seed=4).key
+
+
+@pytest.mark.parametrize("config", [ExecutorConfig(workers=2), ExecutorConfig(workers=None, cluster="local")],
+                         ids=["pool", "ray"])
+def test_the_matrix_is_the_same_serially_on_a_pool_and_on_ray(world, config, tmp_path):
+    if config.cluster:
+        pytest.importorskip("ray", reason="the cluster extra (pip install -e .[cluster]) is not installed")
+    dataset, ref, paths, attack = world
+    small = replace(attack, seeds=(0, 1), views=("naive", "top-10"))
+    arms_ = [none_arm(), *output_arms(["top:10"]), Arm("weaker model", "weaker", parse_output_defense("none"),
+                                                       "None", "null")]
+    serial_table = evaluate(paths, arms_, dataset, ref, small, replicates=20).table
+    store = CellStore(tmp_path / "cells")
+    other = evaluate(paths, arms_, dataset, ref, small, replicates=20,
+                     run_cells=executor_runner(replace(config, workers=config.workers or 2), store)).table
+    pd.testing.assert_frame_equal(serial_table, other)
+    # a rerun with the store computes nothing: every cell is read back
+    again = evaluate(paths, arms_, dataset, ref, small, replicates=20,
+                     run_cells=executor_runner(ExecutorConfig(), store)).table
+    pd.testing.assert_frame_equal(serial_table, again)
 
 
 def test_the_tables_are_written_and_read_back(world, tmp_path):

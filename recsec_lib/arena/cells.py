@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import time
 from dataclasses import asdict, dataclass, field, fields
 
@@ -33,9 +35,22 @@ from recsec_lib.attack.generators import GENERATORS
 from recsec_lib.attack.queries import AttackData
 from recsec_lib.attack.surrogate import fit_surrogate
 from recsec_lib.attack.views import VIEWS, Lists, Plan, training_data
+from recsec_lib.common.executor import CellStore, ExecutorConfig, run_cells
 from recsec_lib.defenses.output import DefendedBox, parse_output_defense, serve_attack_data
 from recsec_lib.recommend.evaluation import ranked_lists
 from recsec_lib.recommend.metrics import per_user_agreement, per_user_hits
+
+
+_SAFE = re.compile(r"[^A-Za-z0-9._=,+-]")  # characters a cell key (a file name) may not hold
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes (the first 16 hex digits)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -66,15 +81,19 @@ class MatrixCell:
     reference_top10: dict = field(default_factory=dict)  # split -> [U, 10] the undefended target's top 10
     with_valid: bool = False  # also score the validation split (GRO's λ is chosen on it)
     device: str = "cpu"
+    checkpoint_digest: str = ""  # the checkpoint's content (``file_digest``): a retrained model is another cell
+    version: str = ""  # the code's fingerprint: a finished cell of other code is never reused
 
     @property
     def key(self) -> str:
-        """A stable name for the cache and for error messages: what the result depends on."""
-        payload = {"model": self.model_key, "checkpoint": self.checkpoint, "dataset": asdict(self.dataset),
-                   "outputs": self.outputs, "generator": self.generator, "seed": self.seed,
-                   "attack": asdict(self.attack), "with_valid": self.with_valid, "device": self.device}
-        digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
-        return f"{self.model_key}/{self.generator}/seed{self.seed}/{digest}"
+        """A stable name, also a file name: what the result depends on, hashed, after a readable prefix."""
+        payload = {"model": self.model_key, "checkpoint": self.checkpoint, "digest": self.checkpoint_digest,
+                   "dataset": asdict(self.dataset), "outputs": self.outputs, "generator": self.generator,
+                   "seed": self.seed, "attack": asdict(self.attack), "with_valid": self.with_valid,
+                   "device": self.device, "version": self.version}
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        readable = _SAFE.sub("_", f"{self.model_key.replace('λ', 'lam')}-{self.generator}-seed{self.seed}")
+        return f"{readable}-{digest}"
 
 
 @dataclass
@@ -178,18 +197,19 @@ def _score(surrogate, splits, reference_top10, device) -> dict[str, np.ndarray]:
     return out
 
 
-def serial(cells, function=run_cell, on_done=None) -> list:
-    """Run cells one after another in this process (the default executor); ``on_done(cell, result)`` after each."""
-    results = []
-    for cell in cells:
-        try:
-            results.append(function(cell))
-        except Exception as exc:
-            raise RuntimeError(f"cell {cell.key} failed ({cell.generator}, seed {cell.seed}, arms "
-                               f"{[label for label, _ in cell.outputs]}): {exc}") from exc
-        if on_done is not None:
-            on_done(cell, results[-1])
-    return results
+def executor_runner(config: ExecutorConfig = ExecutorConfig(), store: CellStore | None = None, desc: str = "cells"):
+    """A cell runner for ``matrix.evaluate``: the cells through ``common.executor.run_cells`` (serially, on a
+    process pool or on Ray, as ``config`` says), results in the cells' order; with ``store``, finished cells are
+    kept on disk as they arrive and a rerun computes only the missing ones."""
+
+    def run(cells, function, on_done=None) -> list:
+        results = run_cells(function, cells, config, desc=desc, store=store, on_done=on_done)
+        return results.values()
+
+    return run
 
 
-__all__ = ("CellResult", "DatasetRef", "MatrixCell", "run_cell", "serial")
+serial = executor_runner()  # the default: one cell after another, in this process
+
+
+__all__ = ("CellResult", "DatasetRef", "MatrixCell", "executor_runner", "file_digest", "run_cell", "serial")

@@ -41,7 +41,7 @@ import torch
 
 from recsec_lib.arena.arms import UNDEFENDED, Arm, check_arms
 from recsec_lib.arena.attackers import AttackSet
-from recsec_lib.arena.cells import CellResult, DatasetRef, MatrixCell, run_cell, serial
+from recsec_lib.arena.cells import CellResult, DatasetRef, MatrixCell, file_digest, run_cell, serial
 from recsec_lib.recommend.checkpoints import load_checkpoint
 from recsec_lib.recommend.evaluation import ranked_lists
 from recsec_lib.recommend.intervals import bootstrap_interval
@@ -102,6 +102,7 @@ def evaluate(
     with_valid: Sequence[str] = (),  # model keys whose surrogates are also scored on validation (λ choice)
     run_cells: CellRunner = serial,
     on_cell: Callable[[MatrixCell, CellResult], None] | None = None,
+    version: str = "",  # the code's fingerprint, part of every cell's key (a stored cell of other code is stale)
 ) -> MatrixResult:
     """The matrix of ``arms`` × ``attack``'s attackers; see the module docstring."""
     arms = list(arms)
@@ -136,10 +137,11 @@ def evaluate(
     cells = []
     for key in dict.fromkeys(arm.model for arm in arms):
         outputs = tuple((arm.label, arm.output.spec) for arm in arms if arm.model == key)
+        digest = file_digest(models[key])
         for generator in attack.generators:
             for attack_seed in attack.seeds:
                 cells.append(MatrixCell(key, str(models[key]), dataset_ref, outputs, generator, attack_seed, attack,
-                                        reference_top10, key in with_valid, str(device)))
+                                        reference_top10, key in with_valid, str(device), digest, version))
     results = run_cells(cells, run_cell, on_cell)
     runs: dict[tuple[str, str, str], list[dict[str, np.ndarray]]] = {}
     surrogates = []

@@ -58,6 +58,10 @@ def register(subparsers) -> None:
                              "(repeatable)")
     parser.add_argument("--output", type=Path, default=Path("outputs/defend"), help="folder for the results")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--workers", type=int, default=1, help="cells of the matrix run at once (local processes)")
+    parser.add_argument("--cluster", default=None, metavar="ADDRESS",
+                        help="run the matrix's cells on Ray: auto, local, ray://HOST:PORT or HOST:PORT")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per cell")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--dataset", default="ml-1m", help="ml-1m | ml-100k | ml-20m | synthetic")
     parser.add_argument("--data-dir", type=Path, default=Path("data"), help="downloads and the processed cache")
@@ -106,7 +110,10 @@ def handle(args: argparse.Namespace) -> int:
     from recsec_lib.study import runs
     from recsec_lib.study.stages import gro
 
+    from recsec_lib.common.executor import executor_config
+
     settings = settings_from(args)
+    executor = executor_config(args.workers or None, args.cluster, args.threads)
     if not args.target_model.is_file():
         raise FileNotFoundError(f"--target-model {args.target_model} does not exist")
     out = folder_option(args.output, "--output")
@@ -117,7 +124,7 @@ def handle(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if args.evaluate:
         ref = DatasetRef(args.dataset, str(args.data_dir), None if mirror is None else str(mirror))
-        defended = gro.defend(out, settings, dataset, ref, args.target_model, args.seed, device)
+        defended = gro.defend(out, settings, dataset, ref, args.target_model, args.seed, device, executor=executor)
         metrics = gro.stage_metrics(defended, settings, args.profile, dataset.name)
         runs.write_json_atomic(out / "defend.json", {"target_model": str(args.target_model), **metrics})
         print((out / "frontier.md").read_text(encoding="utf-8"))

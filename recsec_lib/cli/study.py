@@ -30,17 +30,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--stages", nargs="+", choices=STAGE_ORDER, default=list(STAGE_ORDER),
                         help="stages to run, in order (default: all)")
     parser.add_argument("--force", action="store_true", help="recompute instead of reusing cached results")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="cells of a stage run at once (1 = one after another; N = N local processes; with "
+                             "--cluster, 0 = as many as the cluster has CPUs)")
+    parser.add_argument("--cluster", default="", metavar="ADDRESS",
+                        help="run the cells on Ray: auto, local, ray://HOST:PORT or HOST:PORT (default: none)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per cell (default 1)")
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
+    from recsec_lib.common.executor import executor_config
+
+    executor_config(args.workers or None, args.cluster or None, args.threads)  # before any work: errors name the option
     dataset = args.dataset or ("synthetic" if args.profile == "smoke" else "ml-1m")
     run_id = args.run_id or dt.datetime.now(dt.timezone.utc).strftime(f"%Y%m%d-%H%M%S-{args.profile}-{dataset}-lib")
     try:
         final = run_study(Path(args.outputs), run_id, dataset=dataset, profile=args.profile, seed=args.seed,
                           device=args.device, data_dir=Path(args.data_dir),
                           mirror=Path(args.mirror) if args.mirror else None, stages=tuple(args.stages),
-                          force=args.force)
+                          force=args.force, workers=args.workers, cluster=args.cluster, threads=args.threads)
     except RunInUseError as exc:  # another process computes into this run: one line, no traceback
         raise UserError(str(exc)) from None
     except ConnectionError as exc:  # the download failed: most often offline

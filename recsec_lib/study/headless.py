@@ -28,7 +28,7 @@ def stage_module(name: str):
 
 def run_study(outputs: Path, run_id: str, dataset: str, profile: str, seed: int = 42, device: str = "auto",
               data_dir: Path = Path("data"), mirror: Path | None = None, stages: tuple[str, ...] = STAGE_ORDER,
-              force: bool = False, progress=print) -> Path:
+              force: bool = False, progress=print, workers: int = 1, cluster: str = "", threads: int = 1) -> Path:
     """Run ``stages`` in order into ``<outputs>/<run_id>``; returns the finished run folder.
 
     Holds the run's lock (``runs.run_lock``) throughout, as ``run_all.sh`` does.
@@ -37,11 +37,13 @@ def run_study(outputs: Path, run_id: str, dataset: str, profile: str, seed: int 
     with runs.run_lock(outputs, run_id):
         run_dir = runs.create_run_folder(outputs, run_id, {
             "common": {"run_id": run_id, "dataset": dataset, "profile": profile, "seed": seed, "device": device,
-                       "data_dir": str(data_dir), "mirror": str(mirror or ""), "force": force},
+                       "data_dir": str(data_dir), "mirror": str(mirror or ""), "force": force,
+                       "workers": workers, "cluster": cluster, "threads": threads},
             "stages": list(stages), "runner": "recsec study (no notebooks)",
         })
         ctx = StudyContext(run_dir=run_dir, dataset=dataset, data_dir=data_dir, mirror=mirror, seed=seed,
-                           device=device, profile=profile, force=force)
+                           device=device, profile=profile, force=force, workers=workers, cluster=cluster,
+                           threads=threads)
         runs.stamp_headline(run_dir, profile, dataset)
         for name, module in modules:
             progress(f"  {name}: running ...")

@@ -41,6 +41,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from recsec_lib.common.executor import executor_config
 from recsec_lib.study import runs
 from recsec_lib.study.notebook_params import check_overrides, read_parameters
 from recsec_lib.study.readme_results import update_readme
@@ -49,17 +50,19 @@ from recsec_lib.study.stages.context import DATASETS, DEVICES, PROFILES, check_d
 REPO = Path(__file__).resolve().parent.parent.parent
 NOTEBOOK_NAME = re.compile(r"^(\d\d)_([a-z]+)\.py$")
 # Parameters every notebook declares; the runner sets them for each stage.
-COMMON_PARAMETERS = ("run_dir", "run_id", "dataset", "data_dir", "mirror", "seed", "device", "profile", "force")
+COMMON_PARAMETERS = ("run_dir", "run_id", "dataset", "data_dir", "mirror", "seed", "device", "profile", "force",
+                     "workers", "cluster", "threads")
 # ``-p`` cannot set them: they are the same for every stage and recorded with the run (``-p dataset
 # ml-100k`` would compute ML-100K figures under a synthetic run's headline, ``-p run_dir`` would write
 # elsewhere). The flag that sets each instead:
 RUNNER_SETTINGS = {"run_dir": "--outputs and --run-id", "run_id": "--run-id", "dataset": "--dataset",
                    "data_dir": "--data-dir", "mirror": "--mirror", "seed": "--seed", "device": "--device",
-                   "profile": "--profile", "force": "--force"}
+                   "profile": "--profile", "force": "--force",
+                   "workers": "--workers", "cluster": "--cluster", "threads": "--threads"}
 # What a run computes: a resumed run keeps the values it was started with (flag per common parameter).
 RUN_DEFINING_FLAGS = {"profile": "--profile", "dataset": "--dataset", "seed": "--seed"}
 # Where the data comes from and what computes: a resumed run takes the values given again.
-RESUMABLE_SETTINGS = ("mirror", "data_dir", "device")
+RESUMABLE_SETTINGS = ("mirror", "data_dir", "device", "workers", "cluster", "threads")
 
 
 class StageFailed(RuntimeError):
@@ -332,6 +335,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="dataset (default: ml-1m, or synthetic with --profile smoke)")
     parser.add_argument("--device", choices=DEVICES, default=None, help="auto | cpu | cuda (default: auto)")
     parser.add_argument("--seed", type=int, default=None, help="random seed of every stage (default: 42)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="cells of a stage run at once: 1 = one after another (default), N = a pool of N local "
+                             "processes; with --cluster, 0 = as many as the cluster has CPUs")
+    parser.add_argument("--cluster", default=None, metavar="ADDRESS",
+                        help="run the cells on Ray (the optional cluster extra, pip install -e .[cluster]): auto "
+                             "(this machine's cluster, else a local one), local, ray://HOST:PORT or HOST:PORT")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per cell, the same in every back-end (default 1); workers × threads must "
+                             "fit this machine's cores")
     parser.add_argument("--data-dir", default=None, help="downloads and processed cache (default: data)")
     parser.add_argument("--mirror", default=None,
                         help="local folder with MovieLens copies (default: $RECSEC_DATA_MIRROR); with --resume, "
@@ -431,6 +443,9 @@ def resumed_settings(args: argparse.Namespace) -> dict:
         settings["data_dir"] = str(Path(args.data_dir).resolve())
     if args.device is not None:
         settings["device"] = args.device
+    for name in ("workers", "cluster", "threads"):
+        if getattr(args, name) is not None:
+            settings[name] = getattr(args, name)
     return settings
 
 
@@ -472,6 +487,8 @@ def _main(args: argparse.Namespace) -> int:
     overrides = check_overrides([stage.source for stage in stages], args.parameter, reserved=RUNNER_SETTINGS)
     if args.device is not None:
         check_device(args.device)  # before any folder, lock or stage: one line, exit 2
+    if any(getattr(args, name) is not None for name in ("workers", "cluster", "threads")):
+        executor_config(args.workers or None, args.cluster, args.threads)  # workers × threads vs cores, the address
     profile = args.profile or "cpu"
     dataset = args.dataset or ("synthetic" if profile == "smoke" else "ml-1m")
     if args.resume:
@@ -495,6 +512,8 @@ def _main(args: argparse.Namespace) -> int:
                 "mirror": resumed_settings(args).get("mirror", ""),
                 "seed": 42 if args.seed is None else args.seed, "device": args.device or "auto",
                 "profile": profile, "force": bool(args.force),
+                "workers": 1 if args.workers is None else args.workers, "cluster": args.cluster or "",
+                "threads": 1 if args.threads is None else args.threads,
             }
             run_dir = runs.create_run_folder(outputs, run_id, {"common": common, "overrides": overrides,
                                                                 "stages": [s.name for s in stages]})

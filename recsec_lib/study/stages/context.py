@@ -54,6 +54,12 @@ class StudyContext:
     device: str = "auto"  # auto | cpu | cuda
     profile: str = "cpu"  # smoke | cpu | full
     force: bool = False  # recompute stages even when a cached result exists
+    # Where a stage's independent cells run (common.executor): workers at once (1 = serially here; with a
+    # cluster, 0 = as many as it has CPUs), a Ray cluster ("" = none, "local", "auto", "ray://HOST:PORT"),
+    # and torch threads per cell (the same in every back-end, so the numbers do not depend on it).
+    workers: int = 1
+    cluster: str = ""
+    threads: int = 1
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
@@ -69,6 +75,12 @@ class StudyContext:
         else:
             env = os.environ.get("RECSEC_DATA_MIRROR")
             object.__setattr__(self, "mirror", Path(env) if env else None)
+
+    def executor(self):
+        """The ``common.executor.ExecutorConfig`` of this run (checked: workers × threads fit the cores)."""
+        from recsec_lib.common.executor import executor_config
+
+        return executor_config(self.workers or None, self.cluster or None, self.threads)
 
     def stage_dir(self, stage: str) -> Path:
         """``<run_dir>/<stage>``, created on first use."""

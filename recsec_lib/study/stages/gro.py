@@ -36,8 +36,7 @@ import pandas as pd
 
 from recsec_lib.arena.arms import UNDEFENDED, Arm, none_arm, output_arms
 from recsec_lib.arena.attackers import DEFAULT_VIEWS, AttackSet
-from recsec_lib.arena.cell_cache import CellCache, cached_runner
-from recsec_lib.arena.cells import DatasetRef, serial
+from recsec_lib.arena.cells import DatasetRef, executor_runner
 from recsec_lib.arena.figures import plot_frontier
 from recsec_lib.arena.matrix import MatrixResult, evaluate
 from recsec_lib.arena.model_defenses import MODEL_DEFENSES, ModelDefense
@@ -46,6 +45,7 @@ from recsec_lib.arena.tables import FrontierTarget, best_frontier_arm, frontier_
 from recsec_lib.attack.generators import GENERATORS
 from recsec_lib.attack.surrogate import SurrogateSettings
 from recsec_lib.attack.views import VIEWS
+from recsec_lib.common.executor import CellStore, ExecutorConfig
 from recsec_lib.common.settings import SettingsBase
 from recsec_lib.defenses.output import parse_output_defense
 from recsec_lib.gro.defenses import choose_best_lambda
@@ -169,6 +169,7 @@ class Defended:
     cost: dict[str, float] = field(default_factory=dict)
     box_filter_seen: bool = True
     windows: str = "all"
+    executor: dict = field(default_factory=dict)  # how the cells ran (back-end, workers, threads per cell)
 
 
 def build_arms(settings: Settings, defenses: list[ModelDefense]) -> list[Arm]:
@@ -214,8 +215,14 @@ def epoch_cost(settings: Settings, undefended, rows, histories: dict[str, list[d
 
 
 def defend(out: Path, settings: Settings, dataset, dataset_ref: DatasetRef, target_checkpoint: Path, seed: int,
-           device, run_cells=serial, force: bool = False) -> Defended:
-    """Train the model defenses from the target, evaluate every arm against every attacker, write the tables."""
+           device, executor: ExecutorConfig = ExecutorConfig(), force: bool = False) -> Defended:
+    """Train the model defenses from the target, evaluate every arm against every attacker, write the tables.
+
+    The matrix's cells run as ``executor`` says (serially, on local processes or on Ray); finished cells are
+    kept in ``out/cells/`` as they arrive, so an interrupted stage computes only the missing ones.
+    """
+    from recsec_lib.study.stage_cache import code_fingerprint
+
     undefended = load_checkpoint(target_checkpoint, dataset=dataset, device=device).model
     if force:
         shutil.rmtree(out / "state", ignore_errors=True)  # resumable GRO states of an earlier run
@@ -233,14 +240,14 @@ def defend(out: Path, settings: Settings, dataset, dataset_ref: DatasetRef, targ
     attack = settings.attack_set(seed, box_filter_seen)
     _say(f"the arena: {len(arms)} arms × {attack.describe()}")
     models = {UNDEFENDED: target_checkpoint, **checkpoints}
-    runner = cached_runner(CellCache(out / "cells"), run_cells)
+    runner = executor_runner(executor, CellStore(out / "cells"), desc="gro cells")
     matrix = evaluate(models, arms, dataset, dataset_ref, attack, device=device,
                       replicates=settings.bootstrap_replicates, seed=seed, with_valid=tuple(checkpoints),
-                      run_cells=runner, on_cell=lambda cell, result: _say(f"cell {cell.key} done"))
+                      run_cells=runner, version=code_fingerprint())
     save_matrix_tables(matrix.table, out)
     plot_frontier(matrix.table, out / "frontier.png",
                   title=f"Defense frontier (upper right is better)\n{scale_sentence(settings)}")
-    return Defended(matrix, arms, histories, trained, cost, box_filter_seen, windows)
+    return Defended(matrix, arms, histories, trained, cost, box_filter_seen, windows, executor.params())
 
 
 def run(ctx: StudyContext, settings: Settings) -> dict:
@@ -251,7 +258,7 @@ def run(ctx: StudyContext, settings: Settings) -> dict:
         target = ctx.run_dir / "train" / f"{settings.target_model}.pt"
         dataset_ref = DatasetRef(ctx.dataset, str(ctx.data_dir), None if ctx.mirror is None else str(ctx.mirror))
         defended = defend(out, settings, dataset, dataset_ref, target, ctx.seed, ctx.torch_device(),
-                          force=ctx.force)
+                          executor=ctx.executor(), force=ctx.force)
     metrics = stage_metrics(defended, settings, ctx.profile, dataset.name)
     metrics.update(timing)
     headline = {key: metrics[key] for key in metrics["headline_keys"]}
@@ -301,6 +308,7 @@ def stage_metrics(defended: Defended, settings: Settings, profile: str, dataset_
         "gro_kept_epochs": defended.trained,
         "box_filter_seen": defended.box_filter_seen,
         "training_windows": defended.windows,
+        "executor": defended.executor,
         **defended.cost,
         "artefacts": {"matrix_csv": "matrix.csv", "frontier_csv": "frontier.csv", "frontier_markdown": "frontier.md",
                       "gro_arms_csv": "gro_arms.csv", "gro_arms_markdown": "gro_arms.md", "plot": "frontier.png",
