@@ -1,11 +1,16 @@
 """Wall time of one list of CPU-bound cells: serial vs a local pool of 2 workers vs a local Ray of 2 workers.
 
-    .venv/bin/python benchmarks/bench_executor.py                      # 6 cells, every back-end
-    .venv/bin/python benchmarks/bench_executor.py --cells 8 --epochs 6 --backends serial pool
+    .venv/bin/python benchmarks/bench_executor.py --gro                # the GRO stage's own cells (smoke data)
+    .venv/bin/python benchmarks/bench_executor.py --gro --mirror ../shared/data --gro-profile cpu  # ML-1M, reduced
+    .venv/bin/python benchmarks/bench_executor.py                      # 6 stand-in training cells
 
-The cells are a stand-in for the GRO stage's (until the stages are split into
-cells): each trains a seeded SASRec on its own synthetic dataset for
-``--epochs`` epochs with one torch thread, about 5-10 s on an idle core here.
+``--gro`` runs the GRO stage's matrix cells (``arena.matrix.build_cells``: one
+model × generator × seed, every arm of that model, one surrogate per distinct
+training set) for the undefended target and a second model, on the smoke
+profile's synthetic data, or with ``--gro-profile cpu`` on ML-1M at the cpu
+profile's attack budget (reduced to ``--seeds`` seeds; needs ``--target``, a
+trained SASRec checkpoint). Without ``--gro`` the cells are a stand-in: each
+trains a seeded SASRec on its own synthetic dataset for ``--epochs`` epochs.
 Every back-end runs the same cells with 1 thread per worker, and the script
 checks that they return identical numbers. The pool's time includes starting
 its processes (each imports torch); Ray's start (``ray.init`` of a local node)
@@ -66,6 +71,51 @@ def train_cell(cell: TrainingCell) -> list[dict]:
              "cell_seconds": time.perf_counter() - started}]
 
 
+def gro_cells(profile: str, seeds: int, target: str | None, mirror: str | None, work: str):
+    """The GRO stage's matrix cells for ``profile`` (None + its output defenses, and a second, weaker model)."""
+    from pathlib import Path
+
+    from recsec_lib.arena.arms import UNDEFENDED, Arm, none_arm, output_arms
+    from recsec_lib.arena.cells import DatasetRef
+    from recsec_lib.arena.matrix import build_cells, ranked_model_lists
+    from recsec_lib.defenses.output import parse_output_defense
+    from recsec_lib.models.registry import build_model
+    from recsec_lib.recommend.checkpoints import load_checkpoint, save_checkpoint
+    from recsec_lib.recommend.training import TrainConfig, train_model
+    from recsec_lib.study.stages import gro
+
+    settings = gro.Settings.for_profile(profile).with_overrides(attack_seeds=seeds)
+    ref = DatasetRef("synthetic" if profile == "smoke" else "ml-1m", str(Path(work) / "data"), mirror)
+    dataset = ref.load()
+    Path(work).mkdir(parents=True, exist_ok=True)
+    if target is None:
+        if profile != "smoke":
+            raise SystemExit("--gro-profile cpu needs --target, a trained ML-1M SASRec checkpoint")
+        torch.manual_seed(0)
+        model = build_model("sasrec", dataset.num_items, dataset.max_len, hidden=16)
+        model = train_model(model, dataset, TrainConfig(epochs=2, batch_size=64, patience=0), progress=False).model
+        target = str(save_checkpoint(Path(work) / "target.pt", model, "sasrec", dataset))
+    # the second model: the target's weights perturbed (a stand-in for a GRO-trained one: the same cost)
+    weaker = load_checkpoint(target, dataset=dataset).model
+    with torch.no_grad():
+        for parameter in weaker.parameters():
+            parameter.add_(0.01 * torch.randn_like(parameter))
+    models = {UNDEFENDED: target, "weaker": str(save_checkpoint(Path(work) / "weaker.pt", weaker, None, dataset))}
+    arms = [none_arm(), *output_arms(settings.output_defenses),
+            Arm("weaker", "weaker", parse_output_defense("none"), "None", "null")]
+    box_filter_seen = settings.k + dataset.max_len <= dataset.num_items
+    attack = settings.attack_set(42, box_filter_seen)
+    lists = ranked_model_lists(models, arms, dataset, attack.k, "cpu")
+    top10 = {name: lists[UNDEFENDED, name][0][:, :10] for name in ("valid", "test")}
+    return build_cells(models, arms, ref, attack, top10)
+
+
+def cell_numbers(result) -> list:
+    """What must be identical on every back-end: every per-user figure array of a matrix cell."""
+    return [(key, name, values.tobytes()) for key, figures in sorted(result.figures.items())
+            for name, values in sorted(figures.items())]
+
+
 def load() -> str:
     return "load average %.1f %.1f %.1f" % os.getloadavg()
 
@@ -77,10 +127,22 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--backends", nargs="+", default=["serial", "pool", "ray"],
                         choices=["serial", "pool", "ray"])
+    parser.add_argument("--gro", action="store_true", help="time the GRO stage's matrix cells instead")
+    parser.add_argument("--gro-profile", choices=("smoke", "cpu"), default="smoke")
+    parser.add_argument("--seeds", type=int, default=2, help="attack seeds of the GRO cells")
+    parser.add_argument("--target", default=None, help="trained SASRec checkpoint (needed with --gro-profile cpu)")
+    parser.add_argument("--mirror", default=os.environ.get("RECSEC_DATA_MIRROR"), help="MovieLens copy (cpu)")
+    parser.add_argument("--work", default="/tmp/bench_executor", help="folder for the data cache and models")
     args = parser.parse_args()
 
-    cells = [TrainingCell(seed=seed, epochs=args.epochs) for seed in range(args.cells)]
-    print(f"{args.cells} cells ({cells[0]}), {available_cores()} cores, torch {torch.__version__}")
+    if args.gro:
+        from recsec_lib.arena.cells import run_cell
+
+        fn, cells = run_cell, gro_cells(args.gro_profile, args.seeds, args.target, args.mirror, args.work)
+        print(f"{len(cells)} GRO matrix cells ({args.gro_profile} profile), {available_cores()} cores")
+    else:
+        fn, cells = train_cell, [TrainingCell(seed=seed, epochs=args.epochs) for seed in range(args.cells)]
+        print(f"{args.cells} cells ({cells[0]}), {available_cores()} cores, torch {torch.__version__}")
     times: dict[str, float] = {}
     results: dict[str, list] = {}
     for backend in args.backends:
@@ -95,17 +157,21 @@ def main() -> None:
             ray = connect_ray(config)
             print(f"  ray {ray.__version__}: local start {time.perf_counter() - started:.1f} s", flush=True)
         started = time.perf_counter()
-        run = run_cells(train_cell, cells, config, desc=backend)
+        run = run_cells(fn, cells, config, desc=backend)
         times[backend] = time.perf_counter() - started
         results[backend] = run.values()
-        per_cell = [rows[0]["cell_seconds"] for rows in run.values()]
         print(f"  {backend}: {times[backend]:.1f} s wall ({run.workers} worker(s) × {run.threads_per_worker} "
-              f"thread); a cell's training {np.mean(per_cell):.1f} s on average "
-              f"(min {min(per_cell):.1f}, max {max(per_cell):.1f})", flush=True)
+              "thread)", flush=True)
+        if not args.gro:
+            per_cell = [rows[0]["cell_seconds"] for rows in run.values()]
+            print(f"  a cell's training {np.mean(per_cell):.1f} s on average "
+                  f"(min {min(per_cell):.1f}, max {max(per_cell):.1f})", flush=True)
         if backend == "ray":
             shutdown_ray()
 
     def numbers(rows_list):
+        if args.gro:
+            return [cell_numbers(result) for result in rows_list]
         return [{k: v for k, v in rows[0].items() if k != "cell_seconds"} for rows in rows_list]
 
     reference = next(iter(results))

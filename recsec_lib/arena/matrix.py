@@ -108,40 +108,10 @@ def evaluate(
     arms = list(arms)
     check_arms(arms, models)
     device = torch.device(device)
-    num_items = dataset.num_items
-    splits = {name: dataset.split(name) for name in ("valid", "test")}
-
-    # ---- utility: the lists each arm serves to real users ------------------------------------------------
-    lists = {}
-    for key in dict.fromkeys(arm.model for arm in arms):
-        model = load_checkpoint(models[key], dataset=dataset, device=device).model
-        for name, (inputs, _) in splits.items():
-            lists[key, name] = ranked_lists(model, inputs, attack.k, device)
-    forbidden = {name: padded_histories(inputs) for name, (inputs, _) in splits.items()}
-    reference_top10 = {name: lists[UNDEFENDED, name][0][:, :10] for name in splits}
-    utility, served_top10 = {}, {}
-    for index, arm in enumerate(arms):
-        rng = np.random.default_rng(seed + index)
-        figures = {}
-        for name, (_, targets) in splits.items():
-            filtered, unfiltered = lists[arm.model, name]
-            served = arm.output.apply(filtered, rng, num_items, forbidden[name])
-            figures[f"{name}_hr"], figures[f"{name}_ndcg"] = per_user_hits(served, targets)
-            if name == "test":
-                served_top10[arm.label] = served[:, :10]
-                served_unf = arm.output.apply(unfiltered, rng, num_items, None)
-                figures["test_hr_unf"], figures["test_ndcg_unf"] = per_user_hits(served_unf, targets)
-        utility[arm.label] = figures
-
-    # ---- protection: one cell per model × generator × seed ------------------------------------------------
-    cells = []
-    for key in dict.fromkeys(arm.model for arm in arms):
-        outputs = tuple((arm.label, arm.output.spec) for arm in arms if arm.model == key)
-        digest = file_digest(models[key])
-        for generator in attack.generators:
-            for attack_seed in attack.seeds:
-                cells.append(MatrixCell(key, str(models[key]), dataset_ref, outputs, generator, attack_seed, attack,
-                                        reference_top10, key in with_valid, str(device), digest, version))
+    lists = ranked_model_lists(models, arms, dataset, attack.k, device)
+    utility, served_top10 = served_utility(arms, lists, dataset, seed)
+    reference_top10 = {name: lists[UNDEFENDED, name][0][:, :10] for name in SPLITS}
+    cells = build_cells(models, arms, dataset_ref, attack, reference_top10, with_valid, str(device), version)
     results = run_cells(cells, run_cell, on_cell)
     runs: dict[tuple[str, str, str], list[dict[str, np.ndarray]]] = {}
     surrogates = []
@@ -149,8 +119,54 @@ def evaluate(
         for (label, view), figures in result.figures.items():
             runs.setdefault((label, view, cell.generator), []).append(figures)
         surrogates += [{"cell": cell.key, **entry} for entry in result.surrogates]
-    table = _rows(arms, utility, served_top10, runs, num_items, replicates, seed)
+    table = _rows(arms, utility, served_top10, runs, dataset.num_items, replicates, seed)
     return MatrixResult(table, surrogates)
+
+
+SPLITS = ("valid", "test")
+
+
+def ranked_model_lists(models, arms, dataset, k: int, device) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
+    """(model key, split) -> ([U, k] filtered, [U, k] unfiltered) ranked lists of every model an arm serves."""
+    lists = {}
+    for key in dict.fromkeys(arm.model for arm in arms):
+        model = load_checkpoint(models[key], dataset=dataset, device=device).model
+        for name in SPLITS:
+            lists[key, name] = ranked_lists(model, dataset.split(name)[0], k, device)
+    return lists
+
+
+def served_utility(arms, lists, dataset, seed: int) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, np.ndarray]]:
+    """(per arm: per-user HR/NDCG@10 of the lists it serves; per arm: its served test top 10)."""
+    utility, served_top10 = {}, {}
+    for index, arm in enumerate(arms):
+        rng = np.random.default_rng(seed + index)
+        figures = {}
+        for name in SPLITS:
+            inputs, targets = dataset.split(name)
+            filtered, unfiltered = lists[arm.model, name]
+            served = arm.output.apply(filtered, rng, dataset.num_items, padded_histories(inputs))
+            figures[f"{name}_hr"], figures[f"{name}_ndcg"] = per_user_hits(served, targets)
+            if name == "test":
+                served_top10[arm.label] = served[:, :10]
+                served_unf = arm.output.apply(unfiltered, rng, dataset.num_items, None)
+                figures["test_hr_unf"], figures["test_ndcg_unf"] = per_user_hits(served_unf, targets)
+        utility[arm.label] = figures
+    return utility, served_top10
+
+
+def build_cells(models, arms, dataset_ref: DatasetRef, attack: AttackSet, reference_top10: dict,
+                with_valid: Sequence[str] = (), device: str = "cpu", version: str = "") -> list[MatrixCell]:
+    """One cell per model × generator × seed, serving every arm of that model."""
+    cells = []
+    for key in dict.fromkeys(arm.model for arm in arms):
+        outputs = tuple((arm.label, arm.output.spec) for arm in arms if arm.model == key)
+        digest = file_digest(models[key])
+        for generator in attack.generators:
+            for attack_seed in attack.seeds:
+                cells.append(MatrixCell(key, str(models[key]), dataset_ref, outputs, generator, attack_seed, attack,
+                                        reference_top10, key in with_valid, device, digest, version))
+    return cells
 
 
 def _stack(runs: list[dict[str, np.ndarray]], key: str) -> np.ndarray:
