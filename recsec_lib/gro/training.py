@@ -124,11 +124,6 @@ class GROResult:
     best_epoch: int = 0  # 1-based epoch of the kept target (0 = the starting weights, no epoch run)
     stop_reason: str = "epochs"  # "epochs" | "early_stop"
 
-    @property
-    def mean_epoch_seconds(self) -> float:
-        seconds = [row["seconds"] for row in self.history]
-        return float(np.mean(seconds)) if seconds else float("nan")
-
 
 def train_gro(
     target: SequentialRecommender,
