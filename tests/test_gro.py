@@ -536,6 +536,9 @@ def test_arms_hold_the_control_both_rules_output_defenses_and_combinations():
             assert (arm.rule, arm.reference, arm.output.name) == (rule, control.label, "none")
         combo = arms[f"GRO {rule} λ=1 + top-10 exact, tail shuffled"]
         assert (combo.family, combo.model, combo.reference) == ("combo", f"gro {rule} λ=1", control.label)
+    # the control behind each combination's output defense: its attackers also read lists that way
+    extended = arms["GRO λ=0 (control) + top-10 exact, tail shuffled"]
+    assert (extended.family, extended.model) == ("control-output", control.model)
     assert all(arm.reference == "None" for arm in arms.values() if arm.family in ("paper", "output"))
 
 

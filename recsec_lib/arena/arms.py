@@ -6,11 +6,13 @@ from dataclasses import dataclass
 
 from recsec_lib.defenses.output import OutputDefense, parse_output_defense
 
-FAMILIES = ("none", "paper", "output", "gro-control", "control-replica", "gro", "combo", "null", "watermark")
+FAMILIES = ("none", "paper", "output", "gro-control", "control-replica", "control-output", "gro", "combo", "null",
+            "watermark")
 REFERENCE_FAMILIES = ("none", "gro-control")  # arms that others are measured against
 # arms that are measurements, never a "best defense": the references, another seed of the control (the noise
-# of fine-tuning), and utility-matched nulls (weaker models with no defensive aim)
-NOT_DEFENSES = ("none", "gro-control", "control-replica", "null")
+# of fine-tuning), the control behind an output defense (it extends the control's attacker set to the views a
+# combination's attacker uses), and utility-matched nulls (weaker models with no defensive aim)
+NOT_DEFENSES = ("none", "gro-control", "control-replica", "control-output", "null")
 UNDEFENDED = "undefended"  # the models key of the undefended target
 
 

@@ -173,15 +173,28 @@ class Defended:
 
 
 def build_arms(settings: Settings, defenses: list[ModelDefense]) -> list[Arm]:
-    """The arms in table order: None, the output defenses, the control, the GRO arms, GRO + output defense."""
+    """The arms in table order: None, the output defenses, the control, the GRO arms, GRO + output defense.
+
+    A combination (a GRO arm behind an output defense) is measured against the control, so the control is also
+    served behind that output defense: its attackers then include every way of reading such lists (an attacker
+    of the control's box could truncate or perturb its own lists), and the combination is credited only with
+    what GRO adds.
+    """
     arms = [none_arm(), *output_arms(settings.output_defenses)]
     arms += [defense.arm() for defense in defenses]
+    combined = False
     for defense in defenses:
         config = getattr(defense, "config", None)
         if defense.family != "gro" or config is None:
             continue
         if config.zero_gradient_rule in settings.combination_rules and config.lam in settings.combination_lambdas:
             arms += [defense.arm(parse_output_defense(spec)) for spec in settings.combinations]
+            combined = True
+    control = next((defense for defense in defenses if defense.family == "gro-control"), None)
+    if combined and control is not None:
+        for spec in settings.combinations:
+            arm = control.arm(parse_output_defense(spec))
+            arms.append(replace(arm, family="control-output"))
     return arms
 
 
