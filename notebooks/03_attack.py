@@ -60,14 +60,13 @@ surrogate_models: Optional[str] = None  # surrogate architectures at the main bu
 seq_len: Optional[int] = None  # items (that is queries) per synthetic sequence
 k: Optional[int] = None  # length of the returned lists
 epochs: Optional[int] = None  # surrogate training epochs (upper bound, early stopping)
-surrogate_max_seconds: Optional[float] = None  # training time cap per surrogate in seconds; 0 means none
 
 # %%
 ctx = StudyContext(run_dir=Path(run_dir), dataset=dataset, data_dir=Path(data_dir), mirror=mirror or None,
                    seed=seed, device=device, profile=profile, force=force)
 settings = stage.Settings.for_profile(profile).with_overrides(
     target_model=target_model, budgets=budgets, generators=generators, surrogate_models=surrogate_models,
-    seq_len=seq_len, k=k, epochs=epochs, max_train_seconds=surrogate_max_seconds)
+    seq_len=seq_len, k=k, epochs=epochs)
 metrics = run_cached(stage, ctx, settings)  # reuses an identical earlier result unless force
 
 # %% [markdown]
