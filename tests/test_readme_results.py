@@ -50,7 +50,7 @@ def test_update_readme_replaces_only_the_marked_block(tmp_path, repo):
     assert "| `sasrec_test_hr10` | 0.2904 |" in text
     assert "MISSED" in text  # .2904 < the .30 target, from a clean commit of HEAD's history
     assert "not measured in this run" in text  # e.g. BERT4Rec
-    assert f"commit `{commits['third'][:7]}` (HEAD itself, " in text
+    assert f"commit `{commits['third'][:7]}` (HEAD itself when this was generated, " in text
     assert text.count(START) == 1 and text.count(END) == 1
 
 
@@ -77,9 +77,9 @@ def test_a_target_is_met_only_from_a_clean_commit_in_heads_history(repo):
     main = {"profile": "cpu", "git_commit": commits["third"]}
     figures = {"attack_agr10_autoregressive_5k": 0.76, "profile": "cpu", "date": "2026-12-01T21:54:53+00:00"}
     cases = {
-        "clean": (commits["first"], "| >= 0.7 | met |", "2 commits behind HEAD, 2026-12-01)"),
+        "clean": (commits["first"], "| >= 0.7 | met |", "2 commits behind HEAD when this was generated, 2026-12-01)"),
         "dirty": (commits["first"] + "-dirty", "not counted (local changes at a dirty commit)",
-                  "-dirty (2 commits behind HEAD, 2026-12-01); targets not counted"),
+                  "-dirty (2 commits behind HEAD when this was generated, 2026-12-01); targets not counted"),
         "elsewhere": (commits["side"], "not counted (its commit is not in HEAD's history)", "(2026-12-01)"),
         "unknown": ("0" * 40, "not counted (its commit is not in this repository)", ""),
         "unrecorded": ("unknown", "not counted (no commit recorded)", ""),

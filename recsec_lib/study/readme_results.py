@@ -69,8 +69,8 @@ class Provenance:
         sha = self.commit.removesuffix("-dirty")[:7] if self.commit != "unknown" else "unknown"
         age = []
         if self.behind is not None:
-            age.append("HEAD itself" if self.behind == 0 else
-                       f"{self.behind} commit{'s' if self.behind != 1 else ''} behind HEAD")
+            age.append("HEAD itself when this was generated" if self.behind == 0 else
+                       f"{self.behind} commit{'s' if self.behind != 1 else ''} behind HEAD when this was generated")
         if self.date:
             age.append(self.date)
         text = f"commit `{sha}`" + ("-dirty" if self.commit.endswith("-dirty") else "")
