@@ -488,11 +488,16 @@ def answer_targets(ev: Evidence, w: Writer) -> Answer:
     sentences = []
     if target in models:
         text = (f"The attacked target, {w.t('quality', target, 'model')}, reaches HR@10 "
-                f"{w.t('quality', target, 'HR@10 %', '%')} and NDCG@10 {w.t('quality', target, 'NDCG@10 %', '%')} "
-                "on the test users (full ranking over all items, items already in the history excluded)")
+                f"{w.t('quality', target, 'HR@10 %', '%')} and NDCG@10 ")
         if ev.has("attack_main_target_ndcg10", "attack_main_target_ndcg10_low"):
-            text += f" (NDCG@10 with its 95% interval over test users: {w.h('attack_main_target_ndcg10', 'interval')})"
-        text += (f", against HR@10 {w.t('quality', PUBLISHED_BEST, 'HR@10 %', '%')} and NDCG@10 "
+            ndcg = w.t("quality", target, "NDCG@10 %", "%")
+            interval = w.h("attack_main_target_ndcg10", "interval")
+            text += interval if interval.startswith(ndcg) else f"{ndcg} ({interval} when the report scored it)"
+            text += " (95% interval over test users)"
+        else:
+            text += w.t("quality", target, "NDCG@10 %", "%")
+        text += (" on the test users (full ranking over all items, items already in the history excluded), against "
+                 f"HR@10 {w.t('quality', PUBLISHED_BEST, 'HR@10 %', '%')} and NDCG@10 "
                  f"{w.t('quality', PUBLISHED_BEST, 'NDCG@10 %', '%')} published for SASRec+ on ML-1M.")
         sentences.append(w.sentence(text))
     others = [name for name in models if name != target]
@@ -667,6 +672,10 @@ def answer_prevention(ev: Evidence, w: Writer) -> Answer:
         if sentence is not None:
             sentences.append(sentence)
     notes = [target_sentence(ev, w, frame)]
+    if ev.stage("gro").get("settings"):
+        from recsec_lib.study.report import gro_training_sentence
+
+        notes.append(w.plain(gro_training_sentence(ev.stage("gro"))))
     stale = headline_best_sentence(ev, w, frame)
     if stale is not None:
         notes.append(stale)
@@ -1423,18 +1432,19 @@ _NUMERIC = re.compile(r"^[-−]?\d[\d,]*(\.\d+)?( \[.*\])?%?$")
 
 
 def table_html(frame: pd.DataFrame) -> str:
-    """A paper table as the reader sees it: every cell's text verbatim (the text the sentences cite), numbers
-    right-aligned, no index."""
+    """A paper table as the reader sees it: every cell's text verbatim (the text the sentences cite), a column of
+    numbers right-aligned, no index."""
     if frame.empty:
         return '<p class="recsec-empty">(no rows)</p>'
 
-    def align(value) -> str:
-        return "right" if _NUMERIC.match(str(value)) else "left"
+    def text(value) -> str:
+        return MISSING if value is None or value == "" else str(value)
 
-    head = "".join(f'<th style="text-align:left">{html.escape(str(c))}</th>' for c in frame.columns)
-    body = "".join("<tr>" + "".join(
-        f'<td style="text-align:{align(v)}">{html.escape(MISSING if v is None or v == "" else str(v))}</td>'
-        for v in row) + "</tr>" for row in frame.itertuples(index=False))
+    numeric = [all(_NUMERIC.match(text(v)) or text(v) == MISSING for v in frame[c]) for c in frame.columns]
+    align = ["right" if n else "left" for n in numeric]
+    head = "".join(f'<th style="text-align:{a}">{html.escape(str(c))}</th>' for c, a in zip(frame.columns, align))
+    body = "".join("<tr>" + "".join(f'<td style="text-align:{a}">{html.escape(text(v))}</td>'
+                                    for v, a in zip(row, align)) + "</tr>" for row in frame.itertuples(index=False))
     return f'<table class="recsec-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
