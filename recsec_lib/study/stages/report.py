@@ -124,7 +124,6 @@ def attack_intervals(ctx: StudyContext, stage_metrics: dict[str, dict], replicat
     randomness). Returns (headline keys ``attack_main_*`` for the generator of
     the highest Agr@10, one row per generator); ({}, empty) without checkpoints.
     """
-    from recsec_lib.attack.surrogate import SurrogateSettings  # noqa: F401 (the attack layer is loaded anyway)
     from recsec_lib.recommend.checkpoints import load_checkpoint
     from recsec_lib.recommend.evaluation import ranked_lists
     from recsec_lib.recommend.intervals import bootstrap_interval
