@@ -356,6 +356,22 @@ def test_adding_a_question_is_one_entry():
     assert 'data-question="new"' in html and "8. Is there a new question?" in html
 
 
+def test_every_answer_shows_its_figure_and_table_listed_or_not(tmp_path):
+    from recsec_lib.common import plots
+
+    fig = plots.new_figure(2.0, 1.0)
+    fig.subplots().plot([0, 1])
+    (tmp_path / "gro").mkdir()
+    plots.save_png(fig, tmp_path / "gro" / "frontier.png")
+    ev = evidence()
+    document = build_paper(Evidence(ev.headline, ev.stages, tmp_path))
+    prevention = dict((q.key, a) for q, a in document.sections)["prevention"]
+    assert prevention.listed and prevention.figure == "gro/frontier.png"
+    page = paper.paper_html(document, tmp_path, HEADLINE)
+    section = page[page.index('data-question="prevention"'):page.index('data-question="gro-curve"')]
+    assert "<ul><li>Output defenses:" in section and "<img " in section and "<table" in section
+
+
 def test_the_paper_page_has_every_section_and_cites_tables_verbatim():
     document = build_paper(evidence(), params={"common": {"profile": "cpu", "dataset": "ml-1m", "seed": 42,
                                                            "device": "auto"}, "overrides": {"epochs": "5"}},

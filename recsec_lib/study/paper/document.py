@@ -99,7 +99,8 @@ def paper_html(paper: Paper, run_dir: Path, headline: dict) -> str:
     """The paper as one HTML block (figures embedded), for the report notebook."""
     parts = [PAPER_STYLE, '<article class="recsec-paper">', f"<h1>{html.escape(paper.title)}</h1>",
              f"<p style=\"color:#555\">{html.escape(str(headline.get('profile', '?')))} profile, "
-             f"{html.escape(str(headline.get('dataset', '?')))}, commit {html.escape(str(headline.get('git_commit', '?'))[:12])}, "
+             f"{html.escape(str(headline.get('dataset', '?')))}, "
+             f"commit {html.escape(str(headline.get('git_commit', '?'))[:12])}, "
              f"{html.escape(str(headline.get('date', '?')))}. Every sentence below is generated from this run's "
              "numbers.</p>",
              "<h2>Abstract</h2>", paragraph(paper.abstract, "recsec-abstract")]
@@ -108,10 +109,11 @@ def paper_html(paper: Paper, run_dir: Path, headline: dict) -> str:
                      f"<h2>{number}. {html.escape(question.title)}</h2>")
         if not answer.measured:
             parts.append(paragraph(answer.sentences, "recsec-not-measured"))
-        elif answer.listed:
-            parts.append("<ul>" + "".join(f"<li>{html.escape(s.text)}</li>" for s in answer.sentences) + "</ul>")
         else:
-            parts.append(paragraph(answer.sentences))
+            if answer.listed:
+                parts.append("<ul>" + "".join(f"<li>{html.escape(s.text)}</li>" for s in answer.sentences) + "</ul>")
+            else:
+                parts.append(paragraph(answer.sentences))
             if answer.figure:
                 parts.append(figure_html(run_dir, answer.figure, answer.caption, answer.alt))
             if answer.table:
