@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from recsec_lib.study.paper.model import NOT_MEASURED, Evidence, Sentence, Writer
 from recsec_lib.study.paper.prevention import PROTECTS
-from recsec_lib.study.paper.questions import target_model
+from recsec_lib.study.paper.questions import model_name, target_model
 
 # ---- the abstract -------------------------------------------------------------------------------------------
 
@@ -27,7 +27,7 @@ def abstract(ev: Evidence, w: Writer) -> list[Sentence]:
         quality = f", test NDCG@10 {w.h(f'{model}_test_ndcg10')}"
     data = w.h("dataset", "text") if ev.has("dataset") else "its dataset"
     out.append(w.sentence(
-        f"We steal a {model} recommender trained on {data}{size}{quality}, served as a black "
+        f"We steal a {model_name(model)} recommender trained on {data}{size}{quality}, served as a black "
         "box that answers each viewing history with a ranked list, by the data-free extraction attack of Yue et "
         "al., and judge three defense families (prevention, detection, verification) against the strongest "
         "attacker each one faces."))
@@ -115,7 +115,8 @@ def verdict_sentence(ev: Evidence, w: Writer) -> Sentence:
     status = family_status(ev)
     met = [family for family, s in status.items() if s == "met"]
     if ev.has("attack_main_agr10"):
-        works = f"Verdict: extraction works at this scale (Agr@10 {w.h('attack_main_agr10')}); "
+        works = (f"Verdict: the stolen copy shares {w.h('attack_main_agr10')} of the target's top-10 list (Agr@10) at this "
+                 "scale, and ")
     else:
         works = "Verdict: "
     if not met:

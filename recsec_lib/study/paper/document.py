@@ -14,7 +14,7 @@ from recsec_lib.common.tables import MISSING
 from recsec_lib.study.paper.abstract import abstract
 from recsec_lib.study.paper.closing import limitations, reproduction
 from recsec_lib.study.paper.model import NOT_MEASURED, Answer, Evidence, Question, Sentence, Writer
-from recsec_lib.study.paper.questions import QUESTIONS, target_model
+from recsec_lib.study.paper.questions import QUESTIONS, model_name, target_model
 from recsec_lib.study.paper.verdicts import verdict_table
 
 # ---- the whole paper ------------------------------------------------------------------------------------------
@@ -59,7 +59,7 @@ def build_paper(ev: Evidence, params: dict | None = None, environment: dict | No
     summary = abstract(ev, w)
     limits = limitations(ev, w, params.get("common", {}), environment, device)
     model = target_model(ev)
-    title = (f"Stealing a {model} recommender through its top-k answers, and what prevention, detection and "
+    title = (f"Stealing a {model_name(model)} recommender through its top-k answers, and what prevention, detection and "
              f"verification do about it")
     return Paper(title, summary, sections, limits, reproduction(ev, params, environment), w.tables)
 

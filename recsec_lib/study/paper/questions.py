@@ -20,6 +20,14 @@ QUALITY = (("hr@10", "HR@10 %"), ("ndcg@10", "NDCG@10 %"), ("hr@20", "HR@20 %"),
 PUBLISHED_BEST = "SASRec+ (full softmax CE)"  # the strongest published ML-1M row of STUDY.md's table
 
 
+MODEL_NAMES = {"sasrec": "SASRec", "bert4rec": "BERT4Rec", "narm": "NARM", "meanemb": "averaged-embedding"}
+
+
+def model_name(name: str) -> str:
+    """How the paper writes an architecture: SASRec, BERT4Rec, NARM, averaged-embedding (others as they are)."""
+    return MODEL_NAMES.get(name, name)
+
+
 def target_model(evidence: Evidence) -> str:
     for stage in ("attack", "gro", "train"):
         name = dotted(evidence.stage(stage), "settings.target_model")
