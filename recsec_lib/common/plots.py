@@ -156,7 +156,7 @@ def training_curves(history: pd.DataFrame) -> PlotFigure:
     """
     panels = [(column, title, scale) for column, title, scale in TRAINING_PANELS if column in history]
     models = list(dict.fromkeys(history["model"]))
-    fig = new_figure(3.6 * len(panels), 3.4,
+    fig = new_figure(3.4 * len(panels), 3.4,
                      alt=f"Training curves of {', '.join(models)}: " + ", ".join(t for _, t, _ in panels)
                      + " against the epoch.")
     for axis, (column, title, scale) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
