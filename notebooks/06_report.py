@@ -9,11 +9,9 @@
 # ---
 
 # %% [markdown]
-# # 06 · Report
-# The study's findings, then each stage's figures beside the tables they explain, in the order the stages run,
-# all read from this run folder. Nothing here is typed in by hand: published figures appear only in rows
-# labelled *published*. `run_all.sh` exports this notebook to `<run>/report.html` (with code) and
-# `<run>/report_nocode.html`.
+# *The study's report: a short paper generated from this run's numbers (every sentence and table; published
+# figures only in rows labelled published), then appendices. `run_all.sh` exports this notebook to
+# `<run>/report.html` (with code) and `<run>/report_nocode.html` (without).*
 
 # %%
 import json
@@ -51,44 +49,41 @@ metrics = stage.run(ctx, stage.Settings.for_profile(profile))  # the report is n
 report_dir = ctx.run_dir / "report"
 headline = json.loads((ctx.run_dir / "headline.json").read_text())
 
-# %% [markdown]
-# ## Findings
-# Generated from the numbers of this run.
-
 # %%
-display(Markdown((report_dir / "findings.md").read_text()))
+display(HTML((report_dir / "paper.html").read_text()))
 
 # %% [markdown]
-# ## Targets
+# ## Appendix A. Targets set by the issues
 # Each target the project set, beside what this run measured.
 
 # %%
 display(HTML(html_table(read_table(report_dir / "targets.csv"))))
 
 # %% [markdown]
-# ## The study, stage by stage
-# Each figure sits beside the table it was drawn from, with a caption saying what it shows; the line under
-# each says which files of the run folder it came from. Stages this run did not run are left out.
+# ## Appendix B. Every figure and table of the run, stage by stage
+# Each figure beside the table it was drawn from, with a caption (a figure the paper shows keeps only its table
+# here); the line under each names the files of the run folder it came from. Stages this run did not run are
+# left out.
 
 # %%
-for heading, sections in report.stage_groups(report.present_sections(ctx.run_dir)):
+in_paper = set(metrics["paper"]["figures"])  # shown once, in the paper; their sections keep their tables here
+for heading, sections in report.stage_groups(report.appendix_sections(ctx.run_dir, in_paper)):
     display(Markdown(f"### {heading}"))
     for section in sections:
         display(HTML(report.section_html(ctx.run_dir, section)))
 
 # %% [markdown]
-# ## Side-by-side recommendations
-# What the undefended target, the surrogate stolen from it, the GRO target at the chosen λ and the
-# surrogate stolen from that one recommend after the same histories: the most watched movies of a
-# genre, and a few real test users (their held-out next movie in bold where a model finds it).
-# Models whose checkpoint this run lacks are named at the top and left out.
+# ## Appendix C. Side-by-side recommendations
+# What the undefended target, the surrogate stolen from it and the GRO target recommend after the same
+# histories: the most watched movies of a genre, and a few real test users (their held-out next movie in bold
+# where a model finds it). Models whose checkpoint this run lacks are named at the top and left out.
 
 # %%
 comparison = metrics["comparison"]
 display(Markdown(report.demote_headings((report_dir / comparison["files"]["markdown"]).read_text(), levels=2)))
 
 # %% [markdown]
-# ## Published reference rows
+# ## Appendix D. Published reference rows
 # From the papers cited in STUDY.md, for comparison only; labelled *published*.
 
 # %%
@@ -99,14 +94,15 @@ for name, title in (("published_quality", "Next-item quality on ML-1M"),
     display(HTML(html_table(read_table(report_dir / f"{name}.csv"))))
 
 # %% [markdown]
-# ## Headline figures
-# The flat `headline.json` of this run (documented in the README).
+# ## Appendix E. Headline figures
+# The flat `headline.json` of this run (documented in the README); the keys `attack_main_*` and `prevention_*`
+# are the report's own summaries.
 
 # %%
-display(HTML(html_table(pd.DataFrame({"key": list(headline), "value": list(headline.values())}))))
+display(HTML(html_table(pd.DataFrame({"key": list(headline), "value": [str(v) for v in headline.values()]}))))
 
 # %% [markdown]
-# ## Time and memory per stage
+# ## Appendix F. Time and memory per stage
 
 # %%
 display(HTML(html_table(read_table(report_dir / "timings.csv"))))

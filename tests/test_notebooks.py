@@ -7,6 +7,7 @@ notebooks and the report HTML the way a reader would meet them.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from recsec_lib.study.paper import QUESTIONS
 from recsec_lib.study.report import STAGE_ORDER, UNCAPTIONED
 from recsec_lib.study.runner import REPO
 
@@ -113,24 +115,56 @@ def test_report_tables_are_whole_without_index_or_nan(smoke_run):
     assert not re.search(r"\bNaN\b|\bnan\b", text)
     assert "rows ×" not in text  # pandas' "6 rows × 24 columns" under a cut table
     assert not re.search(r"<tbody>\s*<tr>\s*<th", page)  # a pandas index column
+    # the paper writes every percent with one decimal ("30.0%"); the appendix prints counts as counts
+    text = visible_text(page.split('<article class="recsec-paper">')[0] + page.split("</article>")[-1])
     measured = re.sub(r"-?\d+\.\d \[-?\d+\.\d, -?\d+\.\d\]", "", text)  # "0.0 [-5.9, 7.2]": a % with its interval
     assert not re.search(r"(?<![\d.])\d+\.0(?![\d])", measured)  # counts as 384, not 384.0; λ = 1, not 1.0
     assert not re.search(r"(?<![\d.])1 (account|epoch|batch|position|model|query|sequence)e?s\b", text)
 
 
 @pytest.mark.notebook
-def test_report_figures_sit_with_captions_in_stage_order(smoke_run):
+def test_report_opens_with_the_paper_and_shows_every_figure_once(smoke_run):
+    """Issue 26: the report reads as a short paper (questions in order, verdicts, limitations, reproduction), then
+    the appendix's stage sections; every figure of the run appears once, with alt text, at its natural width."""
+    import base64
+
     page = (smoke_run / "report_nocode.html").read_text()
+    assert page.index('<article class="recsec-paper">') < page.index("Appendix A")
+    questions = re.findall(r'<section class="recsec-question" data-question="([^"]+)"', page)
+    assert questions == [q.key for q in QUESTIONS] + ["verdicts"]
+    for heading in (">Abstract<", "Limitations<", "Reproduction<"):
+        assert heading in page
     sections = re.findall(r'<section class="recsec-section" data-stage="([^"]+)">(.*?)</section>', page, flags=re.S)
     stages = [stage for stage, _ in sections]
     assert stages == sorted(stages, key=STAGE_ORDER.index)
-    figures = [body for _, body in sections if "<figure" in body]
     saved = [png for png in smoke_run.glob("*/*.png") if png.parent.name != "report"]
-    assert len(figures) == len(saved)  # every figure of the run is in the report, once
-    for body in figures:
-        caption = re.search(r"<figcaption[^>]*>(.*?)</figcaption>", body, flags=re.S)
-        assert 'src="data:image/png;base64' in body and caption and len(caption.group(1)) > 30
-        assert UNCAPTIONED not in body
-    for stage, body in sections:  # a figure that has a table sits beside it, in the same section
-        if stage in ("attack", "gro") and "<figure" in body:
-            assert "<table" in body
+    for png in saved:  # each figure once, in the paper or in the appendix
+        assert page.count(base64.b64encode(png.read_bytes()).decode("ascii")) == 1, png
+    images = re.findall(r"<img [^>]*>", page)
+    assert len(images) == len(saved)
+    for image in images:
+        alt = re.search(r'alt="([^"]*)"', image)
+        assert alt and len(alt.group(1)) > 20, image[:200]
+        data = base64.b64decode(re.search(r'src="data:image/png;base64,([^"]+)"', image).group(1))
+        assert f'width="{int.from_bytes(data[16:20], "big")}"' in image  # its natural width, never shrunk
+    for _, body in sections:
+        if "<figure" in body:
+            caption = re.search(r"<figcaption[^>]*>(.*?)</figcaption>", body, flags=re.S)
+            assert caption and len(caption.group(1)) > 30 and UNCAPTIONED not in body
+
+
+@pytest.mark.notebook
+def test_the_abstract_of_a_run_states_its_headline(smoke_run):
+    headline = json.loads((smoke_run / "headline.json").read_text())
+    record = json.loads((smoke_run / "report" / "paper.json").read_text())
+    facts = [fact for sentence in record["abstract"] for fact in sentence["facts"]]
+    assert len(record["abstract"]) in (4, 5) and facts
+    for fact in facts:
+        if fact["source"] != "headline":
+            continue
+        value = headline[fact["key"]]
+        if fact["kind"] == "interval":
+            value = [value, headline[fact["key"] + "_low"], headline[fact["key"] + "_high"]]
+        assert fact["value"] == value, fact
+    page = " ".join(html.unescape(visible_text((smoke_run / "report_nocode.html").read_text())).split())
+    assert all(sentence["text"] in page for sentence in record["abstract"])

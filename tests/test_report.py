@@ -17,6 +17,7 @@ import torch
 from recsec_lib.recommend.checkpoints import save_checkpoint
 from recsec_lib.data.prepare import prepare_dataset
 from recsec_lib.models.registry import build_model
+from recsec_lib.study import paper
 from recsec_lib.study.stages import report as stage
 from recsec_lib.study.stages.context import StudyContext
 
@@ -48,7 +49,8 @@ def make_run(run_dir, data_dir, skip: tuple[str, ...] = ()) -> StudyContext:
             save_checkpoint(run_dir / name, build_model("sasrec", dataset.num_items, 20, hidden=16), "sasrec",
                             dataset)
     stage_metrics = {
-        "attack": {"settings": {"target_model": "sasrec", "budgets": [20, 40]},
+        "attack": {"settings": {"target_model": "sasrec", "budgets": [20, 40], "generators": ["autoregressive"],
+                                "seq_len": 8, "k": 10, "epochs": 3, "patience": 0},
                    "headline": {"attack_budget_sequences": 40}},
         "gro": {"settings": {"target_model": "sasrec", "method": "gro"},
                 "lambda_choices": {"keep": {"lam": 1.0, "shown_lam": 1.0}}},
@@ -80,6 +82,32 @@ def test_report_compares_target_surrogate_and_gro_target(tmp_path, data_dir):
     assert [s["title"] for s in saved["sections"]] == ["Training and test quality"]  # only the quality table here
 
 
+def test_the_abstract_states_the_headline_the_stage_leaves(tmp_path, data_dir):
+    """Issue 26: the abstract's numbers equal headline.json; the stage adds the intervals it computes there."""
+    ctx = make_run(tmp_path / "run", data_dir)
+    (ctx.run_dir / "headline.json").write_text(json.dumps({"profile": "smoke", "dataset": "synthetic",
+                                                           "attack_budget_sequences": 40, "attack_seq_len": 8}))
+    metrics = stage.run(ctx, stage.Settings.for_profile("smoke").with_overrides(compare_k=5,
+                                                                                 bootstrap_replicates=50))
+    headline = json.loads((ctx.run_dir / "headline.json").read_text())
+    assert headline["attack_main_generator"] == "autoregressive"
+    assert headline["attack_main_agr10_low"] <= headline["attack_main_agr10"] <= headline["attack_main_agr10_high"]
+    record = json.loads((ctx.run_dir / "report" / "paper.json").read_text())
+    facts = [fact for sentence in record["abstract"] for fact in sentence["facts"] if fact["source"] == "headline"]
+    assert {fact["key"] for fact in facts} >= {"attack_main_agr10", "attack_main_surrogate_ndcg10",
+                                               "attack_budget_sequences"}
+    for fact in facts:
+        value = headline[fact["key"]]
+        expected = [value, headline[fact["key"] + "_low"], headline[fact["key"] + "_high"]] \
+            if fact["kind"] == "interval" else value
+        assert fact["value"] == expected, fact
+    rows = pd.read_csv(ctx.run_dir / "report" / "attack_intervals.csv")
+    assert rows["checkpoint"].tolist() == ["attack/surrogate_sasrec_sasrec_autoregressive_40.pt"]
+    assert metrics["paper"]["not_measured"] == [q.key for q in paper.QUESTIONS]  # no stage tables in this run folder
+    page = (ctx.run_dir / "report" / "paper.html").read_text()
+    assert "not measured in this run" in page and str(tmp_path) not in page
+
+
 @pytest.mark.parametrize("missing, column", [
     ("gro/gro_lam1.pt", "GRO target λ=1 (chosen on validation)"),
 ])
@@ -105,7 +133,7 @@ def test_a_run_with_no_checkpoint_still_gets_a_comparison_page(tmp_path, data_di
 def test_targets_follow_the_profile_and_the_study_time_is_totalled_after_the_report():
     """The 2-hour budget is the cpu profile's, the 20-minute one the full profile's; a run's own report comes
     before the runner totals the stage times, so it says so instead of 'not measured'."""
-    from recsec_lib.study.report import findings, target_table
+    from recsec_lib.study.report import target_table
 
     def wall_rows(headline):
         table = target_table(headline)
@@ -115,12 +143,10 @@ def test_targets_follow_the_profile_and_the_study_time_is_totalled_after_the_rep
     assert wall_rows({"profile": "full", "study_wall_seconds": 1500.0}) == [["<= 1200", "MISSED"]]
     assert wall_rows({"profile": "smoke"}) == []
     assert wall_rows({"profile": "cpu"}) == [["<= 7200", "totalled after the report"]]
-    summary = findings({"profile": "cpu", "dataset": "ml-1m", "sasrec_test_hr10": 0.31}, {})[0]
-    assert summary.startswith("1 of ") and "0 missed" in summary and "totalled" not in summary
 
 
-def test_findings_say_how_the_gro_targets_were_trained():
-    from recsec_lib.study.report import findings, gro_training_sentence
+def test_the_report_says_how_the_gro_targets_were_trained():
+    from recsec_lib.study.report import gro_training_sentence
 
     scratch = {"settings": {"from_scratch": True, "max_batches_per_epoch": 0, "positions_per_sequence": 20,
                             "epochs": 200},
@@ -133,36 +159,16 @@ def test_findings_say_how_the_gro_targets_were_trained():
     assert gro_training_sentence(finetune) == (
         "GRO targets were fine-tuned from the undefended target (12 batches per epoch, at most 1 epoch; student "
         "and swap loss on every position).")
-    assert any(line.startswith("GRO targets were trained from scratch")
-               for line in findings({"profile": "cpu", "dataset": "ml-1m"}, {"gro": scratch}))
 
 
-def test_findings_say_which_way_agreement_moved_and_print_counts_as_counts():
-    """The published run of 2026-12-02 said Agr@10 'falls from 0.476 to 0.478' and '384.0 accounts'."""
-    from recsec_lib.study.report import findings
-
-    def line(headline, start):
-        base = {"profile": "cpu", "dataset": "ml-1m", "gro_best_lambda": 0.1, "gro_utility_retention": 0.958}
-        return next(text for text in findings({**base, **headline}, {}) if text.startswith(start))
-
-    assert "Agr@10 rises from 0.476 to 0.478" in line({"none_agr10": 0.476, "gro_agr10": 0.478}, "Under GRO")
-    assert "Agr@10 falls from 0.476 to 0.100" in line({"none_agr10": 0.476, "gro_agr10": 0.1}, "Under GRO")
-    assert "Agr@10 stays at 0.500, at a utility retention of 95.8%" in line({"none_agr10": 0.5, "gro_agr10": 0.5},
-                                                                          "Under GRO")
-    accounts = line({"seat_accounts_needed": 384.0, "volume_cap_accounts_needed": 82.0}, "To stay undetected")
-    assert accounts == "To stay undetected the attacker needs 384 accounts against SEAT and 82 against a volume cap alone."
-    assert "inf accounts" in line({"seat_accounts_needed": float("inf"), "volume_cap_accounts_needed": 82.0},
-                                  "To stay undetected")
-
-
-def test_findings_agree_in_number():
+def test_counts_agree_in_number():
     """The smoke report said 'the attacker needs 1 accounts against SEAT'."""
-    from recsec_lib.study.report import counted, findings, gro_training_sentence
+    from recsec_lib.study.paper import accounts_words
+    from recsec_lib.study.report import counted, gro_training_sentence
 
-    base = {"profile": "smoke", "dataset": "synthetic", "volume_cap_accounts_needed": 5}
-    accounts = next(line for line in findings({**base, "seat_accounts_needed": 1}, {})
-                    if line.startswith("To stay undetected"))
-    assert accounts == "To stay undetected the attacker needs 1 account against SEAT and 5 against a volume cap alone."
+    assert [accounts_words(1.0), accounts_words(4.0), accounts_words(1200.0)] == ["1 account", "4 accounts",
+                                                                                 "1,200 accounts"]
+    assert accounts_words(float("inf")) == "more accounts than the grid tried"
     assert [counted(1, "epoch"), counted(2.0, "epoch")] == ["1 epoch", "2 epochs"]
     assert [counted(1, "batch", "batches"), counted(3, "batch", "batches")] == ["1 batch", "3 batches"]
     one = {"settings": {"from_scratch": False, "max_batches_per_epoch": 1, "positions_per_sequence": 1, "epochs": 1}}
@@ -203,7 +209,8 @@ def test_report_sections_put_each_figure_beside_its_table_in_stage_order(tmp_pat
     run = tmp_path / "run"
     files = {"seat/roc.png": png(), "seat/single_account.csv": "detector,detected\nseat,3\n",
              "gro/utility_vs_protection.png": png(), "gro/frontier.png": png(),
-             "gro/frontier.csv": "defense,lam,retention_test,best\nNone,,1.0,False\nGRO λ=1,1.0,0.97,True\n",
+             "gro/frontier.csv": "defense,utility kept % [95% CI],verdict (NDCG@10)\nNone,,reference\n"
+                                 "GRO λ=1,97.0 [96.0 98.0],no effect\n",
              "train/curves.png": png(12.0), "report/quality.csv": "model,hr@10\nsasrec,0.3\n",
              "attack/budget_curve.csv": "generator,budget_sequences,agr10\nrandom,20,0.6\n", "attack/empty.csv": ""}
     for name, content in files.items():
@@ -231,8 +238,9 @@ def test_report_sections_put_each_figure_beside_its_table_in_stage_order(tmp_pat
     assert ">None<" in block and ">—<" in block and "NaN" not in block
     assert "From gro/frontier.csv, gro/frontier.png." in block
     assert str(tmp_path) not in block  # paths relative to the run folder, never this machine's
+    assert f'alt="{html.escape(sections[2].title)}.' in figure  # alternative text: the title and the caption
     wide = section_html(run, sections[0])
-    assert "flex:0 1 1100px" in wide  # a figure of several panels takes a row of its own
+    assert 'width="1440"' in wide and "width:1440px" in wide  # its natural width (12 in at 120 dpi), not shrunk
     table_only = section_html(run, sections[1])
     assert "<figure" not in table_only and html.escape(sections[1].caption)[:40] in table_only
 

@@ -187,7 +187,8 @@ def test_publishing_the_main_run_keeps_runs_published_beside_it(tmp_path):
     assert json.loads((tmp_path / "results" / "attack-5k" / "headline.json").read_text())[
         "attack_agr10_autoregressive_5k"] == 0.76
     text = readme.read_text()
-    assert "results/attack-5k/" in text and "| `attack_agr10_autoregressive_5k` | 0.76 | >= 0.7 | met |" in text
+    assert "results/attack-5k/" in text  # a run with no commit recorded is listed, its target never counted met:
+    assert "| `attack_agr10_autoregressive_5k` | 0.76 | >= 0.7 | not counted (no commit recorded) |" in text
     assert "| `attack_agr10_random_5k` | 0.67 |  |  |" in text
     assert "0.2 |" not in text  # a figure the main run has too is the main run's to show
 

@@ -254,26 +254,6 @@ def test_seat_calibration_splits_the_false_positive_budget():
         calibrate("prada", stats, 0.01)
 
 
-def test_report_leads_with_the_worst_attacker_and_says_missed():
-    from recsec_lib.study.report import seat_findings
-
-    headline = {"seat_plus_cap_accounts_needed": 17.0, "seat_plus_cap_worst_attack": "chain",
-                "seat_plus_cap_cost_increase_over_volume_cap": 1.0, "volume_cap_accounts_needed": 17.0,
-                "seat_cost_increase_over_volume_cap": 0.5, "seat_worst_attack": "chain", "seat_accounts_needed": 8.0,
-                "seat_plus_cap_false_positive_rate": 0.0005}
-    seat = {"zoo": [{"attack": "chain", "agr10": 0.602}], "seat_plus_cap_worst_form": "bulk-rerank",
-            "seat_plus_cap_worst_form_rate": 0.02}
-    lines = seat_findings(headline, seat)
-    first, second = lines[0], lines[-1]
-    assert first.startswith("SEAT with the caps does NOT protect (MISSED")
-    assert "'chain' gets through with 17 accounts and trains a surrogate of Agr@10 0.602" in first
-    assert "1.00x" in first and "'bulk-rerank' at 2.00%" in second and "MISSED" in second
-    headline["seat_plus_cap_cost_increase_over_volume_cap"] = 4.5
-    assert seat_findings(headline, seat)[0].startswith("SEAT with the caps protects")
-    headline["seat_plus_cap_cost_increase_over_caps"] = 1.0
-    assert "SEAT's own worst-case contribution is 1.00x" in seat_findings(headline, seat)[1]
-
-
 def test_an_interleaving_attacker_may_split_by_walk():
     from recsec_lib.seat.zoo import SplitStatistics, accounts_needed
 

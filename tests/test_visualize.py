@@ -169,3 +169,120 @@ def test_stages_save_figures_without_switching_the_notebook_backend(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["budget_curve.png", "curves.png", "frontier.png", "roc.png",
                                                           "zoo.png"]
     assert all(is_png(p) for p in tmp_path.iterdir())
+
+
+# ---- figures a reader can read (issue 26, item 3) ---------------------------------------------------------------
+
+def crowded_frontier_rows():
+    """Nine arms of matrix.csv, most of them near (100% kept, 0 fall), as a real run puts them."""
+    rows = []
+    spots = [(1.0, 0.0), (0.49, 0.31), (0.985, 0.0), (1.0, 0.023), (1.02, 0.146), (0.988, -0.092), (0.992, -0.019),
+             (0.987, -0.17), (0.992, -0.183)]
+    families = ["none", "paper", "output", "output", "gro-control", "gro", "gro", "combo", "combo"]
+    for number, ((kept, fall), family) in enumerate(zip(spots, families), start=1):
+        rows.append({"arm": f"arm number {number} with a long name", "family": family, "worst": True,
+                     "worst_agr": True, "attacker": "knowing", "retention_test": kept,
+                     "retention_test_low": kept - 0.01, "retention_test_high": kept + 0.01,
+                     "surrogate_test_ndcg10_drop": fall, "surrogate_test_ndcg10_drop_low": fall - 0.1,
+                     "surrogate_test_ndcg10_drop_high": fall + 0.1})
+    return pd.DataFrame(rows)
+
+
+LONG_TITLE = ("Defense frontier (upper right is better)\nsasrec, GRO fine-tuned, whole epochs, ≤1 epoch(s); attack "
+              "500×100 autoregressive, 4 views, 3 seeds, surrogates of 20 epochs")
+
+
+def test_no_figure_clips_a_title_label_or_legend():
+    """The published frontier's subtitle was cut at both edges; the zoo's and the ROC's labels are long too."""
+    from recsec_lib.arena.figures import frontier_figure
+    from recsec_lib.common import plots
+    from recsec_lib.seat.plots import zoo_costs
+
+    history, curve, defenses, sweep, roc = study_tables()
+    roc = pd.concat([roc, roc.assign(detector="seat+cap"), roc.assign(detector="prada")])
+    figures = {"training": plots.training_curves(history), "budget": plots.budget_curve(curve.assign(seq_len=200)),
+               "frontier": frontier_figure(crowded_frontier_rows(), title=LONG_TITLE),
+               "roc": plots.roc_curves(roc, {"seat": 0.9, "seat+cap": 0.9, "prada": 0.8}, 0.001),
+               "zoo": zoo_costs(zoo_table().assign(queries=[400, 400], accounts_prada=[1, None])),
+               "surrogate": plots.surrogate_training(curve.assign(surrogate="sasrec", epoch=[1, 2, 1, 2],
+                                                                  valid_agr10=0.5))}
+    for name, fig in figures.items():
+        assert plots.clipped_texts(fig) == [], name
+
+
+def test_clipped_texts_finds_a_title_wider_than_its_figure():
+    from recsec_lib.common import plots
+
+    fig = plots.PlotFigure(figsize=(3, 2))  # no constrained layout, no wrapping
+    fig.subplots().set_title("a title far too long for a figure three inches wide, cut at both of its edges")
+    assert ("a title far too long for a figure three inches wide, cut at both of its edges"
+            in plots.clipped_texts(fig))
+    assert all(len(line) <= 40 for line in plots.wrapped("word " * 30, 3.0, 10).splitlines())
+
+
+def test_frontier_numbers_do_not_overlap_and_the_legend_names_every_point():
+    """'top-10 only' was written on 'tail resampled', and the control on None."""
+    from matplotlib.text import Annotation
+
+    from recsec_lib.arena.figures import frontier_figure
+    from recsec_lib.common import plots
+
+    fig = frontier_figure(crowded_frontier_rows(), title=LONG_TITLE)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()  # drawn as saved
+    renderer = canvas.get_renderer()
+    labels = [artist for artist in fig.get_axes()[0].get_children() if isinstance(artist, Annotation)]
+    numbers = sorted(int(n) for label in labels for n in label.get_text().split(", "))
+    assert numbers == list(range(1, 10))  # every point is numbered once
+    boxes = [label.get_window_extent(renderer) for label in labels]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    legend = [text.get_text() for text in fig.get_axes()[0].get_legend().get_texts()]
+    assert all(any(entry.startswith(f"{n}: ") for entry in legend) for n in range(1, 10))
+
+
+def test_the_zoo_figure_draws_prada_and_beyond_the_grid_without_zero_on_a_log_axis():
+    from recsec_lib.seat.plots import zoo_costs
+
+    table = zoo_table().assign(queries=[400, 400], accounts_prada=[1, None])
+    fig = zoo_costs(table)
+    left = fig.get_axes()[0]
+    texts = [t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text"))]
+    assert "0 = beyond the grid" not in " ".join(texts)
+    assert "prada" in [t.get_text() for t in fig.legends[0].get_texts()]
+    hatched = [bar for bar in left.patches if bar.get_hatch()]
+    assert len(hatched) == 1 and hatched[0].get_width() == 200  # the largest count the grid tried for 400 queries
+    assert "beyond" in texts
+    assert left.get_xscale() == "log" and "log scale" in left.get_xlabel()
+
+
+def test_roc_curves_are_drawn_distinguishably_and_axes_say_their_units():
+    from recsec_lib.common import plots
+
+    roc = pd.DataFrame({"detector": ["seat"] * 3 + ["seat+cap"] * 3, "fpr": [0.0, 0.01, 1.0] * 2,
+                        "tpr": [0.0, 0.9, 1.0] * 2})
+    axis = plots.roc_curves(roc, {"seat": 0.9, "seat+cap": 0.9}, 0.001).get_axes()[0]
+    lines = [line for line in axis.get_lines() if line.get_label() and not line.get_label().startswith("calibrated")]
+    assert len({(line.get_linestyle(), line.get_marker()) for line in lines}) == len(lines) == 2
+    assert "%" in axis.get_xlabel() and "log scale" in axis.get_xlabel() and "%" in axis.get_ylabel()
+    budget = plots.budget_curve(pd.DataFrame({"generator": ["random"] * 3, "budget_sequences": [250, 500, 1000],
+                                              "agr1": [0.2] * 3, "agr10": [0.5] * 3, "seq_len": [200] * 3}))
+    axis = budget.get_axes()[0]
+    assert axis.get_xscale() == "log" and "log scale" in axis.get_xlabel() and "200 queries" in axis.get_xlabel()
+    assert "%" in axis.get_ylabel()
+
+
+def test_a_figure_shown_in_a_notebook_has_alternative_text_and_its_natural_width():
+    """nbconvert warned 'Alternative text is missing' for every figure; notebook CSS shrank them."""
+    from recsec_lib.common import plots
+
+    history, curve, *_ = study_tables()
+    fig = plots.budget_curve(curve)
+    page = fig._repr_html_()
+    assert 'alt="Line chart: the surrogate' in page and f'width="{int(6.4 * plots.DPI)}"' in page
+    plain = plots.new_figure(2.0, 1.0)
+    axis = plain.subplots()
+    axis.set_title("a title")
+    axis.set_xlabel("epoch")
+    assert plots.alt_text(plain) == "Figure: a title; x: epoch"

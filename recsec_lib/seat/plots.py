@@ -9,33 +9,68 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
+from matplotlib.ticker import FuncFormatter
 
 from recsec_lib.common.plots import PlotFigure, new_figure
+from recsec_lib.seat.zoo import grid_max
 
-ZOO_DETECTORS = ("seat-pairs", "seat", "seat+cap", "caps", "volume", "rate")  # bars drawn per attacker
+# bars drawn per attacker, in this order (a detector the table lacks is left out)
+ZOO_DETECTORS = ("seat-pairs", "seat", "seat+cap", "caps", "volume", "rate", "prada")
+_HATCH = "////"  # an attacker flagged at every account count of the grid: the bar runs to the grid's end, hatched
 
 
 def zoo_costs(table: pd.DataFrame, detectors: Sequence[str] = ZOO_DETECTORS) -> PlotFigure:
-    """Accounts each zoo attacker needs per detector (log scale) beside its surrogate's Agr@10.
+    """Accounts each zoo attacker needs per detector (log scale) beside its surrogate's Agr@10 (%).
 
-    ``table``: ``zoo.csv`` (one row per attack; ``accounts_<detector>`` columns, ``agr10``).
+    ``table``: ``zoo.csv`` (one row per attack; ``accounts_<detector>`` columns,
+    ``agr10``, and ``queries`` when recorded). A missing count means the
+    attacker was flagged at every account count of the grid: its bar runs to
+    the largest count the grid tried for that attack (``seat.zoo.grid_max`` of
+    its queries), hatched and marked "beyond", never drawn as 0 on a log axis.
     """
     attacks = table["attack"].tolist()
-    fig = new_figure(11.0, 0.45 * len(attacks) + 1.6)
-    left, right = fig.subplots(1, 2, sharey=True)
-    height = 0.8 / max(1, len(detectors))
-    for i, detector in enumerate(detectors):
-        column = f"accounts_{detector}"
-        if column in table:
-            offset = (i - (len(detectors) - 1) / 2) * height  # the group of bars centred on the attack's tick
-            left.barh([a + offset for a in range(len(attacks))], table[column].fillna(0), height=height,
-                      label=detector)
+    shown = [d for d in detectors if f"accounts_{d}" in table]
+    fig = new_figure(10.0, max(3.0, 0.09 * len(attacks) * max(1, len(shown)) + 2.2),
+                     alt="Bar chart: the fewest accounts each zoo attacker needs to stay unflagged, per detector "
+                     "(log scale), beside the Agr@10 (%) of the surrogate it trains.")
+    left, right = fig.subplots(1, 2, sharey=True, width_ratios=(3, 1))
+    height = 0.8 / max(1, len(shown))
+    if "queries" in table:
+        limits = [grid_max(int(q)) for q in table["queries"]]
+    else:  # an older table: the largest count any attacker reached stands for the grid's end
+        counts = table[[f"accounts_{d}" for d in shown]].to_numpy(dtype=float)
+        limits = [float(np.nanmax(counts)) if np.isfinite(counts).any() else 1.0] * len(attacks)
+    beyond_drawn = False
+    for i, detector in enumerate(shown):
+        values = table[f"accounts_{detector}"].to_numpy(dtype=float)
+        offset = (i - (len(shown) - 1) / 2) * height  # the group of bars centred on the attack's tick
+        positions = np.arange(len(attacks)) + offset
+        within = ~np.isnan(values)
+        bars = left.barh(positions[within], values[within], height=height, color=f"C{i}", label=detector)
+        if (~within).any():
+            ends = np.array(limits, dtype=float)[~within]
+            left.barh(positions[~within], ends, height=height, color=bars.patches[0].get_facecolor()
+                      if bars.patches else f"C{i}", alpha=0.35, hatch=_HATCH, edgecolor=f"C{i}")
+            for y, x in zip(positions[~within], ends):
+                left.annotate("beyond", (x, y), xytext=(2, 0), textcoords="offset points", va="center", fontsize=6)
+            beyond_drawn = True
     left.set_xscale("log")
+    left.set_xlim(left=0.5)  # a bar of 1 account stays visible
+    left.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}" if value >= 1 else f"{value:g}"))
     left.set_yticks(range(len(attacks)))
     left.set_yticklabels(attacks)
-    left.set_xlabel("accounts needed to stay unflagged (0 = beyond the grid)")
-    left.legend(fontsize=7)
-    right.barh(range(len(attacks)), table["agr10"], color="grey")
-    right.set_xlabel("surrogate Agr@10 (real test inputs)")
+    left.invert_yaxis()
+    left.set_xlabel("accounts needed to stay unflagged (log scale)"
+                    + ("\nhatched: flagged at every count tried (more than the bar's end)" if beyond_drawn else ""))
+    left.set_title("What staying unflagged costs", fontsize=10)
+    left.grid(axis="x", alpha=0.3)
+    fig.legend(*left.get_legend_handles_labels(), loc="outside lower center", ncols=min(len(shown), 7), fontsize=7,
+               title="detector", title_fontsize=7)
+    right.barh(range(len(attacks)), 100 * table["agr10"].astype(float), color="grey")
+    right.set_xlabel("surrogate Agr@10, %\n(real test inputs)")
+    right.set_title("What it buys", fontsize=10)
+    right.set_xlim(0, 100)
+    right.grid(axis="x", alpha=0.3)
     return fig  # constrained layout (new_figure): no tight_layout

@@ -9,5 +9,6 @@ Layer 6: may import every library package (``common``, ``data``, ``models``,
 * ``notebook_params`` — reading and checking a notebook's ``parameters`` cell;
 * ``runner``          — ``run_all.sh``: notebooks in order through papermill, HTML export;
 * ``headless``        — the same stages without Jupyter (``recsec study``);
-* ``report`` / ``readme_results`` — the report's tables and findings, the README's results table.
+* ``paper/``          — the report as a short paper: questions, verdict table, abstract (every sentence's facts kept);
+* ``report`` / ``readme_results`` — the report's appendix (targets, stage sections), the README's results table.
 """

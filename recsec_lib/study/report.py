@@ -1,14 +1,15 @@
-"""The study's report: tables, findings and the sections that put each figure beside its table.
+"""The report's tables, the issues' targets, and the sections that put each stage's figure beside its table.
 
 Everything here is read from the run folder (each stage's ``metrics.json``, the
 CSV tables stages save, ``headline.json``); nothing is typed in by hand except
 the published reference rows, which are labelled as such, and the targets the
-issues set, which the findings compare against.
+issues set (the report's appendix A). The paper that opens the report (its
+sentences, verdict table, limitations) is ``study.paper``; the sections here
+are its appendix B: every figure and table of every stage.
 """
 
 from __future__ import annotations
 
-import base64
 import html
 import operator
 import re
@@ -136,78 +137,6 @@ def target_table(headline: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def findings(headline: dict, stage_metrics: dict[str, dict]) -> list[str]:
-    """Sentences generated from the numbers: targets met and missed, and what wins at what cost."""
-    lines = []
-    targets = target_table(headline)
-    targets = targets[targets.status != TOTALLED_LATER]  # the study's own time, known only later
-    met = targets[targets.status == "met"]
-    missed = targets[targets.status == "MISSED"]
-    absent = targets[targets.status == "not measured in this run"]
-    lines.append(f"{len(met)} of {len(targets)} targets met, {len(missed)} missed, "
-                 f"{len(absent)} not measured in this run ({headline.get('profile')} profile, "
-                 f"{headline.get('dataset')}).")
-    for _, row in missed.iterrows():
-        lines.append(f"Missed: {row['figure']}: measured {row['measured']:.4g}, target {row['target']}.")
-    if "sasrec_test_hr10" in headline and "meanemb_test_hr10" in headline:
-        lines.append(f"SASRec reaches HR@10 {headline['sasrec_test_hr10']:.4f} against "
-                     f"{headline['meanemb_test_hr10']:.4f} for the seed's averaged-embedding baseline.")
-    if "none_agr10" in headline and "gro_agr10" in headline:
-        none, gro = headline["none_agr10"], headline["gro_agr10"]
-        moves = (f"falls from {none:.3f} to {gro:.3f}" if gro < none
-                 else f"rises from {none:.3f} to {gro:.3f}" if gro > none else f"stays at {gro:.3f}")
-        lines.append(f"Under GRO (λ = {_number(headline.get('gro_reported_lambda', headline.get('gro_best_lambda')))}) "
-                     f"the attacker's Agr@10 {moves}, "
-                     f"at a utility retention of "
-                     f"{headline.get('gro_utility_retention', float('nan')):.1%}.")
-    if stage_metrics.get("gro", {}).get("settings"):
-        lines.append(gro_training_sentence(stage_metrics["gro"]))
-    if stage_metrics.get("gro", {}).get("frontier"):
-        lines.extend(defense_findings(stage_metrics["gro"]))
-    lines += seat_findings(headline, stage_metrics.get("seat", {}))
-    return lines
-
-
-# --- SEAT findings (GitHub issue 17): whether the detector protects, at what cost, against which attacker ---
-
-def seat_findings(headline: dict, seat: dict) -> list[str]:
-    """SEAT sentences led by the worst case over the attacker zoo; a missed target is said to be MISSED."""
-    if "seat_plus_cap_accounts_needed" not in headline:  # a run of the first version: no zoo
-        if "seat_accounts_needed" in headline and "volume_cap_accounts_needed" in headline:
-            return [f"To stay undetected the attacker needs {counted(headline['seat_accounts_needed'], 'account')} "
-                    f"against SEAT and {_count(headline['volume_cap_accounts_needed'])} against a volume cap alone.",
-                    "These counts cover the random and autoregressive attackers only: no attacker that knows the "
-                    "detector was measured in this run."]
-        return []
-    plus = headline.get("seat_plus_cap_cost_increase_over_volume_cap")
-    alone = headline.get("seat_cost_increase_over_volume_cap")
-    protects = plus is not None and plus >= 4
-    verdict = ("protects" if protects else "does NOT protect (MISSED: target >= 4x the volume cap's cost)")
-    zoo = {row["attack"]: row for row in seat.get("zoo", [])}
-    worst = headline.get("seat_plus_cap_worst_attack")
-    agr = zoo.get(worst, {}).get("agr10")
-    lines = [f"SEAT with the caps {verdict} against the worst attacker of the zoo: '{worst}' gets through with "
-             f"{counted(headline.get('seat_plus_cap_accounts_needed'), 'account')}"
-             + (f" and trains a surrogate of Agr@10 {agr:.3f}" if agr is not None else "")
-             + f", against {counted(headline.get('volume_cap_accounts_needed'), 'account')} for the cheapest attacker "
-             f"under a volume cap alone (worst-case cost increase {plus if plus is None else f'{plus:.2f}'}x; "
-             f"SEAT without the caps: {alone if alone is None else f'{alone:.2f}'}x, worst attacker "
-             f"'{headline.get('seat_worst_attack')}' with {counted(headline.get('seat_accounts_needed'), 'account')})."]
-    over_caps = headline.get("seat_plus_cap_cost_increase_over_caps")
-    if over_caps is not None:
-        lines.append(f"Against the lifetime and rate caps without SEAT (same false-positive budget), SEAT's own "
-                     f"worst-case contribution is {over_caps:.2f}x; the rate cap assumes the attacker paces its "
-                     f"queries evenly over {_number(seat.get('settings', {}).get('attack_horizon_hours', '?'))} h.")
-    fpr = headline.get("seat_plus_cap_false_positive_rate")
-    form, form_rate = seat.get("seat_plus_cap_worst_form"), seat.get("seat_plus_cap_worst_form_rate")
-    if fpr is not None:
-        ok = fpr <= 0.001 and (form_rate or 0.0) <= 0.01
-        lines.append(f"On held-out benign accounts SEAT with the caps flags {fpr:.2%} "
-                     f"({'met' if ok else 'MISSED'}: target <= 0.1% overall, no form above 1%); the worst form is "
-                     f"'{form}' at {form_rate:.2%}.")
-    return lines
-
-
 def _count(value) -> str:
     """A count read back from JSON (384.0) printed as one (384); anything else (inf, text) as it is."""
     if isinstance(value, float) and value.is_integer():
@@ -254,33 +183,6 @@ def gro_training_sentence(gro: dict) -> str:
             f"{where})" + (f": {epochs}." if epochs else "."))
 
 
-def defense_findings(gro: dict) -> list[str]:
-    """One line per defense, leading with whether it protects (95% interval of the fall above 0) against its
-    strongest attacker and at what utility cost; then the λ choice per zero-gradient rule and the frontier target."""
-    lines = [f"Defenses ({gro.get('scale', 'scale not recorded')}); each against its strongest attacker, "
-             "falls with 95% intervals over test users and attack seeds:"]
-    for row in gro["frontier"]:
-        if row["verdict (NDCG@10)"] == "reference":
-            continue
-        lines.append(f"{row['defense']}: {row['verdict (NDCG@10)'].upper()} — surrogate NDCG@10 fall "
-                     f"{row['surrogate NDCG@10 fall % [95% CI]']} % ({row['strongest attacker (NDCG@10)']}), "
-                     f"Agr@10 fall {row['Agr@10 fall % [95% CI]']} % ({row['strongest attacker (Agr@10)']}: "
-                     f"{row['verdict (Agr@10)']}), NDCG@10 kept {row['utility kept % [95% CI]']} % "
-                     f"of {row['compared with']}.")
-    for rule, choice in (gro.get("lambda_choices") or {}).items():
-        chosen = (f"λ = {choice['lam']:g} chosen on validation" if choice.get("lam") is not None
-                  else f"{choice.get('reason', 'no λ chosen')} on validation (figures shown for "
-                       f"λ = {_number(choice.get('shown_lam'))})")
-        lines.append(f"GRO, zero-gradient rule {rule}: {chosen}.")
-    best = gro.get("frontier_best") or {}
-    status = "met" if best.get("target_met") else "MISSED"
-    lines.append(f"Frontier target (>= 99% of NDCG@10 kept, >= 30% fall): {status}; best defense keeping 99%: "
-                 f"{best.get('arm') or 'none'}" + (f" ({best['measure']} fall {100 * best['fall']:.3g}%, "
-                                                   f"interval low {100 * best['fall_low']:.3g}%)" if best.get("arm") else "")
-                 + ".")
-    return lines
-
-
 QUALITY_COLUMNS = ("hr@1", "hr@5", "hr@10", "hr@20", "ndcg@1", "ndcg@5", "ndcg@10", "ndcg@20", "mrr",
                    "unfiltered_hr@10", "unfiltered_ndcg@10", "sampled_hr@10", "sampled_ndcg@10")
 
@@ -318,12 +220,61 @@ class Section:
     table: str = ""  # CSV file, e.g. "attack/budget_curve.csv"; "" = no table
     figure: str = ""  # PNG file, e.g. "attack/budget_curve.png"; "" = no figure
     columns: tuple[str, ...] = ()  # the table's columns shown, in this order; () = all (the CSV keeps every column)
+    view: str = ""  # a name of TABLE_VIEWS: how the table is reshaped to fit the page ("" = as saved)
 
 
 # Headings of the report's stage groups.
 STAGE_TITLES = {
     "data": "Data", "analyze": "The data", "train": "Recommenders", "attack": "Model extraction",
     "gro": "Defense: GRO", "seat": "Detection: SEAT",
+}
+
+
+def _percent(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+    """``frame`` with the fraction columns named in ``columns`` turned into % (rounded to 0.1) and renamed."""
+    out = frame.copy()
+    for column, label in columns.items():
+        if column in out:
+            out[column] = (100 * pd.to_numeric(out[column], errors="coerce")).round(1)
+    return out.rename(columns=columns)
+
+
+def _fpr_by_form(frame: pd.DataFrame) -> pd.DataFrame:
+    """fpr_by_form.csv (detector × kind, long) as one row per kind of benign account, one column per detector (%)."""
+    wide = frame.assign(rate=(100 * frame["rate"].astype(float)).round(2)).pivot_table(
+        index="kind", columns="detector", values="rate", sort=False)
+    accounts = frame.groupby("kind", sort=False)["accounts"].max()
+    wide.columns = [f"{detector} %" for detector in wide.columns]
+    return wide.reset_index().assign(accounts=accounts.reindex(wide.index).to_numpy()).rename(
+        columns={"kind": "benign accounts"})
+
+
+def _zoo(frame: pd.DataFrame) -> pd.DataFrame:
+    accounts = [c for c in frame.columns if c.startswith("accounts_")]
+    out = _percent(frame[["attack", "queries", "agr10", *accounts]], {"agr10": "Agr@10 %"})
+    return out.rename(columns={c: c.removeprefix("accounts_") + " accounts" for c in accounts})
+
+
+def _single_account(frame: pd.DataFrame) -> pd.DataFrame:
+    """single_account.csv (detector × generator × budget, long) as one row per detector and generator, one column
+    per budget: "detected of runs" there."""
+    cells = frame.assign(cell=[f"{int(d)} of {int(r)}" for d, r in zip(frame["detected"], frame["runs"])])
+    wide = cells.pivot_table(index=["detector", "generator"], columns="budget", values="cell", aggfunc="first",
+                             sort=False)
+    wide.columns = [f"detected at {int(budget):,} sequences" for budget in wide.columns]
+    return wide.reset_index()
+
+
+# Named reshapes of a saved table for the page (percent, fewer columns, long tables pivoted); the CSV is unchanged.
+TABLE_VIEWS = {
+    "quality": lambda f: _percent(f, {c: c.replace("_", " ").replace("hr@", "HR@").replace("ndcg@", "NDCG@")
+                                      .replace("mrr", "MRR") + " %" for c in QUALITY_COLUMNS}),
+    "budget": lambda f: _percent(f, {"agr1": "Agr@1 %", "agr10": "Agr@10 %", "surrogate_test_hr10":
+                                     "surrogate HR@10 %", "surrogate_test_ndcg10": "surrogate NDCG@10 %",
+                                     "target_test_ndcg10": "target NDCG@10 %"}),
+    "fpr_by_form": _fpr_by_form,
+    "zoo": _zoo,
+    "single_account": _single_account,
 }
 
 SECTIONS = (
@@ -349,53 +300,65 @@ SECTIONS = (
             "Interactions per month in the raw file (only sources with timestamps).",
             figure="analyze/over_time.png"),
     Section("train", "Training and test quality",
-            "Training loss and validation HR@10 / NDCG@10 per epoch, one line per model (full ranking, seen items "
-            "filtered). The table gives each model's test figures (full ranking, seen items filtered; unfiltered "
-            "and sampled-100 figures are labelled) beside the published ones.",
+            "Training loss and validation HR@10 / NDCG@10 (%) per epoch, one line per model (full ranking, seen "
+            "items filtered). The table gives each model's test figures in % (full ranking, seen items filtered; "
+            "unfiltered and sampled-100 figures are labelled) beside the published ones.",
             table="report/quality.csv", figure="train/curves.png",
-            columns=("model", "kind", "best epoch", "epoch seconds (this run)", "hr@10", "ndcg@10", "hr@20",
-                     "ndcg@20", "mrr", "unfiltered_hr@10", "unfiltered_ndcg@10", "sampled_hr@10", "sampled_ndcg@10",
-                     "source")),
+            columns=("model", "kind", "best epoch", "epoch seconds (this run)", "HR@10 %", "NDCG@10 %", "HR@20 %",
+                     "NDCG@20 %", "MRR %", "unfiltered HR@10 %", "unfiltered NDCG@10 %", "sampled HR@10 %",
+                     "sampled NDCG@10 %"), view="quality"),
     Section("attack", "Fidelity of the stolen model against the attack budget",
             "How often the surrogate's top-1 (Agr@1, dashed) and top-10 (Agr@10, solid) agree with the target's on "
-            "the real test users, against the number of synthetic sequences the attacker queried, per query "
-            "generator. The table adds the surrogate's own test quality and its training cost.",
+            "the real test users (%), against the number of synthetic sequences the attacker queried, per query "
+            "generator. Surrogates train for a fixed number of epochs with their seed (early stopping on the "
+            "attacker's own held-out synthetic queries may end them sooner), never against a wall clock. The table "
+            "adds the surrogate's own test quality and its training cost.",
             table="attack/budget_curve.csv", figure="attack/budget_curve.png",
-            columns=("generator", "budget_sequences", "budget_queries", "agr1", "agr10", "surrogate_test_hr10",
-                     "surrogate_test_ndcg10", "target_test_ndcg10", "epochs_run", "train_seconds")),
+            columns=("generator", "budget_sequences", "budget_queries", "Agr@1 %", "Agr@10 %", "surrogate HR@10 %",
+                     "surrogate NDCG@10 %", "target NDCG@10 %", "epochs_run", "train_seconds"), view="budget"),
     Section("attack", "Target × surrogate architectures",
-            "Fidelity at the main budget (autoregressive queries) for each pair of target and surrogate "
+            "Fidelity at the main budget (autoregressive queries), in %, for each pair of target and surrogate "
             "architecture.",
             table="attack/architectures.csv",
-            columns=("target", "surrogate", "budget_sequences", "agr1", "agr10", "surrogate_test_hr10",
-                     "surrogate_test_ndcg10")),
+            columns=("target", "surrogate", "budget_sequences", "Agr@1 %", "Agr@10 %", "surrogate HR@10 %",
+                     "surrogate NDCG@10 %"), view="budget"),
     Section("gro", "The defense frontier: utility kept against protection",
             "One point per defense at its worst attacker (the attacker who knows the defense, over every generator "
             "and seed): right = more of the target's NDCG@10 kept (test), up = a larger fall of the stolen "
             "surrogate's NDCG@10; bars are 95% intervals over test users and attack seeds. The output defenses are "
-            "compared with no defense, the GRO arms with the λ = 0 control trained through the same loop. A fall "
+            "compared with no defense, the GRO arms with the λ = 0 control trained through the same loop; the "
+            "control itself is compared with no defense, so its verdict is what fine-tuning alone does. A fall "
             "whose interval reaches 0 is no effect.",
-            table="gro/frontier.csv", figure="gro/frontier.png"),
+            table="gro/frontier.csv", figure="gro/frontier.png",
+            columns=("defense", "utility kept % [95% CI]", "strongest attacker (NDCG@10)",
+                     "surrogate NDCG@10 fall % [95% CI]", "verdict (NDCG@10)", "strongest attacker (Agr@10)",
+                     "Agr@10 fall % [95% CI]", "verdict (Agr@10)")),
     Section("gro", "GRO arms: both zero-gradient rules and the λ = 0 control",
-            "Target and surrogate HR@10/NDCG@10, filtered and unfiltered, Agr@10 and the share of served top-10 "
-            "lists holding the most-promoted item, per GRO arm and attacker.",
-            table="gro/gro_arms.csv"),
+            "Per GRO arm and attacker: the served and the surrogate's NDCG@10 (%), Agr@10 (%), the share of "
+            "served top-10 lists holding the most-promoted item (%), and the falls with their 95% intervals.",
+            table="gro/gro_arms.csv",
+            columns=("arm", "attacker", "generator", "target NDCG@10 %", "surrogate NDCG@10 %", "Agr@10 %",
+                     "lists with the most-promoted item %", "utility kept % [95% CI]",
+                     "surrogate NDCG@10 fall % [95% CI]", "Agr@10 fall % [95% CI]", "verdict")),
     Section("seat", "Single-account attacks",
-            "ROC of each detector's per-account score: benign held-out accounts against single-account attacks; the "
-            "dotted line is the false-positive rate the detectors were calibrated for. The table gives each "
-            "detector's detection rate and the queries an attack sent before it was flagged.",
-            table="seat/single_account.csv", figure="seat/roc.png"),
+            "ROC of each detector's per-account score, in %: benign held-out accounts against single-account "
+            "attacks (x: symmetric log scale, linear below 0.1%); the dotted line is the false-positive rate the "
+            "detectors were calibrated for. The table gives, per detector and query generator, how many "
+            "single-account attacks of each budget were flagged.",
+            table="seat/single_account.csv", figure="seat/roc.png", view="single_account"),
     Section("seat", "False positives per kind of benign account",
-            "Share of held-out benign accounts each detector flags, per kind of traffic (growing histories, page "
-            "refreshes, households, new users, sparse querying of long histories, client windows, history edits, "
-            "candidate re-ranking, repeated passes), with the detectors' calibration frozen.",
-            table="seat/fpr_by_form.csv"),
+            "Share (%) of held-out benign accounts each detector flags, one row per kind of traffic (growing "
+            "histories, page refreshes, households, new users, sparse querying of long histories, client windows, "
+            "history edits, candidate re-ranking, repeated passes), with the detectors' calibration frozen.",
+            table="seat/fpr_by_form.csv", view="fpr_by_form"),
     Section("seat", "The attacker zoo: what staying unflagged costs, and what it buys",
             "Left: the fewest accounts over which each attacker of the zoo (every-prefix walks, chains, interleaved, "
             "perturbed, popularity-sampled, one-query-per-walk, mixes) can split its queries with no account "
-            "flagged, per detector (log scale; 0 = beyond the grid). Right: the Agr@10 of the surrogate that "
-            "attacker trains on its queries. The headline takes the cheapest attacker per detector.",
-            table="seat/zoo.csv", figure="seat/zoo.png"),
+            "flagged, per detector, PRADA included (log scale; a hatched bar marked 'beyond': flagged at every "
+            "count tried, so more than the bar's end). Right: the Agr@10 (%) of the surrogate that attacker trains "
+            "on its queries (the SEAT stage's surrogates may stop on a time cap). The headline takes the cheapest "
+            "attacker per detector.",
+            table="seat/zoo.csv", figure="seat/zoo.png", view="zoo"),
     Section("seat", "The attack stage's own query logs",
             "The query logs the attack stage recorded, sent through each detector: accounts flagged of those "
             "that queried.",
@@ -432,6 +395,23 @@ def present_sections(run_dir: Path, sections: tuple[Section, ...] = SECTIONS) ->
     return sorted(found, key=lambda section: stage_rank(section.stage))  # stable: SECTIONS order within a stage
 
 
+def appendix_sections(run_dir: Path, in_paper: set[str] | frozenset[str] = frozenset(),
+                      sections: tuple[Section, ...] = SECTIONS) -> list[Section]:
+    """``present_sections`` without the figures the paper already shows (each figure appears once in the report).
+
+    A section whose figure is in the paper keeps its table (the appendix's
+    table has more columns than the paper's); one left with nothing is dropped.
+    """
+    out = []
+    for section in present_sections(run_dir, sections):
+        if section.figure in in_paper:
+            section = replace(section, figure="")
+            if not section.table:
+                continue
+        out.append(section)
+    return out
+
+
 def stage_groups(sections: list[Section]) -> list[tuple[str, list[Section]]]:
     """(heading, sections) per stage, in the order the sections come."""
     groups: dict[str, list[Section]] = {}
@@ -444,8 +424,12 @@ def section_html(run_dir: Path, section: Section) -> str:
     """The section as one HTML block (``figure_table_html``), read from its files in the run folder."""
     run_dir = Path(run_dir)
     frame = read_table(run_dir / section.table) if section.table else None
+    saved = frame
+    if frame is not None and section.view:
+        frame = TABLE_VIEWS[section.view](frame)
     png = (run_dir / section.figure).read_bytes() if section.figure else None
-    hidden = len(set(frame.columns) - set(section.columns)) if frame is not None and section.columns else 0
+    shown = [c for c in section.columns if frame is not None and c in frame.columns]
+    hidden = max(0, len(saved.columns) - len(shown)) if saved is not None and section.columns else 0
     source = ", ".join(name for name in (section.table, section.figure) if name)
     if hidden:
         source += f" (the CSV has {counted(hidden, 'more column')})"
@@ -456,40 +440,40 @@ def section_html(run_dir: Path, section: Section) -> str:
 def figure_table_html(title: str, caption: str, table: pd.DataFrame | None = None,
                       figure: bytes | Figure | None = None, columns: tuple[str, ...] = (), source: str = "",
                       stage: str = "") -> str:
-    """A titled block: the figure (PNG data or a matplotlib figure) with its caption, beside its table.
+    """A titled block: the figure (PNG data or a matplotlib figure) with its caption, then its table.
 
-    The figure is embedded (base64), so an exported page is one self-contained
-    file. Figure and table sit side by side where the page is wide enough and
-    one above the other where it is not; a table is never cut (a table wider
-    than the page scrolls). Without a figure the caption goes under the table.
-    ``source`` names the files the block was read from (relative paths only),
-    ``stage`` tags the block so readers and tests can tell which stage it shows.
+    The figure is embedded (base64) at its natural width with alternative text
+    (the title and caption), so an exported page is one self-contained file and
+    no figure is shrunk; its table follows below it, at the page's full width,
+    and is never cut (a table wider than the page scrolls). Without a figure
+    the caption goes under the table. ``source`` names the files the
+    block was read from (relative paths only), ``stage`` tags the block so
+    readers and tests can tell which stage it shows.
     """
     title_html, caption_html = html.escape(title), html.escape(caption)
     parts = []
     if figure is not None:
         png = figure if isinstance(figure, bytes) else plots.png_bytes(figure)
-        width = min(png_width(png), 1100)
-        data = base64.b64encode(png).decode("ascii")
-        basis = width if width > 900 else min(width, 560)  # a wide figure (several panels) takes a row of its own
-        parts.append(f'<figure class="recsec-figure" style="margin:0;flex:0 1 {basis}px;max-width:{width}px">'
-                     f'<img src="data:image/png;base64,{data}" alt="{title_html}" style="width:100%;height:auto">'
-                     f'<figcaption style="font-size:0.9em">{caption_html}</figcaption></figure>')
+        width = plots.png_width(png)
+        parts.append(f'<figure class="recsec-figure" style="margin:0;max-width:100%">'
+                     f"{plots.img_html(png, f'{title}. {caption}')}"
+                     f'<figcaption style="font-size:0.9em;max-width:{max(width, 480)}px">{caption_html}</figcaption>'
+                     "</figure>")
     if table is not None:
         below = "" if figure is not None else f'<p class="recsec-caption" style="font-size:0.9em">{caption_html}</p>'
-        parts.append(f'<div class="recsec-table-box" style="flex:1 1 auto;max-width:100%;overflow-x:auto">'
+        parts.append(f'<div class="recsec-table-box" style="max-width:100%;overflow-x:auto">'
                      f"{html_table(table, columns)}{below}</div>")
     if not parts:
         parts.append(f'<p class="recsec-caption">{caption_html}</p>')
     footer = f'<p style="font-size:0.8em;color:#666">From {html.escape(source)}.</p>' if source else ""
     return (f'<section class="recsec-section" data-stage="{html.escape(stage)}"><h4>{title_html}</h4>'
-            f'<div style="display:flex;flex-wrap:wrap;gap:1.5em;align-items:flex-start">{"".join(parts)}</div>'
+            f'<div style="display:flex;flex-direction:column;gap:0.8em;align-items:flex-start">{"".join(parts)}</div>'
             f"{footer}</section>")
 
 
 def png_width(png: bytes) -> int:
-    """Width in pixels of a PNG, from its header (the IHDR chunk follows the 8-byte signature)."""
-    return int.from_bytes(png[16:20], "big")
+    """Width in pixels of a PNG (``plots.png_width``; kept here for callers of the report module)."""
+    return plots.png_width(png)
 
 
 def demote_headings(markdown: str, levels: int) -> str:
