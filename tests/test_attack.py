@@ -325,7 +325,7 @@ def test_stage_settings_and_missing_target(tmp_path):
     from recsec_lib.study.stages.context import StudyContext
 
     assert stage.Settings.for_profile("full").main_budget == 5000
-    assert stage.Settings.for_profile("cpu").with_overrides(epochs=None).epochs == 60
+    assert stage.Settings.for_profile("cpu").with_overrides(epochs=None).epochs == 20
     assert stage.budget_label(5000) == "5k" and stage.budget_label(250) == "250"
     assert stage.Settings().with_overrides(budgets=300).budgets == (300,)
     assert stage.Settings().with_overrides(budgets="100, 200", generators="random").budgets == (100, 200)

@@ -32,6 +32,9 @@ seed: int = 42  # seed
 device: str = "auto"  # device
 profile: str = "smoke"  # profile
 force: bool = False  # recompute
+workers: int = 1  # cells at once
+cluster: str = ""  # Ray cluster
+threads: int = 1  # threads per cell
 epochs: int = 1  # training epochs
 """
 

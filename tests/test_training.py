@@ -289,11 +289,11 @@ def test_full_evaluation_of_all_ml1m_users():
 
 
 def test_train_stage_gives_the_baseline_its_own_epochs():
-    """The cpu profile trains the seed's baseline for 20 epochs (the seed: 30), the targets for up to 200."""
+    """The cpu profile trains the seed's baseline for 10 epochs (the seed: 30), the targets for up to 200."""
     from recsec_lib.study.stages.train import Settings
 
     cpu = Settings.for_profile("cpu")
-    assert cpu.train_config(0, "meanemb").epochs == 20
+    assert cpu.train_config(0, "meanemb").epochs == 10
     assert cpu.train_config(0, "sasrec").epochs == 200
     assert Settings(epochs=7).train_config(0, "meanemb").epochs == 7  # 0 = the same as every model
 

@@ -53,7 +53,7 @@ from recsec_lib.gro.loss import ZERO_GRADIENT_RULES
 from recsec_lib.gro.training import KEPT_EPOCHS, GROConfig, fresh_like, time_one_epoch
 from recsec_lib.recommend.checkpoints import load_checkpoint, read_checkpoint_payload
 from recsec_lib.recommend.sequences import training_windows
-from recsec_lib.recommend.training import stored_trajectory
+from recsec_lib.recommend.training import check_adam_lr, stored_trajectory
 from recsec_lib.study import runs
 from recsec_lib.study.stages.context import StudyContext
 
@@ -110,6 +110,7 @@ class Settings(SettingsBase):
         for name in ("k", "epochs", "attack_sequences", "attack_seq_len", "surrogate_epochs", "batch_size"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"parameter {name!r} must be positive, got {getattr(self, name)}")
+        check_adam_lr(self.lr, "parameter 'lr'")
         if not self.lambdas or any(lam < 0 for lam in self.lambdas):
             raise ValueError(f"parameter 'lambdas' needs one or more values >= 0, got {self.lambdas}")
         for rule in (*self.zero_gradient_rules, *self.combination_rules):
