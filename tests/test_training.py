@@ -307,3 +307,24 @@ def test_time_training_epoch_times_a_copy_and_scales_to_the_epoch(data):
     seconds = time_training_epoch(model, data, batch_size=8, max_batches=2)
     assert seconds > 0
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the model itself is untouched
+
+
+def test_a_run_interrupted_after_an_epoch_that_was_not_the_best_resumes_from_that_epoch(data, tmp_path):
+    """The training state keeps the CURRENT weights: a resumed run continues from the interrupted epoch, not from the
+    best one (whose weights the checkpoint's model holds), and so repeats the uninterrupted run exactly."""
+    config = dataclasses.replace(FAST, epochs=5, lr=5e-3)
+
+    def fresh():
+        torch.manual_seed(0)
+        return build_model("sasrec", data.num_items, data.max_len, hidden=16)
+
+    straight = train_model(fresh(), data, config, checkpoint_path=tmp_path / "a.pt", progress=False)
+    ndcg = [row["valid_ndcg@10"] for row in straight.history]
+    assert any(ndcg[e] < max(ndcg[:e]) for e in range(1, 4))  # an interrupted epoch (1-4) that is not the best
+    path = tmp_path / "b.pt"
+    for _ in range(4):  # stop (resumably) after each of epochs 1-4
+        train_model(fresh(), data, dataclasses.replace(config, max_train_seconds=1e-9), checkpoint_path=path,
+                    progress=False)
+    resumed = train_model(fresh(), data, config, checkpoint_path=path, progress=False)
+    assert [row["loss"] for row in resumed.history] == [row["loss"] for row in straight.history]
+    assert [row["valid_ndcg@10"] for row in resumed.history] == [row["valid_ndcg@10"] for row in straight.history]

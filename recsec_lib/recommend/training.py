@@ -251,7 +251,8 @@ def train_model(model: SequentialRecommender, dataset, config: TrainConfig = Tra
         training_state = {
             "train_config": asdict(config), "epoch": epoch, "complete": complete, "history": history,
             "best_epoch": best_epoch, "best_valid": best_valid, "best_ndcg": best_ndcg, "bad_evals": bad_evals,
-            "current_state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            # clone: on CPU .cpu() is the live tensor, which load_state_dict(best_state) below would overwrite
+            "current_state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
             "optimizer": optimizer.state_dict() if not complete else {},
         }
         live = copy.deepcopy(model.state_dict())
