@@ -11,7 +11,8 @@ from recsec_lib.gro.authors_units import (PUBLISHED_ML1M, PUBLISHED_SOURCE, Auth
 from recsec_lib.gro.budget import AttackedTarget, budget_check, verdict_budget
 from recsec_lib.gro.curve import (ArmFigures, best_point, curve_headline, extraction_ratio, judge_point, noise_floor,
                                   protective_summary, retention, surrogate_fall)
-from recsec_lib.gro.null import NullCandidate, candidates_from_history, epochs_to_snapshot, match_null
+from recsec_lib.gro.null import (NullCandidate, candidates_from_history, candidates_from_snapshots, epochs_to_snapshot,
+                                 match_null)
 
 LADDER = [NullCandidate("epoch 2", 0.080, 2), NullCandidate("epoch 3", 0.100, 3), NullCandidate("epoch 4", 0.124, 4)]
 
@@ -61,6 +62,8 @@ def test_epochs_to_snapshot_reads_the_training_history():
     assert [c.epoch for c in candidates_from_history(history)] == [1, 2, 3, 5]
     # .108 -> epoch 3; .085 -> epoch 2; .117 is 10% from both neighbours -> none
     assert epochs_to_snapshot(history, [0.108, 0.085, 0.117, 0.104]) == [2, 3]
+    records = [{"epoch": 4, "valid_ndcg10": 0.1196, "path": "train/sasrec_epoch4.pt"}]
+    assert candidates_from_snapshots(records, "sasrec") == [NullCandidate("sasrec epoch 4", 0.1196, 4)]
 
 
 # ---- extraction ratio, falls, noise floor ----------------------------------------------------------------------

@@ -111,6 +111,14 @@ def candidates_from_history(history: Sequence[Mapping], label: str = "epoch") ->
             for row in history if row.get("valid_ndcg@10") is not None]
 
 
+def candidates_from_snapshots(records: Sequence[Mapping], model: str = "") -> list[NullCandidate]:
+    """One candidate per snapshot record (``training.snapshot_record`` / the train stage's metrics "snapshots":
+    epoch, valid_ndcg10), labelled "<model> epoch N"."""
+    prefix = f"{model} " if model else ""
+    return [NullCandidate(f"{prefix}epoch {int(r['epoch'])}", float(r["valid_ndcg10"]), int(r["epoch"]))
+            for r in records]
+
+
 def epochs_to_snapshot(history: Sequence[Mapping], point_valid_ndcg10: Sequence[float],
                        tolerance: float = DEFAULT_TOLERANCE) -> list[int]:
     """The training epochs whose snapshots would be the nulls of these points (by the same matching rule on the
