@@ -9,7 +9,8 @@ Four measurements, one sub-command each (each prints one JSON line per figure an
     # 2. one surrogate of 500 x 100 autoregressive queries, trained for a FIXED number of epochs
     $B surrogate-epochs --target /work/ckpt/sasrec_ml1m.pt --epochs 10,20,30
     # 3. the surrogate of targets of different quality (snapshots and the final target) at two budgets
-    $B budget --targets /work/ckpt/grocurve/sasrec_early_epoch2.pt,... --sequences 500,2000 --surrogate-epochs 20
+    $B budget --targets /work/ckpt/grocurve/sasrec_early_epoch2.pt,... --sequences 500,2000 --surrogate-epochs 40 \
+        --equal-steps
     # 4. one GRO fine-tuning epoch per arm (student and swap on the last 10 positions, as the cpu profile)
     $B gro-epoch --target /work/ckpt/sasrec_ml1m.pt --arms control,keep,lowest_index --lam 1
 
@@ -96,15 +97,26 @@ def test_figures(model, dataset) -> dict:
             "test_ndcg10_unfiltered": figures["unfiltered_ndcg@10"]}
 
 
-def surrogate_scores(surrogate, dataset, target_top10: np.ndarray) -> dict:
-    """Test NDCG@10 / HR@10 of the surrogate (history filtered) and its Agr@10 with the target's top-10."""
+def per_user_scores(surrogate, dataset, target_top10: np.ndarray) -> dict[str, np.ndarray]:
+    """[U] test NDCG@10 and HR@10 of the surrogate (history filtered) and its Agr@10 with the target's top-10."""
     inputs, targets = dataset.split("test")
     top10, _ = ranked_lists(surrogate, inputs, 10, "cpu")
     hits = top10 == targets[:, None]  # [U, 10]
     ndcg = np.where(hits.any(axis=1), 1.0 / np.log2(hits.argmax(axis=1) + 2.0), 0.0)
     agr = (top10[:, :, None] == target_top10[:, None, :]).any(axis=2).mean(axis=1)
-    return {"surrogate_test_ndcg10": float(ndcg.mean()), "surrogate_test_hr10": float(hits.any(axis=1).mean()),
-            "agr10": float(agr.mean())}
+    return {"ndcg10": ndcg, "hr10": hits.any(axis=1).astype(np.float64), "agr10": agr}
+
+
+def surrogate_scores(surrogate, dataset, target_top10: np.ndarray, save_to: Path | None = None) -> dict:
+    """Means of ``per_user_scores``; with ``save_to`` the per-user arrays are also kept there (.npz)."""
+    users = per_user_scores(surrogate, dataset, target_top10)
+    if save_to is not None:
+        save_to.parent.mkdir(parents=True, exist_ok=True)
+        tmp = save_to.with_name(f".{save_to.stem}.tmp.npz")
+        np.savez(tmp, **users)
+        os.replace(tmp, save_to)
+    return {"surrogate_test_ndcg10": float(users["ndcg10"].mean()), "surrogate_test_hr10": float(users["hr10"].mean()),
+            "agr10": float(users["agr10"].mean())}
 
 
 def attack_data(target, dataset, sequences: int, seq_len: int, seed: int):
@@ -202,20 +214,24 @@ def cmd_budget(args) -> None:
         figures = {"valid_ndcg10": round(valid_ndcg10(target, dataset), 4),
                    **{k: round(v, 4) for k, v in test_figures(target, dataset).items()}}
         for sequences in args.sequences:
+            # equal steps: a budget B times the smallest trains smallest/B as many epochs (the same gradient steps)
+            epochs = (max(1, round(args.surrogate_epochs * min(args.sequences) / sequences)) if args.equal_steps
+                      else args.surrogate_epochs)
             for seed in args.seeds:
                 reference = reference_seconds(target, dataset)
                 data, query_seconds = attack_data(target, dataset, sequences, args.seq_len, seed)
-                result, seconds, _ = fit(data, dataset, target, args.surrogate_epochs, seed)
+                result, seconds, _ = fit(data, dataset, target, epochs, seed)
                 tick = time.perf_counter()
-                scores = surrogate_scores(result.model, dataset, target_top10)
+                per_user = args.work_dir / "per_user" / f"{Path(path).stem}_{sequences}x{args.seq_len}_e{epochs}_s{seed}.npz"
+                scores = surrogate_scores(result.model, dataset, target_top10, per_user)
                 score_seconds = time.perf_counter() - tick
                 emit(what="budget", target=str(path), **figures, sequences=sequences, seq_len=args.seq_len,
-                     seed=seed, surrogate_epochs=args.surrogate_epochs, kept_epoch=result.best_epoch,
+                     seed=seed, surrogate_epochs=epochs, kept_epoch=result.best_epoch,
                      query_seconds=round(query_seconds, 1), train_seconds=round(seconds, 1),
                      reference_epoch_seconds=round(reference, 1), query_seconds_quiet=quiet(query_seconds, reference),
                      train_seconds_quiet=quiet(seconds, reference), score_test_seconds_quiet=quiet(score_seconds,
                                                                                                     reference),
-                     **{k: round(v, 4) for k, v in scores.items()})
+                     **{k: round(v, 4) for k, v in scores.items()}, per_user=str(per_user))
 
 
 def cmd_gro_epoch(args) -> None:
@@ -250,6 +266,38 @@ def cmd_gro_epoch(args) -> None:
              valid_ndcg10=round(valid, 4), retention_valid=round(valid / base, 4),
              **{k: round(v, 4) for k, v in test_figures(defended, dataset).items()},
              zero_gradient_share=round(result.history[-1]["zero_gradient_share"], 4))
+
+
+def cmd_analyze(args) -> None:
+    """The budget-bound check (``gro.budget``) on the ``budget`` runs' logs: per budget, the targets' test NDCG@10
+    and their surrogates' per-user test NDCG@10 (pooled over the seeds run), then the budget the verdict would use."""
+    from recsec_lib.gro.budget import AttackedTarget, budget_check, verdict_budget
+
+    runs: dict[int, dict[str, dict]] = {}
+    for log in args.logs:
+        for line in Path(log).read_text().splitlines():
+            row = json.loads(line) if line.startswith("{") else {}
+            if row.get("what") == "budget" and row.get("per_user") and Path(row["per_user"]).exists():
+                entry = runs.setdefault(row["sequences"], {}).setdefault(
+                    row["target"], {"ndcg": row["test_ndcg10"], "users": []})
+                entry["users"].append(np.load(row["per_user"])["ndcg10"])
+    checks = {}
+    for budget, targets in sorted(runs.items()):
+        attacked = [AttackedTarget(Path(t).stem, v["ndcg"], np.stack(v["users"])) for t, v in targets.items()]
+        for target in sorted(attacked, key=lambda t: t.target_ndcg10):
+            emit(what="budget point", budget=budget, target=target.label, target_test_ndcg10=target.target_ndcg10,
+                 surrogate_test_ndcg10=round(float(target.surrogate.mean()), 4), seeds=len(target.surrogate))
+        if len(attacked) >= 2:
+            try:
+                checks[budget] = budget_check(budget, attacked, min_target_gap=args.min_target_gap,
+                                              replicates=args.replicates)
+                emit(what="budget check", budget=budget, bound=checks[budget].bound,
+                     words=checks[budget].describe())
+            except ValueError as exc:
+                emit(what="budget check", budget=budget, error=str(exc))
+    if checks:
+        budget, reason = verdict_budget(checks)
+        emit(what="verdict budget", budget=budget, reason=reason)
 
 
 def curve_cost(gro_epoch: float, query: float, surrogate_epoch: float, score: float, *, lambdas: int, rules: int,
@@ -309,6 +357,8 @@ def main() -> None:
     p.add_argument("--sequences", type=ints, default=[500, 2000])
     p.add_argument("--seq-len", type=int, default=100)
     p.add_argument("--surrogate-epochs", type=int, default=20)
+    p.add_argument("--equal-steps", action="store_true",
+                   help="larger budgets train proportionally fewer epochs (the same gradient steps as the smallest)")
     p.add_argument("--seeds", type=ints, default=[42])
     p = sub.add_parser("gro-epoch")
     p.add_argument("--target", type=Path, required=True)
@@ -317,6 +367,10 @@ def main() -> None:
     p.add_argument("--gro-epochs", type=int, default=1)
     p.add_argument("--positions", type=int, default=10)
     p.add_argument("--max-batches", type=int, default=0, help="time this many batches of each epoch (0 = all)")
+    p = sub.add_parser("analyze", help="the budget-bound check on the budget runs' logs")
+    p.add_argument("--logs", type=lambda t: t.split(","), required=True)
+    p.add_argument("--min-target-gap", type=float, default=0.10)
+    p.add_argument("--replicates", type=int, default=1000)
     p = sub.add_parser("plan", help="the curve's cost from unit costs (quiet seconds) and counts")
     p.add_argument("--gro-epoch-seconds", type=float, default=57.3, help="published cpu run: 57.2, 56.7, 58.1 s")
     p.add_argument("--query-seconds", type=float, default=3.5, help="500 x 100 autoregressive queries")
@@ -336,7 +390,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     {"snapshots": cmd_snapshots, "surrogate-epochs": cmd_surrogate_epochs, "budget": cmd_budget,
-     "gro-epoch": cmd_gro_epoch, "plan": cmd_plan}[args.command](args)
+     "gro-epoch": cmd_gro_epoch, "analyze": cmd_analyze, "plan": cmd_plan}[args.command](args)
 
 
 if __name__ == "__main__":
