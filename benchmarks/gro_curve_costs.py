@@ -79,7 +79,7 @@ def quiet(seconds: float, reference: float) -> float:
 
 def emit(**figures) -> None:
     figures["load"] = round(os.getloadavg()[0], 2)
-    print(json.dumps(figures), flush=True)
+    print(json.dumps(figures, ensure_ascii=False), flush=True)
 
 
 def load_dataset(args):
@@ -300,6 +300,23 @@ def cmd_analyze(args) -> None:
         emit(what="verdict budget", budget=budget, reason=reason)
 
 
+def cmd_nulls(args) -> None:
+    """The matching rule (``gro.null``) on a published run: each GRO arm's served validation NDCG@10 against the
+    epochs of the undefended SASRec training's history (which epochs' snapshots would be its null)."""
+    from recsec_lib.gro.null import candidates_from_history, epochs_to_snapshot, match_null
+
+    metrics = json.loads(Path(args.metrics).read_text())
+    history = metrics["train"]["models"][args.model]["history"]
+    candidates = candidates_from_history(history, f"{args.model} epoch")
+    arms = [r for r in metrics["gro"]["defenses"] if r["attacker"] == "naive" and r["family"] in ("gro", "gro-control")]
+    for row in arms:
+        match = match_null(row["target_valid_ndcg10"], candidates, args.tolerance)
+        emit(what="null", arm=row["arm"], valid_ndcg10=round(row["target_valid_ndcg10"], 4), matched=match.matched,
+             words=match.describe())
+    emit(what="epochs to snapshot", epochs=epochs_to_snapshot(history, [r["target_valid_ndcg10"] for r in arms],
+                                                               args.tolerance))
+
+
 def curve_cost(gro_epoch: float, query: float, surrogate_epoch: float, score: float, *, lambdas: int, rules: int,
                control_seeds: int, gro_epochs: int, surrogate_epochs: int, seeds: int, nulls: int,
                other_arms: int, large_factor: int, large_arms: int, large_seeds: int) -> dict:
@@ -367,6 +384,10 @@ def main() -> None:
     p.add_argument("--gro-epochs", type=int, default=1)
     p.add_argument("--positions", type=int, default=10)
     p.add_argument("--max-batches", type=int, default=0, help="time this many batches of each epoch (0 = all)")
+    p = sub.add_parser("nulls", help="the matching rule on a published run's GRO arms and SASRec history")
+    p.add_argument("--metrics", default="results/metrics.json")
+    p.add_argument("--model", default="sasrec")
+    p.add_argument("--tolerance", type=float, default=0.05)
     p = sub.add_parser("analyze", help="the budget-bound check on the budget runs' logs")
     p.add_argument("--logs", type=lambda t: t.split(","), required=True)
     p.add_argument("--min-target-gap", type=float, default=0.10)
@@ -390,7 +411,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     {"snapshots": cmd_snapshots, "surrogate-epochs": cmd_surrogate_epochs, "budget": cmd_budget,
-     "gro-epoch": cmd_gro_epoch, "analyze": cmd_analyze, "plan": cmd_plan}[args.command](args)
+     "gro-epoch": cmd_gro_epoch, "analyze": cmd_analyze, "nulls": cmd_nulls,
+     "plan": cmd_plan}[args.command](args)
 
 
 if __name__ == "__main__":
