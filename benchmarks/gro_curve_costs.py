@@ -300,6 +300,35 @@ def cmd_analyze(args) -> None:
         emit(what="verdict budget", budget=budget, reason=reason)
 
 
+def cmd_authors(args) -> None:
+    """GRO's table in the authors' units for None, Random and Reverse on one target: an UNFILTERED box of 100-item
+    lists, Random/Reverse over the whole list, the surrogate's unfiltered top-10; beside the published rows."""
+    from recsec_lib.gro.authors_units import AuthorsUnitsArm, authors_units_table, serve_whole_list
+    from recsec_lib.common.tables import markdown_table
+
+    dataset = load_dataset(args)
+    target = load_checkpoint(args.target, dataset).model
+    inputs, targets = dataset.split("test")
+    _, unfiltered = ranked_lists(target, inputs, K, "cpu")  # [U, 100] full ranking, nothing filtered
+    arms = []
+    for index, defense in enumerate(args.defenses):
+        served = serve_whole_list(unfiltered, defense, np.random.default_rng(args.seed + index))
+        tops = []
+        for seed in args.seeds:
+            box = BlackBoxRecommender(target, k=K, defense=defense, filter_seen=False, device="cpu", seed=seed)
+            data = generate_queries(box, dataset.num_items, "autoregressive", args.sequences, args.seq_len,
+                                    seed=seed, progress=False)
+            result, seconds, _ = fit(data, dataset, target, args.surrogate_epochs, seed)
+            tops.append(ranked_lists(result.model, inputs, 10, "cpu")[1])  # unfiltered top-10
+        label = {"none": "None", "random": "Random", "reverse": "Reverse"}[defense]
+        arms.append(AuthorsUnitsArm(label, served, tops, f"SASRec {args.target.stem}; unfiltered box; "
+                                                         f"{args.sequences} × {args.seq_len} autoregressive; "
+                                                         f"surrogate trained {args.surrogate_epochs} epoch(s)"))
+        emit(what="authors units arm", defense=label, seeds=len(tops))
+    table = authors_units_table(arms, targets)
+    print(markdown_table(table, float_format="{:.2f}"), flush=True)
+
+
 def cmd_nulls(args) -> None:
     """The matching rule (``gro.null``) on a published run: each GRO arm's served validation NDCG@10 against the
     epochs of the undefended SASRec training's history (which epochs' snapshots would be its null)."""
@@ -384,6 +413,13 @@ def main() -> None:
     p.add_argument("--gro-epochs", type=int, default=1)
     p.add_argument("--positions", type=int, default=10)
     p.add_argument("--max-batches", type=int, default=0, help="time this many batches of each epoch (0 = all)")
+    p = sub.add_parser("authors", help="None / Random / Reverse in the authors' units, beside their rows")
+    p.add_argument("--target", type=Path, required=True)
+    p.add_argument("--defenses", type=lambda t: t.split(","), default=["none", "random", "reverse"])
+    p.add_argument("--sequences", type=int, default=500)
+    p.add_argument("--seq-len", type=int, default=100)
+    p.add_argument("--surrogate-epochs", type=int, default=40)
+    p.add_argument("--seeds", type=ints, default=[42])
     p = sub.add_parser("nulls", help="the matching rule on a published run's GRO arms and SASRec history")
     p.add_argument("--metrics", default="results/metrics.json")
     p.add_argument("--model", default="sasrec")
@@ -411,7 +447,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     {"snapshots": cmd_snapshots, "surrogate-epochs": cmd_surrogate_epochs, "budget": cmd_budget,
-     "gro-epoch": cmd_gro_epoch, "analyze": cmd_analyze, "nulls": cmd_nulls,
+     "gro-epoch": cmd_gro_epoch, "analyze": cmd_analyze, "nulls": cmd_nulls, "authors": cmd_authors,
      "plan": cmd_plan}[args.command](args)
 
 

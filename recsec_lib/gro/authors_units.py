@@ -32,8 +32,8 @@ from recsec_lib.attack.blackbox import apply_defense
 WHOLE_LIST_DEFENSES = ("none", "random", "reverse")
 PUBLISHED_SOURCE = "Zhang et al., WSDM 2024 (published; reference only)"
 # Their setting, as their public repository and paper state it (STUDY.md; issue 28).
-PUBLISHED_SETTING = ("BERT4Rec target and surrogate; λ = 1; 1,000 epochs from scratch; attack budget 3,000 "
-                     "sequences; full ranking, unfiltered, 100-item lists")
+PUBLISHED_SETTING = ("BERT4Rec target and surrogate; targets trained 1,000 epochs from scratch (GRO: λ = 1); attack "
+                     "budget 3,000 sequences; full ranking, unfiltered, 100-item lists")
 # STUDY.md's table of their ML-1M result, in %: defense -> (target HR@10, target NDCG@10, surrogate HR@10, NDCG@10).
 PUBLISHED_ML1M = {
     "None": (20.18, 10.61, 15.11, 7.51),
