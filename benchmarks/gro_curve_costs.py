@@ -240,7 +240,8 @@ def cmd_gro_epoch(args) -> None:
     dataset = load_dataset(args)
     loaded = load_checkpoint(args.target, dataset)
     target = loaded.model
-    windows = ((loaded.training_state or {}).get("train_config") or {}).get("windows", "newest")
+    # the rows the target was trained on (its record), else --windows (the study's SASRec: "all")
+    windows = ((loaded.training_state or {}).get("train_config") or {}).get("windows", args.windows)
     rows = training_windows(dataset.train_sequences(), target.max_len + 1, windows)
     base = valid_ndcg10(target, dataset)
     emit(what="undefended", target=str(args.target), windows=windows, rows=len(rows), valid_ndcg10=round(base, 4),
@@ -413,6 +414,7 @@ def main() -> None:
     p.add_argument("--gro-epochs", type=int, default=1)
     p.add_argument("--positions", type=int, default=10)
     p.add_argument("--max-batches", type=int, default=0, help="time this many batches of each epoch (0 = all)")
+    p.add_argument("--windows", default="all", help="training rows when the checkpoint has no training record")
     p = sub.add_parser("authors", help="None / Random / Reverse in the authors' units, beside their rows")
     p.add_argument("--target", type=Path, required=True)
     p.add_argument("--defenses", type=lambda t: t.split(","), default=["none", "random", "reverse"])
