@@ -350,11 +350,12 @@ def cmd_nulls(args) -> None:
 def curve_cost(gro_epoch: float, query: float, surrogate_epoch: float, score: float, *, lambdas: int, rules: int,
                control_seeds: int, gro_epochs: int, surrogate_epochs: int, seeds: int, nulls: int,
                other_arms: int, large_factor: int, large_arms: int, large_seeds: int) -> dict:
-    """Quiet 2-core seconds of GRO's curve (the unit costs are per 500 x 100 attack; a large budget costs
-    ``large_factor`` times as much per query and per surrogate epoch)."""
+    """Quiet 2-core seconds of GRO's curve. Unit costs are per 500 x 100 attack; a budget ``large_factor`` times as
+    large queries that many times more and trains with equal steps (1/large_factor of the epochs, each
+    large_factor times longer), as ``budget --equal-steps`` measured it."""
     targets = lambdas * rules + control_seeds
     surrogate = query + surrogate_epochs * surrogate_epoch + score  # one attack seed at the cpu budget
-    large = large_factor * (query + surrogate_epochs * surrogate_epoch) + score
+    large = large_factor * query + surrogate_epochs * surrogate_epoch + score
     attacked = targets + nulls + 1 + other_arms  # + None
     parts = {"GRO fine-tuning": targets * gro_epochs * gro_epoch,
              "attacks at the cpu budget": attacked * seeds * surrogate,
@@ -432,9 +433,9 @@ def main() -> None:
     p.add_argument("--replicates", type=int, default=1000)
     p = sub.add_parser("plan", help="the curve's cost from unit costs (quiet seconds) and counts")
     p.add_argument("--gro-epoch-seconds", type=float, default=57.3, help="published cpu run: 57.2, 56.7, 58.1 s")
-    p.add_argument("--query-seconds", type=float, default=3.5, help="500 x 100 autoregressive queries")
-    p.add_argument("--surrogate-epoch-seconds", type=float, default=1.1, help="one surrogate epoch at 500 x 100")
-    p.add_argument("--score-seconds", type=float, default=2.0, help="scoring a surrogate on valid and test users")
+    p.add_argument("--query-seconds", type=float, default=4.2, help="500 x 100 autoregressive queries")
+    p.add_argument("--surrogate-epoch-seconds", type=float, default=1.2, help="one surrogate epoch at 500 x 100")
+    p.add_argument("--score-seconds", type=float, default=3.0, help="scoring a surrogate on valid and test users")
     p.add_argument("--lambdas", type=int, default=4)
     p.add_argument("--rules", type=int, default=2)
     p.add_argument("--control-seeds", type=int, default=2)
