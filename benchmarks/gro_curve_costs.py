@@ -291,7 +291,7 @@ def cmd_analyze(args) -> None:
         if len(attacked) >= 2:
             try:
                 checks[budget] = budget_check(budget, attacked, min_target_gap=args.min_target_gap,
-                                              replicates=args.replicates)
+                                              min_elasticity=args.min_elasticity, replicates=args.replicates)
                 emit(what="budget check", budget=budget, bound=checks[budget].bound,
                      words=checks[budget].describe())
             except ValueError as exc:
@@ -430,6 +430,7 @@ def main() -> None:
     p = sub.add_parser("analyze", help="the budget-bound check on the budget runs' logs")
     p.add_argument("--logs", type=lambda t: t.split(","), required=True)
     p.add_argument("--min-target-gap", type=float, default=0.10)
+    p.add_argument("--min-elasticity", type=float, default=0.5)
     p.add_argument("--replicates", type=int, default=1000)
     p = sub.add_parser("plan", help="the curve's cost from unit costs (quiet seconds) and counts")
     p.add_argument("--gro-epoch-seconds", type=float, default=57.3, help="published cpu run: 57.2, 56.7, 58.1 s")

@@ -306,7 +306,7 @@ def test_budget_bound_when_the_surrogate_stops_rising_with_the_target():
                                         ("epoch 2", 0.08, 0.05)]), replicates=50)
     assert small.bound and small.top == "final" and small.weaker == "epoch 8"  # the best target >= 10% below
     assert small.target_rise == pytest.approx(0.17 / 0.15 - 1) and small.surrogate_rise.point == pytest.approx(0)
-    assert "budget-bound" in small.describe()
+    assert "budget-bound: no evidence" in small.describe() and "(1 attack seed" not in small.describe()
     # 4x budget: the surrogate keeps rising
     large = budget_check(2000, attacked([("final", 0.17, 0.14), ("epoch 8", 0.15, 0.12), ("epoch 2", 0.08, 0.06)]),
                          replicates=50)
@@ -316,6 +316,24 @@ def test_budget_bound_when_the_surrogate_stops_rising_with_the_target():
                                                               "still rises with the target")
     budget, reason = verdict_budget({500: small})
     assert budget == 500 and "budget-bound at every budget measured (500)" in reason
+
+
+def test_a_surrogate_that_keeps_less_than_half_of_the_targets_gain_is_budget_bound():
+    """Target +17.5% (e.g. .1234 -> .145), surrogate +3.8%: significantly rising, but at a fifth of the pace."""
+    rng = np.random.default_rng(1)
+    users = rng.random((1, 400)) * 0.2  # one attack seed; the top target's surrogate is 3.8% better for every user
+    check = budget_check(500, [AttackedTarget("top", 0.145, users * 1.038), AttackedTarget("weak", 0.1234, users)],
+                         replicates=100)
+    assert check.surrogate_rise.low > 0 and check.bound
+    assert "keeps less than 50% of the target's gain" in check.describe() and "(1 attack seed" in check.describe()
+    # proportional tracking (the surrogate gains 15% of 17.5%) is not bound; min_elasticity 0 only asks for a rise
+    assert not budget_check(500, [AttackedTarget("top", 0.145, users * 1.15), AttackedTarget("weak", 0.1234, users)],
+                            replicates=100).bound
+    assert not budget_check(500, [AttackedTarget("top", 0.145, users * 1.038), AttackedTarget("weak", 0.1234, users)],
+                            min_elasticity=0.0, replicates=100).bound
+    with pytest.raises(ValueError, match="'min_elasticity' must be in"):
+        budget_check(500, [AttackedTarget("top", 0.145, users), AttackedTarget("weak", 0.12, users)],
+                     min_elasticity=2.0)
 
 
 def test_a_noisy_rise_is_not_evidence_of_rising():

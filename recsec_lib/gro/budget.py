@@ -14,11 +14,22 @@ Rule (``budget_check``): the top target is the one of highest NDCG@10; the
 weaker one is the best target whose NDCG@10 is at least ``min_target_gap``
 (relative, default 10%) below it. The surrogate's rise = its NDCG@10 on the
 top target / on the weaker one − 1, with a paired-user, seed-resampled 95%
-interval. The surrogate is budget-bound when that interval's lower end is not
-above 0 (no evidence that it still rises with the target's quality). The
-verdict uses the smallest budget at which the surrogate of the undefended
-target is NOT budget-bound (``verdict_budget``); when every budget is bound,
-the largest, said to be capped.
+interval; the target's rise likewise (a point figure). The surrogate is
+budget-bound when either
+
+* the lower end of its rise is not above 0 (no evidence that it still rises), or
+* the upper end of its rise is below ``min_elasticity`` (default 0.5) times the
+  target's rise: it keeps less than half of the target's gain. An attack that
+  is not capped copies a better model of its own architecture into a
+  proportionally better surrogate (on ML-1M from SASRec epoch 3 to 4, +14.7%
+  of target NDCG@10 gave +12.2% of surrogate NDCG@10); one that follows at
+  less than half that pace is mostly measuring its own ceiling.
+
+With one attack seed per target the interval holds the users' variation only,
+not the seeds' (``BudgetCheck.seeds`` says so in its words). The verdict uses
+the smallest budget at which the surrogate of the undefended target is NOT
+budget-bound (``verdict_budget``); when every budget is bound, the largest,
+said to be capped.
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ import numpy as np
 from recsec_lib.recommend.intervals import Interval, bootstrap_interval
 
 DEFAULT_MIN_TARGET_GAP = 0.10
+DEFAULT_MIN_ELASTICITY = 0.5
 
 
 @dataclass(frozen=True)
@@ -51,20 +63,29 @@ class BudgetCheck:
     target_rise: float  # top target NDCG@10 / weaker target's − 1
     surrogate_rise: Interval  # top surrogate NDCG@10 / weaker surrogate's − 1
     bound: bool
+    min_elasticity: float = DEFAULT_MIN_ELASTICITY
+    seeds: int = 1  # the fewest attack seeds of the two targets compared
 
     def describe(self) -> str:
         rise = self.surrogate_rise
-        state = ("budget-bound: the surrogate no longer rises with the target" if self.bound
-                 else "not budget-bound: the surrogate still rises with the target")
+        if not self.bound:
+            state = "not budget-bound: the surrogate still rises with the target"
+        elif not rise.low > 0:
+            state = "budget-bound: no evidence that the surrogate still rises with the target"
+        else:
+            state = (f"budget-bound: the surrogate keeps less than {self.min_elasticity:.0%} of the target's gain")
+        seeds = " (1 attack seed: the interval holds the users' variation only)" if self.seeds < 2 else ""
         return (f"budget {self.budget}: {self.top} is {self.target_rise:+.1%} above {self.weaker} in NDCG@10, its "
-                f"surrogate {rise.point:+.1%} [{rise.low:+.1%}, {rise.high:+.1%}]: {state}")
+                f"surrogate {rise.point:+.1%} [{rise.low:+.1%}, {rise.high:+.1%}]{seeds}: {state}")
 
 
 def budget_check(budget: int, targets: Sequence[AttackedTarget], min_target_gap: float = DEFAULT_MIN_TARGET_GAP,
-                 replicates: int = 1000, seed: int = 0) -> BudgetCheck:
+                 min_elasticity: float = DEFAULT_MIN_ELASTICITY, replicates: int = 1000, seed: int = 0) -> BudgetCheck:
     """Whether the surrogate is budget-bound at ``budget``; see the module docstring for the rule."""
     if not (math.isfinite(min_target_gap) and 0 < min_target_gap < 1):
         raise ValueError(f"parameter 'min_target_gap' must be in (0, 1), got {min_target_gap}")
+    if not (math.isfinite(min_elasticity) and 0 <= min_elasticity <= 1):
+        raise ValueError(f"parameter 'min_elasticity' must be in [0, 1], got {min_elasticity}")
     if len(targets) < 2:
         raise ValueError(f"budget {budget}: needs targets of at least 2 qualities, got {len(targets)}")
     top = max(targets, key=lambda t: t.target_ndcg10)
@@ -82,8 +103,10 @@ def budget_check(budget: int, targets: Sequence[AttackedTarget], min_target_gap:
     ratio = bootstrap_interval(top_s, weak_s, "ratio", replicates, seed=seed)
     rise = Interval(ratio.point - 1.0, ratio.low - 1.0, ratio.high - 1.0, ratio.level)
     target_rise = top.target_ndcg10 / weaker.target_ndcg10 - 1.0 if weaker.target_ndcg10 > 0 else math.inf
+    bound = not rise.low > 0 or rise.high < min_elasticity * target_rise
     return BudgetCheck(budget=budget, top=top.label, weaker=weaker.label, target_rise=target_rise,
-                       surrogate_rise=rise, bound=not rise.low > 0)
+                       surrogate_rise=rise, bound=bool(bound), min_elasticity=min_elasticity,
+                       seeds=min(len(top_s), len(weak_s)))
 
 
 def verdict_budget(checks: Mapping[int, BudgetCheck]) -> tuple[int, str]:
