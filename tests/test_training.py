@@ -307,3 +307,153 @@ def test_time_training_epoch_times_a_copy_and_scales_to_the_epoch(data):
     seconds = time_training_epoch(model, data, batch_size=8, max_batches=2)
     assert seconds > 0
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the model itself is untouched
+
+
+def _weights_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_snapshots_keep_the_weights_of_their_epoch_with_validation_figures(data, tmp_path):
+    """Snapshot N holds the weights after epoch N (not the best so far) and their validation NDCG@10, also on an
+    epoch that was not a validation epoch; the checkpoint's training state after the last epoch is the same weights."""
+    from recsec_lib.recommend.checkpoints import load_checkpoint
+    from recsec_lib.recommend.training import snapshot_path, snapshot_record
+
+    torch.manual_seed(0)
+    path = tmp_path / "sasrec.pt"
+    config = dataclasses.replace(FAST, epochs=3, eval_every=2, snapshot_epochs=(3, 1))
+    assert config.snapshot_epochs == (1, 3)  # kept sorted
+    result = train_model(build_model("sasrec", data.num_items, data.max_len, hidden=16), data, config,
+                         checkpoint_path=path, progress=False)
+    assert set(result.snapshots) == {1, 3} and result.snapshots[1] == tmp_path / "sasrec_epoch1.pt"
+    assert snapshot_path(path, 3).name == "sasrec_epoch3.pt"
+    last = torch.load(path, weights_only=True)["training_state"]["current_state_dict"]
+    assert _weights_equal(load_checkpoint(snapshot_path(path, 3), data).model.state_dict(), last)
+    for epoch in (1, 3):
+        record = snapshot_record(snapshot_path(path, epoch))
+        assert record["epoch"] == epoch
+        measured = evaluate_model(load_checkpoint(snapshot_path(path, epoch), data).model, data, "valid",
+                                  ks=(10,), sampled=False, unfiltered=False)
+        assert record["valid_ndcg10"] == pytest.approx(measured["ndcg@10"])
+    assert "valid_ndcg@10" not in result.history[0]  # epoch 1 was measured for its snapshot only
+    assert snapshot_record(snapshot_path(path, 3))["valid_ndcg10"] == pytest.approx(result.history[2]["valid_ndcg@10"])
+    with pytest.raises(ValueError, match="not a training snapshot"):
+        snapshot_record(path)
+
+
+def test_snapshots_of_a_resumed_run_match_an_uninterrupted_one(data, tmp_path):
+    from recsec_lib.recommend.checkpoints import load_checkpoint
+    from recsec_lib.recommend.training import snapshot_path
+
+    config = dataclasses.replace(FAST, epochs=3, snapshot_epochs=(1, 2, 3))
+
+    def fresh():
+        torch.manual_seed(5)
+        return build_model("sasrec", data.num_items, data.max_len, hidden=16)
+
+    straight = tmp_path / "straight" / "m.pt"
+    train_model(fresh(), data, config, checkpoint_path=straight, progress=False)
+    broken = tmp_path / "broken" / "m.pt"
+    first = train_model(fresh(), data, dataclasses.replace(config, max_train_seconds=1e-9), checkpoint_path=broken,
+                        progress=False)
+    assert first.epochs_run == 1 and set(first.snapshots) == {1}
+    resumed = train_model(fresh(), data, config, checkpoint_path=broken, progress=False)
+    assert resumed.epochs_run == 3 and set(resumed.snapshots) == {1, 2, 3}
+    for epoch in (1, 2, 3):
+        assert _weights_equal(load_checkpoint(snapshot_path(straight, epoch)).model.state_dict(),
+                              load_checkpoint(snapshot_path(broken, epoch)).model.state_dict())
+    cached = train_model(fresh(), data, config, checkpoint_path=broken, progress=False)
+    assert cached.stop_reason == "cached" and set(cached.snapshots) == {1, 2, 3}
+
+
+def test_regenerated_snapshots_repeat_the_original_trajectory(data, tmp_path):
+    from recsec_lib.recommend.checkpoints import load_checkpoint
+    from recsec_lib.recommend.training import missing_snapshots, regenerate_snapshots, snapshot_path
+
+    def fresh():
+        torch.manual_seed(7)
+        return build_model("sasrec", data.num_items, data.max_len, hidden=16)
+
+    config = dataclasses.replace(FAST, epochs=3)
+    with_snapshots = tmp_path / "a" / "m.pt"
+    train_model(fresh(), data, dataclasses.replace(config, snapshot_epochs=(2,)), checkpoint_path=with_snapshots,
+                progress=False)
+    without = tmp_path / "b" / "m.pt"
+    train_model(fresh(), data, config, checkpoint_path=without, progress=False)
+    assert missing_snapshots(without, (2, 3)) == [2, 3]
+    paths = regenerate_snapshots(fresh, data, config, without, [2], progress=False)
+    assert paths == {2: snapshot_path(without, 2)} and missing_snapshots(without, (2,)) == []
+    assert not (tmp_path / "b" / "m_snapshotrun.pt").exists()
+    assert _weights_equal(load_checkpoint(snapshot_path(with_snapshots, 2)).model.state_dict(),
+                          load_checkpoint(snapshot_path(without, 2)).model.state_dict())
+    assert regenerate_snapshots(fresh, data, config, without, [], progress=False) == {}
+
+
+@pytest.mark.parametrize("value", [(0,), (2, 2), (True,), (1.5,)])
+def test_snapshot_epochs_errors(value):
+    with pytest.raises(ValueError, match="TrainConfig.snapshot_epochs must be distinct positive epoch numbers"):
+        TrainConfig(snapshot_epochs=value)
+
+
+def test_snapshots_need_a_checkpoint_path(data):
+    with pytest.raises(ValueError, match="snapshot_epochs needs a checkpoint_path"):
+        train_model(build_model("meanemb", data.num_items, data.max_len, embedding_dim=8), data,
+                    dataclasses.replace(FAST, snapshot_epochs=(1,)), progress=False)
+
+
+def test_train_stage_keeps_snapshots_and_makes_the_missing_ones_of_a_reused_checkpoint(tmp_path, monkeypatch):
+    from recsec_lib.study.stages import train as stage
+    from recsec_lib.study.stages.context import StudyContext
+
+    data = make_synthetic_dataset(num_users=60, num_items=30, max_len=20)
+    monkeypatch.setattr(StudyContext, "load_dataset", lambda self: data)
+    ctx = StudyContext(run_dir=tmp_path / "first", dataset="synthetic", device="cpu", profile="smoke", seed=3)
+    settings = stage.Settings.for_profile("smoke").with_overrides(epochs=3, embedding_dim=8,
+                                                                  snapshot_epochs=(1, 2, 5))
+    metrics = stage.run(ctx, settings)
+    out = ctx.run_dir / "train"
+    assert (out / "sasrec_epoch1.pt").exists() and (out / "sasrec_epoch2.pt").exists()
+    assert not list(out.glob("meanemb_epoch*.pt")) and not (out / "sasrec_epoch5.pt").exists()  # never reached
+    records = metrics["models"]["sasrec"]["snapshots"]
+    assert [r["epoch"] for r in records] == [1, 2] and metrics["models"]["meanemb"]["snapshots"] == []
+    assert all(r["valid_ndcg10"] == pytest.approx(r["history_valid_ndcg10"]) for r in records)
+    # A pretrained checkpoint without snapshots: they are trained again, on the same trajectory.
+    pretrained = tmp_path / "pretrained"
+    pretrained.mkdir()
+    shutil.copyfile(out / "sasrec.pt", pretrained / "sasrec_synthetic.pt")
+    reused = stage.run(dataclasses.replace(ctx, run_dir=tmp_path / "second"),
+                       settings.with_overrides(pretrained_dir=str(pretrained), models="sasrec"))
+    assert reused["models"]["sasrec"]["stop_reason"] == "cached"
+    again = reused["models"]["sasrec"]["snapshots"]
+    assert [r["epoch"] for r in again] == [1, 2]
+    assert [r["valid_ndcg10"] for r in again] == pytest.approx([r["valid_ndcg10"] for r in records])
+    assert not (tmp_path / "second" / "train" / "sasrec_snapshotrun.pt").exists()
+    # One that has them brings them along (no training).
+    shutil.copyfile(out / "sasrec_epoch1.pt", pretrained / "sasrec_synthetic_epoch1.pt")
+    shutil.copyfile(out / "sasrec_epoch2.pt", pretrained / "sasrec_synthetic_epoch2.pt")
+    called = []
+    monkeypatch.setattr(stage, "regenerate_snapshots", lambda *a, **k: called.append(a))
+    third = stage.run(dataclasses.replace(ctx, run_dir=tmp_path / "third"),
+                      settings.with_overrides(pretrained_dir=str(pretrained), models="sasrec"))
+    assert not called and [r["epoch"] for r in third["models"]["sasrec"]["snapshots"]] == [1, 2]
+
+
+def test_a_run_interrupted_after_an_epoch_that_was_not_the_best_resumes_from_that_epoch(data, tmp_path):
+    """The training state keeps the CURRENT weights: a resumed run continues from the interrupted epoch, not from the
+    best one (whose weights the checkpoint's model holds), and so repeats the uninterrupted run exactly."""
+    config = dataclasses.replace(FAST, epochs=5, lr=5e-3)
+
+    def fresh():
+        torch.manual_seed(0)
+        return build_model("sasrec", data.num_items, data.max_len, hidden=16)
+
+    straight = train_model(fresh(), data, config, checkpoint_path=tmp_path / "a.pt", progress=False)
+    ndcg = [row["valid_ndcg@10"] for row in straight.history]
+    assert any(ndcg[e] < max(ndcg[:e]) for e in range(1, 4))  # an interrupted epoch (1-4) that is not the best
+    path = tmp_path / "b.pt"
+    for _ in range(4):  # stop (resumably) after each of epochs 1-4
+        train_model(fresh(), data, dataclasses.replace(config, max_train_seconds=1e-9), checkpoint_path=path,
+                    progress=False)
+    resumed = train_model(fresh(), data, config, checkpoint_path=path, progress=False)
+    assert [row["loss"] for row in resumed.history] == [row["loss"] for row in straight.history]
+    assert [row["valid_ndcg@10"] for row in resumed.history] == [row["valid_ndcg@10"] for row in straight.history]

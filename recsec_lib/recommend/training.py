@@ -24,6 +24,18 @@ epoch and batch. Nothing after that point is saved: a diverged model's scores
 are meaningless, and the metrics would rank them as if they meant something.
 The GRO and surrogate loops use the same check (``raise_if_not_finite``).
 
+Snapshots (``TrainConfig.snapshot_epochs``): after each listed epoch the
+weights *of that epoch* (not the best so far) are saved beside the checkpoint
+as ``<stem>_epoch<N>.pt``, atomically, with their validation figures (measured
+for the snapshot when that epoch was not a validation epoch). They are weaker
+models of the very same training, with no aim but the training objective: the
+utility-matched null a defense is compared with (``gro.null``). A snapshot is
+written before the epoch's training state, so a run resumed after a crash
+redoes that epoch and writes the same snapshot again. A run resumed past a
+snapshot epoch whose file is missing (e.g. a reused pretrained checkpoint)
+cannot write it; ``regenerate_snapshots`` retrains the first epochs with the
+same seed, which repeats the same trajectory (each epoch reseeds everything).
+
 Checkpoint at ``checkpoint_path`` (written after every evaluation, atomically):
 the best weights as the checkpoint's model, and a ``training_state`` with the
 current weights, optimizer state, history and counters. ``complete`` is True
@@ -36,8 +48,10 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +119,9 @@ class TrainConfig:
     eval_batch_size: int = 512  # users per evaluation batch
     bf16: bool = True  # bf16 autocast when training on CUDA (ignored on CPU)
     windows: str = "newest"  # training rows per user: "newest" max_len + 1 items (SASRec+) or "all" of its history
+    # Epochs after which the weights of that moment are also saved as ``<checkpoint>_epoch<N>.pt`` (needs a
+    # checkpoint_path): weaker models of the same training, e.g. the utility-matched null of a defense.
+    snapshot_epochs: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_every", "eval_batch_size"):
@@ -119,6 +136,12 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.windows must be one of {WINDOWS}, got {self.windows!r}")
         if self.max_train_seconds is not None and self.max_train_seconds <= 0:
             raise ValueError(f"TrainConfig.max_train_seconds must be positive or None, got {self.max_train_seconds}")
+        epochs = tuple(self.snapshot_epochs)
+        if any(isinstance(e, bool) or not isinstance(e, (int, np.integer)) or e <= 0 for e in epochs) \
+                or len(set(epochs)) != len(epochs):
+            raise ValueError(f"TrainConfig.snapshot_epochs must be distinct positive epoch numbers, "
+                             f"got {self.snapshot_epochs!r}")
+        object.__setattr__(self, "snapshot_epochs", tuple(sorted(int(e) for e in epochs)))
 
 
 @dataclass
@@ -129,6 +152,7 @@ class TrainResult:
     best_valid: dict = field(default_factory=dict)  # validation metrics of that epoch
     stop_reason: str = ""  # "epochs" | "early_stop" | "time_cap" | "cached"
     epochs_run: int = 0  # epochs done in total (including resumed ones)
+    snapshots: dict[int, Path] = field(default_factory=dict)  # epoch -> its snapshot file, for those that exist
 
     @property
     def complete(self) -> bool:
@@ -200,6 +224,23 @@ def time_training_epoch(model: SequentialRecommender, dataset, batch_size: int =
     return (time.perf_counter() - tick) * len(starts) / len(timed)
 
 
+def snapshot_path(checkpoint_path: str | Path, epoch: int) -> Path:
+    """Where ``train_model`` saves the weights after ``epoch``: sasrec.pt -> sasrec_epoch4.pt beside it."""
+    path = Path(checkpoint_path)
+    return path.with_name(f"{path.stem}_epoch{int(epoch)}{path.suffix}")
+
+
+def missing_snapshots(checkpoint_path: str | Path, epochs) -> list[int]:
+    """The epochs of ``epochs`` whose snapshot file beside ``checkpoint_path`` does not exist (ascending)."""
+    return sorted(int(e) for e in epochs if not snapshot_path(checkpoint_path, e).exists())
+
+
+def _existing_snapshots(checkpoint_path: Path | None, epochs) -> dict[int, Path]:
+    if checkpoint_path is None:
+        return {}
+    return {int(e): snapshot_path(checkpoint_path, e) for e in epochs if snapshot_path(checkpoint_path, e).exists()}
+
+
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
@@ -237,6 +278,8 @@ def train_model(model: SequentialRecommender, dataset, config: TrainConfig = Tra
     """
     device = torch.device(device)
     checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
+    if config.snapshot_epochs and checkpoint_path is None:
+        raise ValueError("TrainConfig.snapshot_epochs needs a checkpoint_path: the snapshots are saved beside it")
     model.to(device)
     model_name = model_name_of(model)
     matrix = torch.from_numpy(training_matrix(dataset, model.max_len, config.windows))  # [R, max_len + 1]
@@ -253,7 +296,7 @@ def train_model(model: SequentialRecommender, dataset, config: TrainConfig = Tra
             model.load_state_dict(best_state)
             model.eval()
             return TrainResult(model, state["history"], state["best_epoch"], state["best_valid"], "cached",
-                               state["epoch"])
+                               state["epoch"], _existing_snapshots(checkpoint_path, config.snapshot_epochs))
         model.load_state_dict(state["current_state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         history, best_epoch, best_valid = state["history"], state["best_epoch"], state["best_valid"]
@@ -267,7 +310,8 @@ def train_model(model: SequentialRecommender, dataset, config: TrainConfig = Tra
         training_state = {
             "train_config": asdict(config), "epoch": epoch, "complete": complete, "history": history,
             "best_epoch": best_epoch, "best_valid": best_valid, "best_ndcg": best_ndcg, "bad_evals": bad_evals,
-            "current_state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            # clone: on CPU .cpu() is the live tensor, which load_state_dict(best_state) below would overwrite
+            "current_state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
             "optimizer": optimizer.state_dict() if not complete else {},
         }
         live = copy.deepcopy(model.state_dict())
@@ -275,6 +319,22 @@ def train_model(model: SequentialRecommender, dataset, config: TrainConfig = Tra
         save_checkpoint(checkpoint_path, model, model_name, dataset,
                         metrics={"best_epoch": best_epoch, "valid": best_valid}, training_state=training_state)
         model.load_state_dict(live)
+
+    def validate(epoch: int) -> dict:
+        """Validation figures of the current weights (full ranking, seen items filtered); NonFiniteError if diverged."""
+        valid = evaluate_model(model, dataset, "valid", config.eval_batch_size, device,
+                               ks=(10,), sampled=False, unfiltered=False)
+        if valid["nonfinite_users"]:
+            raise NonFiniteError(f"{model_name} validation at epoch {epoch}: {valid['nonfinite_users']} of "
+                                 f"{valid['users']} users got NaN or infinite scores: training diverged "
+                                 f"(try a smaller learning rate); the run was stopped and this epoch not saved")
+        raise_if_not_finite(valid["ndcg@10"], f"{model_name} validation NDCG@10 at epoch {epoch}")
+        return valid
+
+    def save_snapshot(epoch: int, valid: dict) -> None:
+        """The weights after ``epoch`` (not the best so far) with their validation figures, atomically."""
+        save_checkpoint(snapshot_path(checkpoint_path, epoch), model, model_name, dataset,
+                        metrics={"snapshot_epoch": epoch, "valid": valid, "train_config": asdict(config)})
 
     trained_seconds = sum(row.get("train_seconds", 0.0) for row in history)
     stop_reason = "epochs"
@@ -301,14 +361,9 @@ def train_model(model: SequentialRecommender, dataset, config: TrainConfig = Tra
         trained_seconds += train_seconds
         row = {"epoch": epoch, "loss": total / count, "train_seconds": round(train_seconds, 3)}
 
+        valid = None
         if epoch % config.eval_every == 0 or epoch == config.epochs:
-            valid = evaluate_model(model, dataset, "valid", config.eval_batch_size, device,
-                                   ks=(10,), sampled=False, unfiltered=False)
-            if valid["nonfinite_users"]:
-                raise NonFiniteError(f"{model_name} validation at epoch {epoch}: {valid['nonfinite_users']} of "
-                                     f"{valid['users']} users got NaN or infinite scores: training diverged "
-                                     f"(try a smaller learning rate); the run was stopped and this epoch not saved")
-            raise_if_not_finite(valid["ndcg@10"], f"{model_name} validation NDCG@10 at epoch {epoch}")
+            valid = validate(epoch)
             row.update({"valid_hr@10": valid["hr@10"], "valid_ndcg@10": valid["ndcg@10"],
                         "eval_seconds": valid["eval_seconds"]})
             if valid["ndcg@10"] > best_ndcg:
@@ -317,6 +372,8 @@ def train_model(model: SequentialRecommender, dataset, config: TrainConfig = Tra
             else:
                 bad_evals += 1
         history.append(row)
+        if epoch in config.snapshot_epochs:  # before the state is saved: a resumed run redoes this epoch
+            save_snapshot(epoch, valid if valid is not None else validate(epoch))
         if progress:
             shown = ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch")
             print(f"{model_name} epoch {epoch}: {shown}", flush=True)
@@ -334,4 +391,50 @@ def train_model(model: SequentialRecommender, dataset, config: TrainConfig = Tra
     save(epoch, complete=stop_reason != "time_cap")
     model.load_state_dict(best_state)
     model.eval()
-    return TrainResult(model, history, best_epoch, best_valid, stop_reason, epoch)
+    return TrainResult(model, history, best_epoch, best_valid, stop_reason, epoch,
+                       _existing_snapshots(checkpoint_path, config.snapshot_epochs))
+
+
+def snapshot_record(path: str | Path) -> dict:
+    """{"epoch", "valid_ndcg10", "valid_hr10", "path"} of a snapshot written by ``train_model``; raises naming the
+    file when it is not one (a checkpoint without ``snapshot_epoch`` in its metrics)."""
+    payload = read_checkpoint_payload(path)
+    metrics = payload.get("metrics") or {}
+    if "snapshot_epoch" not in metrics or "ndcg@10" not in (metrics.get("valid") or {}):
+        raise ValueError(f"{path} is not a training snapshot (its metrics lack snapshot_epoch or valid ndcg@10)")
+    return {"epoch": int(metrics["snapshot_epoch"]), "valid_ndcg10": float(metrics["valid"]["ndcg@10"]),
+            "valid_hr10": float(metrics["valid"]["hr@10"]), "path": str(path)}
+
+
+def regenerate_snapshots(build: Callable[[], SequentialRecommender], dataset, config: TrainConfig,
+                         checkpoint_path: str | Path, epochs, device: str | torch.device = "cpu",
+                         progress: bool = True) -> dict[int, Path]:
+    """Write the snapshots ``<checkpoint>_epoch<N>.pt`` of ``epochs`` by training the first max(epochs) epochs again.
+
+    For a checkpoint whose training ran without these snapshots (a reused
+    pretrained one). ``build()`` must return the model exactly as the original
+    run started it (same seeding before ``build_model``); with the same
+    ``config`` (its trajectory fields) every epoch repeats the original one, up
+    to floating-point differences between machines or thread counts, which the
+    snapshot's validation figures beside the original history show. Training
+    goes through a side checkpoint ``<stem>_snapshotrun.pt`` (resumable,
+    removed at the end); each snapshot is moved into place atomically.
+    Returns epoch -> path.
+    """
+    checkpoint_path = Path(checkpoint_path)
+    epochs = sorted({int(e) for e in epochs})
+    if not epochs:
+        return {}
+    side = checkpoint_path.with_name(f"{checkpoint_path.stem}_snapshotrun{checkpoint_path.suffix}")
+    run_config = replace(config, epochs=max(epochs), patience=0, max_train_seconds=None, snapshot_epochs=tuple(epochs))
+    train_model(build(), dataset, run_config, device, checkpoint_path=side, progress=progress)
+    paths = {}
+    for epoch in epochs:
+        if snapshot_path(side, epoch).exists():  # else moved by an earlier call that stopped before the end
+            os.replace(snapshot_path(side, epoch), snapshot_path(checkpoint_path, epoch))
+        if not snapshot_path(checkpoint_path, epoch).exists():
+            raise FileNotFoundError(f"{side} trained {max(epochs)} epochs but wrote no snapshot of epoch {epoch}; "
+                                    f"delete {side} and run again")
+        paths[epoch] = snapshot_path(checkpoint_path, epoch)
+    side.unlink(missing_ok=True)
+    return paths

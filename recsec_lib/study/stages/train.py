@@ -4,9 +4,11 @@ For every model in ``Settings.models`` it writes into ``<run_dir>/train/``:
 
     <model>.pt            checkpoint (best validation epoch; resumable while training)
     <model>_history.csv   per-epoch loss, validation HR@10 / NDCG@10, seconds
+    <model>_epoch<N>.pt   snapshots: the weights after epoch N of ``snapshot_epochs`` (not the baseline's)
     curves.png            loss and validation curves of all models
     metrics.json          per model: test metrics (filtered, unfiltered_*, sampled_*), best validation
-                          metrics, history, epoch seconds; plus wall time and peak memory
+                          metrics, history, epoch seconds, snapshots (epoch, validation NDCG@10, path);
+                          plus wall time and peak memory
 
 Headline keys (only for the models trained): ``<model>_test_hr10``,
 ``<model>_test_ndcg10`` and ``sasrec_cpu_epoch_seconds`` (seconds per SASRec
@@ -43,8 +45,9 @@ from recsec_lib.recommend.evaluation import evaluate_model, recommend
 from recsec_lib.models.registry import MODEL_NAMES, build_model
 from recsec_lib.recommend.sequences import WINDOWS
 from recsec_lib.study.stages.context import StudyContext, seed_everything
-from recsec_lib.recommend.training import (TRAJECTORY_FIELDS, TrainConfig, TrainResult, stored_trajectory, time_training_epoch,
-                                 train_model)
+from recsec_lib.recommend.training import (TRAJECTORY_FIELDS, TrainConfig, TrainResult, missing_snapshots,
+                                           regenerate_snapshots, snapshot_path, snapshot_record, stored_trajectory,
+                                           time_training_epoch, train_model)
 
 STAGE = "train"
 
@@ -67,6 +70,11 @@ class Settings(SettingsBase):
     # (ML-1M: 8,617 rows; SASRec test NDCG@10 about +.005 over "newest"), or "newest" (one row of 201 items per user,
     # the SASRec+ recipe). The baseline keeps the seed's newest window.
     windows: str = "all"
+    # Epochs whose weights every model but the baseline also keeps as train/<model>_epoch<N>.pt (with their
+    # validation figures): weaker models of the same training, GRO's utility-matched null (gro.null). A reused
+    # pretrained checkpoint brings its own <model>_<dataset>_epoch<N>.pt when it has them; missing ones are made
+    # by training the first epochs again with the same seed (``training.regenerate_snapshots``). () = none.
+    snapshot_epochs: tuple[int, ...] = ()
 
     PROFILES = {
         "smoke": {"models": ("meanemb", "sasrec"), "epochs": 4, "patience": 0, "batch_size": 64, "threads": 1},
@@ -91,7 +99,8 @@ class Settings(SettingsBase):
         return TrainConfig(epochs=epochs, batch_size=self.batch_size, lr=self.lr,
                            weight_decay=self.weight_decay, patience=self.patience, seed=seed,
                            eval_every=self.eval_every, max_train_seconds=self.max_train_seconds or None,
-                           windows="newest" if model == "meanemb" else self.windows)
+                           windows="newest" if model == "meanemb" else self.windows,
+                           snapshot_epochs=() if model == "meanemb" else tuple(self.snapshot_epochs))
 
 
 def model_overrides(name: str, settings: Settings) -> dict:
@@ -133,8 +142,11 @@ def run(ctx: StudyContext, settings: Settings) -> dict:
         headline: dict[str, float] = {}
         for name in settings.models:
             checkpoint = out / f"{name}.pt"
+            snapshot_epochs = settings.train_config(ctx.seed, name).snapshot_epochs
             if ctx.force:
                 checkpoint.unlink(missing_ok=True)
+                for epoch in snapshot_epochs:
+                    snapshot_path(checkpoint, epoch).unlink(missing_ok=True)
             if settings.pretrained_dir and not checkpoint.exists():
                 reuse_pretrained(Path(settings.pretrained_dir), name, dataset, settings, ctx.seed, checkpoint)
             seed_everything(ctx.seed)
@@ -142,6 +154,7 @@ def run(ctx: StudyContext, settings: Settings) -> dict:
             tick = time.perf_counter()
             result = train_model(model, dataset, settings.train_config(ctx.seed, name), device, checkpoint_path=checkpoint,
                                  progress=True)
+            snapshots = keep_snapshots(ctx, name, dataset, settings, checkpoint, result, device)
             test = evaluate_model(result.model, dataset, "test", device=device, seed=ctx.seed)
             bias = bias_of(result.model, dataset, device)
             bias.save(out, f"{name}_bias")
@@ -162,6 +175,7 @@ def run(ctx: StudyContext, settings: Settings) -> dict:
                 "config": dataclasses.asdict(result.model.config),
                 "parameters": sum(p.numel() for p in result.model.parameters()),
                 "history": result.history,
+                "snapshots": snapshots,
             }
             # The final checkpoint also carries the test figures, for `recsec evaluate` and later stages.
             if result.complete:
@@ -231,9 +245,45 @@ def reuse_pretrained(folder: Path, name: str, dataset, settings: Settings, seed:
     tmp = checkpoint.with_name(f".{checkpoint.name}.tmp")
     shutil.copyfile(source, tmp)
     os.replace(tmp, checkpoint)
+    for epoch in settings.train_config(seed, name).snapshot_epochs:  # its snapshots, where it has them
+        if snapshot_path(source, epoch).exists():
+            tmp = checkpoint.with_name(f".{snapshot_path(checkpoint, epoch).name}.tmp")
+            shutil.copyfile(snapshot_path(source, epoch), tmp)
+            os.replace(tmp, snapshot_path(checkpoint, epoch))
     status = "finished" if state.get("complete") else f"partial, resuming after epoch {state.get('epoch')}"
     print(f"{name}: reusing the checkpoint {source} ({status})")
     return True
+
+
+def keep_snapshots(ctx: StudyContext, name: str, dataset, settings: Settings, checkpoint: Path, result: TrainResult,
+                   device) -> list[dict]:
+    """The snapshot records of ``name`` (``training.snapshot_record``), making the missing ones first.
+
+    A snapshot epoch the training never reached (it stopped early) is skipped
+    and said. A missing one of an epoch it did reach (a reused checkpoint) is
+    made by ``regenerate_snapshots``. Each record also carries the validation
+    NDCG@10 the run's own history has for that epoch (``history_valid_ndcg10``):
+    a regenerated snapshot of the same trajectory shows the same figure.
+    """
+    config = settings.train_config(ctx.seed, name)
+    if not config.snapshot_epochs:
+        return []
+    reached = [e for e in config.snapshot_epochs if e <= result.epochs_run]
+    if len(reached) < len(config.snapshot_epochs):
+        print(f"{name}: no snapshot of epochs {[e for e in config.snapshot_epochs if e > result.epochs_run]}: "
+              f"training stopped after epoch {result.epochs_run}")
+    missing = missing_snapshots(checkpoint, reached)
+    if missing:
+        print(f"{name}: training epochs 1-{max(missing)} again (seed {ctx.seed}) for the snapshots of epochs {missing}")
+
+        def build():
+            seed_everything(ctx.seed)
+            return build_model(name, dataset.num_items, dataset.max_len, **model_overrides(name, settings))
+
+        regenerate_snapshots(build, dataset, config, checkpoint, missing, device, progress=True)
+    history = {row["epoch"]: row.get("valid_ndcg@10") for row in result.history}
+    return [{**snapshot_record(snapshot_path(checkpoint, e)), "history_valid_ndcg10": history.get(e)}
+            for e in reached]
 
 
 def _final_state(checkpoint) -> dict | None:
