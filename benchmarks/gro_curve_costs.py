@@ -51,11 +51,11 @@ from recsec_lib.attack.queries import generate_queries
 from recsec_lib.attack.surrogate import SurrogateSettings, fit_surrogate
 import recsec_lib.attack.surrogate as surrogate_module
 from recsec_lib.data.prepare import prepare_dataset
-from recsec_lib.gro.defenses import ranked_lists, train_defended_targets
-from recsec_lib.gro.training import GROConfig
+from recsec_lib.defenses.output import DefendedBox, parse_output_defense
+from recsec_lib.gro.training import GROConfig, defend_target
 from recsec_lib.models.registry import build_model
 from recsec_lib.recommend.checkpoints import load_checkpoint, read_checkpoint_payload
-from recsec_lib.recommend.evaluation import evaluate_model
+from recsec_lib.recommend.evaluation import evaluate_model, ranked_lists
 from recsec_lib.recommend.sequences import training_windows
 from recsec_lib.recommend.training import TrainConfig, snapshot_record, time_training_epoch, train_model
 from recsec_lib.study.stages.context import seed_everything
@@ -120,7 +120,7 @@ def surrogate_scores(surrogate, dataset, target_top10: np.ndarray, save_to: Path
 
 
 def attack_data(target, dataset, sequences: int, seq_len: int, seed: int):
-    box = BlackBoxRecommender(target, k=K, filter_seen=True, device="cpu", seed=seed)
+    box = BlackBoxRecommender(target, k=K, filter_seen=True, device="cpu")
     tick = time.perf_counter()
     data = generate_queries(box, dataset.num_items, "autoregressive", sequences, seq_len, seed=seed, progress=False)
     return data, time.perf_counter() - tick
@@ -253,8 +253,7 @@ def cmd_gro_epoch(args) -> None:
                            max_batches_per_epoch=args.max_batches, seed=args.seed)
         reference = reference_seconds(target, dataset)
         tick = time.perf_counter()
-        result = train_defended_targets(target, dataset, (lam,), config, args.work_dir / "gro" / f"{args.target.stem}_{int(time.time())}", progress=False,
-                                        sequences=rows)[lam]
+        result = defend_target(target, rows, config, progress=False)
         wall = time.perf_counter() - tick
         defended = result.target.eval()
         valid = valid_ndcg10(defended, dataset)
@@ -316,7 +315,8 @@ def cmd_authors(args) -> None:
         served = serve_whole_list(unfiltered, defense, np.random.default_rng(args.seed + index))
         tops = []
         for seed in args.seeds:
-            box = BlackBoxRecommender(target, k=K, defense=defense, filter_seen=False, device="cpu", seed=seed)
+            box = DefendedBox(BlackBoxRecommender(target, k=K, filter_seen=False, device="cpu"),
+                              parse_output_defense(defense), seed=seed)
             data = generate_queries(box, dataset.num_items, "autoregressive", args.sequences, args.seq_len,
                                     seed=seed, progress=False)
             result, seconds, _ = fit(data, dataset, target, args.surrogate_epochs, seed)

@@ -27,8 +27,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from recsec_lib.attack.blackbox import apply_defense
-
 WHOLE_LIST_DEFENSES = ("none", "random", "reverse")
 PUBLISHED_SOURCE = "Zhang et al., WSDM 2024 (published; reference only)"
 # Their setting, as their public repository and paper state it (STUDY.md; issue 28).
@@ -52,7 +50,13 @@ def serve_whole_list(lists: np.ndarray, defense: str, rng: np.random.Generator) 
         raise ValueError(f"parameter 'lists' must be [users, k] (the whole returned list), got shape {lists.shape}")
     if defense not in WHOLE_LIST_DEFENSES:
         raise ValueError(f"parameter 'defense' must be one of {WHOLE_LIST_DEFENSES}, got {defense!r}")
-    return apply_defense(lists, defense, rng)
+    # The arena's output defenses ``random`` and ``reverse`` (``defenses.output``, a package of this layer that gro
+    # does not import) serve the same transforms: one permutation per list, or the list read backwards.
+    if defense == "random":
+        return rng.permuted(lists, axis=1)
+    if defense == "reverse":
+        return np.ascontiguousarray(lists[:, ::-1])
+    return lists
 
 
 def hits_at_10(lists: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
