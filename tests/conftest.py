@@ -116,3 +116,16 @@ def file_server(tmp_path) -> Iterator[FileServer]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_ray_left_behind() -> Iterator[None]:
+    """Stop any Ray a test module started, so its workers' late log lines cannot reach a later test's stderr.
+
+    The executor keeps its Ray connection for reuse within a process; a test
+    module that used it must not hand it (and its workers' output) on.
+    """
+    yield
+    from recsec_lib.common.executor import shutdown_ray
+
+    shutdown_ray()
