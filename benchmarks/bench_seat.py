@@ -79,8 +79,8 @@ def main() -> None:
     torch.manual_seed(0)
     encoder = load_encoder(args.encoder) if args.encoder else SimilarityEncoder(EncoderConfig(ML1M_ITEMS))
     # Limits that are never reached, so the monitor keeps counting to the end; a threshold that counts pairs.
-    calibration = Calibration("seat", limit=1e9, threshold=0.5, target_fpr=0.0, calibration_fpr=0.0,
-                              num_accounts=0, accounts=frozenset(), session_limit=1e9, follow_limit=1e9)
+    calibration = Calibration("seat", limits={"pairs": 1e9, "sessions": 1e9, "follow": 1e9}, threshold=0.5,
+                              target_fpr=0.0, calibration_fpr=0.0, num_accounts=0)
     for name, traffic in traffic_shapes(args.queries).items():
         follow = np.ones(traffic.num_queries, dtype=np.int8)  # growth steps' follow checks always run
         result = measure_throughput(encoder, calibration, traffic, max_queries=args.queries, batch_size=args.batch,
