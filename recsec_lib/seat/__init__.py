@@ -20,6 +20,12 @@ Modules, in the order data flows through them:
 * ``detectors``   — the detector registry: each detector one class (its statistics, budget rule, keys);
 * ``evaluation``  — false positives, detection, accounts an attacker needs, ROC, throughput;
 * ``zoo``         — every detector against every zoo attacker, the worst-case headline;
+* ``timing``      — real query timing (ML-100K timestamps, titles mapped to ML-1M), time models;
+* ``fpr``         — false-positive rates with exact (Clopper–Pearson) intervals;
+* ``search``      — the attacker's grid search: parameters, split over accounts, pacing window;
+* ``public_data`` — the public-data attacker (ML-100K histories replayed as streams);
+* ``pooled``      — the pooled-traffic MMD test (all accounts together);
+* ``suspicion``   — the per-query suspicion score (the scoring half of per-query gating);
 * ``inputs``, ``plots`` — what the stage reads from a run, and its figures.
 
 The stage that runs all of it is ``recsec_lib.study.stages.seat``.
