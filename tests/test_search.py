@@ -94,3 +94,77 @@ def test_public_data_streams_and_traffic():
     assert len(traffic.sources) == 2 and public_traffic([np.array([1, 2])], 5, 1).num_queries == 1
     with pytest.raises(ValueError, match="'streams' must be >= 1"):
         public_streams(histories, 0)
+
+
+def test_per_account_replay_equals_the_whole_split_and_stops_at_the_first_flag():
+    from recsec_lib.seat.replay import TrafficFeatures
+    from recsec_lib.seat.search import SplitCache
+    from recsec_lib.seat.statistics import account_statistics
+
+    rng = np.random.default_rng(0)
+    walks = [rng.permutation(np.arange(1, 61))[:12] for _ in range(6)]
+    traffic = attack_traffic(walks, max_len=10, name="w")
+    keys, rows = traffic.unique_keys()
+    encodings = rng.normal(size=(len(keys), 2)).astype(np.float32)
+    encodings /= np.linalg.norm(encodings, axis=1, keepdims=True)
+    features = TrafficFeatures(keys, rows, encodings, np.zeros((len(keys), 1)), 0.0,
+                               follow=rng.integers(-1, 2, size=traffic.num_queries).astype(np.int8))
+    context = MonitorContext(threshold=0.5, dim=2, num_items=64)
+    cache = SplitCache(AttackSample(traffic, features), context)
+    for split in ("contiguous", "round-robin", "by-stream"):
+        whole = account_statistics(split_traffic(traffic, split, 4), features, context, ["pairs", "sessions", "follow"])
+        lazy = cache.values(split, 4, ("pairs", "sessions", "follow"), 3600.0)
+        for statistic in ("pairs", "sessions", "follow"):
+            assert lazy[statistic].tolist() == whole[statistic].tolist()
+    fresh = SplitCache(AttackSample(traffic, features), context)
+    seat = det.get_detector("seat")
+    assert fresh.any_flagged(seat, {"pairs": None, "sessions": 0.0, "follow": None}, "contiguous", 4, 3600.0)
+    assert fresh.replays == 1  # the first account opens a session: no other account replayed
+
+
+def test_handoffs_are_counted_within_one_kind_of_account():
+    from recsec_lib.seat.statistics import account_statistics
+    from recsec_lib.seat.traffic import concat_traffic
+
+    walk = [np.arange(1, 31)]
+    a = attack_traffic(walk, max_len=10, name="growing")
+    b = attack_traffic(walk, max_len=10, name="refresh")  # the same user's history as another form's account
+    stats = account_statistics(concat_traffic([a, b]), None, CONTEXT, ["handoffs"])
+    assert stats["handoffs"].tolist() == [0.0, 0.0]
+    split = a.split_contiguous(2, "x")  # one kind: the second half continues the first
+    assert account_statistics(split, None, CONTEXT, ["handoffs"])["handoffs"].tolist() == [0.0, 1.0]
+
+
+def test_detection_headline_names_the_best_detector_and_the_targets():
+    from recsec_lib.seat.verdict import detection_headline, verdict_sentence
+
+    best = pd.DataFrame([
+        {"detector": "volume", "accounts_needed": 16, "attacker": "chain", "chains": 1, "split": "contiguous",
+         "horizon_h": 720.0},
+        {"detector": "caps", "accounts_needed": 17, "attacker": "chain", "chains": 1, "split": "contiguous",
+         "horizon_h": 720.0},
+        {"detector": "seat+cap", "accounts_needed": 14, "attacker": "chain", "chains": 1, "split": "by-stream",
+         "horizon_h": 72.0},
+        {"detector": "handoff", "accounts_needed": None, "attacker": "chain", "chains": 1, "split": "contiguous",
+         "horizon_h": 24.0}])
+    fpr = pd.DataFrame([
+        {"detector": "caps", "kind": "all", "accounts": 4000, "flagged": 2, "rate": 0.0005, "low": 0.0, "high": 0.0018},
+        {"detector": "caps", "kind": "ml100k", "accounts": 400, "flagged": 1, "rate": 0.0025, "low": 0.0,
+         "high": 0.0139},
+        {"detector": "caps", "kind": "growing", "accounts": 400, "flagged": 0, "rate": 0.0, "low": 0.0, "high": 0.009},
+        {"detector": "volume", "kind": "all", "accounts": 4000, "flagged": 3, "rate": 0.00075, "low": 0.0,
+         "high": 0.002}])
+    head = detection_headline(best, fpr, candidates=["volume", "caps", "seat+cap"], parameters=["chains"])
+    assert head["detect_best"] == "caps" and head["detect_best_accounts_needed_worst"] == 17
+    assert head["detect_best_cost_increase_over_volume_cap"] == pytest.approx(17 / 16)
+    assert head["detect_best_cost_increase_over_caps"] == 1.0
+    assert head["detect_best_worst_point"] == {"attacker": "chain", "chains": 1, "split": "contiguous",
+                                               "horizon_h": 720.0}
+    assert head["detect_best_false_positive_rate"] == 0.0005 and head["detect_best_worst_form"] == "ml100k"
+    assert head["benign_real_timing_false_positive_rate_caps"] == 0.0025
+    assert head["targets"] == {"best_ge_2x_volume_cap": False, "best_gt_1.2x_caps": False,
+                               "fpr_le_0.001_shown": False, "fpr_le_0.001_point": True,
+                               "no_form_above_0.01_shown": False, "no_form_above_0.01_point": True}
+    assert verdict_sentence(head).startswith("Per-account detection does NOT hold")
+    # a detector never got through within the grid is the best, at infinite cost
+    assert detection_headline(best, fpr)["detect_best"] == "handoff"

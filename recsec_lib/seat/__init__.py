@@ -26,6 +26,8 @@ Modules, in the order data flows through them:
 * ``public_data`` — the public-data attacker (ML-100K histories replayed as streams);
 * ``pooled``      — the pooled-traffic MMD test (all accounts together);
 * ``suspicion``   — the per-query suspicion score (the scoring half of per-query gating);
+* ``populations`` — benign calibration and held-out populations with real timing;
+* ``verdict``     — the detection headline: worst cases, the best detector, its FPR, the targets;
 * ``inputs``, ``plots`` — what the stage reads from a run, and its figures.
 
 The stage that runs all of it is ``recsec_lib.study.stages.seat``.

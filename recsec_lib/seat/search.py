@@ -131,35 +131,95 @@ def pace(traffic: Traffic, horizon_s: float) -> Traffic:
     return replace(traffic, time=rank * (horizon_s / np.maximum(counts[traffic.account], 1)))
 
 
+def account_slice(traffic: Traffic, features: TrafficFeatures | None, account: int
+                  ) -> tuple[Traffic, TrafficFeatures | None]:
+    """One account's queries alone (in log order), with their features."""
+    mask = traffic.account == account
+    part = replace(traffic, names=(traffic.names[account],), kinds=(traffic.kinds[account],),
+                   account=np.zeros(int(mask.sum()), dtype=np.int64), source=traffic.source[mask],
+                   end=traffic.end[mask], time=None if traffic.time is None else traffic.time[mask])
+    if features is None:
+        return part, None
+    return part, replace(features, rows=features.rows[mask],
+                         follow=None if features.follow is None else features.follow[mask])
+
+
 class SplitCache:
-    """One sample's per-account statistics per (split, N) — and per pacing window for clock statistics."""
+    """One sample's per-account statistics per (split, N) — and per pacing window for clock statistics.
+
+    Statistics that need a replay and depend on an account's own queries only
+    (SEAT, PRADA) are computed one account at a time, on demand: deciding that
+    a split is flagged stops at the first flagged account (``any_flagged``),
+    so only the clean splits cost a whole replay.
+    """
 
     def __init__(self, sample: AttackSample, context: MonitorContext) -> None:
         self.sample, self.context = sample, context
-        self.cache: dict[tuple, dict[str, np.ndarray]] = {}
-        self.replays = 0
+        self.cache: dict[tuple, dict[str, np.ndarray]] = {}  # whole-split values of cheap / service-wide sources
+        self.lazy: dict[tuple, dict[int, dict[str, float]]] = {}  # (split, n, source) -> account -> values
+        self.splits: dict[tuple[str, int], tuple[Traffic, TrafficFeatures | None]] = {}
+        self.replays = 0  # accounts (or whole splits) replayed
 
-    def _features(self, split: Traffic) -> TrafficFeatures | None:
-        features, flags = self.sample.features, self.sample.follow_flags
-        if features is None or flags is None:
-            return features
-        from recsec_lib.seat.follow import query_follow
+    def split(self, split: str, n: int) -> tuple[Traffic, TrafficFeatures | None]:
+        key = (split, n)
+        if key not in self.splits:
+            traffic = split_traffic(self.sample.traffic, split, n)
+            features, flags = self.sample.features, self.sample.follow_flags
+            if features is not None and flags is not None:
+                from recsec_lib.seat.follow import query_follow
 
-        return replace(features, follow=query_follow(split, list(flags)))
+                features = replace(features, follow=query_follow(traffic, list(flags)))
+            self.splits = {key: (traffic, features)}  # keep one split in memory
+        return self.splits[key]
+
+    def _whole(self, split: str, n: int, statistic: str, horizon_s: float) -> np.ndarray:
+        source = source_of(statistic)
+        key = (split, n, source.name, horizon_s if source.needs_time else None)
+        if key not in self.cache:
+            traffic, features = self.split(split, n)
+            timed = pace(traffic, horizon_s) if source.needs_time else traffic
+            self.cache[key] = source.values(timed, features, self.context)
+            self.replays += 1
+        return self.cache[key][statistic]
+
+    def _one(self, split: str, n: int, statistic: str, account: int) -> float:
+        source = source_of(statistic)
+        done = self.lazy.setdefault((split, n, source.name), {})
+        if account not in done:
+            part, features = account_slice(*self.split(split, n), account)
+            done[account] = {k: float(v[0]) for k, v in source.values(part, features, self.context).items()}
+            self.replays += 1
+        return done[account][statistic]
+
+    @staticmethod
+    def _is_lazy(statistic: str) -> bool:
+        source = source_of(statistic)
+        return source.per_account and not source.vectorised and not source.needs_time
+
+    def any_flagged(self, detector, limits, split: str, n: int, horizon_s: float) -> bool:
+        """True when some account of the split passes one of the detector's limits."""
+        whole = {s: self._whole(split, n, s, horizon_s) for s in detector.statistics if not self._is_lazy(s)}
+        if whole and detector.flagged(limits, whole, skip=tuple(s for s in detector.statistics
+                                                                   if self._is_lazy(s))).any():
+            return True
+        lazy = [s for s in detector.statistics if self._is_lazy(s) and limits.get(s) is not None]
+        if not lazy:
+            return False
+        accounts = len(self.split(split, n)[0].names)
+        for a in range(accounts):
+            if any(self._one(split, n, s, a) > limits[s] for s in lazy):
+                return True
+        return False
 
     def values(self, split: str, n: int, statistics: Sequence[str], horizon_s: float) -> dict[str, np.ndarray]:
-        out: dict[str, np.ndarray] = {}
-        traffic = None
+        """{statistic: [A]} for every account of the split (every account replayed)."""
+        out = {}
         for statistic in statistics:
-            source = source_of(statistic)
-            key = (split, n, source.name, horizon_s if source.needs_time else None)
-            if key not in self.cache:
-                if traffic is None:
-                    traffic = split_traffic(self.sample.traffic, split, n)
-                timed = pace(traffic, horizon_s) if source.needs_time else traffic
-                self.cache[key] = source.values(timed, self._features(traffic), self.context)
-                self.replays += 1
-            out[statistic] = self.cache[key][statistic]
+            if self._is_lazy(statistic):
+                accounts = len(self.split(split, n)[0].names)
+                out[statistic] = np.array([self._one(split, n, statistic, a) for a in range(accounts)])
+            else:
+                out[statistic] = self._whole(split, n, statistic, horizon_s)
         return out
 
 
@@ -169,12 +229,9 @@ def accounts_needed_for(sample: AttackSample, calibration: Calibration, split: s
     """Fewest accounts (grid, then bisection) at which ``calibration`` flags none of the split, paced log."""
     detector = get_detector(calibration.detector)
     cache = cache or SplitCache(sample, context)
-
-    def flagged(n: int) -> int:
-        stats = cache.values(split, n, detector.statistics, horizon_s)
-        return int(detector.flagged(calibration.limits, stats).sum())
-
-    return smallest_clean_split(flagged, max_accounts(sample.traffic, split), grid)
+    limits = dict(calibration.limits)
+    return smallest_clean_split(lambda n: int(cache.any_flagged(detector, limits, split, n, horizon_s)),
+                                max_accounts(sample.traffic, split), grid)
 
 
 @dataclass(frozen=True, eq=False)

@@ -62,6 +62,8 @@ class StatisticSource(ABC):
     statistics: ClassVar[tuple[str, ...]]
     needs_time: ClassVar[bool] = False  # reads traffic.time (cannot run on a log without a clock)
     slow: ClassVar[bool] = False  # its replay is costly (the study may run it on fewer queries)
+    per_account: ClassVar[bool] = True  # an account's values depend on its own queries only
+    vectorised: ClassVar[bool] = False  # ``values`` needs no replay (cheap for any traffic)
     flag_label: ClassVar[str | None] = None  # AccountOutcome.flagged_by when it flags (None: the monitor's own)
 
     @abstractmethod
@@ -143,6 +145,7 @@ class VolumeSource(StatisticSource):
     name = "volume"
     statistics = ("volume",)
     flag_label = "cap"
+    vectorised = True
 
     def monitor(self, limits, context):
         return VolumeCapMonitor(limit=limits.get("volume"))
@@ -183,6 +186,7 @@ class RateSource(StatisticSource):
     statistics = ("rate",)
     needs_time = True
     flag_label = "cap"
+    vectorised = True
 
     def monitor(self, limits, context):
         return RateCapMonitor(limit=limits.get("rate"), window_seconds=context.seat.rate_window_s)
@@ -224,8 +228,13 @@ class PradaSource(StatisticSource):
 
 @register_source
 class HandoffSource(StatisticSource):
+    """Service-wide, so not per account. Accounts of different *kinds* are replayed as different services:
+    the benign forms are alternative versions of the same users (a user's ``growing`` and ``refresh``
+    accounts share a history), and a person does not hand off to an alternative version of itself."""
+
     name = "handoff"
     statistics = ("handoffs",)
+    per_account = False
 
     def monitor(self, limits, context):
         return HandoffMonitor(limit=limits.get("handoffs"), tail=context.seat.handoff_tail,
@@ -235,9 +244,16 @@ class HandoffSource(StatisticSource):
         return monitor.observe(account, query, None, index, time)
 
     def replay(self, monitor, traffic, features):
-        names, accounts, times = traffic.names, traffic.account, traffic.time
+        names, accounts, times, kinds = traffic.names, traffic.account, traffic.time, traffic.kinds
+        monitors = {kind: monitor if i == 0 else self.monitor({"handoffs": monitor.limit}, MonitorContext(
+            seat=SeatOptions(handoff_tail=monitor.tail, handoff_memory=monitor.memory)))
+            for i, kind in enumerate(dict.fromkeys(kinds))}
         for j in range(traffic.num_queries):
-            monitor.observe(names[accounts[j]], traffic.query(j), None, j, 0.0 if times is None else float(times[j]))
+            a = int(accounts[j])
+            monitors[kinds[a]].observe(names[a], traffic.query(j), None, j, 0.0 if times is None else float(times[j]))
+        for other in monitors.values():
+            if other is not monitor:
+                monitor.accounts.update(other.accounts)
         outcomes = []
         for i, name in enumerate(names):
             state = monitor.accounts.get(name)

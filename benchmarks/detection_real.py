@@ -1,0 +1,340 @@
+"""Detection on real data: benign false positives with real timing, and the attacker who chooses its parameters.
+
+    RECSEC_DATA_MIRROR=/work/shared/data OMP_NUM_THREADS=1 nice -n 10 \\
+        .venv/bin/python benchmarks/detection_real.py --part fpr    [--cache DIR] [--per-form 370] ...
+    ... benchmarks/detection_real.py --part search [--budget 40000] [--attackers chain,public]
+
+ML-1M is the service's catalogue (5-core, the study's protocol); the target
+behind the black box is ``--target`` (an ML-1M SASRec checkpoint; top-100,
+seen items filtered). Everything is seeded; each part prints its tables and
+caches what the next part reads under ``--cache``.
+
+``--part fpr``: the SEAT encoder (trained on the encoder users, as the stage
+does), then two disjoint benign populations (``seat.populations``): ML-1M
+calibration / held-out users in every benign form, timed by the real gaps of
+ML-100K calibration / held-out users, plus those ML-100K users at their own
+rating times. Every detector is calibrated on the calibration population at
+``--fpr`` and measured on the held-out one: the FPR per form with exact 95%
+(Clopper–Pearson) intervals. Also: the caps calibrated the first version's
+way (first forms, Exponential 30-minute gaps) on the real-timing users; the
+pooled MMD test's false alarms per window; the per-query suspicion score's
+benign cost (share of queries that would be served a perturbed list).
+
+``--part search``: the attacker's grid (``seat.search``) against every
+calibrated detector: chain attackers (chains x random_mix, uniform mixing) and
+the public-data attacker (ML-100K histories mapped to ML-1M by title, as
+streams), each over the three splits and four pacing windows (24 h, 72 h,
+7 d, 30 d); accounts needed per grid point, the minimum per detector with the
+point that reached it, the verdict against issue 24's targets; and per attack
+sample the pooled test's alarm rate at several traffic shares and the share of
+its queries the suspicion score would gate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from recsec_lib.data.prepare import prepare_dataset
+from recsec_lib.seat import traffic as tr
+from recsec_lib.seat.benign import ALL_FORMS, benign_traffic
+from recsec_lib.seat.calibration import Calibration, SeatOptions
+from recsec_lib.seat.detectors import benign_frame, calibrate, get_detector
+from recsec_lib.seat.encoder import EncoderConfig, EncoderTraining, load_encoder, save_encoder, train_encoder
+from recsec_lib.seat.fpr import accounts_to_show, clopper_pearson, rate_table
+from recsec_lib.seat.inputs import load_box
+from recsec_lib.seat.populations import benign_population, load_real_timing
+from recsec_lib.seat.replay import prepare_traffic
+from recsec_lib.seat.statistics import MonitorContext, account_statistics, benign_statistics
+
+DETECTORS = ("seat-pairs", "seat", "seat+cap", "caps", "volume", "rate", "handoff", "caps+handoff",
+             "seat+cap+handoff")
+pd.set_option("display.width", 200)
+pd.set_option("display.max_columns", 30)
+pd.set_option("display.max_rows", 400)
+
+
+def say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def setup(args):
+    mirror = Path(os.environ["RECSEC_DATA_MIRROR"])
+    dataset = prepare_dataset("ml-1m", data_dir=Path(args.data_dir), mirror=mirror)
+    box, target = load_box(Path(args.target), dataset, 100, "cpu", 0)
+    split = tr.split_users(dataset.num_users, 0.5, 0.25)
+    cache = Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / "encoder.pt"
+    if path.is_file():
+        encoder = load_encoder(path)
+    else:
+        say("training the SEAT encoder (300 steps, the stage's default)")
+        encoder, _ = train_encoder([dataset.sequence(int(u))[:-2] for u in split.encoder],
+                                   EncoderConfig(num_items=dataset.num_items), EncoderTraining(seed=0),
+                                   progress=False)
+        save_encoder(encoder, path)
+    real = load_real_timing(dataset, mirror / "ml-100k", mirror / "ml-1m" / "movies.dat")
+    return dataset, box, target, split, encoder, real, cache
+
+
+def prepared(traffic, encoder, dataset, target, box):
+    return prepare_traffic(traffic, encoder, dataset.num_items, target, box.k, box.filter_seen, 0)
+
+
+def part_fpr(args) -> None:
+    dataset, box, target, split, encoder, real, cache = setup(args)
+    r = real.report
+    print(f"ML-100K -> ML-1M by title: {r.mapped_to_catalogue} of {r.source_movies} movies map to an ML-1M title "
+          f"(movies.dat), {r.mapped_to_dataset} to an item of the 5-core dataset; {r.ratings_mapped:,} of "
+          f"{r.ratings:,} ratings mapped; users kept (>= 5 mapped ratings): {len(real.calibration)} calibration, "
+          f"{len(real.held_out)} held out")
+    seat = SeatOptions()
+    per_form = args.per_form or None
+    populations = {}
+    for name, users, timed, seed in (("calibration", split.calibration, real.calibration, 0),
+                                     ("held-out", split.test, real.held_out, 1)):
+        started = time.perf_counter()
+        population = benign_population(dataset, users, timed, per_form=per_form, seed=seed)
+        features = prepared(population.traffic, encoder, dataset, target, box)
+        populations[name] = (population, features)
+        say(f"{name}: {len(population.traffic.names):,} accounts, {population.traffic.num_queries:,} queries "
+            f"({time.perf_counter() - started:.0f} s)")
+    cal, cal_features = populations["calibration"]
+    test, test_features = populations["held-out"]
+    started = time.perf_counter()
+    stats = benign_statistics(cal.traffic, cal_features, seat, num_items=dataset.num_items, with_prada=False)
+    calibrations = {d: calibrate(d, stats, args.fpr) for d in DETECTORS}
+    test_stats = benign_statistics(test.traffic, test_features, seat, num_items=dataset.num_items, with_prada=False,
+                                   threshold=stats.threshold)
+    say(f"statistics of both populations ({time.perf_counter() - started:.0f} s)")
+    frame = pd.concat([benign_frame(c, test_stats) for c in calibrations.values()])
+    table = rate_table(frame)
+    print(f"\nHeld-out benign accounts per form: {test.accounts()} (all: {len(test.traffic.names):,}); an interval "
+          f"can show <= 0.1% with >= {accounts_to_show(0.001):,} accounts and <= 1% with >= {accounts_to_show(0.01)}")
+    print(f"Calibration: {len(cal.traffic.names):,} accounts; target FPR {args.fpr} per detector; SEAT threshold "
+          f"{stats.threshold:.4f}")
+    for d, c in calibrations.items():
+        print(f"  {d:>17}: limits {dict((k, round(v, 3)) for k, v in c.limits.items())}, calibration FPR "
+              f"{c.calibration_fpr:.4%}")
+    wide = table.assign(cell=[f"{f}/{a} {100 * r:.2f}% [{100 * lo:.2f}, {100 * hi:.2f}]" for f, a, r, lo, hi in
+                              zip(table.flagged, table.accounts, table.rate, table.low, table.high)])
+    print("\nFalse positives on held-out benign accounts: flagged/accounts rate% [95% Clopper-Pearson interval]")
+    print(wide.pivot(index="kind", columns="detector", values="cell")[list(DETECTORS)].to_string())
+
+    # The first version's calibration of the caps (first forms, Exponential gaps) on the real-timing users.
+    old = benign_traffic([dataset.sequence(int(u)) for u in split.calibration], split.calibration.tolist(),
+                         ALL_FORMS, dataset.max_len, seed=0, max_accounts_per_form=per_form)
+    old_stats = account_statistics(old, None, MonitorContext(seat=seat), ["volume", "rate"])
+    old_caps = calibrate("caps", old_stats, args.fpr)
+    real_mask = np.isin(np.array(test_stats.kinds), ["ml100k", "ml100k-submit"])
+    flagged = get_detector("caps").flagged(old_caps, test_stats)
+    print(f"\nCaps calibrated the first version's way (first forms, Exponential 30-min gaps; limits "
+          f"{dict(old_caps.limits)}): on held-out ML-100K users at their own times")
+    for kind in ("ml100k", "ml100k-submit"):
+        mine = np.array(test_stats.kinds) == kind
+        ci = clopper_pearson(int(flagged[mine].sum()), int(mine.sum()))
+        print(f"  {kind}: {ci.flagged}/{ci.accounts} flagged = {100 * ci.rate:.1f}% [{100 * ci.low:.1f}, "
+              f"{100 * ci.high:.1f}]")
+    assert real_mask.any()
+
+    pooled_test, suspicion = pooled_and_suspicion(args, cal, cal_features, test, test_features, split, dataset)
+    keep = np.isin(test.traffic.account, np.random.default_rng(5).permutation(len(test.traffic.names))[:1000])
+    table.to_csv(cache / "fpr_table.csv", index=False)
+    with open(cache / "calibrations.pkl", "wb") as handle:  # what the search part reads (this tool's own cache)
+        pickle.dump({"calibrations": {d: c.summary() for d, c in calibrations.items()},
+                     "threshold": stats.threshold, "fpr": args.fpr, "pooled": pooled_test, "suspicion": suspicion,
+                     "benign_windows": (test_features.seat[test_features.rows][keep], test.traffic.account[keep])},
+                    handle)
+    say("fpr part done")
+
+
+def query_windows(traffic, features, tail: int) -> np.ndarray:
+    """[Q] -> the left-padded newest ``tail`` items of each query (via its distinct key)."""
+    return traffic.windows(features.keys, tail)[features.rows]
+
+
+def pooled_and_suspicion(args, cal, cal_features, test, test_features, split, dataset):
+    from recsec_lib.seat import pooled
+    from recsec_lib.seat.suspicion import fit_suspicion, suspicion_scores
+
+    rng = np.random.default_rng(0)
+    encodings = cal_features.seat[cal_features.rows]  # [Q, D]
+    account = cal.traffic.account
+    half = np.isin(account, rng.permutation(len(cal.traffic.names))[:len(cal.traffic.names) // 2])
+    reference = encodings[half][rng.choice(int(half.sum()), size=2000, replace=False)]
+    test_pooled = pooled.calibrate_pooled(reference, encodings[~half], account[~half], window=args.window,
+                                          users_per_window=args.window_users, target_fpr=args.window_fpr,
+                                          num_windows=args.windows, seed=1)
+    alarms, windows = pooled.window_alarms(test_pooled, test_features.seat[test_features.rows],
+                                           test.traffic.account, args.windows, seed=2)
+    ci = clopper_pearson(alarms, windows)
+    print(f"\nPooled MMD test: windows of {args.window} queries from {args.window_users} accounts' stretches; "
+          f"threshold {test_pooled.threshold:.5f} at {args.window_fpr:.1%} of {args.windows} calibration windows "
+          f"(bandwidth {test_pooled.bandwidth:.3f}); held-out false alarms {alarms}/{windows} = {100 * ci.rate:.2f}% "
+          f"[{100 * ci.low:.2f}, {100 * ci.high:.2f}] per window")
+
+    sample = rng.choice(cal.traffic.num_queries, size=min(200_000, cal.traffic.num_queries), replace=False)
+    histories = [dataset.sequence(int(u)) for u in split.calibration]  # the defender's calibration users
+    windows_cal = query_windows(cal.traffic, cal_features, 20)
+    suspicion = fit_suspicion(histories, dataset.num_items, windows_cal[sample], encodings[sample],
+                              gate_rate=args.gate_rate, tail=20, seed=0)
+    scores = suspicion_scores(suspicion, query_windows(test.traffic, test_features, 20),
+                              test_features.seat[test_features.rows])
+    gated = scores > suspicion.threshold
+    frame = pd.DataFrame({"kind": np.array(test.traffic.kinds)[test.traffic.account], "gated": gated,
+                          "account": test.traffic.account})
+    per_form = frame.groupby("kind").agg(queries=("gated", "size"), gated=("gated", "mean"))
+    accounts = frame.groupby(["kind", "account"])["gated"].any().groupby("kind").mean()
+    per_form["accounts_ever_gated"] = accounts
+    per_form.loc["all"] = [len(frame), gated.mean(), frame.groupby("account")["gated"].any().mean()]
+    print(f"\nPer-query suspicion score (gate rate {args.gate_rate:.1%} of calibration queries, threshold "
+          f"{suspicion.threshold:.3f}): benign cost on held-out queries (share of queries that would get a "
+          f"perturbed list; share of accounts that would see one at least once)")
+    print(per_form.to_string(float_format=lambda v: f"{v:.4f}"))
+    return test_pooled, suspicion
+
+
+# --- the attacker's search --------------------------------------------------------------------------------
+
+
+def attack_sample(traffic, encoder, dataset, target, box):
+    from recsec_lib.seat.follow import follow_flags, query_follow
+    from recsec_lib.seat.replay import featurize
+    from recsec_lib.seat.search import AttackSample
+
+    flags = follow_flags(target, list(traffic.sources), [traffic.width(s) for s in range(len(traffic.sources))],
+                         box.k, box.filter_seen)
+    features = featurize(traffic, encoder, dataset.num_items, follow=query_follow(traffic, flags))
+    return AttackSample(traffic, features, flags)
+
+
+def part_search(args) -> None:
+    from recsec_lib.seat import pooled
+    from recsec_lib.seat.attackers import ZooSettings, build_attack
+    from recsec_lib.seat.public_data import public_streams, public_traffic
+    from recsec_lib.seat.search import AttackSpace, combine, search_attacker
+    from recsec_lib.seat.suspicion import suspicion_scores
+    from recsec_lib.seat.verdict import detection_headline, verdict_sentence
+
+    dataset, box, target, split, encoder, real, cache = setup(args)
+    saved = pickle.load(open(cache / "calibrations.pkl", "rb"))
+    calibrations = {d: Calibration(d, s["limits"], s["threshold"], s["target_fpr"], s["calibration_fpr"],
+                                   s["num_accounts"]) for d, s in saved["calibrations"].items()
+                    if d in args.detectors.split(",")}
+    context = MonitorContext(saved["threshold"], encoder.config.dim, dataset.num_items, SeatOptions())
+    space_splits = tuple(args.splits.split(","))
+    horizons = tuple(float(h) for h in args.horizons.split(","))
+    signal_rows = []
+
+    def signals(label, setting, sample):
+        attack = sample.features.seat[sample.features.rows]
+        row = {"attacker": label, **setting}
+        test = saved["pooled"]
+        benign_features, benign_account = saved["benign_windows"]  # held-out benign accounts' queries
+        for share in (0.02, 0.05, 0.1, 0.25, 0.5):
+            alarms, windows = pooled.window_alarms(test, benign_features, benign_account, args.windows // 4, seed=3,
+                                                   attack=attack, share=share)
+            row[f"pooled_alarm@{share:g}"] = alarms / windows
+        windows = sample.traffic.windows(sample.features.keys, 20)[sample.features.rows]
+        scores = suspicion_scores(saved["suspicion"], windows, attack)
+        row["gated_share"] = float((scores > saved["suspicion"].threshold).mean())
+        signal_rows.append(row)
+
+    results = []
+    for attacker in args.attackers.split(","):
+        if attacker == "chain":
+            grid = {"chains": tuple(int(c) for c in args.chains.split(",")),
+                    "random_mix": tuple(float(m) for m in args.mixes.split(","))}
+
+            def collect(setting, attacker=attacker):
+                started = time.perf_counter()
+                settings = ZooSettings(budget_queries=args.budget, seq_len=200, chain_count=setting["chains"],
+                                       random_mix=setting["random_mix"])
+                name = "chain" if setting["random_mix"] == 0 else "chain-mix"
+                traffic = build_attack(name, box, dataset.num_items, settings, seed=11).traffic
+                sample = attack_sample(traffic, encoder, dataset, target, box)
+                signals(attacker, setting, sample)
+                say(f"chain {setting}: {traffic.num_queries:,} queries collected ({time.perf_counter() - started:.0f} s)")
+                return sample
+        elif attacker == "public":
+            histories = [h.items for h in real.calibration + real.held_out]
+            grid = {"streams": tuple(int(s) for s in args.streams.split(","))}
+
+            def collect(setting, attacker=attacker, histories=histories):
+                streams = public_streams(histories, setting["streams"], seed=0)
+                traffic = public_traffic(streams, box.max_query_len, args.budget, name="public")
+                sample = attack_sample(traffic, encoder, dataset, target, box)
+                signals(attacker, setting, sample)
+                say(f"public {setting}: {traffic.num_queries:,} queries over {len(traffic.sources)} streams")
+                return sample
+        else:
+            raise SystemExit(f"unknown attacker {attacker!r}: chain or public")
+        space = AttackSpace(grid, space_splits, horizons)
+        started = time.perf_counter()
+        results.append(search_attacker(collect, space, calibrations, context, label=attacker, progress=say))
+        say(f"{attacker}: {space.size} grid points x {len(calibrations)} detectors "
+            f"({time.perf_counter() - started:.0f} s)")
+    result = combine(results)
+    result.table.to_csv(cache / "search_table.csv", index=False)
+    parameters = [c for c in ("chains", "random_mix", "streams") if c in result.table]
+    print(f"\nAccounts needed per detector: minimum over the attacker's grid ({args.budget:,} queries per attacker; "
+          f"splits {space_splits}; windows {horizons} h); the point that reached it")
+    print(result.best[["detector", "accounts_needed", "attacker", *parameters, "split", "horizon_h", "queries",
+                       "streams"]].to_string(index=False))
+    per_attacker = result.table.groupby(["detector", "attacker"])["accounts_needed"].min().unstack()
+    print("\nMinimum per attacker family:")
+    print(per_attacker.to_string())
+    chosen = result.table[result.table.detector.isin(["volume", "caps", "seat+cap", "seat+cap+handoff"])]
+    print("\nEvery grid point (volume, caps, seat+cap, seat+cap+handoff):")
+    print(chosen.pivot_table(index=["attacker", *parameters, "split", "horizon_h"], columns="detector",
+                             values="accounts_needed", aggfunc="first", dropna=False).to_string())
+    signal_table = pd.DataFrame(signal_rows)
+    print("\nPer attack sample: pooled-test alarm rate per window when the attacker is this share of the window's "
+          "queries; share of its queries the suspicion score would gate")
+    print(signal_table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    fpr = pd.read_csv(cache / "fpr_table.csv")
+    headline = detection_headline(result.best, fpr, candidates=list(calibrations), parameters=parameters)
+    print("\nVerdict:", verdict_sentence(headline))
+    print(json.dumps(headline, indent=1, default=str))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=("fpr", "search"), required=True)
+    parser.add_argument("--target", default="/work/ckpt/detect/sasrec_snapshot.pt")
+    parser.add_argument("--data-dir", default="/work/ckpt/data")
+    parser.add_argument("--cache", default="/work/ckpt/detect/real")
+    parser.add_argument("--fpr", type=float, default=0.001, help="target false-positive rate per detector")
+    parser.add_argument("--per-form", type=int, default=370, help="ML-1M accounts per form and population")
+    parser.add_argument("--window", type=int, default=500, help="pooled test: queries per window")
+    parser.add_argument("--window-users", type=int, default=10, help="pooled test: accounts per window")
+    parser.add_argument("--window-fpr", type=float, default=0.01, help="pooled test: false alarms per window")
+    parser.add_argument("--windows", type=int, default=1000, help="pooled test: windows to calibrate / measure")
+    parser.add_argument("--gate-rate", type=float, default=0.01, help="suspicion: calibration queries gated")
+    parser.add_argument("--budget", type=int, default=40_000, help="queries per attacker")
+    parser.add_argument("--attackers", default="chain,public")
+    parser.add_argument("--chains", default="1,5,20")
+    parser.add_argument("--mixes", default="0.0,0.5")
+    parser.add_argument("--streams", default="1,8,10000")
+    parser.add_argument("--splits", default="contiguous,by-stream,round-robin")
+    parser.add_argument("--horizons", default="24,72,168,720")
+    parser.add_argument("--detectors", default=",".join(DETECTORS))
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    part_fpr(args) if args.part == "fpr" else part_search(args)
+
+
+if __name__ == "__main__":
+    main()
