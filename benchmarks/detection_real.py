@@ -1,16 +1,20 @@
 """Detection on real data: benign false positives with real timing, and the attacker who chooses its parameters.
 
-    RECSEC_DATA_MIRROR=/work/shared/data OMP_NUM_THREADS=1 nice -n 10 \\
-        .venv/bin/python benchmarks/detection_real.py --part fpr    [--cache DIR] [--per-form 370] ...
-    ... benchmarks/detection_real.py --part search [--budget 40000] [--attackers chain,public]
+    export RECSEC_DATA_MIRROR=/work/shared/data OMP_NUM_THREADS=1
+    nice -n 10 .venv/bin/python benchmarks/detection_real.py --part cal     [--cache DIR] [--cal-per-form 250]
+    nice -n 10 .venv/bin/python benchmarks/detection_real.py --part heldout [--per-form 370]
+    nice -n 10 .venv/bin/python benchmarks/detection_real.py --part fpr
+    nice -n 10 .venv/bin/python benchmarks/detection_real.py --part search  [--budget 40000] [--attackers chain,public]
 
 ML-1M is the service's catalogue (5-core, the study's protocol); the target
 behind the black box is ``--target`` (an ML-1M SASRec checkpoint; top-100,
 seen items filtered). Everything is seeded; each part prints its tables and
 caches what the next part reads under ``--cache``.
 
-``--part fpr``: the SEAT encoder (trained on the encoder users, as the stage
-does), then two disjoint benign populations (``seat.populations``): ML-1M
+``--part cal`` / ``heldout`` / ``fpr`` (each run under ~15 minutes on a busy
+2-core machine; ``fpr`` only prints from the cache): the SEAT encoder
+(trained on the encoder users, as the stage does), then two disjoint benign
+populations (``seat.populations``): ML-1M
 calibration / held-out users in every benign form, timed by the real gaps of
 ML-100K calibration / held-out users, plus those ML-100K users at their own
 rating times. Every detector is calibrated on the calibration population at
@@ -47,7 +51,7 @@ import torch
 from recsec_lib.data.prepare import prepare_dataset
 from recsec_lib.seat import traffic as tr
 from recsec_lib.seat.benign import ALL_FORMS, benign_traffic
-from recsec_lib.seat.calibration import Calibration, SeatOptions
+from recsec_lib.seat.calibration import SeatOptions
 from recsec_lib.seat.detectors import benign_frame, calibrate, get_detector
 from recsec_lib.seat.encoder import EncoderConfig, EncoderTraining, load_encoder, save_encoder, train_encoder
 from recsec_lib.seat.fpr import accounts_to_show, clopper_pearson, rate_table
@@ -91,117 +95,141 @@ def prepared(traffic, encoder, dataset, target, box):
     return prepare_traffic(traffic, encoder, dataset.num_items, target, box.k, box.filter_seen, 0)
 
 
-def part_fpr(args) -> None:
+def _population(args, name: str):
     dataset, box, target, split, encoder, real, cache = setup(args)
+    users, timed, seed, per_form = ((split.calibration, real.calibration, 0, args.cal_per_form) if name == "cal"
+                                    else (split.test, real.held_out, 1, args.per_form))
+    started = time.perf_counter()
+    population = benign_population(dataset, users, timed, per_form=per_form or None, seed=seed)
+    features = prepared(population.traffic, encoder, dataset, target, box)
+    say(f"{name}: {len(population.traffic.names):,} accounts, {population.traffic.num_queries:,} queries, features "
+        f"and follow values in {time.perf_counter() - started:.0f} s")
+    return dataset, split, real, cache, population, features
+
+
+def part_cal(args) -> None:
+    """Calibration population: statistics, every detector's limits, the pooled test, the suspicion score."""
+    dataset, split, real, cache, cal, features = _population(args, "cal")
     r = real.report
     print(f"ML-100K -> ML-1M by title: {r.mapped_to_catalogue} of {r.source_movies} movies map to an ML-1M title "
           f"(movies.dat), {r.mapped_to_dataset} to an item of the 5-core dataset; {r.ratings_mapped:,} of "
           f"{r.ratings:,} ratings mapped; users kept (>= 5 mapped ratings): {len(real.calibration)} calibration, "
           f"{len(real.held_out)} held out")
-    seat = SeatOptions()
-    per_form = args.per_form or None
-    populations = {}
-    for name, users, timed, seed in (("calibration", split.calibration, real.calibration, 0),
-                                     ("held-out", split.test, real.held_out, 1)):
-        started = time.perf_counter()
-        population = benign_population(dataset, users, timed, per_form=per_form, seed=seed)
-        features = prepared(population.traffic, encoder, dataset, target, box)
-        populations[name] = (population, features)
-        say(f"{name}: {len(population.traffic.names):,} accounts, {population.traffic.num_queries:,} queries "
-            f"({time.perf_counter() - started:.0f} s)")
-    cal, cal_features = populations["calibration"]
-    test, test_features = populations["held-out"]
     started = time.perf_counter()
-    stats = benign_statistics(cal.traffic, cal_features, seat, num_items=dataset.num_items, with_prada=False)
+    stats = benign_statistics(cal.traffic, features, SeatOptions(), num_items=dataset.num_items, with_prada=False)
+    say(f"calibration statistics in {time.perf_counter() - started:.0f} s")
     calibrations = {d: calibrate(d, stats, args.fpr) for d in DETECTORS}
-    test_stats = benign_statistics(test.traffic, test_features, seat, num_items=dataset.num_items, with_prada=False,
-                                   threshold=stats.threshold)
-    say(f"statistics of both populations ({time.perf_counter() - started:.0f} s)")
-    frame = pd.concat([benign_frame(c, test_stats) for c in calibrations.values()])
+    print(f"Calibration: {len(cal.traffic.names):,} accounts {cal.accounts()}, {cal.traffic.num_queries:,} queries; "
+          f"target FPR {args.fpr} per detector; SEAT threshold {stats.threshold:.4f}")
+    for d, c in calibrations.items():
+        print(f"  {d:>17}: limits {dict((k, round(v, 3)) for k, v in c.limits.items())}, calibration FPR "
+              f"{c.calibration_fpr:.4%}")
+    # The first version's calibration of the caps: first forms, Exponential 30-minute gaps, no real timing.
+    old = benign_traffic([dataset.sequence(int(u)) for u in split.calibration], split.calibration.tolist(),
+                         ALL_FORMS, dataset.max_len, seed=0, max_accounts_per_form=args.cal_per_form or None)
+    old_caps = calibrate("caps", account_statistics(old, None, MonitorContext(seat=SeatOptions()),
+                                                    ["volume", "rate"]), args.fpr)
+    print(f"  caps the first version's way (first forms, Exponential gaps): limits {dict(old_caps.limits)}")
+    pooled_test, suspicion = fit_signals(args, cal, features, split, dataset)
+    with open(cache / "calibration.pkl", "wb") as handle:  # this tool's own cache, read by the later parts
+        pickle.dump({"stats": stats, "calibrations": calibrations, "old_caps": old_caps, "pooled": pooled_test,
+                     "suspicion": suspicion, "fpr": args.fpr, "accounts": cal.accounts()}, handle)
+    say("cal part done")
+
+
+def fit_signals(args, cal, features, split, dataset):
+    from recsec_lib.seat import pooled
+    from recsec_lib.seat.suspicion import fit_suspicion
+
+    rng = np.random.default_rng(0)
+    encodings = features.seat[features.rows]  # [Q, D]
+    account = cal.traffic.account
+    half = np.isin(account, rng.permutation(len(cal.traffic.names))[:len(cal.traffic.names) // 2])
+    reference = encodings[half][rng.choice(int(half.sum()), size=2000, replace=False)]
+    test = pooled.calibrate_pooled(reference, encodings[~half], account[~half], window=args.window,
+                                   users_per_window=args.window_users, target_fpr=args.window_fpr,
+                                   num_windows=args.windows, seed=1)
+    print(f"Pooled MMD test: windows of {args.window} queries from {args.window_users} accounts' stretches, "
+          f"reference 2,000 queries of half the calibration accounts, threshold {test.threshold:.5f} at "
+          f"{args.window_fpr:.1%} of {args.windows} windows of the other half (bandwidth {test.bandwidth:.3f})")
+    sample = rng.choice(cal.traffic.num_queries, size=min(200_000, cal.traffic.num_queries), replace=False)
+    histories = [dataset.sequence(int(u)) for u in split.calibration]  # the defender's calibration users
+    suspicion = fit_suspicion(histories, dataset.num_items, query_windows(cal.traffic, features, 20)[sample],
+                              encodings[sample], gate_rate=args.gate_rate, tail=20, seed=0)
+    print(f"Suspicion score: threshold {suspicion.threshold:.3f} gates {suspicion.gate_rate:.2%} of 200,000 "
+          f"calibration queries (target {args.gate_rate:.1%})")
+    return test, suspicion
+
+
+def part_heldout(args) -> None:
+    """Held-out population: its statistics (cached), the pooled test's false alarms, the suspicion cost."""
+    from recsec_lib.seat import pooled
+    from recsec_lib.seat.suspicion import suspicion_scores
+
+    dataset, split, real, cache, test, features = _population(args, "heldout")
+    saved = pickle.load(open(cache / "calibration.pkl", "rb"))
+    started = time.perf_counter()
+    stats = benign_statistics(test.traffic, features, SeatOptions(), num_items=dataset.num_items, with_prada=False,
+                              threshold=saved["stats"].threshold)
+    say(f"held-out statistics in {time.perf_counter() - started:.0f} s")
+    encodings = features.seat[features.rows]
+    alarms, windows = pooled.window_alarms(saved["pooled"], encodings, test.traffic.account, args.windows, seed=2)
+    ci = clopper_pearson(alarms, windows)
+    print(f"Pooled MMD test on held-out benign windows: {alarms}/{windows} false alarms = {100 * ci.rate:.2f}% "
+          f"[{100 * ci.low:.2f}, {100 * ci.high:.2f}] per window (calibrated at {args.window_fpr:.1%})")
+    suspicion = saved["suspicion"]
+    gated = suspicion_scores(suspicion, query_windows(test.traffic, features, 20), encodings) > suspicion.threshold
+    frame = pd.DataFrame({"kind": np.array(test.traffic.kinds)[test.traffic.account], "gated": gated,
+                          "account": test.traffic.account})
+    per_form = frame.groupby("kind").agg(queries=("gated", "size"), gated_share=("gated", "mean"))
+    per_form["accounts_ever_gated"] = frame.groupby(["kind", "account"])["gated"].any().groupby("kind").mean()
+    per_form.loc["all"] = [len(frame), gated.mean(), frame.groupby("account")["gated"].any().mean()]
+    print(f"Per-query suspicion score's benign cost on held-out queries (gate at {suspicion.threshold:.3f}): share "
+          f"of queries served a perturbed list; share of accounts that see one at least once")
+    print(per_form.to_string(float_format=lambda v: f"{v:.4f}"))
+    keep = np.isin(test.traffic.account, np.random.default_rng(5).permutation(len(test.traffic.names))[:1000])
+    with open(cache / "heldout.pkl", "wb") as handle:
+        pickle.dump({"stats": stats, "accounts": test.accounts(), "pooled_false_alarms": (alarms, windows),
+                     "suspicion_cost": per_form, "benign_windows": (encodings[keep], test.traffic.account[keep])},
+                    handle)
+    say("heldout part done")
+
+
+def part_fpr(args) -> None:
+    """The false-positive table from the cached statistics (fast)."""
+    cache = Path(args.cache)
+    saved = pickle.load(open(cache / "calibration.pkl", "rb"))
+    held = pickle.load(open(cache / "heldout.pkl", "rb"))
+    stats, calibrations = held["stats"], saved["calibrations"]
+    frame = pd.concat([benign_frame(c, stats) for c in calibrations.values()])
     table = rate_table(frame)
-    print(f"\nHeld-out benign accounts per form: {test.accounts()} (all: {len(test.traffic.names):,}); an interval "
-          f"can show <= 0.1% with >= {accounts_to_show(0.001):,} accounts and <= 1% with >= {accounts_to_show(0.01)}")
-    print(f"Calibration: {len(cal.traffic.names):,} accounts; target FPR {args.fpr} per detector; SEAT threshold "
-          f"{stats.threshold:.4f}")
+    table.to_csv(cache / "fpr_table.csv", index=False)
+    print(f"Held-out benign accounts: {len(stats.names):,} ({held['accounts']}); an interval can show <= 0.1% with "
+          f">= {accounts_to_show(0.001):,} accounts and <= 1% with >= {accounts_to_show(0.01)}")
+    print(f"Calibration accounts: {sum(saved['accounts'].values()):,} ({saved['accounts']}); target {saved['fpr']}")
     for d, c in calibrations.items():
         print(f"  {d:>17}: limits {dict((k, round(v, 3)) for k, v in c.limits.items())}, calibration FPR "
               f"{c.calibration_fpr:.4%}")
     wide = table.assign(cell=[f"{f}/{a} {100 * r:.2f}% [{100 * lo:.2f}, {100 * hi:.2f}]" for f, a, r, lo, hi in
                               zip(table.flagged, table.accounts, table.rate, table.low, table.high)])
     print("\nFalse positives on held-out benign accounts: flagged/accounts rate% [95% Clopper-Pearson interval]")
-    print(wide.pivot(index="kind", columns="detector", values="cell")[list(DETECTORS)].to_string())
-
-    # The first version's calibration of the caps (first forms, Exponential gaps) on the real-timing users.
-    old = benign_traffic([dataset.sequence(int(u)) for u in split.calibration], split.calibration.tolist(),
-                         ALL_FORMS, dataset.max_len, seed=0, max_accounts_per_form=per_form)
-    old_stats = account_statistics(old, None, MonitorContext(seat=seat), ["volume", "rate"])
-    old_caps = calibrate("caps", old_stats, args.fpr)
-    real_mask = np.isin(np.array(test_stats.kinds), ["ml100k", "ml100k-submit"])
-    flagged = get_detector("caps").flagged(old_caps, test_stats)
+    pivot = wide.pivot(index="kind", columns="detector", values="cell")
+    for group in (DETECTORS[:5], DETECTORS[5:]):
+        print(pivot[[d for d in group if d in pivot]].to_string())
+    old_caps = saved["old_caps"]
+    flagged = get_detector("caps").flagged(old_caps, stats)
     print(f"\nCaps calibrated the first version's way (first forms, Exponential 30-min gaps; limits "
-          f"{dict(old_caps.limits)}): on held-out ML-100K users at their own times")
+          f"{dict(old_caps.limits)}) on held-out ML-100K users at their own times:")
     for kind in ("ml100k", "ml100k-submit"):
-        mine = np.array(test_stats.kinds) == kind
+        mine = np.array(stats.kinds) == kind
         ci = clopper_pearson(int(flagged[mine].sum()), int(mine.sum()))
         print(f"  {kind}: {ci.flagged}/{ci.accounts} flagged = {100 * ci.rate:.1f}% [{100 * ci.low:.1f}, "
               f"{100 * ci.high:.1f}]")
-    assert real_mask.any()
-
-    pooled_test, suspicion = pooled_and_suspicion(args, cal, cal_features, test, test_features, split, dataset)
-    keep = np.isin(test.traffic.account, np.random.default_rng(5).permutation(len(test.traffic.names))[:1000])
-    table.to_csv(cache / "fpr_table.csv", index=False)
-    with open(cache / "calibrations.pkl", "wb") as handle:  # what the search part reads (this tool's own cache)
-        pickle.dump({"calibrations": {d: c.summary() for d, c in calibrations.items()},
-                     "threshold": stats.threshold, "fpr": args.fpr, "pooled": pooled_test, "suspicion": suspicion,
-                     "benign_windows": (test_features.seat[test_features.rows][keep], test.traffic.account[keep])},
-                    handle)
-    say("fpr part done")
 
 
 def query_windows(traffic, features, tail: int) -> np.ndarray:
     """[Q] -> the left-padded newest ``tail`` items of each query (via its distinct key)."""
     return traffic.windows(features.keys, tail)[features.rows]
-
-
-def pooled_and_suspicion(args, cal, cal_features, test, test_features, split, dataset):
-    from recsec_lib.seat import pooled
-    from recsec_lib.seat.suspicion import fit_suspicion, suspicion_scores
-
-    rng = np.random.default_rng(0)
-    encodings = cal_features.seat[cal_features.rows]  # [Q, D]
-    account = cal.traffic.account
-    half = np.isin(account, rng.permutation(len(cal.traffic.names))[:len(cal.traffic.names) // 2])
-    reference = encodings[half][rng.choice(int(half.sum()), size=2000, replace=False)]
-    test_pooled = pooled.calibrate_pooled(reference, encodings[~half], account[~half], window=args.window,
-                                          users_per_window=args.window_users, target_fpr=args.window_fpr,
-                                          num_windows=args.windows, seed=1)
-    alarms, windows = pooled.window_alarms(test_pooled, test_features.seat[test_features.rows],
-                                           test.traffic.account, args.windows, seed=2)
-    ci = clopper_pearson(alarms, windows)
-    print(f"\nPooled MMD test: windows of {args.window} queries from {args.window_users} accounts' stretches; "
-          f"threshold {test_pooled.threshold:.5f} at {args.window_fpr:.1%} of {args.windows} calibration windows "
-          f"(bandwidth {test_pooled.bandwidth:.3f}); held-out false alarms {alarms}/{windows} = {100 * ci.rate:.2f}% "
-          f"[{100 * ci.low:.2f}, {100 * ci.high:.2f}] per window")
-
-    sample = rng.choice(cal.traffic.num_queries, size=min(200_000, cal.traffic.num_queries), replace=False)
-    histories = [dataset.sequence(int(u)) for u in split.calibration]  # the defender's calibration users
-    windows_cal = query_windows(cal.traffic, cal_features, 20)
-    suspicion = fit_suspicion(histories, dataset.num_items, windows_cal[sample], encodings[sample],
-                              gate_rate=args.gate_rate, tail=20, seed=0)
-    scores = suspicion_scores(suspicion, query_windows(test.traffic, test_features, 20),
-                              test_features.seat[test_features.rows])
-    gated = scores > suspicion.threshold
-    frame = pd.DataFrame({"kind": np.array(test.traffic.kinds)[test.traffic.account], "gated": gated,
-                          "account": test.traffic.account})
-    per_form = frame.groupby("kind").agg(queries=("gated", "size"), gated=("gated", "mean"))
-    accounts = frame.groupby(["kind", "account"])["gated"].any().groupby("kind").mean()
-    per_form["accounts_ever_gated"] = accounts
-    per_form.loc["all"] = [len(frame), gated.mean(), frame.groupby("account")["gated"].any().mean()]
-    print(f"\nPer-query suspicion score (gate rate {args.gate_rate:.1%} of calibration queries, threshold "
-          f"{suspicion.threshold:.3f}): benign cost on held-out queries (share of queries that would get a "
-          f"perturbed list; share of accounts that would see one at least once)")
-    print(per_form.to_string(float_format=lambda v: f"{v:.4f}"))
-    return test_pooled, suspicion
 
 
 # --- the attacker's search --------------------------------------------------------------------------------
@@ -227,11 +255,11 @@ def part_search(args) -> None:
     from recsec_lib.seat.verdict import detection_headline, verdict_sentence
 
     dataset, box, target, split, encoder, real, cache = setup(args)
-    saved = pickle.load(open(cache / "calibrations.pkl", "rb"))
-    calibrations = {d: Calibration(d, s["limits"], s["threshold"], s["target_fpr"], s["calibration_fpr"],
-                                   s["num_accounts"]) for d, s in saved["calibrations"].items()
-                    if d in args.detectors.split(",")}
-    context = MonitorContext(saved["threshold"], encoder.config.dim, dataset.num_items, SeatOptions())
+    saved = pickle.load(open(cache / "calibration.pkl", "rb"))
+    held = pickle.load(open(cache / "heldout.pkl", "rb"))
+    wanted = args.detectors.split(",")
+    calibrations = {d: c for d, c in saved["calibrations"].items() if d in wanted}
+    context = MonitorContext(saved["stats"].threshold, encoder.config.dim, dataset.num_items, SeatOptions())
     space_splits = tuple(args.splits.split(","))
     horizons = tuple(float(h) for h in args.horizons.split(","))
     signal_rows = []
@@ -240,7 +268,7 @@ def part_search(args) -> None:
         attack = sample.features.seat[sample.features.rows]
         row = {"attacker": label, **setting}
         test = saved["pooled"]
-        benign_features, benign_account = saved["benign_windows"]  # held-out benign accounts' queries
+        benign_features, benign_account = held["benign_windows"]  # held-out benign accounts' queries
         for share in (0.02, 0.05, 0.1, 0.25, 0.5):
             alarms, windows = pooled.window_alarms(test, benign_features, benign_account, args.windows // 4, seed=3,
                                                    attack=attack, share=share)
@@ -289,15 +317,15 @@ def part_search(args) -> None:
     parameters = [c for c in ("chains", "random_mix", "streams") if c in result.table]
     print(f"\nAccounts needed per detector: minimum over the attacker's grid ({args.budget:,} queries per attacker; "
           f"splits {space_splits}; windows {horizons} h); the point that reached it")
-    print(result.best[["detector", "accounts_needed", "attacker", *parameters, "split", "horizon_h", "queries",
-                       "streams"]].to_string(index=False))
+    print(result.best[["detector", "accounts_needed", "attacker", "setting", "split", "horizon_h", "queries",
+                       "sources"]].to_string(index=False))
     per_attacker = result.table.groupby(["detector", "attacker"])["accounts_needed"].min().unstack()
     print("\nMinimum per attacker family:")
     print(per_attacker.to_string())
-    chosen = result.table[result.table.detector.isin(["volume", "caps", "seat+cap", "seat+cap+handoff"])]
-    print("\nEvery grid point (volume, caps, seat+cap, seat+cap+handoff):")
-    print(chosen.pivot_table(index=["attacker", *parameters, "split", "horizon_h"], columns="detector",
-                             values="accounts_needed", aggfunc="first", dropna=False).to_string())
+    print("\nEvery grid point (accounts needed; NaN = flagged at every N of the grid):")
+    grid_table = result.table.set_index(["attacker", "setting", "split", "horizon_h", "detector"])[
+        "accounts_needed"].unstack("detector")
+    print(grid_table[[d for d in DETECTORS if d in grid_table]].to_string())
     signal_table = pd.DataFrame(signal_rows)
     print("\nPer attack sample: pooled-test alarm rate per window when the attacker is this share of the window's "
           "queries; share of its queries the suspicion score would gate")
@@ -310,12 +338,13 @@ def part_search(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("fpr", "search"), required=True)
+    parser.add_argument("--part", choices=("cal", "heldout", "fpr", "search"), required=True)
     parser.add_argument("--target", default="/work/ckpt/detect/sasrec_snapshot.pt")
     parser.add_argument("--data-dir", default="/work/ckpt/data")
     parser.add_argument("--cache", default="/work/ckpt/detect/real")
     parser.add_argument("--fpr", type=float, default=0.001, help="target false-positive rate per detector")
-    parser.add_argument("--per-form", type=int, default=370, help="ML-1M accounts per form and population")
+    parser.add_argument("--per-form", type=int, default=370, help="held-out ML-1M accounts per form")
+    parser.add_argument("--cal-per-form", type=int, default=250, help="calibration ML-1M accounts per form")
     parser.add_argument("--window", type=int, default=500, help="pooled test: queries per window")
     parser.add_argument("--window-users", type=int, default=10, help="pooled test: accounts per window")
     parser.add_argument("--window-fpr", type=float, default=0.01, help="pooled test: false alarms per window")
@@ -333,7 +362,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    part_fpr(args) if args.part == "fpr" else part_search(args)
+    {"cal": part_cal, "heldout": part_heldout, "fpr": part_fpr, "search": part_search}[args.part](args)
 
 
 if __name__ == "__main__":

@@ -87,6 +87,19 @@ def test_register_refuses_a_taken_name_or_an_unknown_statistic(monkeypatch):
             name, statistics = "twice", ("volume",)
 
 
+def test_calibrations_and_statistics_pickle():
+    import pickle
+
+    stats = AccountStatistics(("a", "b"), 0.5, {"volume": np.array([3.0, 4.0])}, ("x", "y"))
+    again = pickle.loads(pickle.dumps(stats))
+    assert again.values["volume"].tolist() == [3.0, 4.0] and again.kinds == ("x", "y")
+    calibration = det.calibrate("volume", stats, 0.5)
+    copy = pickle.loads(pickle.dumps(calibration))
+    assert copy.limits == {"volume": 3.0} and copy.accounts == frozenset({"a", "b"})
+    with pytest.raises(TypeError):
+        copy.limits["volume"] = 1.0  # read-only
+
+
 def test_missing_statistic_is_a_clear_error():
     stats = AccountStatistics(("a",), None, {"volume": np.array([3.0])})
     with pytest.raises(ValueError, match=r"lack 'rate' \(computed: \['volume'\]\)"):

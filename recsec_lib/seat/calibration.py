@@ -85,6 +85,10 @@ class Calibration:
             raise ValueError(f"a calibration of {self.detector!r} needs at least one statistic's limit")
         object.__setattr__(self, "limits", MappingProxyType(dict(self.limits)))
 
+    def __reduce__(self):  # pickle / copy: the read-only view of the limits is rebuilt from a plain dict
+        return (type(self), (self.detector, dict(self.limits), self.threshold, self.target_fpr,
+                             self.calibration_fpr, self.num_accounts, self.accounts))
+
     @property
     def main(self) -> str:
         """The detector's main statistic (the first of ``limits``)."""

@@ -238,7 +238,8 @@ def accounts_needed_for(sample: AttackSample, calibration: Calibration, split: s
 class SearchResult:
     """Every grid point's accounts needed, and per detector the cheapest point."""
 
-    table: pd.DataFrame  # attacker, <parameters>, split, horizon_h, detector, accounts_needed, queries, fidelity
+    table: pd.DataFrame  # attacker, <parameters>, split, horizon_h, detector, accounts_needed, queries, sources
+    # (streams / walks the sample had), fidelity, setting (the parameters as one label)
     best: pd.DataFrame  # one row per detector: the minimum over the grid and the point that reached it
 
     def minimum(self, detector: str) -> float | None:
@@ -286,7 +287,8 @@ def search_attacker(collect: Callable[[dict], AttackSample], space: AttackSpace,
                                                      cache)
                     rows.append({"attacker": label, **setting, "split": split, "horizon_h": hours, "detector": name,
                                  "accounts_needed": answer, "queries": sample.traffic.num_queries,
-                                 "streams": len(sample.traffic.sources), "fidelity": sample.fidelity})
+                                 "sources": len(sample.traffic.sources), "fidelity": sample.fidelity,
+                                 "setting": ", ".join(f"{k}={v}" for k, v in setting.items())})
         if progress is not None:
             progress(f"{label} {setting}: {cache.replays} replays")
     table = pd.DataFrame(rows)

@@ -285,6 +285,9 @@ class AccountStatistics:
         object.__setattr__(self, "values", MappingProxyType({k: np.asarray(v, dtype=np.float64)
                                                              for k, v in self.values.items()}))
 
+    def __reduce__(self):  # pickle / copy: the read-only view of the values is rebuilt from a plain dict
+        return (type(self), (self.names, self.threshold, dict(self.values), self.kinds))
+
     def __getitem__(self, statistic: str) -> np.ndarray:
         if statistic not in self.values:
             raise ValueError(f"these account statistics lack {statistic!r} (computed: {sorted(self.values)})")
