@@ -35,7 +35,8 @@ import os
 import numpy as np
 import torch
 
-from recsec_lib.seat import traffic as tr
+from recsec_lib.attack import traffic as tr
+from recsec_lib.seat.benign import benign_traffic
 from recsec_lib.seat.calibration import Calibration
 from recsec_lib.seat.detectors import detector_names, get_detector
 from recsec_lib.seat.encoder import EncoderConfig, SimilarityEncoder, load_encoder
@@ -47,12 +48,12 @@ ML1M_ITEMS, ML1M_MAX_LEN = 3416, 200
 def traffic_shapes(queries: int, seed: int = 0) -> dict[str, tr.Traffic]:
     """One account per shape, about ``queries`` queries each (see the module docstring)."""
     rng = np.random.default_rng(seed)
-    walks = tr.random_walks(queries // ML1M_MAX_LEN + 1, ML1M_MAX_LEN, ML1M_ITEMS, seed)
+    walks = list(rng.integers(1, ML1M_ITEMS + 1, size=(queries // ML1M_MAX_LEN + 1, ML1M_MAX_LEN)))
     every_prefix = tr.attack_traffic(walks, ML1M_MAX_LEN, "every-prefix")
     histories = [rng.choice(np.arange(1, ML1M_ITEMS + 1), size=150, replace=False)
                  for _ in range(queries // 150 + 1)]
-    benign = tr.benign_traffic(histories, list(range(len(histories))), ["growing"], ML1M_MAX_LEN, seed=seed)
-    chain = tr.attack_traffic(tr.random_walks(1, queries, ML1M_ITEMS, seed), ML1M_MAX_LEN, "chain")
+    benign = benign_traffic(histories, list(range(len(histories))), ["growing"], ML1M_MAX_LEN, seed=seed)
+    chain = tr.attack_traffic(list(rng.integers(1, ML1M_ITEMS + 1, size=(1, queries))), ML1M_MAX_LEN, "chain")
     group = every_prefix.source // 8
     order = np.lexsort((every_prefix.source, every_prefix.end, group))
     interleaved = tr.Traffic(("interleaved",), ("interleaved",), every_prefix.sources, every_prefix.account[order],
@@ -66,7 +67,7 @@ def traffic_shapes(queries: int, seed: int = 0) -> dict[str, tr.Traffic]:
     n = len(perturbed_sources)
     perturbed = tr.Traffic(("perturbed",), ("perturbed",), tuple(perturbed_sources), np.zeros(n, dtype=np.int64),
                            np.arange(n), np.array([len(q) for q in perturbed_sources]), ML1M_MAX_LEN)
-    fresh = tr.random_walks(queries, ML1M_MAX_LEN, ML1M_ITEMS, seed + 1)
+    fresh = list(np.random.default_rng(seed + 1).integers(1, ML1M_ITEMS + 1, size=(queries, ML1M_MAX_LEN)))
     one_query = tr.Traffic(("one-query",), ("one-query",), tuple(fresh), np.zeros(queries, dtype=np.int64),
                            np.arange(queries), np.full(queries, ML1M_MAX_LEN), ML1M_MAX_LEN)
     return {"benign": benign, "every-prefix": every_prefix, "chain": chain, "interleaved": interleaved,

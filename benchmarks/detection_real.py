@@ -74,7 +74,7 @@ def say(message: str) -> None:
 def setup(args):
     mirror = Path(os.environ["RECSEC_DATA_MIRROR"])
     dataset = prepare_dataset("ml-1m", data_dir=Path(args.data_dir), mirror=mirror)
-    box, target = load_box(Path(args.target), dataset, 100, "cpu", 0)
+    box, target = load_box(Path(args.target), dataset, 100, "cpu")
     split = tr.split_users(dataset.num_users, 0.5, 0.25)
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@
 
 # %%
 from pathlib import Path
+from typing import Optional
 
 import pandas as pd
 from IPython.display import Image, Markdown, display
@@ -26,21 +27,25 @@ from recsec_lib.study.stage_cache import run_cached
 from recsec_lib.study.stages.context import StudyContext
 
 # %% tags=["parameters"]
-run_dir: str = "outputs/notebook"  # run folder this stage writes into (run_all.sh sets it)
-run_id: str = ""  # id of the run (run_all.sh sets it)
-dataset: str = "ml-1m"  # ml-1m | ml-100k | ml-20m | synthetic
+# The runner's own settings: run_all.sh sets them from its flags for every stage. Opened by hand, the
+# notebook runs the smoke profile on synthetic data (seconds); set profile and dataset to run the study.
+run_dir: str = "outputs/notebook"  # run folder this stage writes into
+run_id: str = ""  # id of the run
+dataset: str = "synthetic"  # ml-1m | ml-100k | ml-20m | synthetic
 data_dir: str = "data"  # downloads and the processed cache
 mirror: str = ""  # local MovieLens copy; empty means $RECSEC_DATA_MIRROR, else download
 seed: int = 42  # seeds Python, numpy and torch
 device: str = "auto"  # auto | cpu | cuda
-profile: str = "cpu"  # smoke | cpu | full: chooses the defaults of the settings below
+profile: str = "smoke"  # smoke | cpu | full: chooses the defaults of the settings below
 force: bool = False  # recompute even when a cached result exists
-top_genres: int = 0  # genres shown in the genre figure; 0 means the profile value
+
+# This stage's settings (run_all.sh -p NAME VALUE): None means the profile's value. Lists are text such as 10,20.
+top_genres: Optional[int] = None  # genres shown in the genre figure (20: all 18 ML-1M genres)
 
 # %%
 ctx = StudyContext(run_dir=Path(run_dir), dataset=dataset, data_dir=Path(data_dir), mirror=mirror or None,
                    seed=seed, device=device, profile=profile, force=force)
-settings = stage.Settings.for_profile(profile).with_overrides(top_genres=top_genres or None)
+settings = stage.Settings.for_profile(profile).with_overrides(top_genres=top_genres)
 metrics = run_cached(stage, ctx, settings)  # reuses an identical earlier result unless force
 out = ctx.run_dir / "analyze"
 

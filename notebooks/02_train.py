@@ -18,6 +18,7 @@
 
 # %%
 from pathlib import Path
+from typing import Optional
 
 import pandas as pd
 from IPython.display import display
@@ -28,36 +29,38 @@ from recsec_lib.study.stage_cache import run_cached
 from recsec_lib.study.stages.context import StudyContext
 
 # %% tags=["parameters"]
-run_dir: str = "outputs/notebook"  # run folder this stage writes into (run_all.sh sets it)
-run_id: str = ""  # id of the run (run_all.sh sets it)
-dataset: str = "ml-1m"  # ml-1m | ml-100k | ml-20m | synthetic
+# The runner's own settings: run_all.sh sets them from its flags for every stage. Opened by hand, the
+# notebook runs the smoke profile on synthetic data (seconds); set profile and dataset to run the study.
+run_dir: str = "outputs/notebook"  # run folder this stage writes into
+run_id: str = ""  # id of the run
+dataset: str = "synthetic"  # ml-1m | ml-100k | ml-20m | synthetic
 data_dir: str = "data"  # downloads and the processed cache
 mirror: str = ""  # local MovieLens copy; empty means $RECSEC_DATA_MIRROR, else download
 seed: int = 42  # seeds Python, numpy and torch
 device: str = "auto"  # auto | cpu | cuda
-profile: str = "cpu"  # smoke | cpu | full: chooses the defaults of the settings below
+profile: str = "smoke"  # smoke | cpu | full: chooses the defaults of the settings below
 force: bool = False  # recompute even when a cached result exists
-epochs: int = 0  # most training epochs per model; 0 means the profile value
-models: str = ""  # comma-separated subset of meanemb,sasrec,narm,bert4rec; empty means the profile models
-batch_size: int = 0  # users per batch; 0 means the profile value (128)
-lr: float = 0.0  # Adam learning rate; 0 means the profile value (0.001)
-weight_decay: float = -1.0  # Adam weight decay; -1 means the profile value (0, the SASRec+ recipe)
-patience: int = -1  # validations without improvement before stopping; -1 means the profile value (10)
-embedding_dim: int = 0  # MeanEmbeddings embedding size; 0 means the profile value (256)
-max_train_seconds: float = 0.0  # per-model training time cap; 0 means the profile value
-baseline_epochs: int = -1  # epochs of the meanemb baseline; 0 means the same as epochs, -1 the profile value (20 on cpu)
-pretrained_dir: str = ""  # finished checkpoints <model>_<dataset>.pt to reuse; empty means the profile (checkpoints on cpu/full)
-windows: str = ""  # training rows (not the baseline): newest (201 items per user) or all (whole histories); empty means the profile value
+
+# This stage's settings (run_all.sh -p NAME VALUE): None means the profile's value. Lists are text such as 10,20.
+models: Optional[str] = None  # recommenders to train, some of meanemb,sasrec,narm,bert4rec
+epochs: Optional[int] = None  # most training epochs per model (early stopping usually ends sooner)
+batch_size: Optional[int] = None  # users per batch
+lr: Optional[float] = None  # Adam learning rate
+weight_decay: Optional[float] = None  # Adam weight decay (0 in the SASRec+ recipe)
+patience: Optional[int] = None  # validations without improvement before stopping; 0 never stops early
+embedding_dim: Optional[int] = None  # embedding size of the MeanEmbedding baseline
+max_train_seconds: Optional[float] = None  # per-model training time cap in seconds; 0 means none
+baseline_epochs: Optional[int] = None  # epochs of the meanemb baseline; 0 means the same as epochs
+pretrained_dir: Optional[str] = None  # folder of finished checkpoints <model>_<dataset>.pt to reuse; empty means none
+windows: Optional[str] = None  # training rows (not the baseline): newest (201 items per user) or all (whole histories)
 
 # %%
 ctx = StudyContext(run_dir=Path(run_dir), dataset=dataset, data_dir=Path(data_dir), mirror=mirror or None,
                    seed=seed, device=device, profile=profile, force=force)
 settings = stage.Settings.for_profile(profile).with_overrides(
-    epochs=epochs or None, models=models or None, batch_size=batch_size or None, lr=lr or None,
-    weight_decay=weight_decay if weight_decay >= 0 else None, patience=patience if patience >= 0 else None,
-    embedding_dim=embedding_dim or None, max_train_seconds=max_train_seconds or None,
-    baseline_epochs=baseline_epochs if baseline_epochs >= 0 else None,
-    pretrained_dir=pretrained_dir or None, windows=windows or None)
+    models=models, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, patience=patience,
+    embedding_dim=embedding_dim, max_train_seconds=max_train_seconds, baseline_epochs=baseline_epochs,
+    pretrained_dir=pretrained_dir, windows=windows)
 metrics = run_cached(stage, ctx, settings)  # reuses an identical earlier result unless force
 train_dir = ctx.run_dir / "train"
 

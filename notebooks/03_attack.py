@@ -30,6 +30,7 @@
 
 # %%
 from pathlib import Path
+from typing import Optional
 
 import pandas as pd
 
@@ -39,31 +40,34 @@ from recsec_lib.study.stage_cache import run_cached
 from recsec_lib.study.stages.context import StudyContext
 
 # %% tags=["parameters"]
-run_dir: str = "outputs/notebook"  # run folder this stage writes into (run_all.sh sets it)
-run_id: str = ""  # id of the run (run_all.sh sets it)
-dataset: str = "ml-1m"  # ml-1m | ml-100k | ml-20m | synthetic
+# The runner's own settings: run_all.sh sets them from its flags for every stage. Opened by hand, the
+# notebook runs the smoke profile on synthetic data (seconds); set profile and dataset to run the study.
+run_dir: str = "outputs/notebook"  # run folder this stage writes into
+run_id: str = ""  # id of the run
+dataset: str = "synthetic"  # ml-1m | ml-100k | ml-20m | synthetic
 data_dir: str = "data"  # downloads and the processed cache
 mirror: str = ""  # local MovieLens copy; empty means $RECSEC_DATA_MIRROR, else download
 seed: int = 42  # seeds Python, numpy and torch
 device: str = "auto"  # auto | cpu | cuda
-profile: str = "cpu"  # smoke | cpu | full: chooses the defaults of the settings below
+profile: str = "smoke"  # smoke | cpu | full: chooses the defaults of the settings below
 force: bool = False  # recompute even when a cached result exists
-epochs: int = 0  # surrogate training epochs (upper bound, early stopping); 0 means the profile value
-target_model: str = ""  # architecture of the target read from <run>/train/<name>.pt; empty means sasrec
-surrogate_models: str = ""  # surrogate architectures at the main budget, e.g. sasrec,narm; empty means the profile
-generators: str = ""  # autoregressive,random or one of them; empty means both
-budgets: str = ""  # budgets in synthetic sequences, e.g. 500,1000,3000,5000; empty means the profile values
-seq_len: int = 0  # items (that is queries) per synthetic sequence; 0 means the profile value
-k: int = 0  # length of the returned lists; 0 means the profile value (100)
-surrogate_max_seconds: float = -1.0  # training time cap per surrogate in seconds; 0 means none, -1 the profile value (150 on cpu)
+
+# This stage's settings (run_all.sh -p NAME VALUE): None means the profile's value. Lists are text such as 10,20.
+target_model: Optional[str] = None  # architecture of the target read from <run>/train/<name>.pt (sasrec)
+budgets: Optional[str] = None  # attack budgets in synthetic sequences, e.g. 500,1000,5000 (the largest is the main one)
+generators: Optional[str] = None  # how the attacker makes its queries: autoregressive,random or one of them
+surrogate_models: Optional[str] = None  # surrogate architectures at the main budget, e.g. sasrec,narm
+seq_len: Optional[int] = None  # items (that is queries) per synthetic sequence
+k: Optional[int] = None  # length of the returned lists
+epochs: Optional[int] = None  # surrogate training epochs (upper bound, early stopping)
+surrogate_max_seconds: Optional[float] = None  # training time cap per surrogate in seconds; 0 means none
 
 # %%
 ctx = StudyContext(run_dir=Path(run_dir), dataset=dataset, data_dir=Path(data_dir), mirror=mirror or None,
                    seed=seed, device=device, profile=profile, force=force)
 settings = stage.Settings.for_profile(profile).with_overrides(
-    epochs=epochs or None, target_model=target_model or None, surrogate_models=surrogate_models or None,
-    generators=generators or None, budgets=budgets or None, seq_len=seq_len or None, k=k or None,
-    max_train_seconds=None if surrogate_max_seconds < 0 else surrogate_max_seconds)
+    target_model=target_model, budgets=budgets, generators=generators, surrogate_models=surrogate_models,
+    seq_len=seq_len, k=k, epochs=epochs, max_train_seconds=surrogate_max_seconds)
 metrics = run_cached(stage, ctx, settings)  # reuses an identical earlier result unless force
 
 # %% [markdown]

@@ -9,35 +9,30 @@
 # ---
 
 # %% [markdown]
-# # 04 · Defenses against model extraction: GRO and the output-defense frontier
+# # 04 · Prevention in the arena: GRO, the output defenses, and every attacker
 # GRO (Zhang et al., WSDM 2024) retrains the target recommender together with a *student* that imitates its
 # top-100 lists with the attack's margin loss; a swap loss pushes the target towards the rankings that would teach
-# the student worst (L = L_target + L_student + λ·L_swap). Where the student's gradient g_i is exactly 0 (most
-# entries once it has learnt the lists) the swap matrix needs a rule: **keep** the listed item (GRO then goes
-# idle) or **lowest_index**, the authors' code, whose argmax over a row of ties sends it to item 1 (one fixed item is
-# promoted into the served lists). This stage trains both, plus the honest **control**: λ = 0 through the same loop
-# (same optimiser, epochs and kept-epoch rule), against which every GRO arm is compared.
+# the student worst (L = L_target + L_student + λ·L_swap). Where the student's gradient g_i is exactly 0 the swap
+# matrix needs a rule: **keep** the listed item or **lowest_index**, the authors' code, whose argmax over a row of
+# ties sends it to item 1. This stage trains both, plus the honest **control**: λ = 0 through the same loop (same
+# optimiser, epochs and kept-epoch rule), against which every GRO arm is compared.
 #
-# Users see the top 10, the attacker receives the top 100, so the stage also puts **output defenses** on one
-# frontier: serving only the top K', keeping the top 10 exact and shuffling / resampling ranks 11..100, the paper's
-# Random and Reverse, and GRO combined with a tail perturbation. Each arm faces every attacker the stage has (attack
-# seeds × generators, and an attacker who knows the defense: it trains on the exact top 10 only, or reads a reversed
-# list backwards); an arm's protection is its **worst** attacker's. Every fall carries a 95% interval (bootstrap over
-# test users and attack seeds); a fall whose interval holds 0 is reported as **no effect**. λ is chosen on validation
-# only, and "no protective λ" is said when no λ lowers the surrogate beyond the noise.
+# Users see the top 10, the attacker receives the top 100, so **output defenses** (serving only the top K', keeping
+# the top 10 exact and perturbing ranks 11..100, the paper's Random and Reverse) share the arena. **Every arm, None
+# included, faces the same attackers**: each generator × each view (naive: trains on all it receives; top-10:
+# steers by and trains on the first 10; knowing: copes with the defense it knows; drop-promoted: removes the item
+# found most often in its answers) × each seed. An arm's protection is read at its **strongest** attacker, against
+# the strongest attacker of its reference's model; every fall carries a 95% interval (bootstrap over test users and
+# attack seeds), and a fall whose interval holds 0 is **no effect**. Surrogates train for a fixed number of epochs
+# with their seed: the same cell twice gives the same numbers.
 #
-# **Scale.** The cpu profile is a REDUCED-SCALE check on two CPU cores: the trained SASRec is fine-tuned for one
-# whole epoch per GRO arm (λ = 0 control and λ = 1 per rule), student and swap loss on the last 10 positions, and
-# each attack is 500 autoregressive sequences of length 100 (the paper: 5,000 × 200) with at most 30 s of surrogate
-# training, 3 seeds; the output defenses are top-10 only, the top 10 exact with a resampled tail, Random and
-# Reverse, without GRO + tail combinations. The attack is weaker than the attack stage's, so the falls are relative
-# to a weaker surrogate than a real attacker would train. The
-# full profile is the paper's design (from scratch, every position, λ ∈ {0.001 … 10} for both
-# rules, 5,000 × 200 queries, both generators, every output defense); `-p target_model bert4rec` runs it on a
-# BERT4Rec target, student and surrogate as the authors do. The exact scale of this run is printed below.
+# **Scale.** The cpu profile is a reduced-scale check on two CPU cores (printed below); the full profile is the
+# paper's design (from scratch, every position, λ ∈ {0.001 … 10} for both rules, 5,000 × 200 queries, both
+# generators, every output defense).
 
 # %%
 from pathlib import Path
+from typing import Optional
 
 import pandas as pd
 
@@ -48,63 +43,53 @@ from recsec_lib.study.stages.context import StudyContext
 from recsec_lib.common.tables import read_table
 
 # %% tags=["parameters"]
-run_dir: str = "outputs/notebook"  # run folder this stage writes into (run_all.sh sets it)
-run_id: str = ""  # id of the run (run_all.sh sets it)
-dataset: str = "ml-1m"  # ml-1m | ml-100k | ml-20m | synthetic
+# The runner's own settings: run_all.sh sets them from its flags for every stage. Opened by hand, the
+# notebook runs the smoke profile on synthetic data (seconds); set profile and dataset to run the study.
+run_dir: str = "outputs/notebook"  # run folder this stage writes into
+run_id: str = ""  # id of the run
+dataset: str = "synthetic"  # ml-1m | ml-100k | ml-20m | synthetic
 data_dir: str = "data"  # downloads and the processed cache
 mirror: str = ""  # local MovieLens copy; empty means $RECSEC_DATA_MIRROR, else download
 seed: int = 42  # seeds Python, numpy and torch
 device: str = "auto"  # auto | cpu | cuda
-profile: str = "cpu"  # smoke | cpu | full: chooses the defaults of the settings below
+profile: str = "smoke"  # smoke | cpu | full: chooses the defaults of the settings below
 force: bool = False  # recompute even when a cached result exists
-epochs: int = 0  # GRO training epochs; 0 means the profile value
-lambdas: str = ""  # λ values to compare, e.g. 0.01,0.1,1; empty means the profile values
-method: str = ""  # gro | seed-variant (the seeds loss, an ablation); empty means gro
-positions_per_sequence: int = -1  # prefixes per sequence for the student and swap loss; 0 means every prefix (the paper); -1 means the profile value
-attack_sequences: int = 0  # attack budget in synthetic sequences; 0 means the profile value
-max_batches_per_epoch: int = -1  # GRO batches per epoch; 0 means all, -1 the profile value
-student_warmup_batches: int = -1  # batches that train only the student before GRO starts; -1 means the profile value
-from_scratch: str = ""  # yes: train from scratch (as the authors on ML-1M); no: fine-tune; empty: the profile value
-patience: int = -1  # GRO epochs without a better validation NDCG@10 before stopping; 0 runs every epoch; -1 means the profile value
-kept_epoch: str = ""  # best: the best-validating epoch; last: the last one (as the authors); empty: the profile value
-zero_gradient_rules: str = ""  # keep,lowest_index (lowest_index is the authors code); empty means the profile value
-attack_seeds: int = 0  # attack seeds per generator (every protection interval spans them); 0 means the profile value
-attack_generators: str = ""  # autoregressive,random; empty means the profile value
-served_ks: str = ""  # list lengths of the serve-only-the-top arms, e.g. 10,20,50; empty means the profile value
-attack_seq_len: int = 0  # queries per attack sequence; 0 means the profile value
-surrogate_epochs: int = 0  # most epochs of each surrogate; 0 means the profile value
-surrogate_max_seconds: float = -1.0  # cap on the training seconds of each surrogate; 0 means none, -1 the profile value
-tail_defenses: str = ""  # tail-shuffle,tail-reverse,tail-resample (top 10 exact, ranks 11..k perturbed); empty means the profile value
-paper_baselines: str = ""  # yes: the Random and Reverse arms of the paper; no: leave them out; empty means the profile value
-combinations: str = ""  # tail defenses added on top of the GRO arms, e.g. tail-shuffle; none for no combination; empty means the profile value
+
+# This stage's settings (run_all.sh -p NAME VALUE): None means the profile's value. Lists are text such as 0.1,1.
+lambdas: Optional[str] = None  # GRO λ values to train, e.g. 0.01,0.1,1 (the λ 0 control is always trained)
+zero_gradient_rules: Optional[str] = None  # keep,lowest_index (lowest_index is the authors code)
+epochs: Optional[int] = None  # GRO training epochs
+from_scratch: Optional[bool] = None  # True: train from scratch (as the authors on ML-1M); False: fine-tune
+kept_epoch: Optional[str] = None  # best: the best-validating epoch; last: the last one (as the authors)
+output_defenses: Optional[str] = None  # output defenses by name, e.g. random,reverse,top:10,tail-resample:10
+combinations: Optional[str] = None  # output defenses put on top of the GRO arms, e.g. tail-shuffle:10; empty text for none
+generators: Optional[str] = None  # query generators every arm faces, e.g. autoregressive,random
+views: Optional[str] = None  # attacker views every arm faces: naive,top-10,knowing,drop-promoted
+attack_seeds: Optional[int] = None  # attack seeds per generator (every protection interval spans them)
+attack_sequences: Optional[int] = None  # attack budget in synthetic sequences
+attack_seq_len: Optional[int] = None  # queries per attack sequence
+surrogate_epochs: Optional[int] = None  # epochs of every surrogate (fixed, so reruns are identical)
 
 # %%
 ctx = StudyContext(run_dir=Path(run_dir), dataset=dataset, data_dir=Path(data_dir), mirror=mirror or None,
                    seed=seed, device=device, profile=profile, force=force)
 settings = stage.Settings.for_profile(profile).with_overrides(
-    epochs=epochs or None, lambdas=lambdas or None, method=method or None,
-    positions_per_sequence=positions_per_sequence if positions_per_sequence >= 0 else None,
-    attack_sequences=attack_sequences or None,
-    max_batches_per_epoch=max_batches_per_epoch if max_batches_per_epoch >= 0 else None,
-    student_warmup_batches=student_warmup_batches if student_warmup_batches >= 0 else None,
-    from_scratch=from_scratch or None, patience=patience if patience >= 0 else None, kept_epoch=kept_epoch or None,
-    zero_gradient_rules=zero_gradient_rules or None, attack_seeds=attack_seeds or None,
-    attack_generators=attack_generators or None, served_ks=served_ks or None,
-    attack_seq_len=attack_seq_len or None, surrogate_epochs=surrogate_epochs or None,
-    surrogate_max_seconds=surrogate_max_seconds if surrogate_max_seconds >= 0 else None,
-    tail_defenses=tail_defenses or None, paper_baselines=paper_baselines or None,
-    combinations=(() if combinations == "none" else combinations or None))
+    lambdas=lambdas, zero_gradient_rules=zero_gradient_rules, epochs=epochs, from_scratch=from_scratch,
+    kept_epoch=kept_epoch, output_defenses=output_defenses, combinations=combinations, generators=generators,
+    views=views, attack_seeds=attack_seeds, attack_sequences=attack_sequences, attack_seq_len=attack_seq_len,
+    surrogate_epochs=surrogate_epochs)
 metrics = run_cached(stage, ctx, settings)  # reuses an identical earlier result unless force
 
 # %% [markdown]
 # ## Results
 # The scale this run measured at, the λ chosen per zero-gradient rule (validation only), and the headline: the
-# protection figures are the worst attacker's.
+# protection figures are the strongest attacker's.
 
 # %%
 from IPython.display import display
 
-from recsec_lib.gro.frontier import frontier_figure, frontier_table, gro_arms_table, read_frontier_rows
+from recsec_lib.arena.figures import frontier_figure
+from recsec_lib.arena.tables import frontier_table, gro_arms_table, read_matrix_rows
 
 out = Path(run_dir) / "gro"
 print(metrics["scale"])
@@ -115,13 +100,13 @@ print(metrics["lambda_choices"])
 
 # %% [markdown]
 # ## The defense frontier
-# One point per defense at its worst attacker: right = more of the users' NDCG@10 kept (against the arm the defense
-# is compared with), up = a larger fall of the surrogate's NDCG@10; bars are 95% intervals. The green corner is the
-# target (≥ 99% kept, ≥ 30% fall). The table gives the same rows with the Agr@10 fall and the share of served top-10
-# lists holding the most-promoted item.
+# One point per defense at its strongest attacker: right = more of the users' NDCG@10 kept (against the arm the
+# defense is compared with), up = a larger fall of the surrogate's NDCG@10; bars are 95% intervals. The green corner
+# is the target (≥ 99% kept, ≥ 30% fall). The table gives each arm's strongest attacker per measure (surrogate
+# NDCG@10 and Agr@10), the falls with their intervals and the verdicts.
 
 # %%
-rows = read_frontier_rows(out / "frontier_all.csv")
+rows = read_matrix_rows(out / "matrix.csv")
 display(frontier_figure(rows, title=f"Defense frontier (upper right is better)\n{metrics['scale']}"))
 frontier_table(rows)
 

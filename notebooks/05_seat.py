@@ -21,6 +21,7 @@
 
 # %%
 from pathlib import Path
+from typing import Optional
 
 import pandas as pd
 from IPython.display import display
@@ -32,26 +33,32 @@ from recsec_lib.study.stage_cache import run_cached
 from recsec_lib.study.stages.context import StudyContext
 
 # %% tags=["parameters"]
-run_dir: str = "outputs/notebook"  # run folder this stage writes into (run_all.sh sets it)
-run_id: str = ""  # id of the run (run_all.sh sets it)
-dataset: str = "ml-1m"  # ml-1m | ml-100k | ml-20m | synthetic
+# The runner's own settings: run_all.sh sets them from its flags for every stage. Opened by hand, the
+# notebook runs the smoke profile on synthetic data (seconds); set profile and dataset to run the study.
+run_dir: str = "outputs/notebook"  # run folder this stage writes into
+run_id: str = ""  # id of the run
+dataset: str = "synthetic"  # ml-1m | ml-100k | ml-20m | synthetic
 data_dir: str = "data"  # downloads and the processed cache
 mirror: str = ""  # local MovieLens copy; empty means $RECSEC_DATA_MIRROR, else download
 seed: int = 42  # seeds Python, numpy and torch
 device: str = "auto"  # auto | cpu | cuda
-profile: str = "cpu"  # smoke | cpu | full: chooses the defaults of the settings below
+profile: str = "smoke"  # smoke | cpu | full: chooses the defaults of the settings below
 force: bool = False  # recompute even when a cached result exists
-fpr: float = 0.0  # target false-positive rate on benign accounts; 0 means the profile value (0.001)
-attack_sequences: int = 0  # synthetic sequences per attack generator; 0 means the profile value
-attack_seq_len: int = 0  # queries per synthetic sequence; 0 means the profile value
-encoder_steps: int = 0  # encoder training steps; 0 means the profile value
+
+# This stage's settings (run_all.sh -p NAME VALUE): None means the profile's value. Lists are text such as 10,20.
+fpr: Optional[float] = None  # target false-positive rate on benign accounts (all of a detectors statistics together)
+pair_quantile: Optional[float] = None  # SEAT threshold: this quantile of cross-user distances
+zoo: Optional[str] = None  # attackers the detectors face, by name, e.g. random,chain,one-query (seat.attackers.ZOO)
+attack_sequences: Optional[int] = None  # walks of the every-prefix attackers (sets the budget)
+attack_seq_len: Optional[int] = None  # queries per walk
+encoder_steps: Optional[int] = None  # encoder training steps
 
 # %%
 ctx = StudyContext(run_dir=Path(run_dir), dataset=dataset, data_dir=Path(data_dir), mirror=mirror or None,
                    seed=seed, device=device, profile=profile, force=force)
 settings = stage.Settings.for_profile(profile).with_overrides(
-    fpr=fpr or None, attack_sequences=attack_sequences or None, attack_seq_len=attack_seq_len or None,
-    encoder_steps=encoder_steps or None)
+    fpr=fpr, pair_quantile=pair_quantile, zoo=zoo, attack_sequences=attack_sequences, attack_seq_len=attack_seq_len,
+    encoder_steps=encoder_steps)
 metrics = run_cached(stage, ctx, settings)  # reuses an identical earlier result unless force
 out = ctx.run_dir / "seat"
 

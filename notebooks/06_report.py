@@ -28,14 +28,16 @@ from recsec_lib.study.stages.context import StudyContext
 from recsec_lib.common.tables import html_table, read_table
 
 # %% tags=["parameters"]
-run_dir: str = "outputs/notebook"  # run folder this stage writes into (run_all.sh sets it)
-run_id: str = ""  # id of the run (run_all.sh sets it)
-dataset: str = "ml-1m"  # ml-1m | ml-100k | ml-20m | synthetic
+# The runner's own settings: run_all.sh sets them from its flags for every stage. Opened by hand, the
+# notebook runs the smoke profile on synthetic data (seconds); set profile and dataset to run the study.
+run_dir: str = "outputs/notebook"  # run folder this stage writes into
+run_id: str = ""  # id of the run
+dataset: str = "synthetic"  # ml-1m | ml-100k | ml-20m | synthetic
 data_dir: str = "data"  # downloads and the processed cache
 mirror: str = ""  # local MovieLens copy; empty means $RECSEC_DATA_MIRROR, else download
 seed: int = 42  # seeds Python, numpy and torch
 device: str = "auto"  # auto | cpu | cuda
-profile: str = "cpu"  # smoke | cpu | full: chooses the defaults of the settings below
+profile: str = "smoke"  # smoke | cpu | full: chooses the defaults of the settings below
 force: bool = False  # recompute even when a cached result exists
 
 # %%

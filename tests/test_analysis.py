@@ -188,7 +188,7 @@ def test_analyze_stage_on_sasrec_file_records_what_is_missing(tmp_path, syntheti
 
 @pytest.mark.parametrize("module, settings", [(data_stage, {"epochs": 3}), (analyze_stage, {"nope": 1})])
 def test_unknown_setting_is_refused(module, settings):
-    with pytest.raises(ValueError, match="unknown .* setting"):
+    with pytest.raises(ValueError, match="unknown setting"):
         module.Settings.for_profile("cpu").with_overrides(**settings)
 
 

@@ -32,13 +32,14 @@ from recsec_lib.attack.surrogate import has_one_pass_prefix_scores, infer_filter
 class NextItemsBox:
     """Stub box with a known answer: after item i it returns i+1, i+2, ... (mod num_items), and records queries."""
 
-    def __init__(self, num_items: int = 20, k: int = 3):
-        self.num_items, self.k = num_items, k
+    def __init__(self, num_items: int = 20, k: int = 3, max_query_len: int = 50):
+        self.num_items, self.k, self.max_query_len = num_items, k, max_query_len
         self.calls: list[tuple[list[str], np.ndarray]] = []
 
     def answer_batch(self, accounts, queries):
         queries = np.asarray(queries)
-        self.calls.append((list(accounts), queries.copy()))
+        self.calls.append(([accounts] * len(queries) if isinstance(accounts, str) else list(accounts),
+                           queries.copy()))
         last = queries[:, -1:]  # [N, 1]
         return (last + np.arange(1, self.k + 1)[None, :] - 1) % self.num_items + 1  # [N, k]
 
@@ -46,7 +47,7 @@ class NextItemsBox:
 # ---- query generation ------------------------------------------------------------
 def test_autoregressive_walk_follows_the_box():
     box = NextItemsBox(k=1)  # the only choice after i is i+1
-    data = generate_queries(box, 20, "autoregressive", num_sequences=3, seq_len=4, seed=1, progress=False)
+    data = generate_queries(box, 20, "autoregressive", num_sequences=3, seq_len=4, seed=1)
     for row in data.sequences:
         assert (np.diff(row) % 20 == 1).all()  # i, i+1, i+2, ... (mod 20)
     # Every prefix was sent, step by step: queries of length 1, 2, 3, 4 for the 3 sequences.
@@ -58,7 +59,7 @@ def test_autoregressive_walk_follows_the_box():
 
 def test_autoregressive_draws_from_the_returned_list():
     box = NextItemsBox(k=3)
-    data = generate_queries(box, 20, "autoregressive", num_sequences=50, seq_len=5, seed=0, progress=False)
+    data = generate_queries(box, 20, "autoregressive", num_sequences=50, seq_len=5, seed=0)
     for s in range(50):
         for t in range(4):
             assert data.sequences[s, t + 1] in data.answers[s, t]
@@ -67,30 +68,29 @@ def test_autoregressive_draws_from_the_returned_list():
 
 def test_random_generation_queries_every_prefix_without_repeats():
     box = NextItemsBox()
-    data = generate_queries(box, 20, "random", num_sequences=5, seq_len=6, seed=0, num_accounts=2,
-                            chunk_size=4, progress=False)
+    data = generate_queries(box, 20, "random", num_sequences=5, seq_len=6, seed=0, num_accounts=2)
     assert all(len(set(row)) == 6 for row in data.sequences.tolist())
     assert data.sequences.min() >= 1 and data.sequences.max() <= 20
     assert sum(len(q) for _, q in box.calls) == 5 * 6  # one query per prefix
-    assert box.calls[0][0] == ["attacker-0", "attacker-1", "attacker-0", "attacker-1"]
+    assert box.calls[0][0] == ["attacker-0", "attacker-1", "attacker-0", "attacker-1", "attacker-0"]
 
 
 def test_generation_is_seeded():
-    a = generate_queries(NextItemsBox(), 20, "random", 4, 5, seed=7, progress=False)
-    b = generate_queries(NextItemsBox(), 20, "random", 4, 5, seed=7, progress=False)
+    a = generate_queries(NextItemsBox(), 20, "random", 4, 5, seed=7)
+    b = generate_queries(NextItemsBox(), 20, "random", 4, 5, seed=7)
     assert np.array_equal(a.sequences, b.sequences)
 
 
 def test_generation_errors():
     box = NextItemsBox()
     with pytest.raises(ValueError, match="generator"):
-        generate_queries(box, 20, "greedy", 2, 3, progress=False)
-    with pytest.raises(ValueError, match="seq_len"):
-        generate_queries(box, 20, "random", 2, 21, progress=False)
+        generate_queries(box, 20, "greedy", 2, 3)
+    with pytest.raises(ValueError, match="walks of 21 distinct items need at least 21 items"):
+        generate_queries(box, 20, "random", 2, 21)
     with pytest.raises(ValueError, match="positive"):
-        generate_queries(box, 20, "random", 0, 3, progress=False)
+        generate_queries(box, 20, "random", 0, 3)
     with pytest.raises(ValueError, match="num_accounts"):
-        generate_queries(box, 20, "random", 2, 3, num_accounts=0, progress=False)
+        generate_queries(box, 20, "random", 2, 3, num_accounts=0)
     with pytest.raises(ValueError, match="buys no sequence"):
         sequences_for_budget(10, 20)
     assert sequences_for_budget(1000, 200) == 5
@@ -99,7 +99,7 @@ def test_generation_errors():
 def test_budget_is_counted_by_the_real_box():
     torch.manual_seed(0)
     box = BlackBoxRecommender(build_model("sasrec", num_items=30, max_len=8), k=5, max_queries_per_account=40)
-    data = generate_queries(box, 30, "autoregressive", num_sequences=5, seq_len=8, progress=False)
+    data = generate_queries(box, 30, "autoregressive", num_sequences=5, seq_len=8)
     assert box.queries_answered("attacker-0") == 40 == data.num_queries
     assert infer_filter_seen(data)  # the box filters seen items: a walk never repeats one
     assert all(len(set(row)) == 8 for row in data.sequences.tolist())
@@ -107,7 +107,7 @@ def test_budget_is_counted_by_the_real_box():
 
 # ---- attack data -----------------------------------------------------------------------
 def test_attack_data_save_load_split(tmp_path):
-    data = generate_queries(NextItemsBox(), 20, "random", 10, 4, seed=0, progress=False)
+    data = generate_queries(NextItemsBox(), 20, "random", 10, 4, seed=0)
     loaded = AttackData.load(data.save(tmp_path / "attack.npz"))
     assert np.array_equal(loaded.sequences, data.sequences) and np.array_equal(loaded.answers, data.answers)
     assert loaded.generator == "random" and loaded.num_items == 20
@@ -119,8 +119,13 @@ def test_attack_data_save_load_split(tmp_path):
 def test_attack_data_errors(tmp_path):
     with pytest.raises(ValueError, match="do not match"):
         AttackData(np.ones((2, 3), dtype=np.int64), np.ones((2, 4, 5), dtype=np.int64), "random", 20)
-    with pytest.raises(ValueError, match="generator"):
-        AttackData(np.ones((2, 3), dtype=np.int64), np.ones((2, 3, 5), dtype=np.int64), "other", 20)
+    with pytest.raises(ValueError, match="answered"):
+        AttackData(np.ones((2, 3), dtype=np.int64), np.ones((2, 3, 5), dtype=np.int64), "chain", 20,
+                   answered=np.ones((2, 4), dtype=bool))
+    partial = AttackData(np.ones((2, 3), dtype=np.int64), np.ones((2, 3, 5), dtype=np.int64), "one-query", 20,
+                         answered=np.array([[False, False, True], [False, True, True]]))
+    again = AttackData.load(partial.save(tmp_path / "partial.npz"))
+    assert again.generator == "one-query" and np.array_equal(again.answered, partial.answered)
     np.savez(tmp_path / "x.npz", a=np.zeros(1))
     with pytest.raises(ValueError, match="x.npz"):
         AttackData.load(tmp_path / "x.npz")
@@ -180,7 +185,7 @@ def test_end_to_end_attack_beats_an_untrained_surrogate(trained_target):
     box = BlackBoxRecommender(target, k=10)
     settings = SurrogateSettings(epochs=15, batch_size=16, lr=3e-3, patience=0, seed=0)
     result = run_attack(box, 40, "autoregressive", num_sequences=100, seq_len=12, arch="sasrec",
-                        settings=settings, progress=False)
+                        settings=settings)
     assert result.data.num_queries == 1200 == box.queries_answered()
     assert result.surrogate.best_epoch >= 1 and len(result.surrogate.history) == 15
     torch.manual_seed(1)
@@ -194,7 +199,7 @@ def test_end_to_end_attack_beats_an_untrained_surrogate(trained_target):
 def test_bidirectional_surrogate_trains_on_sampled_prefixes(trained_target):
     dataset, target = trained_target
     box = BlackBoxRecommender(target, k=10)
-    data = generate_queries(box, 40, "random", num_sequences=20, seq_len=6, progress=False)
+    data = generate_queries(box, 40, "random", num_sequences=20, seq_len=6)
     model = build_model("bert4rec", num_items=40, max_len=12)
     assert not has_one_pass_prefix_scores(model)
     result = fit_surrogate(data, model, SurrogateSettings(epochs=2, batch_size=8, prefixes_per_sequence=3),
@@ -204,11 +209,11 @@ def test_bidirectional_surrogate_trains_on_sampled_prefixes(trained_target):
 
 def test_surrogate_errors(trained_target):
     _, target = trained_target
-    data = generate_queries(BlackBoxRecommender(target, k=10), 40, "random", 4, 6, progress=False)
+    data = generate_queries(BlackBoxRecommender(target, k=10), 40, "random", 4, 6)
     with pytest.raises(ValueError, match="max_len"):
-        fit_surrogate(data, build_model("sasrec", num_items=40, max_len=4), progress=False)
+        fit_surrogate(data, build_model("sasrec", num_items=40, max_len=4))
     with pytest.raises(ValueError, match="items"):
-        fit_surrogate(data, build_model("sasrec", num_items=41, max_len=12), progress=False)
+        fit_surrogate(data, build_model("sasrec", num_items=41, max_len=12))
     with pytest.raises(ValueError, match="list_len"):
         fit_surrogate(data, build_model("sasrec", num_items=40, max_len=12), SurrogateSettings(list_len=11),
                       progress=False)
@@ -326,7 +331,7 @@ def test_stage_settings_and_missing_target(tmp_path):
     assert stage.Settings().with_overrides(budgets="100, 200", generators="random").budgets == (100, 200)
     with pytest.raises(ValueError, match="profile"):
         stage.Settings.for_profile("huge")
-    with pytest.raises(ValueError, match="unknown attack setting"):
+    with pytest.raises(ValueError, match="unknown setting 'budget' .*; did you mean 'budgets'"):
         stage.Settings().with_overrides(budget=3)
     with pytest.raises(ValueError, match="generators"):
         stage.Settings(generators=("greedy",))
@@ -390,10 +395,10 @@ def test_early_stopping_waits_for_min_epochs(trained_target):
     patience may stop it (early epochs of small budgets are too noisy to stop on)."""
     dataset, target = trained_target
     box = BlackBoxRecommender(target, k=10)
-    data = generate_queries(box, 40, "random", num_sequences=30, seq_len=6, progress=False)
+    data = generate_queries(box, 40, "random", num_sequences=30, seq_len=6)
     model = build_model("sasrec", num_items=40, max_len=12)
     settings = SurrogateSettings(epochs=20, batch_size=8, lr=1e-12, patience=2, min_epochs=6, seed=0)
-    result = fit_surrogate(data, model, settings, progress=False)
+    result = fit_surrogate(data, model, settings)
     assert result.stopped == "early_stopping"
     assert len(result.history) == 6
     with pytest.raises(ValueError, match="min_epochs"):

@@ -14,7 +14,7 @@ from recsec_lib.seat.handoff import HandoffMonitor
 from recsec_lib.seat.replay import TrafficFeatures
 from recsec_lib.seat.statistics import (SOURCES, AccountStatistics, MonitorContext, StatisticSource,
                                         account_statistics, max_in_window, register_source, source_of)
-from recsec_lib.seat.traffic import Traffic
+from recsec_lib.attack.traffic import Traffic
 
 E = np.array([1.0, 0.0], dtype=np.float32)
 
@@ -183,7 +183,7 @@ def test_handoff_checks_the_served_answer_the_time_window_and_the_memory():
 
 
 def test_handoff_statistic_separates_a_contiguous_split_from_a_split_by_stream():
-    from recsec_lib.seat.traffic import attack_traffic
+    from recsec_lib.attack.traffic import attack_traffic
 
     walks = [np.arange(1, 41), np.arange(101, 141)]  # two 40-item streams, all prefixes, stream after stream
     attack = attack_traffic(walks, max_len=10, name="x")

@@ -6,13 +6,15 @@ import copy
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from recsec_lib.data.synthetic import make_synthetic_dataset
-from recsec_lib.gro.defenses import choose_best_lambda, list_metrics, paper_table
+from recsec_lib.gro.defenses import choose_best_lambda
+from recsec_lib.recommend.metrics import list_metrics
 from recsec_lib.gro.loss import (adversarial_items, adversarial_swap_matrix, listed_scores_through_swap,
                                  seed_variant_loss, student_loss, swap_gradient, swap_loss, swap_matrix)
 from recsec_lib.gro.training import GROConfig, prefix_positions, seen_items, train_gro
@@ -150,7 +152,7 @@ def test_lowest_index_rule_pushes_item_one_up_and_keep_leaves_zero_rows_idle():
 def test_train_gro_records_the_zero_gradient_share_and_checks_the_rule():
     data, target, student = _tiny()
     config = GROConfig(epochs=1, batch_size=16, k=5, positions_per_sequence=3, zero_gradient_rule="lowest_index")
-    result = train_gro(target, student, data.train_sequences(), config, progress=False)
+    result = train_gro(target, student, data.train_sequences(), config)
     assert 0.0 <= result.history[0]["zero_gradient_share"] <= 1.0 and result.history[0]["batches"] >= 1
     with pytest.raises(ValueError, match="'zero_gradient_rule'"):
         GROConfig(zero_gradient_rule="lowest")
@@ -254,27 +256,27 @@ def test_train_gro_runs_records_three_losses_and_resumes(tmp_path):
     config = GROConfig(epochs=2, batch_size=16, k=5, positions_per_sequence=3)
     state = tmp_path / "gro_state.pt"
     result = train_gro(copy.deepcopy(target), copy.deepcopy(student), data.train_sequences(), config,
-                       state_path=state, progress=False)
+                       state_path=state)
     assert [row["epoch"] for row in result.history] == [1, 2]
     assert all(row["loss_swap"] >= 0 and row["loss_student"] > 0 for row in result.history)
     # stop after 1 epoch, then resume to 2: same weights as the uninterrupted run
     half = tmp_path / "half.pt"
     train_gro(copy.deepcopy(target), copy.deepcopy(student), data.train_sequences(),
-              GROConfig(**{**config.__dict__, "epochs": 1}), state_path=half, progress=False)
+              GROConfig(**{**config.__dict__, "epochs": 1}), state_path=half)
     resumed = train_gro(copy.deepcopy(target), copy.deepcopy(student), data.train_sequences(), config,
-                        state_path=half, progress=False)
+                        state_path=half)
     for a, b in zip(resumed.target.parameters(), result.target.parameters()):
         assert torch.allclose(a, b, atol=1e-6)
     with pytest.raises(ValueError, match="other settings"):
         train_gro(copy.deepcopy(target), copy.deepcopy(student), data.train_sequences(),
-                  GROConfig(**{**config.__dict__, "lam": 2.0}), state_path=state, progress=False)
+                  GROConfig(**{**config.__dict__, "lam": 2.0}), state_path=state)
 
 
 def test_seed_variant_and_none_methods_run():
     data, target, student = _tiny()
     for method in ("seed-variant", "none"):
         result = train_gro(copy.deepcopy(target), copy.deepcopy(student), data.train_sequences(),
-                           GROConfig(method=method, epochs=1, batch_size=32, k=5, lam=5.0), progress=False)
+                           GROConfig(method=method, epochs=1, batch_size=32, k=5, lam=5.0))
         assert len(result.history) == 1
 
 
@@ -285,13 +287,13 @@ def test_config_and_model_errors_name_the_parameter():
         GROConfig(lam=-1)
     data, target, student = _tiny()
     with pytest.raises(ValueError, match="'k'"):
-        train_gro(target, student, data.train_sequences(), GROConfig(k=30), progress=False)
+        train_gro(target, student, data.train_sequences(), GROConfig(k=30))
     with pytest.raises(ValueError, match="separate model"):
-        train_gro(target, target, data.train_sequences(), GROConfig(k=5), progress=False)
+        train_gro(target, target, data.train_sequences(), GROConfig(k=5))
     with pytest.raises(ValueError, match="must match"):
-        train_gro(target, TinyCausal(31, 12), data.train_sequences(), GROConfig(k=5), progress=False)
+        train_gro(target, TinyCausal(31, 12), data.train_sequences(), GROConfig(k=5))
     with pytest.raises(ValueError, match="2 or more"):
-        train_gro(target, student, [np.array([1])], GROConfig(k=5), progress=False)
+        train_gro(target, student, [np.array([1])], GROConfig(k=5))
 
 
 # ---------------------------------------------------------------------------
@@ -358,27 +360,31 @@ def test_markdown_table():
 # GRO against the real attack code on tiny data: less agreement, most utility kept
 # ---------------------------------------------------------------------------
 def test_gro_lowers_surrogate_agreement_and_keeps_utility():
+    from recsec_lib.attack.blackbox import BlackBoxRecommender
     from recsec_lib.attack.extraction import SurrogateSettings, fit_surrogate, generate_queries
-    from recsec_lib.gro.defenses import evaluate_defenses
+    from recsec_lib.recommend.evaluation import ranked_lists
+    from recsec_lib.recommend.metrics import per_user_agreement
 
     data = make_synthetic_dataset(num_users=200, num_items=60, max_len=20, seed=0)
     target = TinyCausal(60, 20, dim=32, seed=1)
     train_gro(target, TinyCausal(60, 20, seed=2), data.train_sequences(),
-              GROConfig(method="none", epochs=20, batch_size=32, lr=1e-2), progress=False)
+              GROConfig(method="none", epochs=20, batch_size=32, lr=1e-2))
     defended = train_gro(copy.deepcopy(target), TinyCausal(60, 20, dim=32, seed=3), data.train_sequences(),
-                         GROConfig(lam=1.0, epochs=5, batch_size=32, k=10, lr=1e-2), progress=False).target
+                         GROConfig(lam=1.0, epochs=5, batch_size=32, k=10, lr=1e-2)).target
+    inputs, targets = data.split("test")
+    wanted = ranked_lists(target, inputs, 10)[0]  # what the attacker wants: the undefended target's top 10
 
-    def extract(box):  # the same attack for every defense: 100 autoregressive sequences of 15 queries
-        queries = generate_queries(box, 60, "autoregressive", 100, 15, seed=0, progress=False)
+    def attack(model) -> tuple[float, float]:  # (served NDCG@10, surrogate Agr@10 with the undefended target)
+        box = BlackBoxRecommender(model, k=10, filter_seen=False)
+        queries = generate_queries(box, 60, "autoregressive", 100, 15, seed=0)
         settings = SurrogateSettings(epochs=15, patience=0, lr=1e-2)
-        return fit_surrogate(queries, TinyCausal(60, 20, dim=32, seed=5), settings, progress=False).model
+        surrogate = fit_surrogate(queries, TinyCausal(60, 20, dim=32, seed=5), settings).model
+        served = list_metrics(ranked_lists(model, inputs, 10)[0], targets)["ndcg@10"]
+        return served, float(per_user_agreement(ranked_lists(surrogate, inputs, 10)[0], wanted).mean())
 
-    table = evaluate_defenses(target, {1.0: defended}, data, extract, k=10, seed=0).set_index("defense")
-    none, gro = table.loc["None"], table.loc["GRO λ=1"]
-    assert gro["agr10_test"] < none["agr10_test"] - 0.05  # measured: .486 -> .378
-    assert gro["retention_test"] >= 0.9  # measured: 97.6%
-    assert table.loc["Reverse", "retention_test"] < 0.5  # the served reversed list is poor for users
-    assert bool(table.loc["GRO λ=1", "best"])
+    (none_ndcg, none_agr), (gro_ndcg, gro_agr) = attack(target), attack(defended)
+    assert gro_agr < none_agr - 0.05
+    assert gro_ndcg / none_ndcg >= 0.9
 
 
 # ---------------------------------------------------------------------------
@@ -402,22 +408,24 @@ def trained_run(tmp_path_factory):
     return root, path
 
 
-def test_stage_smoke_writes_frontier_gro_arms_checkpoints_and_headline(trained_run):
+SMOKE_OVERRIDES = {"lambdas": "1", "epochs": 1, "attack_sequences": 20, "surrogate_epochs": 2}
+
+
+def test_stage_smoke_puts_every_arm_against_every_attacker_and_recsec_defend_agrees(trained_run, tmp_path):
+    from recsec_lib.arena.tables import read_matrix_rows
     from recsec_lib.study import runs
-    from recsec_lib.recommend.checkpoints import load_checkpoint
     from recsec_lib.study.stages import gro as stage
     from recsec_lib.study.stages.context import StudyContext
 
-    root, _ = trained_run
+    root, checkpoint = trained_run
     run_dir = root / "stage_run"
     (run_dir / "train").mkdir(parents=True)
     (run_dir / "train" / "sasrec.pt").write_bytes((root / "run" / "train" / "sasrec.pt").read_bytes())
     ctx = StudyContext(run_dir=run_dir, dataset="synthetic", data_dir=root / "data", profile="smoke", device="cpu")
-    settings = stage.Settings.for_profile("smoke").with_overrides(lambdas="1", epochs=1, attack_sequences=20,
-                                                                  surrogate_epochs=2)
+    settings = stage.Settings.for_profile("smoke").with_overrides(**SMOKE_OVERRIDES)
     metrics = stage.run(ctx, settings)
     out = run_dir / "gro"
-    for name in ("defenses.csv", "defenses.md", "frontier.png", "frontier_all.csv", "gro_arms.csv", "gro_arms.md",
+    for name in ("matrix.csv", "frontier.csv", "frontier.md", "frontier.png", "gro_arms.csv", "gro_arms.md",
                  "gro_lam0.pt", "gro_lam1.pt", "gro_lowestindex_lam1.pt", "metrics.json"):
         assert (out / name).is_file(), name
     headline = runs.read_json(run_dir / "headline.json")
@@ -428,33 +436,35 @@ def test_stage_smoke_writes_frontier_gro_arms_checkpoints_and_headline(trained_r
         assert key in headline and key in metrics, key
     assert metrics["wall_seconds"] > 0 and metrics["peak_memory_mb"] > 0
     frontier = [row["defense"] for row in metrics["frontier"]]
-    assert frontier[:3] == ["None", "Random", "Reverse"] and "GRO λ=0 (control)" in frontier
-    assert {"GRO keep λ=1", "GRO lowest_index λ=1", "top-5 only"} <= set(frontier)
-    # Every protection figure comes from 3 attack seeds and carries an interval; GRO is compared with the control.
+    assert frontier[:3] == ["None", "Random", "top-5 only"] and "GRO λ=0 (control)" in frontier
+    assert {"GRO keep λ=1", "GRO lowest_index λ=1", "GRO keep λ=1 + top-5 exact, tail shuffled"} <= set(frontier)
+    # Every arm faced the same attackers (2 seeds × 4 views); GRO is compared with the control.
     rows = metrics["defenses"]
-    assert all(row["seeds"] == 3 and row["surrogate_test_ndcg10_drop_low"] <= row["surrogate_test_ndcg10_drop"]
-               <= row["surrogate_test_ndcg10_drop_high"] for row in rows)
+    faced = {}
+    for row in rows:
+        faced.setdefault(row["arm"], set()).add((row["attacker"], row["generator"]))
+        assert row["seeds"] == 2
+        assert row["surrogate_test_ndcg10_drop_low"] <= row["surrogate_test_ndcg10_drop"] <= \
+            row["surrogate_test_ndcg10_drop_high"]
+    assert len({frozenset(v) for v in faced.values()}) == 1 and len(next(iter(faced.values()))) == 4
     assert {row["reference"] for row in rows if row["family"] == "gro"} == {"GRO λ=0 (control)"}
-    # The knowing attacker of Reverse reads the lists backwards: it gets the None attack back exactly.
-    reverse = next(row for row in rows if row["arm"] == "Reverse" and row["attacker"] == "knowing")
-    assert reverse["surrogate_test_ndcg10_drop"] == pytest.approx(0.0, abs=1e-12) and reverse["worst"]
-    # An attacker who knows a resampled tail is junk steers its walk by the exact top M: its queries are those of
-    # the top-M-only box, so the tail defense can never protect more than serving the top M only does.
-    resampled = {row["attacker"]: row for row in rows if row["arm"] == "top-5 exact, tail resampled"}
-    assert set(resampled) == {"naive", "knowing", "knowing-walk"}
-    top5 = next(row for row in rows if row["arm"] == "top-5 only" and row["attacker"] == "naive")
-    assert resampled["knowing-walk"]["agr10_test"] == pytest.approx(top5["agr10_test"])
-    # The surrogate stolen from each GRO box is kept for the report, and named in the metrics.
-    assert metrics["artefacts"]["surrogates"] == ["surrogate_gro_lam1.pt", "surrogate_gro_lowestindex_lam1.pt"]
-    stolen = load_checkpoint(out / "surrogate_gro_lam1.pt", dataset=ctx.load_dataset())
-    assert stolen.model_name == "sasrec" and stolen.metrics["extracted_from"] == "gro_lam1.pt"
+    # Serving the top 5 only: its naive attacker is the undefended box's top-5-steered one, so no fall can show
+    # as helping the attacker (falls are against the strongest attacker of the reference's model).
+    assert all(row["surrogate_test_ndcg10_drop"] >= -1e-12 for row in rows if row["model"] == "undefended")
     # The smoke profile keeps the best-validating epoch (patience 2); one epoch was run and kept. The target
     # checkpoint has no training record, so GRO trains on the newest window of each history.
-    assert metrics["gro_kept_epochs"]["gro keep λ=1"] == {"best_epoch": 1, "epochs_run": 1, "stop_reason": "epochs"}
+    assert metrics["gro_kept_epochs"]["gro keep λ=1"]["best_epoch"] == 1
     assert "valid_score" in metrics["gro_histories"]["gro keep λ=1"][0]
     assert "zero_gradient_share" in metrics["gro_histories"]["gro lowest_index λ=1"][0]
     assert metrics["training_windows"] == "newest"
-    assert "smoke profile" in metrics["scale"]
+    assert metrics["attackers"]["rows_time_capped"] == 0
+    # recsec defend with the same settings prints the same rows (it runs the stage's own computation).
+    sets = [arg for name, value in SMOKE_OVERRIDES.items() for arg in ("--set", f"{name}={value}")]
+    code = _cli("--target-model", checkpoint, "--profile", "smoke", *sets, "--evaluate", "--dataset", "synthetic",
+                "--data-dir", root / "data", "--output", tmp_path / "cli", "--device", "cpu")
+    assert code == 0
+    pd.testing.assert_frame_equal(read_matrix_rows(tmp_path / "cli" / "matrix.csv"), read_matrix_rows(out / "matrix.csv"))
+    assert (tmp_path / "cli" / "frontier.md").read_text() == (out / "frontier.md").read_text()
 
 
 def test_gro_trains_on_the_windows_the_target_was_trained_on(tmp_path):
@@ -481,24 +491,31 @@ def test_settings_profiles_and_overrides():
     assert cpu.with_overrides(lambdas="0.01, 1").lambdas == (0.01, 1.0)
     assert cpu.from_scratch is False and cpu.with_overrides(from_scratch="yes").from_scratch is True
     assert stage.Settings.for_profile("full").with_overrides(from_scratch="no").from_scratch is False
-    with pytest.raises(ValueError, match="parameter 'from_scratch' must be 'yes' or 'no', got 'true'"):
-        cpu.with_overrides(from_scratch="true")
-    with pytest.raises(ValueError, match="'lambdas'"):
+    with pytest.raises(ValueError, match="setting 'from_scratch' of .*gro.Settings takes bool"):
+        cpu.with_overrides(from_scratch="maybe")
+    with pytest.raises(ValueError, match="setting 'lambdas' of .*gro.Settings takes a list of float"):
         cpu.with_overrides(lambdas="one")
     with pytest.raises(ValueError, match="'lambdas'"):
         cpu.with_overrides(lambdas="-1")
-    with pytest.raises(ValueError, match="unknown GRO setting"):
+    with pytest.raises(ValueError, match="'lambdas'"):
+        cpu.with_overrides(lambdas="")
+    with pytest.raises(ValueError, match="unknown setting 'lamda' of .*gro.Settings; did you mean 'lambdas'"):
         cpu.with_overrides(lamda=1)
-    with pytest.raises(ValueError, match="'profile'"):
+    assert cpu.with_overrides(combinations="").combinations == ()
+    with pytest.raises(ValueError, match="unknown profile 'huge'"):
         stage.Settings.for_profile("huge")
-    assert cpu.with_overrides(zero_gradient_rules="keep", served_ks="10,20").served_ks == (10, 20)
+    assert cpu.with_overrides(output_defenses="top:10,top:20").output_defenses == ("top:10", "top:20")
     assert cpu.with_overrides(zero_gradient_rules="keep").zero_gradient_rules == ("keep",)
     with pytest.raises(ValueError, match="'zero_gradient_rules'"):
         cpu.with_overrides(zero_gradient_rules="first")
-    with pytest.raises(ValueError, match="'attack_generators'"):
-        cpu.with_overrides(attack_generators="greedy")
-    with pytest.raises(ValueError, match="'served_ks'"):
-        cpu.with_overrides(served_ks="a")
+    with pytest.raises(ValueError, match="unknown query generator 'greedy'"):
+        cpu.with_overrides(generators="greedy")
+    with pytest.raises(ValueError, match="unknown attacker view 'psychic'"):
+        cpu.with_overrides(views="naive,psychic")
+    with pytest.raises(ValueError, match="unknown output defense 'shuffle-all'"):
+        cpu.with_overrides(output_defenses="shuffle-all")
+    with pytest.raises(ValueError, match="needs lists of at least 200 ranks"):
+        cpu.with_overrides(output_defenses="top:200")
     with pytest.raises(ValueError, match="'kept_epoch'"):
         cpu.with_overrides(kept_epoch="first")
 
@@ -506,7 +523,8 @@ def test_settings_profiles_and_overrides():
 def test_arms_hold_the_control_both_rules_output_defenses_and_combinations():
     from recsec_lib.study.stages import gro as stage
 
-    arms = {arm.label: arm for arm in stage.build_arms(stage.Settings.for_profile("full"))}
+    settings = stage.Settings.for_profile("full")
+    arms = {arm.label: arm for arm in stage.build_arms(settings, settings.model_defenses(0))}
     assert list(arms)[:3] == ["None", "Random", "Reverse"]
     assert {"top-10 only", "top-20 only", "top-50 only", "top-10 exact, tail shuffled", "top-10 exact, tail reversed",
             "top-10 exact, tail resampled"} <= set(arms)
@@ -515,7 +533,7 @@ def test_arms_hold_the_control_both_rules_output_defenses_and_combinations():
     for rule in ("keep", "lowest_index"):
         for lam in (0.001, 0.01, 0.1, 1, 10):
             arm = arms[f"GRO {rule} λ={lam:g}"]
-            assert (arm.rule, arm.reference, arm.output.kind) == (rule, control.label, "none")
+            assert (arm.rule, arm.reference, arm.output.name) == (rule, control.label, "none")
         combo = arms[f"GRO {rule} λ=1 + top-10 exact, tail shuffled"]
         assert (combo.family, combo.model, combo.reference) == ("combo", f"gro {rule} λ=1", control.label)
     assert all(arm.reference == "None" for arm in arms.values() if arm.family in ("paper", "output"))
@@ -527,33 +545,38 @@ def _cli(*argv):
     return main(["defend", *map(str, argv)])
 
 
-def test_cli_trains_one_checkpoint_per_lambda(trained_run, tmp_path):
+def test_cli_trains_the_control_and_one_checkpoint_per_lambda(trained_run, tmp_path):
     root, checkpoint = trained_run
-    code = _cli("--target-model", checkpoint, "--lambda", "0.5", "2", "--epochs", "1", "--k", "10", "--batch-size", "256",
-                "--dataset", "synthetic", "--data-dir", root / "data", "--output", tmp_path / "out", "--device", "cpu",
-                "--quiet")
+    code = _cli("--target-model", checkpoint, "--profile", "smoke", "--lambda", "0.5", "2", "--rules", "keep",
+                "--epochs", "1", "--set", "batch_size=256", "--dataset", "synthetic", "--data-dir", root / "data",
+                "--output", tmp_path / "out", "--device", "cpu")
     assert code == 0
-    assert (tmp_path / "out" / "gro_lam0.5.pt").is_file() and (tmp_path / "out" / "gro_lam2.pt").is_file()
-    code = _cli("--target-model", checkpoint, "--lambda-swap", "5.0", "--method", "seed-variant", "--epochs", "1",
-                "--k", "10", "--batch-size", "256", "--dataset", "synthetic", "--data-dir", root / "data",
-                "--output", tmp_path / "seed", "--device", "cpu", "--quiet",
-                "--evaluate", "--attack-sequences", "10", "--attack-seq-len", "5", "--surrogate-epochs", "1")
+    for name in ("gro_lam0.pt", "gro_lam0.5.pt", "gro_lam2.pt", "defend.json"):
+        assert (tmp_path / "out" / name).is_file(), name
+    code = _cli("--target-model", checkpoint, "--profile", "smoke", "--lambda-swap", "5.0", "--method",
+                "seed-variant", "--rules", "keep", "--epochs", "1", "--dataset", "synthetic", "--data-dir",
+                root / "data", "--output", tmp_path / "seed", "--device", "cpu", "--evaluate",
+                "--output-defenses", "top:5", "--set", "attack_sequences=10", "--set", "attack_seq_len=5",
+                "--set", "surrogate_epochs=1", "--set", "attack_seeds=1")
     assert code == 0 and (tmp_path / "seed" / "seedvariant_lam5.pt").is_file()
-    for name in ("defenses.csv", "defenses.md", "utility_vs_protection.png", "defend.json"):
+    for name in ("matrix.csv", "frontier.md", "frontier.png", "defend.json"):
         assert (tmp_path / "seed" / name).is_file(), name
-    assert "seed-variant λ=5" in (tmp_path / "seed" / "defenses.md").read_text()
+    assert "top-5 only" in (tmp_path / "seed" / "frontier.md").read_text()
 
 
 @pytest.mark.parametrize("extra, message", [
     (["--lambda", "1", "--lambda-swap", "5"], "not both"),
     (["--lambda", "-1"], "--lambda values"),
     (["--epochs", "0"], "--epochs"),
-    (["--k", "0"], "'k'"),
+    (["--set", "k=0"], "'k'"),
+    (["--set", "lamda=1"], "did you mean 'lambdas'"),
+    (["--set", "k"], "NAME=VALUE"),
+    (["--output-defenses", "mirror"], "unknown output defense 'mirror'"),
 ])
 def test_cli_bad_arguments_exit_2_with_one_line(trained_run, tmp_path, capsys, extra, message):
     root, checkpoint = trained_run
     code = _cli("--target-model", checkpoint, "--dataset", "synthetic", "--data-dir", root / "data",
-                "--output", tmp_path, "--device", "cpu", "--quiet", *extra)
+                "--output", tmp_path, "--device", "cpu", *extra)
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1
 
@@ -586,7 +609,7 @@ def test_notebook_runs_on_smoke_profile(trained_run, tmp_path):
                                parameters={"profile": "smoke", "dataset": "synthetic", "run_dir": str(run_dir),
                                            "data_dir": str(root / "data"), "device": "cpu", "lambdas": "1",
                                            "epochs": 1, "attack_sequences": 20})
-    assert (run_dir / "gro" / "defenses.md").is_file()
+    assert (run_dir / "gro" / "matrix.csv").is_file() and (run_dir / "gro" / "frontier.md").is_file()
 
 
 def test_student_warmup_trains_only_the_student_before_gro(tmp_path):
@@ -608,7 +631,7 @@ def test_student_warmup_trains_only_the_student_before_gro(tmp_path):
     with pytest.raises(ValueError, match="student_warmup_batches"):
         GROConfig(student_warmup_batches=-1)
     # train_gro runs it before the first epoch only
-    result = train_gro(target, student, data.train_sequences(), replace(config, epochs=1), progress=False)
+    result = train_gro(target, student, data.train_sequences(), replace(config, epochs=1))
     assert len(result.history) == 1
 
 
@@ -639,7 +662,7 @@ def test_patience_keeps_the_best_validating_target_and_stops_early(tmp_path):
 def test_patience_needs_a_validate_function_and_is_not_negative():
     data, target, student = _tiny()
     with pytest.raises(ValueError, match="'patience'"):
-        train_gro(target, student, data.train_sequences(), GROConfig(epochs=1, k=5, patience=1), progress=False)
+        train_gro(target, student, data.train_sequences(), GROConfig(epochs=1, k=5, patience=1))
     with pytest.raises(ValueError, match="'patience'"):
         GROConfig(patience=-1)
     with pytest.raises(ValueError, match="'kept_epoch'"):

@@ -1,7 +1,7 @@
 """The package layout is the study's shape: each package imports only lower layers.
 
 docs/ARCHITECTURE.md states the rule: common → data, models → recommend →
-attack → gro, seat → study → cli. A module may import its own package and any
+attack → defenses, gro, seat → arena → study → cli. A module may import its own package and any
 package of a lower layer, never a higher one nor a sibling of the same layer
 (gro and seat know nothing of each other; nor do data and models).
 """
@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 LIBRARY = Path(__file__).resolve().parent.parent / "recsec_lib"
-LAYERS = {"common": 0, "data": 1, "models": 1, "recommend": 2, "attack": 3, "gro": 4, "seat": 4,
-          "study": 5, "cli": 6, "__main__": 7}
+LAYERS = {"common": 0, "data": 1, "models": 1, "recommend": 2, "attack": 3, "defenses": 4, "gro": 4, "seat": 4,
+          "arena": 5, "study": 6, "cli": 7, "__main__": 8}
 
 
 def package_of(module: str) -> str:

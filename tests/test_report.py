@@ -27,9 +27,8 @@ CHECKPOINTS = {
     "train/sasrec.pt": 1,
     "attack/surrogate_sasrec_sasrec_autoregressive_40.pt": 2,
     "gro/gro_lam1.pt": 3,
-    "gro/surrogate_gro_lam1.pt": 4,
 }
-COLUMNS = ["undefended target", "surrogate", "GRO target λ=1", "surrogate of GRO target λ=1"]
+COLUMNS = ["undefended target", "surrogate", "GRO target λ=1 (chosen on validation)"]
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +50,8 @@ def make_run(run_dir, data_dir, skip: tuple[str, ...] = ()) -> StudyContext:
     stage_metrics = {
         "attack": {"settings": {"target_model": "sasrec", "budgets": [20, 40]},
                    "headline": {"attack_budget_sequences": 40}},
-        "gro": {"settings": {"target_model": "sasrec", "method": "gro"}, "best": {"lam": 1.0}},
+        "gro": {"settings": {"target_model": "sasrec", "method": "gro"},
+                "lambda_choices": {"keep": {"lam": 1.0, "shown_lam": 1.0}}},
     }
     for name, metrics in stage_metrics.items():
         (run_dir / name).mkdir(parents=True, exist_ok=True)
@@ -59,7 +59,7 @@ def make_run(run_dir, data_dir, skip: tuple[str, ...] = ()) -> StudyContext:
     return StudyContext(run_dir=run_dir, dataset="synthetic", data_dir=data_dir, profile="smoke", device="cpu")
 
 
-def test_report_compares_target_surrogate_gro_target_and_its_surrogate(tmp_path, data_dir):
+def test_report_compares_target_surrogate_and_gro_target(tmp_path, data_dir):
     ctx = make_run(tmp_path / "run", data_dir)
     metrics = stage.run(ctx, stage.Settings.for_profile("smoke").with_overrides(compare_k=5, compare_users=2))
     comparison = metrics["comparison"]
@@ -81,8 +81,7 @@ def test_report_compares_target_surrogate_gro_target_and_its_surrogate(tmp_path,
 
 
 @pytest.mark.parametrize("missing, column", [
-    ("gro/surrogate_gro_lam1.pt", "surrogate of GRO target λ=1"),
-    ("gro/gro_lam1.pt", "GRO target λ=1"),
+    ("gro/gro_lam1.pt", "GRO target λ=1 (chosen on validation)"),
 ])
 def test_a_missing_gro_checkpoint_only_omits_its_column(tmp_path, data_dir, missing, column):
     ctx = make_run(tmp_path / "run", data_dir, skip=(missing,))
@@ -98,7 +97,7 @@ def test_a_run_with_no_checkpoint_still_gets_a_comparison_page(tmp_path, data_di
     ctx = StudyContext(run_dir=tmp_path / "run", dataset="synthetic", data_dir=data_dir, profile="smoke",
                        device="cpu")
     comparison = stage.run(ctx, stage.Settings())["comparison"]
-    assert comparison["columns"] == [] and len(comparison["skipped"]) == 4
+    assert comparison["columns"] == [] and len(comparison["skipped"]) == 3
     assert comparison["skipped"]["GRO target"] == "the GRO stage has not run"
     assert "No model of this run could be compared" in (ctx.run_dir / "report" / "compare.md").read_text()
 
@@ -204,7 +203,7 @@ def test_report_sections_put_each_figure_beside_its_table_in_stage_order(tmp_pat
     run = tmp_path / "run"
     files = {"seat/roc.png": png(), "seat/single_account.csv": "detector,detected\nseat,3\n",
              "gro/utility_vs_protection.png": png(), "gro/frontier.png": png(),
-             "gro/defenses.csv": "defense,lam,retention_test,best\nNone,,1.0,False\nGRO λ=1,1.0,0.97,True\n",
+             "gro/frontier.csv": "defense,lam,retention_test,best\nNone,,1.0,False\nGRO λ=1,1.0,0.97,True\n",
              "train/curves.png": png(12.0), "report/quality.csv": "model,hr@10\nsasrec,0.3\n",
              "attack/budget_curve.csv": "generator,budget_sequences,agr10\nrandom,20,0.6\n", "attack/empty.csv": ""}
     for name, content in files.items():
@@ -215,7 +214,7 @@ def test_report_sections_put_each_figure_beside_its_table_in_stage_order(tmp_pat
     assert [(s.stage, s.table, s.figure) for s in sections] == [
         ("train", "report/quality.csv", "train/curves.png"),
         ("attack", "attack/budget_curve.csv", ""),  # its figure is missing: the table alone
-        ("gro", "gro/defenses.csv", "gro/frontier.png"),
+        ("gro", "gro/frontier.csv", "gro/frontier.png"),
         ("gro", "", "gro/utility_vs_protection.png"),  # a figure no section names still shows, in its stage
         ("seat", "seat/single_account.csv", "seat/roc.png"),
     ]
@@ -230,7 +229,7 @@ def test_report_sections_put_each_figure_beside_its_table_in_stage_order(tmp_pat
     assert html.escape(sections[2].caption)[:40] in figure
     assert block.index("</figure>") < block.index("<table")  # the table follows the figure, in the same block
     assert ">None<" in block and ">—<" in block and "NaN" not in block
-    assert "From gro/defenses.csv, gro/frontier.png." in block
+    assert "From gro/frontier.csv, gro/frontier.png." in block
     assert str(tmp_path) not in block  # paths relative to the run folder, never this machine's
     wide = section_html(run, sections[0])
     assert "flex:0 1 1100px" in wide  # a figure of several panels takes a row of its own

@@ -10,7 +10,7 @@ from recsec_lib.seat import detectors as det
 from recsec_lib.seat.calibration import Calibration, SeatOptions
 from recsec_lib.seat.search import (AttackSample, AttackSpace, combine, pace, search_attacker, split_traffic)
 from recsec_lib.seat.statistics import MonitorContext
-from recsec_lib.seat.traffic import attack_traffic
+from recsec_lib.attack.traffic import attack_traffic
 
 
 def hand_made(parameters: dict) -> AttackSample:
@@ -124,7 +124,7 @@ def test_per_account_replay_equals_the_whole_split_and_stops_at_the_first_flag()
 
 def test_handoffs_are_counted_within_one_kind_of_account():
     from recsec_lib.seat.statistics import account_statistics
-    from recsec_lib.seat.traffic import concat_traffic
+    from recsec_lib.attack.traffic import concat_traffic
 
     walk = [np.arange(1, 31)]
     a = attack_traffic(walk, max_len=10, name="growing")

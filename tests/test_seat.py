@@ -11,7 +11,10 @@ import torch
 
 from recsec_lib.data.synthetic import make_synthetic_dataset
 from recsec_lib.attack.querylog import QueryRecord
-from recsec_lib.seat import traffic as tr
+from recsec_lib.attack import traffic as tr
+from recsec_lib.attack.generators.base import steer_walks
+from recsec_lib.seat import benign
+from recsec_lib.seat.traffic import UserSplit, split_users
 from recsec_lib.seat.baselines import PradaMonitor, VolumeCapMonitor, shapiro_francia
 from recsec_lib.seat.calibration import Calibration, limit_for_fpr
 from recsec_lib.seat.detectors import calibrate
@@ -159,15 +162,15 @@ def test_monitor_errors():
 
 
 def test_user_split_is_disjoint_and_checked():
-    split = tr.split_users(100, 0.5, 0.25)
+    split = split_users(100, 0.5, 0.25)
     assert (len(split.encoder), len(split.calibration), len(split.test)) == (50, 25, 25)
     assert split.encoder[-1] < split.calibration[0] and split.calibration[-1] < split.test[0]
     with pytest.raises(ValueError, match="overlap"):
-        tr.UserSplit(np.arange(5), np.arange(4, 8), np.arange(8, 10))
+        UserSplit(np.arange(5), np.arange(4, 8), np.arange(8, 10))
     with pytest.raises(ValueError, match="empty"):
-        tr.UserSplit(np.arange(5), np.arange(0), np.arange(8, 10))
+        UserSplit(np.arange(5), np.arange(0), np.arange(8, 10))
     with pytest.raises(ValueError, match="sum to less than 1"):
-        tr.split_users(100, 0.8, 0.3)
+        split_users(100, 0.8, 0.3)
 
 
 # --- traffic --------------------------------------------------------------------------------
@@ -175,18 +178,21 @@ def test_user_split_is_disjoint_and_checked():
 
 def test_benign_forms_by_hand():
     histories = [np.array([1, 2, 3]), np.array([4, 5, 6, 7]), np.array([8, 9, 10, 11, 12])]
-    traffic = tr.benign_traffic(histories, [10, 11, 12], ["growing"], max_len=2, seed=0)
+    traffic = benign.benign_traffic(histories, [10, 11, 12], ["growing"], max_len=2, seed=0)
     assert traffic.names == ("benign/growing/10", "benign/growing/11", "benign/growing/12")
     first = [traffic.query(j) for j in range(traffic.num_queries) if traffic.account[j] == 0]
     assert first == [(1,), (1, 2), (2, 3)]  # at most max_len = 2 most recent items
-    refresh = tr.benign_traffic(histories, [10, 11, 12], ["refresh"], max_len=5, seed=0, refresh_mean=2.0)
+    refresh = benign.benign_traffic(histories, [10, 11, 12], ["refresh"], max_len=5, seed=0,
+                                shape=benign.BenignShape(refresh_mean=2.0))
     assert refresh.num_queries > 12  # 3 + 4 + 5 distinct queries, repeated
-    house = tr.benign_traffic(histories, [10, 11, 12], ["household"], max_len=5, seed=0, household_sizes=(3,))
+    house = benign.benign_traffic(histories, [10, 11, 12], ["household"], max_len=5, seed=0,
+                              shape=benign.BenignShape(household_sizes=(3,)))
     assert len(house.names) == 1 and house.num_queries == 12
-    short = tr.benign_traffic(histories, [10, 11, 12], ["short"], max_len=5, seed=0, short_range=(2, 2))
+    short = benign.benign_traffic(histories, [10, 11, 12], ["short"], max_len=5, seed=0,
+                              shape=benign.BenignShape(short_range=(2, 2)))
     assert short.num_queries == 6
     with pytest.raises(ValueError, match="unknown benign forms"):
-        tr.benign_traffic(histories, [10, 11, 12], ["bursty"], max_len=5, seed=0)
+        benign.benign_traffic(histories, [10, 11, 12], ["bursty"], max_len=5, seed=0)
 
 
 def test_attack_traffic_and_contiguous_split():
@@ -210,21 +216,6 @@ def test_traffic_from_records_folds_prefix_chains():
     assert len(traffic.sources) == 3  # chain (1, 2), chain (9,), chain (5, 6)
     with pytest.raises(ValueError, match="empty"):
         tr.traffic_from_records([], max_len=10)
-
-
-def test_autoregressive_walks_follow_the_answers():
-    def stub(seqs):  # top-2 = the next two ids after the last item
-        last = seqs[:, -1]
-        return np.stack([last % 20 + 1, (last + 1) % 20 + 1], axis=1)
-
-    walks = tr.autoregressive_walks(stub, num_walks=5, length=6, num_items=20, max_len=3, seed=0)
-    for walk in walks:
-        steps = np.diff(walk) % 20
-        assert set(steps.tolist()) <= {1, 2}
-    mixed = tr.autoregressive_walks(stub, num_walks=50, length=6, num_items=20, max_len=3, seed=0, random_mix=1.0)
-    assert any(set((np.diff(w) % 20).tolist()) - {1, 2} for w in mixed)
-    with pytest.raises(ValueError, match="random_mix"):
-        tr.autoregressive_walks(stub, 1, 3, 20, 3, 0, random_mix=2.0)
 
 
 # --- encoder ---------------------------------------------------------------------------------
@@ -303,20 +294,25 @@ def test_encoder_settings_validate():
 def synthetic_setup():
     """A tiny world: encoder, calibration and test accounts from disjoint users, a stub target."""
     dataset = make_synthetic_dataset(num_users=300, num_items=80, seed=0)
-    split = tr.split_users(dataset.num_users, 0.4, 0.3)
+    split = split_users(dataset.num_users, 0.4, 0.3)
     encoder, _ = train_encoder([dataset.sequence(int(u))[:-2] for u in split.encoder],
                                EncoderConfig(num_items=80, window=20, dim=16, hidden=32),
                                EncoderTraining(steps=60, batch_size=64, seed=0), progress=False)
     histories = lambda users: [dataset.sequence(int(u)) for u in users]  # noqa: E731
-    cal = tr.benign_traffic(histories(split.calibration), split.calibration.tolist(), tr.BENIGN_FORMS, 50, seed=1)
-    test = tr.benign_traffic(histories(split.test), split.test.tolist(), tr.BENIGN_FORMS, 50, seed=2)
+    cal = benign.benign_traffic(histories(split.calibration), split.calibration.tolist(), benign.BASE_FORMS, 50, seed=1)
+    test = benign.benign_traffic(histories(split.test), split.test.tolist(), benign.BASE_FORMS, 50, seed=2)
     cal_features = featurize(cal, encoder, 80)
     popular = np.argsort(-dataset.item_popularity()[1:]) + 1  # all items, most popular first
 
-    def answer(seqs):  # stub target: the 5 most popular items not in the query
-        return np.stack([[i for i in popular if i not in row][:5] for row in seqs])
+    class PopularBox:  # stub target: the 5 most popular items not in the query
+        num_items, max_query_len, k = 80, 50, 5
 
-    walks = tr.autoregressive_walks(answer, num_walks=60, length=15, num_items=80, max_len=50, seed=5)
+        def answer_batch(self, account, seqs):
+            return np.stack([[i for i in popular if i not in row][:5] for row in seqs])
+
+    walks, _ = steer_walks(PopularBox(), ["a"] * 60, np.random.default_rng(5).integers(1, 81, size=60), 15,
+                           np.random.default_rng(5))
+    walks = list(walks)
     return dict(dataset=dataset, split=split, encoder=encoder, cal=cal, test=test, cal_features=cal_features,
                 walks=walks)
 
@@ -415,7 +411,7 @@ def test_real_benign_prefix_accounts_have_no_close_pairs(tmp_path):
                                EncoderConfig(num_items=dataset.num_items, window=50, dim=32, hidden=64),
                                EncoderTraining(steps=30, batch_size=64, seed=0), progress=False)
     users = list(range(5900, 6040))
-    traffic = tr.benign_traffic([dataset.sequence(u) for u in users], users, ["growing", "refresh"],
+    traffic = benign.benign_traffic([dataset.sequence(u) for u in users], users, ["growing", "refresh"],
                                 dataset.max_len, seed=0)
     features = featurize(traffic, encoder, dataset.num_items)
     monitor = SOURCES["seat"].monitor({}, MonitorContext(threshold=2.0, dim=32))  # every pair would be "close"

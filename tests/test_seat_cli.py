@@ -71,7 +71,7 @@ def test_missing_target_checkpoint_is_a_clear_error(tmp_path, capsys):
 def test_settings_overrides_and_profiles():
     settings = stage.Settings.for_profile("cpu").with_overrides(fpr=0.01, attack_sequences=None)
     assert settings.fpr == 0.01 and settings.attack_sequences == stage.Settings.for_profile("cpu").attack_sequences
-    with pytest.raises(ValueError, match="unknown SEAT setting"):
+    with pytest.raises(ValueError, match="unknown setting 'fpt' .*seat.Settings; did you mean 'fpr'"):
         stage.Settings().with_overrides(fpt=0.1)
     with pytest.raises(ValueError, match="profile"):
         stage.Settings.for_profile("huge")

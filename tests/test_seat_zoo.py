@@ -12,14 +12,14 @@ import pytest
 import torch
 
 from recsec_lib.seat import benign
-from recsec_lib.seat.attackers import ZOO, ZooSettings, build_attack
+from recsec_lib.attack.generators import GENERATORS
 from recsec_lib.seat.baselines import RateCapMonitor, rate_cap_accounts_needed
 from recsec_lib.seat.calibration import Calibration, SeatOptions
 from recsec_lib.seat.detectors import calibrate
 from recsec_lib.seat.statistics import AccountStatistics
 from recsec_lib.seat.follow import _chunks, follow_flags, query_follow
 from recsec_lib.seat.monitor import SeatMonitor, continues_by_overlap
-from recsec_lib.seat.traffic import Traffic, attack_traffic
+from recsec_lib.attack.traffic import Traffic, attack_traffic
 from recsec_lib.seat.zoo import worst_case_headline
 
 E = np.array([1.0, 0.0], dtype=np.float32)
@@ -220,33 +220,6 @@ class NextItemsBox:
         return np.array(out, dtype=np.int64)
 
 
-@pytest.mark.parametrize("name", ZOO)
-def test_every_zoo_attacker_spends_its_budget(name):
-    settings = ZooSettings(budget_queries=200, seq_len=10, chain_count=2, interleave=4, probe_queries=5,
-                           one_query_lengths=(3, 10))
-    attack = build_attack(name, NextItemsBox(), 60, settings, seed=0)
-    assert attack.queries == attack.traffic.num_queries and 180 <= attack.queries <= 200
-    assert attack.traffic.names == (name,) or attack.traffic.names == (f"{name}/0",)
-    assert all(len(attack.traffic.query(j)) <= 10 for j in range(attack.traffic.num_queries))
-    data = attack.training
-    assert data.answers.shape[:2] == data.sequences.shape and data.answered is not None and data.answered.any()
-    if name == "one-query":  # every query sent, but the surrogate trains on a capped sample of them
-        capped = build_attack(name, NextItemsBox(), 60, ZooSettings(
-            budget_queries=200, seq_len=10, probe_queries=5, one_query_lengths=(3, 10), one_query_training_rows=7),
-            seed=0)
-        assert capped.training.num_sequences == 7 and capped.traffic.num_queries == 195
-
-
-def test_chain_is_a_sliding_window_and_interleaving_alternates_walks():
-    settings = ZooSettings(budget_queries=100, seq_len=10, chain_count=1, interleave=4, probe_queries=5,
-                           one_query_lengths=(3, 10))
-    chain = build_attack("chain", NextItemsBox(), 60, settings, seed=0).traffic
-    queries = [chain.query(j) for j in range(chain.num_queries)]
-    assert len(queries) == 100 and len(queries[50]) == 10 and queries[51][:-1] == queries[50][1:]
-    inter = build_attack("interleaved", NextItemsBox(), 60, settings, seed=0).traffic
-    assert inter.source[:5].tolist() == [0, 1, 2, 3, 0] and inter.end[:5].tolist() == [1, 1, 1, 1, 2]
-
-
 def zoo_table(rows: list[tuple[str, str, float | None]]) -> pd.DataFrame:
     return pd.DataFrame([{"attack": a, "detector": d, "accounts_needed": n} for a, d, n in rows])
 
@@ -307,9 +280,8 @@ def test_report_leads_with_the_worst_attacker_and_says_missed():
 def test_an_interleaving_attacker_may_split_by_walk():
     from recsec_lib.seat.zoo import SplitStatistics, accounts_needed
 
-    settings = ZooSettings(budget_queries=400, seq_len=10, chain_count=2, interleave=8, probe_queries=5,
-                           one_query_lengths=(3, 10))
-    attack = build_attack("interleaved", NextItemsBox(num_items=400, max_len=10), 400, settings, seed=0)
+    attack = GENERATORS.build("interleaved", interleave=8).collect(NextItemsBox(num_items=400, max_len=10), 400, 10,
+                                                                  seed=0)
     from recsec_lib.seat.replay import TrafficFeatures
 
     keys, rows = attack.traffic.unique_keys()

@@ -230,7 +230,7 @@ def test_stage_settings_profiles_and_errors():
     assert stage.Settings.for_profile("cpu").with_overrides(epochs=None, lr=0.01).lr == 0.01
     with pytest.raises(ValueError, match="unknown profile"):
         stage.Settings.for_profile("huge")
-    with pytest.raises(ValueError, match="unknown train setting"):
+    with pytest.raises(ValueError, match="unknown setting 'epoch' .*train.Settings; did you mean 'epochs'"):
         stage.Settings().with_overrides(epoch=3)
     with pytest.raises(ValueError, match="must name some of"):
         stage.Settings(models=("gru4rec",))

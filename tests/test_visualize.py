@@ -107,9 +107,7 @@ def study_tables():
     curve = pd.DataFrame({"generator": ["random", "random", "autoregressive", "autoregressive"],
                           "budget_sequences": [20, 40, 20, 40], "agr1": [0.2, 0.3, 0.25, 0.35],
                           "agr10": [0.6, 0.7, 0.65, 0.75]})
-    defenses = pd.DataFrame({"defense": ["None", "Random", "GRO λ=1"], "lam": [float("nan"), float("nan"), 1.0],
-                             "retention_test": [1.0, 0.5, 0.97], "surrogate_test_ndcg10_drop": [0.0, 0.2, 0.1],
-                             "best": [False, False, True]})
+    defenses = frontier_rows()
     sweep = pd.DataFrame({"attack": ["random"] * 4, "detector": ["seat", "seat", "volume", "volume"],
                           "accounts": [1, 4, 1, 4], "flagged_fraction": [1.0, 0.25, 1.0, 0.0]})
     roc = pd.DataFrame({"detector": ["seat"] * 3, "fpr": [0.0, 0.01, 1.0], "tpr": [0.0, 0.9, 1.0]})
@@ -120,10 +118,11 @@ def test_study_figures_are_shown_by_ipython_as_png():
     """A notebook cell that ends with a plots.* call shows the figure (image/png), whatever the backend."""
     from IPython.core.formatters import DisplayFormatter
 
+    from recsec_lib.arena.figures import frontier_figure
     from recsec_lib.common import plots
 
     history, curve, defenses, sweep, roc = study_tables()
-    figures = [plots.training_curves(history), plots.budget_curve(curve), plots.utility_vs_protection(defenses),
+    figures = [plots.training_curves(history), plots.budget_curve(curve), frontier_figure(frontier_rows()),
                plots.roc_curves(roc, {"seat": 0.9}, 0.01),
                plots.surrogate_training(curve.assign(surrogate="sasrec", epoch=[1, 2, 1, 2], valid_agr10=0.5))]
     for fig in figures:
@@ -132,10 +131,10 @@ def test_study_figures_are_shown_by_ipython_as_png():
 
 
 def frontier_rows():
-    """Two arms of frontier_all.csv, each at its worst attacker."""
-    row = {"family": "output", "worst": True, "retention_test": 1.0, "retention_test_low": 0.99,
-           "retention_test_high": 1.0, "surrogate_test_ndcg10_drop": 0.1, "surrogate_test_ndcg10_drop_low": -0.2,
-           "surrogate_test_ndcg10_drop_high": 0.3}
+    """Two arms of matrix.csv, each at its strongest attacker."""
+    row = {"family": "output", "worst": True, "worst_agr": True, "attacker": "naive", "retention_test": 1.0,
+           "retention_test_low": 0.99, "retention_test_high": 1.0, "surrogate_test_ndcg10_drop": 0.1,
+           "surrogate_test_ndcg10_drop_low": -0.2, "surrogate_test_ndcg10_drop_high": 0.3}
     return pd.DataFrame([{**row, "arm": "top-10"}, {**row, "arm": "gro keep λ=1", "family": "gro",
                                                      "retention_test": 0.8}])
 
@@ -151,8 +150,7 @@ def test_stages_save_figures_without_switching_the_notebook_backend(tmp_path):
     import matplotlib
 
     from recsec_lib.common import plots
-    from recsec_lib.gro import defenses as gro
-    from recsec_lib.gro.frontier import plot_frontier
+    from recsec_lib.arena.figures import plot_frontier
     from recsec_lib.seat.plots import zoo_costs
     from recsec_lib.study.stages import attack, train
 
@@ -162,7 +160,6 @@ def test_stages_save_figures_without_switching_the_notebook_backend(tmp_path):
     try:
         train.plot_curves({name: rows for name, rows in history.groupby("model")}, tmp_path / "curves.png")
         attack.plot_budget_curve(curve, tmp_path / "budget_curve.png")
-        gro.plot_utility_vs_protection(defenses, tmp_path / "utility_vs_protection.png")
         plot_frontier(frontier_rows(), tmp_path / "frontier.png")
         plots.save_png(zoo_costs(zoo_table()), tmp_path / "zoo.png")
         plots.save_png(plots.roc_curves(roc, {"seat": 0.9}, 0.01), tmp_path / "roc.png")
@@ -170,5 +167,5 @@ def test_stages_save_figures_without_switching_the_notebook_backend(tmp_path):
     finally:
         matplotlib.use(before)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["budget_curve.png", "curves.png", "frontier.png", "roc.png",
-                                                          "utility_vs_protection.png", "zoo.png"]
+                                                          "zoo.png"]
     assert all(is_png(p) for p in tmp_path.iterdir())

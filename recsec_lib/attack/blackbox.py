@@ -19,15 +19,17 @@ What the service does with each query, in order:
 3. Ranking: the model scores all items for the left-padded query; with
    ``filter_seen=True`` (the default, as a real service does) items already in
    the query are never returned.
-4. Output defense: the top-k list is transformed before it leaves the box:
-   "none", "random" (shuffled) or "reverse" (reversed), the baselines of the
-   GRO paper. GRO itself is a differently trained model behind the same box.
-5. Logging: every query, answered or refused, is appended to ``box.log`` (a
+4. Logging: every query, answered or refused, is appended to ``box.log`` (a
    compact ``QueryLog``) with its account and time order, for detection.
+
+The box serves the model's exact ranking. Output defenses (top-k', tail
+perturbations, the GRO paper's Random and Reverse) wrap it
+(``recsec_lib.defenses.output.DefendedBox``); GRO is a differently trained
+model behind the same box.
 
 Queries are left-padded only as far as the longest query of their chunk: the
 models' contract is that left padding never changes the output, so the same
-query gets the same answer (with defense "none") whatever shares its batch.
+query gets the same answer whatever shares its batch.
 """
 
 from __future__ import annotations
@@ -39,9 +41,6 @@ import torch
 
 from recsec_lib.attack.querylog import NO_ANSWER, QueryLog
 from recsec_lib.recommend.sequences import pad_left
-
-DEFENSES = ("none", "random", "reverse")
-
 
 class QueryRejected(Exception):
     """A query the service refused; it is logged as rejected and costs no budget.
@@ -69,29 +68,13 @@ class QueryBudgetExceeded(QueryRejected):
     """The account (or the service as a whole) has used up its query budget."""
 
 
-def apply_defense(lists: np.ndarray, defense: str, rng: np.random.Generator) -> np.ndarray:
-    """Transform [N, k] ranked lists before they are returned (GRO's baseline defenses).
-
-    "none" keeps the ranking, "random" shuffles each list independently,
-    "reverse" returns each list worst-first. The set of returned items never
-    changes, only its order.
-    """
-    if defense == "none":
-        return lists
-    if defense == "random":
-        return rng.permuted(lists, axis=1)
-    if defense == "reverse":
-        return np.ascontiguousarray(lists[:, ::-1])
-    raise ValueError(f"parameter 'defense' must be one of {DEFENSES}, got {defense!r}")
-
-
 class BlackBoxRecommender:
     """A trained recommender served as a top-k black box with accounts, budgets and a log.
 
     Public attributes are what any client of such a service knows: the size of
     the catalogue (``num_items``), the longest accepted query
     (``max_query_len``), the list length ``k``, whether seen items are
-    filtered, and the defense in place. ``log`` is the operator's view (for
+    filtered. ``log`` is the operator's view (for
     detection); the attack code never reads it.
     """
 
@@ -99,17 +82,13 @@ class BlackBoxRecommender:
         self,
         model,  # a SequentialRecommender (forward: [B, L] -> [B, num_items + 1] scores)
         k: int = 100,  # length of every returned list
-        defense: str = "none",  # none | random | reverse: transform of the returned list
         filter_seen: bool = True,  # never return items already in the query
         max_queries_per_account: int | None = None,  # answered queries allowed per account; None = unlimited
         max_total_queries: int | None = None,  # answered queries allowed in all; None = unlimited
         keep_answers: bool = True,  # store the returned lists in the log (k ints per query)
         batch_size: int = 128,  # queries scored per forward pass (sorted by length, padded per chunk)
         device: str | torch.device = "cpu",
-        seed: int = 0,  # seeds the "random" defense
     ):
-        if defense not in DEFENSES:
-            raise ValueError(f"parameter 'defense' must be one of {DEFENSES}, got {defense!r}")
         num_items, max_len = int(model.num_items), int(model.max_len)
         if k <= 0:
             raise ValueError(f"parameter 'k' must be positive, got {k}")
@@ -129,7 +108,6 @@ class BlackBoxRecommender:
         self.num_items = num_items
         self.max_query_len = max_len
         self.k = int(k)
-        self.defense = defense
         self.filter_seen = bool(filter_seen)
         self.max_queries_per_account = max_queries_per_account
         self.max_total_queries = max_total_queries
@@ -137,7 +115,6 @@ class BlackBoxRecommender:
         self._model = model.to(device).eval()
         self._device = torch.device(device)
         self._batch_size = int(batch_size)
-        self._rng = np.random.default_rng(seed)
         self._answered_per_account: dict[str, int] = {}
         self._answered_total = 0
 
@@ -159,7 +136,7 @@ class BlackBoxRecommender:
 
     # ---- answering -----------------------------------------------------------
     def query(self, account: str, sequence: Sequence[int]) -> np.ndarray:
-        """Answer one query: [k] int64 item ids, best first (after the defense)."""
+        """Answer one query: [k] int64 item ids, best first."""
         return self.answer_batch(account, [sequence])[0]
 
     def answer_batch(self, accounts: str | Sequence[str], queries, partial: bool = False) -> np.ndarray:
@@ -258,7 +235,7 @@ class BlackBoxRecommender:
 
     @torch.inference_mode()
     def _rank(self, queries: list[np.ndarray]) -> np.ndarray:
-        """[N, k] top-k ids of valid queries, after seen-item filtering and the defense.
+        """[N, k] top-k ids of valid queries, after seen-item filtering.
 
         Queries are scored shortest first, each chunk padded only to its
         longest query: short prefixes then cost little. This relies on the
@@ -279,7 +256,7 @@ class BlackBoxRecommender:
                 scores.scatter_(1, seqs, -torch.inf)  # padding 0 is already -inf
             top = torch.topk(scores, self.k, dim=1).indices  # [b, k]
             out[rows] = top.cpu().numpy()
-        return apply_defense(out, self.defense, self._rng)
+        return out
 
 
 def measure_throughput(model, num_queries: int = 2048, max_query_len: int | None = None, k: int = 100,
@@ -296,7 +273,7 @@ def measure_throughput(model, num_queries: int = 2048, max_query_len: int | None
     rng = np.random.default_rng(seed)
     num_items = int(model.num_items)
     queries = [rng.permutation(num_items)[: rng.integers(1, max_query_len + 1)] + 1 for _ in range(num_queries)]
-    box = BlackBoxRecommender(model, k=k, batch_size=batch_size, filter_seen=filter_seen, seed=seed)
+    box = BlackBoxRecommender(model, k=k, batch_size=batch_size, filter_seen=filter_seen)
     box.answer_batch("warm-up", queries[: min(256, num_queries)])
     start = time.perf_counter()
     for s in range(0, num_queries, call_size):

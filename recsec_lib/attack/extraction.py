@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from recsec_lib.attack.queries import GENERATORS, AttackData, generate_queries, sequences_for_budget
+from recsec_lib.attack.queries import AttackData, generate_queries, sequences_for_budget
 from recsec_lib.attack.agreement import evaluate_extraction
 from recsec_lib.attack.surrogate import SurrogateResult, SurrogateSettings, fit_surrogate, train_surrogate
 
@@ -41,7 +41,7 @@ class AttackResult:
 def run_attack(
     box,  # the black box (answer_batch)
     num_items: int,  # item ids are 1..num_items
-    generator: str = "autoregressive",  # random | autoregressive
+    generator: str = "autoregressive",  # a registered generator: random | autoregressive | chain | ...
     num_sequences: int = 5000,  # budget in synthetic sequences (each costs seq_len queries)
     seq_len: int = 200,
     arch: str = "sasrec",  # surrogate architecture (registry name)
@@ -57,7 +57,7 @@ def run_attack(
 
     start = time.perf_counter()
     data = generate_queries(box, num_items, generator, num_sequences, seq_len, seed=seed,
-                            num_accounts=num_accounts, progress=progress)
+                            num_accounts=num_accounts)
     query_seconds = time.perf_counter() - start
     torch.manual_seed(settings.seed)
     max_len = max_len or getattr(box, "max_query_len", seq_len)
@@ -69,7 +69,7 @@ def run_attack(
 
 
 __all__ = [
-    "GENERATORS", "AttackData", "AttackResult", "SurrogateResult", "SurrogateSettings",
+    "AttackData", "AttackResult", "SurrogateResult", "SurrogateSettings",
     "evaluate_extraction", "fit_surrogate", "generate_queries", "run_attack", "sequences_for_budget",
     "train_surrogate",
 ]

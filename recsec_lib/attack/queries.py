@@ -1,26 +1,20 @@
-"""Data-free query generation against a black box (Yue et al., RecSys 2021).
+"""What an extraction attack collected, and the one-line way to collect it.
 
 The attacker knows only the box (``answer_batch``) and the item-id range
-1..num_items: these functions take exactly those two things and nothing from
-the data package, so they cannot peek at real user histories.
+1..num_items: nothing here imports the data package, so the attack cannot peek
+at real user histories.
 
-Two generators, both producing ``num_sequences`` synthetic sequences of length
-``seq_len`` and querying the box with *every prefix* of each sequence (a
+* ``AttackData`` — synthetic sequences and the box's answer at every prefix
+  (what the surrogate trains on), saved as one .npz so that distillation can
+  be rerun without querying;
+* ``generate_queries`` — spend a budget of ``num_sequences`` walks of
+  ``seq_len`` items with one of the registered generators
+  (``recsec_lib.attack.generators``: random, autoregressive, chain, ...), and
+  return its training data.
+
+Both of Yue et al.'s generators query *every prefix* of each sequence (a
 sequence costs ``seq_len`` queries), so both yield the same number of
-(prefix, returned list) training pairs:
-
-* "random": each sequence is ``seq_len`` distinct items drawn uniformly.
-  (Yue et al. draw uniformly too; we draw without repetition within a
-  sequence because real histories in ML-1M never repeat a movie.) The prefixes
-  are queried only to collect training lists; the answers do not steer the
-  sequence.
-* "autoregressive": start from a uniformly drawn item; after each prefix
-  query, the next item is drawn uniformly from the returned top-k list. With
-  seen-item filtering in the box this never repeats an item.
-
-Sequences are generated in parallel chunks, one step at a time: at step t the
-box answers the t-prefixes of the whole chunk in one batch, which is what makes
-generation fast.
+(prefix, returned list) training pairs.
 """
 
 from __future__ import annotations
@@ -33,11 +27,9 @@ from pathlib import Path
 
 from recsec_lib.common.files import atomic_path
 import numpy as np
-from tqdm.auto import tqdm
 
 log = logging.getLogger(__name__)
 
-GENERATORS = ("random", "autoregressive")
 ATTACK_DATA_FORMAT = "recsec-attack-data-v1"
 
 
@@ -51,7 +43,7 @@ class AttackData:
 
     sequences: np.ndarray  # [S, L] int64 synthetic item sequences, oldest first, no padding
     answers: np.ndarray  # [S, L, k] int64 returned ids for each prefix
-    generator: str  # random | autoregressive (or a SEAT zoo attacker's name, see recsec_lib.seat.attackers)
+    generator: str  # the registered generator that collected it (recsec_lib.attack.generators)
     num_items: int  # the item-id range the attacker drew from
     seed: int = 0
     # [S, L] bool: which prefixes were actually answered; None = every prefix. Rows may then be
@@ -64,8 +56,6 @@ class AttackData:
                              f"{self.sequences.shape} and {self.answers.shape}")
         if self.answers.shape[:2] != self.sequences.shape:
             raise ValueError(f"answers {self.answers.shape} do not match sequences {self.sequences.shape}")
-        if self.answered is None and self.generator not in GENERATORS:
-            raise ValueError(f"generator must be one of {GENERATORS}, got {self.generator!r}")
         if self.answered is not None and self.answered.shape != self.sequences.shape:
             raise ValueError(f"answered {self.answered.shape} does not match sequences {self.sequences.shape}")
 
@@ -107,9 +97,10 @@ class AttackData:
         path.parent.mkdir(parents=True, exist_ok=True)
         small = np.int16 if self.num_items < np.iinfo(np.int16).max else np.int32
         with atomic_path(path) as tmp:
+            extra = {} if self.answered is None else {"answered": self.answered}
             np.savez_compressed(tmp, format=np.array(ATTACK_DATA_FORMAT), sequences=self.sequences.astype(small),
                                 answers=self.answers.astype(small), generator=np.array(self.generator),
-                                num_items=np.array(self.num_items), seed=np.array(self.seed))
+                                num_items=np.array(self.num_items), seed=np.array(self.seed), **extra)
         return path
 
     @classmethod
@@ -121,7 +112,7 @@ class AttackData:
                     raise ValueError(f"not attack data (missing format {ATTACK_DATA_FORMAT!r})")
                 return cls(sequences=data["sequences"].astype(np.int64), answers=data["answers"].astype(np.int64),
                            generator=str(data["generator"]), num_items=int(data["num_items"]),
-                           seed=int(data["seed"]))
+                           seed=int(data["seed"]), answered=data["answered"] if "answered" in data else None)
         except (OSError, KeyError, ValueError) as exc:
             if isinstance(exc, FileNotFoundError):
                 raise
@@ -136,61 +127,32 @@ def account_names(num_sequences: int, num_accounts: int, prefix: str = "attacker
 
 
 def generate_queries(
-    box,  # the black box: only box.answer_batch(accounts, queries) is used
+    box,  # the black box: only box.answer_batch(accounts, queries), num_items, max_query_len are used
     num_items: int,  # item ids are 1..num_items: the one fact the attacker knows besides the box
-    generator: str,  # random | autoregressive
+    generator: str,  # a registered generator: random | autoregressive | ...
     num_sequences: int,  # budget in synthetic sequences
     seq_len: int,  # length L of each sequence; each costs L queries
     seed: int = 0,
     num_accounts: int = 1,  # spread the sequences over this many accounts (round-robin)
     account_prefix: str = "attacker",
-    chunk_size: int = 256,  # sequences generated in parallel
-    progress: bool = True,
+    **parameters,  # the generator's own parameters (e.g. steer=10)
 ) -> AttackData:
-    """Query the box with synthetic sequences; returns the sequences and every prefix's list."""
-    if generator not in GENERATORS:
-        raise ValueError(f"parameter 'generator' must be one of {GENERATORS}, got {generator!r}")
-    if num_items < 2:
-        raise ValueError(f"parameter 'num_items' must be >= 2, got {num_items}")
-    if num_sequences <= 0 or seq_len <= 0 or chunk_size <= 0:
-        raise ValueError(f"num_sequences ({num_sequences}), seq_len ({seq_len}) and chunk_size ({chunk_size}) "
-                         "must be positive")
-    if generator == "random" and seq_len > num_items:
-        raise ValueError(f"parameter 'seq_len' ({seq_len}) exceeds the {num_items} items: "
-                         "random sequences do not repeat items")
+    """Query the box with ``num_sequences`` synthetic walks; returns the walks and every prefix's list."""
+    # Imported here: the generators build AttackData, so they import this module.
+    from recsec_lib.attack.generators import GENERATORS
+
+    if num_items != box.num_items:
+        raise ValueError(f"parameter 'num_items' ({num_items}) differs from the box's {box.num_items} items")
+    if num_sequences <= 0 or seq_len <= 0:
+        raise ValueError(f"num_sequences ({num_sequences}) and seq_len ({seq_len}) must be positive")
     started = time.perf_counter()
-    rng = np.random.default_rng(seed)
+    walker = GENERATORS.build(generator, **parameters)
     accounts = account_names(num_sequences, num_accounts, account_prefix)
-    sequences = np.zeros((num_sequences, seq_len), dtype=np.int64)
-    answers: np.ndarray | None = None
-    bar = tqdm(total=num_sequences * seq_len, desc=f"querying ({generator})", unit="q",
-               disable=not progress or None, leave=False)
-    for start in range(0, num_sequences, chunk_size):
-        stop = min(start + chunk_size, num_sequences)
-        chunk_accounts = accounts[start:stop]
-        if generator == "random":
-            sequences[start:stop] = _random_sequences(rng, stop - start, seq_len, num_items)
-        else:
-            sequences[start:stop, 0] = rng.integers(1, num_items + 1, size=stop - start)
-        for t in range(seq_len):
-            lists = box.answer_batch(chunk_accounts, sequences[start:stop, : t + 1])  # [c, k]
-            if answers is None:
-                answers = np.zeros((num_sequences, seq_len, lists.shape[1]), dtype=np.int64)
-            answers[start:stop, t] = lists
-            if generator == "autoregressive" and t + 1 < seq_len:
-                pick = rng.integers(0, lists.shape[1], size=stop - start)
-                sequences[start:stop, t + 1] = lists[np.arange(stop - start), pick]
-            bar.update(stop - start)
-    bar.close()
+    collected = walker.collect(box, num_sequences * seq_len, seq_len, seed,
+                               account=accounts if num_accounts > 1 else accounts[0])
     log.info("%s: %d sequences of %d items, %d queries in %.1f s", generator, num_sequences, seq_len,
-             num_sequences * seq_len, time.perf_counter() - started)
-    return AttackData(sequences=sequences, answers=answers, generator=generator, num_items=num_items, seed=seed)
-
-
-def _random_sequences(rng: np.random.Generator, count: int, seq_len: int, num_items: int) -> np.ndarray:
-    """[count, seq_len] items drawn uniformly from 1..num_items without repeats within a row."""
-    keys = rng.random((count, num_items))  # a random permutation of the catalogue per row
-    return np.argsort(keys, axis=1)[:, :seq_len].astype(np.int64) + 1
+             collected.queries, time.perf_counter() - started)
+    return collected.training
 
 
 def sequences_for_budget(budget_queries: int, seq_len: int) -> int:
@@ -200,4 +162,4 @@ def sequences_for_budget(budget_queries: int, seq_len: int) -> int:
     return budget_queries // seq_len
 
 
-__all__ = ("AttackData", "GENERATORS", "account_names", "generate_queries", "sequences_for_budget")
+__all__ = ("AttackData", "account_names", "generate_queries", "sequences_for_budget")

@@ -24,13 +24,14 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from recsec_lib.attack.queries import AttackData
+from recsec_lib.common.settings import SettingsBase
 from recsec_lib.recommend.losses import ranking_margin_loss, sample_negatives
 from recsec_lib.models.base import SequentialRecommender
 from recsec_lib.recommend.sequences import pad_left
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class SurrogateSettings:
+class SurrogateSettings(SettingsBase):
     """How the surrogate is trained. The defaults are the ones measured on ML-1M (see stages/attack.py)."""
 
     epochs: int = 100  # upper bound; early stopping on held-out Agr@10 usually ends sooner
@@ -50,6 +51,7 @@ class SurrogateSettings:
     weight_decay: float = 0.0
     margin_order: float = 0.5  # m1 of the margin loss
     margin_negative: float = 0.5  # m2
+    order_weight: float = 1.0  # weight of the order term; 0 = train on the listed set only (the order is noise)
     list_len: int = 0  # train on the first list_len ids of each list; 0 = the whole list (k)
     holdout_fraction: float = 0.1  # synthetic sequences held out for validation (Agr@10 with the box)
     validation_prefixes: int = 8  # prefixes per held-out sequence that validation scores
@@ -60,7 +62,9 @@ class SurrogateSettings:
     min_epochs: int = 15
     prefixes_per_sequence: int = 8  # per sequence and step, for models without a one-pass all_position_scores
     filter_seen: bool | None = None  # exclude prefix items from the surrogate's lists; None = infer from the answers
-    max_train_seconds: float = 0.0  # stop after this much training time; 0 = no limit
+    # A safety stop only, never the normal end: a surrogate that hits it is not reproducible, and the result
+    # records it (stopped = "time_limit") so that tables can flag it. 0 = no limit.
+    max_train_seconds: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -74,10 +78,6 @@ class SurrogateSettings:
             raise ValueError(f"surrogate setting 'lr' must be positive, got {self.lr}")
         if not 0.0 <= self.holdout_fraction < 1.0:
             raise ValueError(f"surrogate setting 'holdout_fraction' must be in [0, 1), got {self.holdout_fraction}")
-
-    def with_overrides(self, **values) -> "SurrogateSettings":
-        """A copy with the given fields replaced; None keeps the current value."""
-        return replace(self, **{k: v for k, v in values.items() if v is not None})
 
 
 @dataclass
@@ -167,7 +167,7 @@ def _batch_loss(model: SequentialRecommender, seqs: torch.Tensor, lists: torch.T
         scores = model.all_position_item_scores(seqs, items).reshape(batch * length, 2 * m)  # [B*L, 2m]
         valid = None if answered is None else answered.reshape(-1)
         return ranking_margin_loss(scores[:, :m], scores[:, m:], settings.margin_order, settings.margin_negative,
-                                   valid=valid)
+                                   valid=valid, order_weight=settings.order_weight)
     if answered is not None:
         raise ValueError("attack data with unanswered prefixes needs a model with one-pass prefix scores")
     # Models without a one-pass prefix scorer: a few random prefixes per sequence, each through forward.
@@ -183,7 +183,8 @@ def _batch_loss(model: SequentialRecommender, seqs: torch.Tensor, lists: torch.T
     negatives = sample_negatives(flat_lists, num_items, generator)  # [N, m]
     listed_scores = scores.gather(1, flat_lists)  # [N, m]
     negative_scores = scores.gather(1, negatives)  # [N, m]
-    return ranking_margin_loss(listed_scores, negative_scores, settings.margin_order, settings.margin_negative)
+    return ranking_margin_loss(listed_scores, negative_scores, settings.margin_order, settings.margin_negative,
+                               order_weight=settings.order_weight)
 
 
 def fit_surrogate(

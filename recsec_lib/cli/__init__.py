@@ -5,7 +5,7 @@ function that adds its parser and sets ``handler`` (a function taking the parsed
 arguments and returning an exit code). Handlers unpack the arguments into the
 library's explicit parameters; no argparse namespace travels further.
 
-Layer 6, the top: one module per ``recsec`` command; may import every package.
+Layer 7, the top: one module per ``recsec`` command; may import every package.
 """
 
 from __future__ import annotations

@@ -40,8 +40,9 @@ def register(subparsers) -> None:
     parser.add_argument("--surrogate", default=None,
                         help="surrogate architecture: meanemb | sasrec | narm | bert4rec (default: the target's)")
     parser.add_argument("--top-k", type=int, default=100, help="length of the lists the black box returns")
-    parser.add_argument("--defense", choices=("none", "random", "reverse"), default="none",
-                        help="output defense of the black box")
+    parser.add_argument("--defense", default="none",
+                        help="output defense in front of the black box, by name: none, random, reverse, top:K, "
+                             "tail-shuffle:M, tail-reverse:M, tail-resample:M (recsec_lib.defenses.output)")
     parser.add_argument("--accounts", type=int, default=1, help="spread the queries over this many accounts")
     parser.add_argument("--epochs", type=int, default=30, help="surrogate epochs (early stopping may end sooner)")
     parser.add_argument("--batch-size", type=int, default=16, help="synthetic sequences per surrogate step")
@@ -124,9 +125,13 @@ def handle(args: argparse.Namespace) -> int:
         raise ValueError(f"--surrogate must be one of {MODEL_NAMES}, got {arch!r}")
     if args.seq_len > loaded.model.max_len:
         raise ValueError(f"--seq-len {args.seq_len} exceeds the target's longest query ({loaded.model.max_len})")
-    box = BlackBoxRecommender(loaded.model, k=args.top_k, defense=args.defense,
-                              filter_seen=args.top_k + loaded.model.max_len <= dataset.num_items,
-                              device=device, seed=args.seed)
+    from recsec_lib.defenses.output import DefendedBox, parse_output_defense
+
+    defense = parse_output_defense(args.defense)
+    box = BlackBoxRecommender(loaded.model, k=args.top_k,
+                              filter_seen=args.top_k + loaded.model.max_len <= dataset.num_items, device=device)
+    if defense.name != "none":
+        box = DefendedBox(box, defense, seed=args.seed)
     settings = SurrogateSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                  max_train_seconds=args.max_train_seconds, seed=args.seed)
     result = run_attack(box, dataset.num_items, args.generator, num_sequences, args.seq_len, arch=arch,

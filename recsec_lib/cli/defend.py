@@ -1,51 +1,60 @@
-"""``recsec defend``: train GRO-defended copies of a target, optionally attack and compare them.
+"""``recsec defend``: train GRO-defended copies of a target and, with --evaluate, put every defense in the arena.
 
     recsec defend --target-model checkpoints/sasrec_ml1m.pt --lambda 0.1 1 --epochs 3 --output outputs/gro
-    recsec defend --target-model checkpoints/sasrec_ml1m.pt --lambda-swap 5.0 --method seed-variant
-    recsec defend --target-model ... --lambda 1 --evaluate --attack-sequences 1000 --attack-seq-len 50
+    recsec defend --target-model ... --profile cpu --evaluate --output-defenses random reverse top:10 tail-resample:10
+    recsec defend --target-model ... --evaluate --set attack_sequences=1000 --set views=naive,top-10
 
-Writes one checkpoint per λ into --output (and resumable training states in
---output/state/); with --evaluate also the defense comparison table
-(defenses.csv / .md), the utility-vs-protection plot and metrics.json.
+It runs the GRO stage's own computation (``recsec_lib.study.stages.gro.defend``) with the stage's settings of
+``--profile`` and the flags on top, so its tables are the study's rows for the same settings: the λ = 0
+control, one GRO target per λ and zero-gradient rule (checkpoints in --output, resumable states in
+--output/state/), and with --evaluate every arm (None, the output defenses, the control, the GRO arms) against
+every attacker: ``matrix.csv``, ``frontier.csv|md``, ``gro_arms.csv|md``, ``frontier.png`` and ``defend.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
-from dataclasses import asdict
 from pathlib import Path
 
-from recsec_lib.cli import folder_option
-from recsec_lib.gro.training import METHODS, GROConfig
+from recsec_lib.cli import UserError, folder_option
+from recsec_lib.gro.training import METHODS
 
 DEFAULT_LAMBDA = {"gro": 1.0, "seed-variant": 5.0}  # the authors' ML-1M λ; the seed's λ for its variant
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "defend", help="train a target with the GRO defense (and compare defenses under attack)",
-        description="Train GRO-defended copies of a trained target (one per λ) and save them as checkpoints. "
-                    "With --evaluate, attack None, Random, Reverse and every GRO target with the same budget and "
-                    "report utility (served NDCG@10, retention) against protection (surrogate NDCG@10, Agr@10).",
+        "defend", help="train a target with the GRO defense (and put every defense against every attacker)",
+        description="Train GRO-defended copies of a trained target (the λ = 0 control and one per λ and rule) and "
+                    "save them. With --evaluate, every defense (None, the output defenses, the control, the GRO "
+                    "arms) faces every attacker of the GRO stage's attack set, and the utility and protection "
+                    "tables of the study are written. Settings are the GRO stage's (--profile), flags on top.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--target-model", type=Path, required=True, help="checkpoint of the undefended target")
-    parser.add_argument("--method", choices=[m for m in METHODS if m != "none"], default="gro",
+    parser.add_argument("--profile", choices=("smoke", "cpu", "full"), default="cpu",
+                        help="the GRO stage's profile whose settings are the starting point")
+    parser.add_argument("--method", choices=[m for m in METHODS if m != "none"], default=None,
                         help="gro = the paper's loss; seed-variant = the seed's simpler loss (an ablation)")
     parser.add_argument("--lambda", dest="lambdas", type=float, nargs="+", default=None, metavar="λ",
-                        help="swap-loss weight(s); several values train one target each (default 1.0 for gro, "
-                             "5.0 for seed-variant)")
+                        help="swap-loss weight(s) > 0; the λ = 0 control is always trained (default: the "
+                             "profile's, 1.0 for gro, 5.0 for seed-variant)")
     parser.add_argument("--lambda-swap", type=float, default=None,
                         help="the seed's name for a single λ (same as --lambda with one value)")
-    parser.add_argument("--epochs", type=int, default=3, help="GRO training epochs")
-    parser.add_argument("--from-scratch", action="store_true",
+    parser.add_argument("--rules", nargs="+", default=None, metavar="RULE",
+                        help="zero-gradient rules: keep, lowest_index (the authors' code)")
+    parser.add_argument("--epochs", type=int, default=None, help="GRO training epochs")
+    parser.add_argument("--from-scratch", action="store_true", default=None,
                         help="train the defended target from scratch instead of fine-tuning the checkpoint")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--k", type=int, default=100, help="length of the returned lists")
-    parser.add_argument("--positions-per-sequence", type=int, default=0,
-                        help="prefixes per sequence for the student and swap loss (last P); 0 = all")
+    parser.add_argument("--evaluate", action="store_true", help="attack every defense and write the tables")
+    parser.add_argument("--output-defenses", nargs="+", default=None, metavar="NAME",
+                        help="output defenses by name: random, reverse, top:K, tail-shuffle:M, tail-reverse:M, "
+                             "tail-resample:M (registered in recsec_lib.defenses.output)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
+                        help="any other GRO stage setting, e.g. attack_sequences=1000 or views=naive,top-10 "
+                             "(repeatable)")
     parser.add_argument("--output", type=Path, default=Path("outputs/defend"), help="folder for the results")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--seed", type=int, default=42)
@@ -53,80 +62,80 @@ def register(subparsers) -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("data"), help="downloads and the processed cache")
     parser.add_argument("--mirror", type=Path, default=None,
                         help="local MovieLens copy (default: $RECSEC_DATA_MIRROR, else download)")
-    parser.add_argument("--evaluate", action="store_true", help="attack every defense and write the comparison")
-    parser.add_argument("--attack-generator", choices=("random", "autoregressive"), default="autoregressive")
-    parser.add_argument("--attack-sequences", type=int, default=1000, help="attack budget in synthetic sequences")
-    parser.add_argument("--attack-seq-len", type=int, default=50, help="queries per synthetic sequence")
-    parser.add_argument("--surrogate-epochs", type=int, default=20)
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(handler=handle)
 
 
-def chosen_lambdas(method: str, lambdas: list[float] | None, lambda_swap: float | None) -> tuple[float, ...]:
-    """The λ values to train: --lambda, or --lambda-swap, or the method's default (never both flags)."""
+def chosen_lambdas(method: str, lambdas: list[float] | None, lambda_swap: float | None) -> tuple[float, ...] | None:
+    """The λ values to train: --lambda, or --lambda-swap, or None for the profile's (never both flags)."""
     if lambdas is not None and lambda_swap is not None:
-        raise ValueError("give --lambda or --lambda-swap, not both")
-    values = lambdas if lambdas is not None else [lambda_swap if lambda_swap is not None else DEFAULT_LAMBDA[method]]
-    if any(value < 0 for value in values):
-        raise ValueError(f"--lambda values must be >= 0, got {values}")
+        raise UserError("give --lambda or --lambda-swap, not both")
+    values = lambdas if lambdas is not None else ([lambda_swap] if lambda_swap is not None else None)
+    if values is None:
+        return (DEFAULT_LAMBDA[method],) if method == "seed-variant" else None
+    if any(value <= 0 for value in values):
+        raise UserError(f"--lambda values must be > 0 (the λ = 0 control is always trained), got {values}")
     return tuple(values)
 
 
+def settings_from(args: argparse.Namespace):
+    """The GRO stage's settings of --profile with the flags and every --set NAME=VALUE on top."""
+    from recsec_lib.study.stages import gro
+
+    overrides = {}
+    for item in args.overrides:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UserError(f"--set takes NAME=VALUE, got {item!r}")
+        overrides[name.strip()] = value.strip()
+    method = args.method or overrides.get("method") or "gro"
+    flags = {"method": args.method, "lambdas": chosen_lambdas(method, args.lambdas, args.lambda_swap),
+             "zero_gradient_rules": tuple(args.rules) if args.rules else None, "epochs": args.epochs,
+             "from_scratch": args.from_scratch,
+             "output_defenses": tuple(args.output_defenses) if args.output_defenses else None}
+    if args.epochs is not None and args.epochs < 1:
+        raise UserError(f"--epochs must be at least 1, got {args.epochs}")
+    return gro.Settings.for_profile(args.profile).with_overrides(**overrides).with_overrides(**flags)
+
+
 def handle(args: argparse.Namespace) -> int:
-    import torch
-
-    from recsec_lib.study import runs
-    from recsec_lib.recommend.checkpoints import load_checkpoint
+    from recsec_lib.arena.cells import DatasetRef
     from recsec_lib.data.prepare import prepare_dataset
-    from recsec_lib.gro.defenses import train_defended_targets
+    from recsec_lib.recommend.checkpoints import load_checkpoint
+    from recsec_lib.recommend.sequences import training_windows
+    from recsec_lib.study import runs
+    from recsec_lib.study.stages import gro
 
-    lambdas = chosen_lambdas(args.method, args.lambdas, args.lambda_swap)
-    if args.epochs < 1:
-        raise ValueError(f"--epochs must be at least 1, got {args.epochs}")
+    settings = settings_from(args)
     if not args.target_model.is_file():
         raise FileNotFoundError(f"--target-model {args.target_model} does not exist")
-    folder_option(args.output, "--output")
+    out = folder_option(args.output, "--output")
     folder_option(args.data_dir, "--data-dir")
     mirror = args.mirror or (Path(os.environ["RECSEC_DATA_MIRROR"]) if os.environ.get("RECSEC_DATA_MIRROR") else None)
     device = _device(args.device)
     dataset = prepare_dataset(args.dataset, data_dir=args.data_dir, mirror=mirror)
-    loaded = load_checkpoint(args.target_model, dataset=dataset, device=device)
-    config = GROConfig(method=args.method, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, k=args.k,
-                       positions_per_sequence=args.positions_per_sequence, seed=args.seed)
-    torch.manual_seed(args.seed)
-    results = train_defended_targets(loaded.model, dataset, lambdas, config, args.output, device=device,
-                                     from_scratch=args.from_scratch, progress=not args.quiet)
-    summary = {"target_model": str(args.target_model), "dataset": dataset.name, "lambdas": list(lambdas),
-               "config": asdict(config), "histories": {f"{lam:g}": r.history for lam, r in results.items()}}
-    for lam, result in results.items():
-        last = result.history[-1] if result.history else {}
-        print(f"λ={lam:g}: {len(result.history)} epochs, last losses target {last.get('loss_target', float('nan')):.4f}"
-              f" student {last.get('loss_student', float('nan')):.4f} swap {last.get('loss_swap', float('nan')):.4f}")
+    out.mkdir(parents=True, exist_ok=True)
     if args.evaluate:
-        summary.update(_evaluate(args, loaded.model, {lam: r.target for lam, r in results.items()}, dataset, device))
-    runs.write_json_atomic(args.output / "defend.json", summary)
-    print(f"wrote {args.output}")
+        ref = DatasetRef(args.dataset, str(args.data_dir), None if mirror is None else str(mirror))
+        defended = gro.defend(out, settings, dataset, ref, args.target_model, args.seed, device)
+        metrics = gro.stage_metrics(defended, settings, args.profile, dataset.name)
+        runs.write_json_atomic(out / "defend.json", {"target_model": str(args.target_model), **metrics})
+        print((out / "frontier.md").read_text(encoding="utf-8"))
+    else:
+        undefended = load_checkpoint(args.target_model, dataset=dataset, device=device).model
+        rows = training_windows(dataset.train_sequences(), undefended.max_len + 1,
+                                gro.trained_windows(args.target_model))
+        defenses = settings.model_defenses(args.seed)
+        checkpoints, histories, trained = gro.train_models(settings, defenses, undefended, dataset, rows, out, device)
+        for defense in defenses:
+            last = histories[defense.key][-1] if histories[defense.key] else {}
+            print(f"{defense.label}: {trained[defense.key]['epochs_run']} epochs, last losses target "
+                  f"{last.get('loss_target', float('nan')):.4f} student {last.get('loss_student', float('nan')):.4f} "
+                  f"swap {last.get('loss_swap', float('nan')):.4f} -> {checkpoints[defense.key]}")
+        runs.write_json_atomic(out / "defend.json", {"target_model": str(args.target_model),
+                                                     "settings": dataclasses.asdict(settings), "histories": histories,
+                                                     "trained": trained})
+    print(f"wrote {out}")
     return 0
-
-
-def _evaluate(args, undefended, defended, dataset, device) -> dict:
-    """Attack every defense with the same budget; write the table and plot; return the summary."""
-    from recsec_lib.attack.extraction import SurrogateSettings, run_attack
-    from recsec_lib.gro.defenses import choose_best_lambda, evaluate_defenses, plot_utility_vs_protection, save_tables
-
-    settings = SurrogateSettings(epochs=args.surrogate_epochs, seed=args.seed)
-
-    def extract(box):
-        return run_attack(box, dataset.num_items, args.attack_generator, args.attack_sequences, args.attack_seq_len,
-                          arch=_registry_name(undefended), settings=settings, device=device, seed=args.seed,
-                          progress=not args.quiet).surrogate.model
-
-    table = evaluate_defenses(undefended, defended, dataset, extract, k=args.k, device=device, seed=args.seed,
-                              box_filter_seen=args.k + undefended.max_len <= dataset.num_items, method=args.method)
-    save_tables(table, args.output)
-    plot_utility_vs_protection(table, args.output / "utility_vs_protection.png")
-    print((args.output / "defenses.md").read_text())
-    return {"best": choose_best_lambda(table), "defenses": table.to_dict(orient="records")}
 
 
 def _device(name: str):
@@ -134,13 +143,7 @@ def _device(name: str):
     import torch
 
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was given but no CUDA device is available")
+        raise UserError("--device cuda was given but no CUDA device is available")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-def _registry_name(model) -> str:
-    from recsec_lib.models.registry import model_name_of
-
-    return model_name_of(model)

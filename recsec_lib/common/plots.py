@@ -125,32 +125,6 @@ def surrogate_training(history: pd.DataFrame) -> PlotFigure:
     return fig
 
 
-# ---- GRO stage ---------------------------------------------------------------------------------------
-
-def utility_vs_protection(table: pd.DataFrame) -> PlotFigure:
-    """Target NDCG@10 retained (x) against the fall of the surrogate's NDCG@10 (y), test split, in percent.
-
-    ``table``: the GRO stage's ``defenses.csv``. Squares are the output
-    baselines (None, Random, Reverse), circles the trained defenses (one per
-    λ); the chosen λ has a black edge. The dotted line is the 95% retention
-    floor the study asks for.
-    """
-    fig = new_figure(6.4, 4.6)
-    axis = fig.subplots()
-    for _, row in table.iterrows():
-        x, y = 100 * row["retention_test"], 100 * row["surrogate_test_ndcg10_drop"]
-        best = bool(row.get("best", False))
-        axis.scatter(x, y, marker="o" if pd.notna(row.get("lam")) else "s", s=120 if best else 60,
-                     edgecolors="black" if best else "none")
-        axis.annotate(str(row["defense"]), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    axis.axvline(95, color="grey", linestyle=":", linewidth=1)
-    axis.set_xlabel("utility retained: target NDCG@10, % of no defense (test)")
-    axis.set_ylabel("protection: surrogate NDCG@10 drop, % (test)")
-    axis.set_title("Utility vs protection (upper right is better)")
-    axis.grid(alpha=0.3)
-    return fig
-
-
 # ---- SEAT stage --------------------------------------------------------------------------------------
 
 def roc_curves(roc: pd.DataFrame, aucs: dict[str, float], fpr: float) -> PlotFigure:

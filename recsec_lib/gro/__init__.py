@@ -1,11 +1,11 @@
-"""Prevention: GRO-trained targets and output defenses, measured against the attack.
+"""Prevention by training: GRO (Zhang et al., WSDM 2024), the swap loss and its training loop.
 
-Layer 4: imports ``common``, ``data``, ``models``, ``recommend`` and ``attack`` (never ``seat``).
+Layer 4: imports ``common``, ``data``, ``models``, ``recommend`` and ``attack`` (never ``defenses`` or ``seat``).
 
-* ``loss``     — the swap loss and the adversarial ranking from the student's gradient;
+* ``loss``     — the swap loss and the adversarial ranking from the student's gradient (change GRO's loss here);
 * ``training`` — ``GROConfig`` and the joint target/student training loop;
-* ``defenses`` — GRO targets per λ and rule, the λ choice on validation ("no protective λ");
-* ``output_defenses`` — defenses of the served list alone: top-k' only, the top 10 exact with the
-  tail shuffled / reversed / resampled, Random, Reverse, and what an attacker who knows each one sees;
-* ``frontier`` — every defense against every attacker, worst case per defense, intervals, the frontier plot.
+* ``defenses`` — the defended targets' file names and the λ choice on validation ("no protective λ").
+
+GRO targets enter the comparison as model defenses of the arena
+(``recsec_lib.arena.model_defenses``), where they face every attacker.
 """

@@ -130,3 +130,25 @@ def recommend(model: SequentialRecommender, sequences: Sequence[Sequence[int]], 
                                  f"{model.num_items} items")
         out[rows] = topk_items(scores, k, exclude).cpu().numpy()
     return out
+
+
+@torch.inference_mode()
+def ranked_lists(model: SequentialRecommender, histories, k: int, device: torch.device | str = "cpu",
+                 batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """([U, k] history filtered, [U, k] unfiltered) top-k of each history, best first, from ONE scoring pass.
+
+    The model reads the last max_len items; the filtered lists exclude every
+    item of the full history (the rule of ``attack.agreement.evaluate_extraction``,
+    so the attack stage's figures and these are comparable).
+    """
+    model.eval()
+    filtered = np.empty((len(histories), k), dtype=np.int64)
+    unfiltered = np.empty((len(histories), k), dtype=np.int64)
+    for chunk in batches(len(histories), batch_size):
+        part = histories[chunk]
+        seqs = torch.from_numpy(pad_left(part, model.max_len)).to(device)  # [b, L]
+        history = torch.from_numpy(pad_left(part, max(len(s) for s in part))).to(device)  # [b, H]
+        scores = model(seqs)  # [b, n + 1]
+        filtered[chunk] = topk_items(scores, k, exclude=history).cpu().numpy()
+        unfiltered[chunk] = topk_items(scores, k).cpu().numpy()
+    return filtered, unfiltered

@@ -21,6 +21,7 @@ def ranking_margin_loss(
     margin_order: float = 0.5,  # m1
     margin_negative: float = 0.5,  # m2
     valid: torch.Tensor | None = None,  # [B] bool: rows to count (e.g. skip padded positions)
+    order_weight: float = 1.0,  # weight of the order term; 0 when the list's order carries nothing (a shuffle)
 ) -> torch.Tensor:
     """Mean over rows of the summed margin terms (a scalar)."""
     if listed_scores.shape != negative_scores.shape:
@@ -30,7 +31,7 @@ def ranking_margin_loss(
         )
     order = torch.relu(listed_scores[:, 1:] - listed_scores[:, :-1] + margin_order).sum(dim=1)  # [B]
     negative = torch.relu(negative_scores - listed_scores + margin_negative).sum(dim=1)  # [B]
-    per_row = order + negative  # [B]
+    per_row = order_weight * order + negative  # [B]
     if valid is not None:
         weights = valid.to(per_row.dtype)
         return (per_row * weights).sum() / weights.sum().clamp(min=1.0)

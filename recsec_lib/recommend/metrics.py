@@ -186,3 +186,33 @@ def sampled_rank_of_targets(scores, targets, negatives) -> torch.Tensor:
     ahead = (negative_scores >= target_scores).sum(dim=1)  # [B]
     return _worst_rank_where_not_finite(ahead, target_scores, negative_scores, torch.ones_like(negative_scores,
                                                                                               dtype=torch.bool))
+
+
+def per_user_hits(lists, targets, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """([U] HR@k, [U] NDCG@k) per user, read from ranked lists [U, >=k]: the true item's position as served."""
+    lists = np.asarray(lists)[:, :k]
+    hits = lists == np.asarray(targets)[:, None]  # [U, k]
+    found = hits.any(axis=1)
+    position = hits.argmax(axis=1)
+    return found.astype(np.float64), np.where(found, 1.0 / np.log2(position + 2.0), 0.0)
+
+
+def per_user_agreement(top_a, top_b, k: int = 10) -> np.ndarray:
+    """[U] |topk(a) ∩ topk(b)| / k per user (Agr@k before averaging)."""
+    a, b = np.asarray(top_a)[:, :k], np.asarray(top_b)[:, :k]
+    return (a[:, :, None] == b[:, None, :]).any(axis=2).sum(axis=1) / k
+
+
+def list_metrics(lists, targets, ks: Sequence[int] = (10,)) -> dict[str, float]:
+    """HR@k and NDCG@k read from ranked lists [U, >=k]: the true item's position in the list as served."""
+    lists = np.asarray(lists)
+    targets = np.asarray(targets)
+    if lists.ndim != 2 or len(lists) != len(targets):
+        raise ValueError(f"lists must be [U, k] with U = {len(targets)} targets, got shape {lists.shape}")
+    out = {}
+    for k in ks:
+        if k > lists.shape[1]:
+            raise ValueError(f"cut-off {k} is longer than the lists ({lists.shape[1]})")
+        hr, ndcg = per_user_hits(lists, targets, k)
+        out[f"hr@{k}"], out[f"ndcg@{k}"] = float(hr.mean()), float(ndcg.mean())
+    return out

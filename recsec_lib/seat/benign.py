@@ -57,8 +57,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recsec_lib.attack.traffic import Traffic
 from recsec_lib.seat.timing import ExponentialTimes, TimedHistory, timed_queries
-from recsec_lib.seat.traffic import Traffic
 
 BASE_FORMS = ("growing", "refresh", "household", "short")
 CLIENT_FORMS = ("sparse5", "sparse10", "window50", "edits", "rerank", "bulk-rerank", "household45", "passes")

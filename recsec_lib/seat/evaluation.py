@@ -12,11 +12,11 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from recsec_lib.attack.traffic import Traffic
 from recsec_lib.seat.calibration import Calibration, PradaOptions, SeatOptions
 from recsec_lib.seat.detectors import get_detector
 from recsec_lib.seat.replay import AccountOutcome, TrafficFeatures
 from recsec_lib.seat.statistics import MonitorContext
-from recsec_lib.seat.traffic import Traffic
 
 ACCOUNT_GRID = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000)
 
@@ -135,7 +135,7 @@ def accounts_sweep(calibration: Calibration, attack: Traffic, features: TrafficF
 def single_account_outcomes(attacks: dict, calibrations: dict, budgets: Sequence[int], seat_options: SeatOptions,
                             prada_options: PradaOptions, num_items: int, prada_max_queries: int) -> pd.DataFrame:
     """Disjoint runs of ``budget`` walks of each given attacker, each run one account; one outcome row per run
-    and detector. ``attacks``: {name: (ZooAttack, TrafficFeatures)}. The rate caps are skipped (attack
+    and detector. ``attacks``: {name: (Collected, TrafficFeatures)}. The rate caps are skipped (attack
     traffic has no clock); PRADA sees only about ``prada_max_queries`` queries per budget when that is set."""
     frames = []
     for generator, (attack, features) in attacks.items():

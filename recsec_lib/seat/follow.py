@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from recsec_lib.seat.traffic import Traffic
+from recsec_lib.attack.traffic import Traffic
 from recsec_lib.recommend.sequences import pad_left
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from recsec_lib.seat import traffic as tr
+from recsec_lib.attack import traffic as tr
 
 
-def load_box(checkpoint: Path, dataset, k: int, device, seed: int):
+def load_box(checkpoint: Path, dataset, k: int, device):
     """(the study's black box around the target checkpoint, the loaded target model).
 
     The service filters seen items unless the catalogue is too small for it (the tiny smoke data).
@@ -20,8 +20,7 @@ def load_box(checkpoint: Path, dataset, k: int, device, seed: int):
                                 "(or set target_path)")
     loaded = load_checkpoint(checkpoint, dataset=dataset, device=device)
     filter_seen = k + loaded.model.max_len <= dataset.num_items
-    box = BlackBoxRecommender(loaded.model, k=k, filter_seen=filter_seen, keep_answers=False, device=device,
-                              seed=seed)
+    box = BlackBoxRecommender(loaded.model, k=k, filter_seen=filter_seen, keep_answers=False, device=device)
     return box, loaded.model
 
 

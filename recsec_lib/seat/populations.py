@@ -29,7 +29,7 @@ import numpy as np
 from recsec_lib.seat.benign import EVERY_FORM, BenignShape, benign_traffic, timed_benign_traffic
 from recsec_lib.seat.timing import (DonorTimes, MappingReport, TimedHistory, map_histories, map_to_dataset,
                                     rating_gaps, read_timed_histories, split_timed_users)
-from recsec_lib.seat.traffic import Traffic, concat_traffic
+from recsec_lib.attack.traffic import Traffic, concat_traffic
 
 REAL_FORMS = ("ml100k", "ml100k-submit")
 

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from recsec_lib.seat.traffic import Traffic, attack_traffic
+from recsec_lib.attack.traffic import Traffic, attack_traffic
 
 
 def public_streams(histories: Sequence[np.ndarray], streams: int, seed: int = 0) -> list[np.ndarray]:

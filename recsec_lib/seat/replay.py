@@ -15,7 +15,7 @@ import torch
 from recsec_lib.seat.baselines import RateCapMonitor, bag_of_items_prefix_features
 from recsec_lib.seat.encoder import SimilarityEncoder, encode_sequences
 from recsec_lib.seat.monitor import SeatMonitor
-from recsec_lib.seat.traffic import Traffic
+from recsec_lib.attack.traffic import Traffic
 
 
 @dataclass(frozen=True, eq=False)

@@ -55,7 +55,7 @@ from recsec_lib.seat.detectors import get_detector
 from recsec_lib.seat.evaluation import ACCOUNT_GRID, smallest_clean_split
 from recsec_lib.seat.replay import TrafficFeatures
 from recsec_lib.seat.statistics import MonitorContext, source_of
-from recsec_lib.seat.traffic import Traffic
+from recsec_lib.attack.traffic import Traffic
 
 SPLITS = ("contiguous", "by-stream", "round-robin")
 HORIZONS_H = (24.0, 72.0, 168.0, 720.0)  # one day to thirty days

@@ -37,7 +37,7 @@ from recsec_lib.seat.calibration import PradaOptions, SeatOptions, cross_user_th
 from recsec_lib.seat.handoff import HandoffMonitor
 from recsec_lib.seat.monitor import SeatMonitor
 from recsec_lib.seat.replay import AccountOutcome, TrafficFeatures, replay
-from recsec_lib.seat.traffic import Traffic
+from recsec_lib.attack.traffic import Traffic
 
 
 @dataclass(frozen=True)

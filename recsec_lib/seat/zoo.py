@@ -1,6 +1,6 @@
 """Judging detectors against the attacker zoo: accounts needed, the fidelity they buy, the worst case.
 
-For each zoo attacker (``recsec_lib.seat.attackers``) and each calibrated
+For each zoo attacker (``recsec_lib.attack.generators``) and each calibrated
 detector: the smallest number of accounts over which the attacker's traffic
 can be split (contiguous chunks) with no account flagged, and the Agr@10 of
 the surrogate the attacker trains on that same traffic (splitting changes
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from recsec_lib.seat.attackers import ZooAttack
+from recsec_lib.attack.generators import Collected
 from recsec_lib.seat.baselines import rate_cap_accounts_needed
 from recsec_lib.seat.calibration import Calibration, PradaOptions, SeatOptions
 from recsec_lib.seat.detectors import REGISTRY, get_detector
@@ -36,7 +36,7 @@ class SplitStatistics:
     none: ``accounts_needed`` judges the rate cap in closed form).
     """
 
-    def __init__(self, attack: ZooAttack, features: TrafficFeatures, threshold: float, seat: SeatOptions,
+    def __init__(self, attack: Collected, features: TrafficFeatures, threshold: float, seat: SeatOptions,
                  num_items: int) -> None:
         self.attack, self.features, self.threshold = attack, features, threshold
         self.seat, self.num_items = seat, num_items
@@ -75,7 +75,7 @@ class SplitStatistics:
         return int(detector.flagged(calibration.limits, stats, skip=clock).sum())
 
 
-def accounts_needed(calibration: Calibration, attack: ZooAttack, features: TrafficFeatures, horizon_s: float,
+def accounts_needed(calibration: Calibration, attack: Collected, features: TrafficFeatures, horizon_s: float,
                     splits: SplitStatistics | None = None, seat: SeatOptions = SeatOptions(),
                     prada: PradaOptions = PradaOptions(), num_items: int = 4096, grid: Sequence[int] = ACCOUNT_GRID,
                     prada_max_queries: int = 0) -> int | None:
@@ -167,7 +167,7 @@ def fidelity_table(table: pd.DataFrame, fidelity: pd.DataFrame) -> pd.DataFrame:
     return fidelity.set_index("attack").join(wide).reset_index()
 
 
-def zoo_surrogate(attack: ZooAttack, target_model, dataset, arch: str, settings, device="cpu") -> dict:
+def zoo_surrogate(attack: Collected, target_model, dataset, arch: str, settings, device="cpu") -> dict:
     """Train the attacker's surrogate on its own collected answers; Agr@1/Agr@10 with the target on real
     test inputs (``recsec_lib.attack.agreement``)."""
     from recsec_lib.attack.agreement import evaluate_extraction

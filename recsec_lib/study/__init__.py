@@ -1,6 +1,6 @@
 """The study machinery: stages, run folders, the notebook runner, the report.
 
-Layer 5: may import every library package (``common``, ``data``, ``models``,
+Layer 6: may import every library package (``common``, ``data``, ``models``,
 ``recommend``, ``attack``, ``gro``, ``seat``); only ``recsec_lib.cli`` sits above it.
 
 * ``stages/``         — one module per study stage (``Settings`` + ``run(ctx, settings)``);

@@ -255,18 +255,18 @@ def gro_training_sentence(gro: dict) -> str:
 
 
 def defense_findings(gro: dict) -> list[str]:
-    """One line per defense, leading with whether it protects (95% interval of the fall above 0) against its worst
-    attacker and at what utility cost; then the λ choice per zero-gradient rule and the frontier target."""
-    lines = [f"Defenses ({gro.get('scale', 'scale not recorded')}); each against its worst attacker, "
+    """One line per defense, leading with whether it protects (95% interval of the fall above 0) against its
+    strongest attacker and at what utility cost; then the λ choice per zero-gradient rule and the frontier target."""
+    lines = [f"Defenses ({gro.get('scale', 'scale not recorded')}); each against its strongest attacker, "
              "falls with 95% intervals over test users and attack seeds:"]
     for row in gro["frontier"]:
-        if row["verdict"] == "reference":
+        if row["verdict (NDCG@10)"] == "reference":
             continue
-        lines.append(f"{row['defense']}: {row['verdict'].upper()} — surrogate NDCG@10 fall "
-                     f"{row['surrogate NDCG@10 fall % [95% CI]']} %, Agr@10 fall {row['Agr@10 fall % [95% CI]']} % "
-                     f"({row['worst attacker']} attacker), NDCG@10 kept {row['retention % [95% CI]']} % "
-                     f"of {row['compared with']}; served top-10 lists holding the most-promoted item "
-                     f"{row['promoted-item share %']:.3g} %.")
+        lines.append(f"{row['defense']}: {row['verdict (NDCG@10)'].upper()} — surrogate NDCG@10 fall "
+                     f"{row['surrogate NDCG@10 fall % [95% CI]']} % ({row['strongest attacker (NDCG@10)']}), "
+                     f"Agr@10 fall {row['Agr@10 fall % [95% CI]']} % ({row['strongest attacker (Agr@10)']}: "
+                     f"{row['verdict (Agr@10)']}), NDCG@10 kept {row['utility kept % [95% CI]']} % "
+                     f"of {row['compared with']}.")
     for rule, choice in (gro.get("lambda_choices") or {}).items():
         chosen = (f"λ = {choice['lam']:g} chosen on validation" if choice.get("lam") is not None
                   else f"{choice.get('reason', 'no λ chosen')} on validation (figures shown for "
@@ -375,7 +375,7 @@ SECTIONS = (
             "surrogate's NDCG@10; bars are 95% intervals over test users and attack seeds. The output defenses are "
             "compared with no defense, the GRO arms with the λ = 0 control trained through the same loop. A fall "
             "whose interval reaches 0 is no effect.",
-            table="gro/defenses.csv", figure="gro/frontier.png"),
+            table="gro/frontier.csv", figure="gro/frontier.png"),
     Section("gro", "GRO arms: both zero-gradient rules and the λ = 0 control",
             "Target and surrogate HR@10/NDCG@10, filtered and unfiltered, Agr@10 and the share of served top-10 "
             "lists holding the most-promoted item, per GRO arm and attacker.",

@@ -407,7 +407,7 @@ def _main(args: argparse.Namespace) -> int:
     all_stages = discover_stages()
     stages = select_stages(all_stages, args.stage, args.start, args.stop)
     refuse_runner_settings(args.parameter)
-    overrides = check_overrides([stage.source for stage in stages], args.parameter)
+    overrides = check_overrides([stage.source for stage in stages], args.parameter, reserved=RUNNER_SETTINGS)
     outputs = Path(args.outputs).resolve()
     profile = args.profile or "cpu"
     dataset = args.dataset or ("synthetic" if profile == "smoke" else "ml-1m")

@@ -14,33 +14,24 @@ processed data keeps neither.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import pandas as pd
 
+from recsec_lib.common.settings import SettingsBase
 from recsec_lib.data import analysis
 
 from recsec_lib.study import runs
 from recsec_lib.data.prepare import load_raw
-from recsec_lib.study.stages.context import PROFILES, StudyContext
+from recsec_lib.study.stages.context import StudyContext
 from recsec_lib.study.stages.data import headline_prefix
 
 
 @dataclass(frozen=True)
-class Settings:
+class Settings(SettingsBase):
     top_genres: int = 20  # genres shown in the genre figure (all 18 ML-1M genres fit)
 
-    @classmethod
-    def for_profile(cls, profile: str) -> "Settings":
-        if profile not in PROFILES:
-            raise ValueError(f"parameter 'profile' must be one of {PROFILES}, got {profile!r}")
-        return cls()  # cheap at every scale
-
-    def with_overrides(self, **values) -> "Settings":
-        unknown = set(values) - set(self.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown analyze setting(s) {sorted(unknown)}; known: {sorted(self.__dataclass_fields__)}")
-        return replace(self, **{k: v for k, v in values.items() if v is not None})
+    PROFILES = {"smoke": {}, "cpu": {}, "full": {}}  # cheap at every scale
 
 
 def _save_csv(table: pd.DataFrame, path, index: bool = True) -> None:

@@ -27,13 +27,16 @@ budget is the largest one; headline keys are named after it (``_5k`` for
 5,000 sequences, ``_1k`` for 1,000, ``_500`` ...) and it is recorded in
 ``attack_budget_sequences``.
 
-Profiles: "smoke" (synthetic data, seconds); "cpu" (ML-1M on 2 cores, under
-30 minutes: budgets of 250/500/1,000 sequences of the paper's length 200, 100-item lists,
-SASRec surrogate (plus a MeanEmbedding one at the main budget), at most 60 epochs and 120 s of training per
-surrogate; a fifth of the paper's budget). The length matters more than the count: on ML-1M, 500 sequences
+Surrogates train for a fixed number of epochs with their seed (early stopping on the attacker's own held-out
+synthetic Agr@10 is deterministic too), never against a wall clock, so a rerun gives the same figures and a
+larger budget never gets less training than a smaller one.
+
+Profiles: "smoke" (synthetic data, seconds); "cpu" (ML-1M on 2 cores: budgets of 250/500/1,000 sequences of
+the paper's length 200, 100-item lists, SASRec surrogate (plus a MeanEmbedding one at the main budget), 20
+epochs each; a fifth of the paper's budget). The length matters more than the count: on ML-1M, 500 sequences
 of 200 (Agr@10 .56) beat 1,000 of 50 (.38), because SASRec's positions beyond 50 are never trained otherwise;
-"full" (the paper: 500/1k/3k/5k sequences of length 200, surrogates of every
-architecture, for a GPU).
+"full" (the paper: 500/1k/3k/5k sequences of length 200, surrogates of every architecture, at most 100
+epochs with early stopping, for a GPU).
 """
 
 from __future__ import annotations
@@ -41,16 +44,19 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from recsec_lib.common import plots
+from recsec_lib.common.settings import SettingsBase
 
 from recsec_lib.study import runs
-from recsec_lib.attack.queries import GENERATORS, AttackData, generate_queries
+from recsec_lib.attack.generators import GENERATORS
+from recsec_lib.attack.queries import AttackData, generate_queries
 from recsec_lib.attack.blackbox import BlackBoxRecommender, measure_throughput
+from recsec_lib.defenses.output import DefendedBox, parse_output_defense
 from recsec_lib.data.cache import sha256_file
 from recsec_lib.attack.agreement import evaluate_extraction
 from recsec_lib.study.stages.context import StudyContext, seed_everything
@@ -62,7 +68,7 @@ STAGE = "attack"
 
 
 @dataclass(frozen=True)
-class Settings:
+class Settings(SettingsBase):
     target_model: str = "sasrec"  # reads <run>/train/<target_model>.pt
     surrogate_models: tuple[str, ...] = ("sasrec", "narm", "bert4rec")  # architectures tried at the main budget
     table_targets: tuple[str, ...] = ("sasrec", "narm", "bert4rec")  # other targets for the table, if trained
@@ -70,47 +76,25 @@ class Settings:
     budgets: tuple[int, ...] = (500, 1000, 3000, 5000)  # synthetic sequences; the largest is the main budget
     seq_len: int = 200  # items per synthetic sequence = queries per sequence
     k: int = 100  # length of the returned lists
-    epochs: int = 100  # surrogate epochs (upper bound: early stopping on held-out synthetic Agr@10)
+    epochs: int = 100  # surrogate epochs (early stopping on the attacker's held-out synthetic Agr@10 may end sooner)
     batch_size: int = 16  # synthetic sequences per surrogate step
     lr: float = 1e-3
     patience: int = 5
-    max_train_seconds: float = 0.0  # cap per surrogate; 0 = none
-    defense: str = "none"  # output defense of the box: none | random | reverse
+    defense: str = "none"  # output defense in front of the box, by name (none, random, reverse, top:10, ...)
     throughput_queries: int = 4096  # queries timed for blackbox_queries_per_second
 
-    @classmethod
-    def for_profile(cls, profile: str) -> "Settings":
-        if profile == "smoke":
-            return cls(surrogate_models=("sasrec", "meanemb"), table_targets=("sasrec",), budgets=(20, 40),
-                       seq_len=8, k=10, epochs=3, batch_size=16, patience=0, throughput_queries=256)
-        if profile == "cpu":
-            return cls(surrogate_models=("sasrec", "meanemb"), table_targets=("sasrec",), budgets=(250, 500, 1000),
-                       seq_len=200, epochs=60, max_train_seconds=120.0)
-        if profile == "full":
-            return cls()
-        raise ValueError(f"parameter 'profile' must be smoke, cpu or full, got {profile!r}")
-
-    def with_overrides(self, **values) -> "Settings":
-        """A copy with the given fields replaced; None keeps the profile's value."""
-        unknown = sorted(set(values) - set(asdict(self)))
-        if unknown:
-            raise ValueError(f"unknown attack setting(s) {unknown}")
-        values = {key: value for key, value in values.items() if value is not None}
-        for key in ("surrogate_models", "table_targets", "generators", "budgets"):
-            if key not in values:
-                continue
-            value = values[key]
-            if isinstance(value, str):  # "a,b" from a notebook or the CLI
-                value = [part.strip() for part in value.split(",") if part.strip()]
-            elif not isinstance(value, (list, tuple)):
-                value = [value]  # one budget or one name
-            values[key] = tuple(int(v) for v in value) if key == "budgets" else tuple(str(v) for v in value)
-        return replace(self, **values)
+    PROFILES = {
+        "smoke": {"surrogate_models": ("sasrec", "meanemb"), "table_targets": ("sasrec",), "budgets": (20, 40),
+                  "seq_len": 8, "k": 10, "epochs": 3, "batch_size": 16, "patience": 0, "throughput_queries": 256},
+        "cpu": {"surrogate_models": ("sasrec", "meanemb"), "table_targets": ("sasrec",), "budgets": (250, 500, 1000),
+                "seq_len": 200, "epochs": 20},
+        "full": {},
+    }
 
     def __post_init__(self) -> None:
         bad = [g for g in self.generators if g not in GENERATORS]
         if bad or not self.generators:
-            raise ValueError(f"attack setting 'generators' must be among {GENERATORS}, got {self.generators}")
+            raise ValueError(f"attack setting 'generators' must be among {GENERATORS.names()}, got {self.generators}")
         if not self.budgets or min(self.budgets) <= 0:
             raise ValueError(f"attack setting 'budgets' must be positive sequence counts, got {self.budgets}")
         for name in ("seq_len", "k", "epochs", "batch_size"):
@@ -125,7 +109,7 @@ class Settings:
 
     def surrogate_settings(self, seed: int) -> SurrogateSettings:
         return SurrogateSettings(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, patience=self.patience,
-                                 max_train_seconds=self.max_train_seconds, seed=seed)
+                                 seed=seed)
 
 
 ARCHITECTURE_COLUMNS = ("target", "surrogate", "budget_sequences", "agr1", "agr10", "surrogate_test_hr10",
@@ -197,8 +181,9 @@ def run(ctx: StudyContext, settings: Settings) -> dict:
                     data, query_seconds = AttackData.load(queries_path), record["query_seconds"]
                     resumed.append(queries_part)
                 else:
-                    box = BlackBoxRecommender(victim, k=settings.k, defense=settings.defense,
-                                              filter_seen=filter_seen, device=device, seed=ctx.seed)
+                    box = BlackBoxRecommender(victim, k=settings.k, filter_seen=filter_seen, device=device)
+                    if settings.defense != "none":  # an output defense in front of the box (defenses.output)
+                        box = DefendedBox(box, parse_output_defense(settings.defense), seed=ctx.seed)
                     started = time.perf_counter()
                     data = generate_queries(box, dataset.num_items, generator, budget, settings.seq_len,
                                             seed=ctx.seed)

@@ -12,34 +12,25 @@ keep those values so every stage sees the same data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import pandas as pd
 
+from recsec_lib.common.settings import SettingsBase
 from recsec_lib.data import analysis
 
 from recsec_lib.study import runs
 from recsec_lib.data.prepare import dataset_manifest, prepare_dataset
-from recsec_lib.study.stages.context import PROFILES, StudyContext
+from recsec_lib.study.stages.context import StudyContext
 
 
 @dataclass(frozen=True)
-class Settings:
+class Settings(SettingsBase):
     min_count: int = 5  # k of the k-core filter (STUDY.md: 5)
     max_len: int = 200  # sequence length the models see (the most recent items)
     allow_download: bool = True  # fetch from GroupLens when neither data_dir nor the mirror has the data
 
-    @classmethod
-    def for_profile(cls, profile: str) -> "Settings":
-        if profile not in PROFILES:
-            raise ValueError(f"parameter 'profile' must be one of {PROFILES}, got {profile!r}")
-        return cls()  # the protocol is the same at every scale
-
-    def with_overrides(self, **values) -> "Settings":
-        unknown = set(values) - set(self.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown data setting(s) {sorted(unknown)}; known: {sorted(self.__dataclass_fields__)}")
-        return replace(self, **{k: v for k, v in values.items() if v is not None})
+    PROFILES = {"smoke": {}, "cpu": {}, "full": {}}  # the protocol is the same at every scale
 
 
 def headline_prefix(dataset: str) -> str:

@@ -16,29 +16,25 @@ checkpoint the run lacks (a partial run) is left out and named in the page.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from recsec_lib.common.settings import SettingsBase
 from recsec_lib.study import report, runs
 from recsec_lib.common.tables import markdown_table
 from recsec_lib.study.stages.context import StudyContext
 
 
 @dataclass(frozen=True)
-class Settings:
+class Settings(SettingsBase):
     figure_glob: str = "*/*.png"  # which figures of the run the report shows
     compare_k: int = 10  # length of each list in the side-by-side comparison
     compare_users: int = 2  # real test users added to the themed histories
     compare_history_length: int = 5  # movies in each themed history
 
-    @classmethod
-    def for_profile(cls, profile: str) -> "Settings":
-        return cls()
-
-    def with_overrides(self, **values) -> "Settings":
-        return replace(self, **{k: v for k, v in values.items() if v is not None})
+    PROFILES = {"smoke": {}, "cpu": {}, "full": {}}  # the report reads what the run holds, at every scale
 
 
 def run(ctx: StudyContext, settings: Settings) -> dict:
@@ -109,13 +105,13 @@ def main_attack_budget(attack_metrics: dict) -> int | None:
 
 
 def comparison_models(run_dir: Path, stage_metrics: dict[str, dict]) -> list[ComparedModel]:
-    """The four columns issue #7 asks for, each with its checkpoint path or the reason it is missing.
+    """The columns of the side-by-side recommendations, each with its checkpoint path or the reason it is missing.
 
     File names follow the stages that wrote them (``train/<target>.pt``, the
     attack's ``surrogate_<target>_<target>_autoregressive_<budget>.pt``, GRO's
-    ``gro_lam<λ>.pt`` and ``surrogate_gro_lam<λ>.pt`` at its chosen λ).
+    ``gro_lam<λ>.pt`` at its chosen λ, or at the λ it shows when none was chosen, which the label says).
     """
-    from recsec_lib.gro.defenses import checkpoint_name, surrogate_checkpoint_name
+    from recsec_lib.gro.defenses import checkpoint_name
     from recsec_lib.study.stages.attack import surrogate_file
 
     run_dir = Path(run_dir)
@@ -130,17 +126,15 @@ def comparison_models(run_dir: Path, stage_metrics: dict[str, dict]) -> list[Com
         wanted.append(("surrogate", run_dir / "attack" / surrogate_file(target, target, "autoregressive", budget), ""))
 
     gro = stage_metrics.get("gro", {})
-    lam = gro.get("best", {}).get("lam")
+    choice = (gro.get("lambda_choices") or {}).get("keep") or {}
+    lam = choice.get("lam") if choice.get("lam") is not None else choice.get("shown_lam")
     if lam is None:
-        reason = "the GRO stage has not run" if not gro else "the GRO stage chose no λ"
-        wanted += [("GRO target", None, reason), ("surrogate of GRO target", None, reason)]
+        wanted.append(("GRO target", None, "the GRO stage has not run" if not gro else "the GRO stage trained no λ"))
     else:
         method = gro.get("settings", {}).get("method", "gro")
         defense = "GRO" if method == "gro" else method
-        wanted += [(f"{defense} target λ={lam:g}", run_dir / "gro" / checkpoint_name(lam, method), ""),
-                   (f"surrogate of {defense} target λ={lam:g}",
-                    run_dir / "gro" / surrogate_checkpoint_name(lam, method),
-                    "older runs' GRO stage did not save its surrogate")]
+        why = "chosen on validation" if choice.get("lam") is not None else f"shown: {choice.get('reason', '')}"
+        wanted.append((f"{defense} target λ={lam:g} ({why})", run_dir / "gro" / checkpoint_name(lam, method), ""))
     return [_located(label, path, note, run_dir) for label, path, note in wanted]
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,10 +35,12 @@ import pandas as pd
 import torch
 
 from recsec_lib.common import plots
+from recsec_lib.common.settings import SettingsBase
 
 from recsec_lib.study import runs
-from recsec_lib.seat import traffic as tr
-from recsec_lib.seat.attackers import ZOO, ZooSettings, build_attack
+from recsec_lib.attack.traffic import traffic_from_records
+from recsec_lib.seat.traffic import split_users
+from recsec_lib.attack.generators import GENERATORS
 from recsec_lib.seat.benign import ALL_FORMS, BenignShape, benign_traffic
 from recsec_lib.seat.calibration import PradaOptions, SeatOptions
 from recsec_lib.seat.detectors import DEFAULT_DETECTORS as DETECTORS, benign_frame, calibrate, get_detector
@@ -57,7 +59,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Settings:
+class Settings(SettingsBase):
     fpr: float = 0.001  # target false-positive rate on benign accounts (all of a detector's statistics together)
     target_model: str = "sasrec"  # reads <run>/train/<target_model>.pt
     target_path: str = ""  # another checkpoint instead; "" = the run's
@@ -85,7 +87,8 @@ class Settings:
     rate_window_s: float = 3600.0  # the rate cap counts queries per this many seconds
     attack_horizon_hours: float = 24.0  # attackers pace their queries evenly over this long (rate cap)
     # the attacker zoo: every attacker sends attack_sequences * attack_seq_len queries
-    zoo: tuple[str, ...] = ZOO
+    zoo: tuple[str, ...] = ("random", "autoregressive", "adaptive-mix", "chain", "chain-mix", "interleaved",
+                             "perturbed", "popularity", "one-query")  # registered generators (attack.generators)
     attack_sequences: int = 5000  # walks of the every-prefix attackers (sets the budget)
     attack_seq_len: int = 200  # each walk costs this many queries
     single_budgets: tuple[int, ...] = (10, 25, 50, 100, 250, 500, 1000, 5000)  # walks per single-account run
@@ -100,40 +103,29 @@ class Settings:
     cpu_threads: int = 0  # torch CPU threads during the stage; 0 = torch's default. The encoder's
     # matrices are tiny: on a busy 2-core machine 1 thread was ~20x faster than 2 contending ones.
 
-    @classmethod
-    def for_profile(cls, profile: str) -> "Settings":
-        if profile == "smoke":
-            return cls(k=5, encoder_dim=16, encoder_window=10, encoder_steps=30, encoder_batch=32, max_edits=2,
-                       attack_sequences=40, attack_seq_len=8, single_budgets=(5, 10, 40), chain_count=4,
-                       max_sessions=16, fpr=0.01, cpu_threads=1, surrogate_seconds=5.0, surrogate_epochs=2,
-                       accounts_per_form=20)
-        if profile == "cpu":
-            return cls(attack_sequences=200, single_budgets=(10, 50, 200), chain_count=20,
-                       accounts_per_form=200, surrogate_seconds=20.0, surrogate_epochs=40,
-                       prada_max_queries=20_000, cpu_threads=1)
-        if profile == "full":
-            return cls(encoder_steps=2000, one_query_training_rows=20_000)
-        raise ValueError(f"parameter 'profile' must be smoke, cpu or full, got {profile!r}")
-
-    def with_overrides(self, **values) -> "Settings":
-        """A copy with the given fields replaced; None keeps the profile's value."""
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown SEAT setting(s) {unknown}; known: {sorted(known)}")
-        return replace(self, **{k: v for k, v in values.items() if v is not None})
+    PROFILES = {
+        "smoke": {"k": 5, "encoder_dim": 16, "encoder_window": 10, "encoder_steps": 30, "encoder_batch": 32,
+                  "max_edits": 2, "attack_sequences": 40, "attack_seq_len": 8, "single_budgets": (5, 10, 40),
+                  "chain_count": 4, "max_sessions": 16, "fpr": 0.01, "cpu_threads": 1, "surrogate_seconds": 5.0,
+                  "surrogate_epochs": 2, "accounts_per_form": 20},
+        "cpu": {"attack_sequences": 200, "single_budgets": (10, 50, 200), "chain_count": 20, "accounts_per_form": 200,
+                "surrogate_seconds": 20.0, "surrogate_epochs": 40, "prada_max_queries": 20_000, "cpu_threads": 1},
+        "full": {"encoder_steps": 2000, "one_query_training_rows": 20_000},
+    }
 
     def seat_options(self) -> SeatOptions:
         return SeatOptions(max_sessions=self.max_sessions, max_removed=self.max_changed, max_added=self.max_changed,
                            follow_drift=self.follow_drift, pair_quantile=self.pair_quantile,
                            rate_window_s=self.rate_window_s)
 
-    def zoo_settings(self) -> ZooSettings:
-        return ZooSettings(budget_queries=self.attack_sequences * self.attack_seq_len, seq_len=self.attack_seq_len,
-                           chain_count=self.chain_count, random_mix=self.adaptive_random_mix,
-                           interleave=self.interleave, probe_queries=min(64, self.attack_seq_len),
-                           one_query_training_rows=self.one_query_training_rows,
-                           one_query_lengths=(min(20, self.attack_seq_len), self.attack_seq_len))
+    def zoo_parameters(self, name: str) -> dict:
+        """The registered generator ``name``'s parameters as this stage sets them (others keep their defaults)."""
+        known = {"chains": self.chain_count, "random_mix": self.adaptive_random_mix, "interleave": self.interleave,
+                 "training_rows": self.one_query_training_rows, "probe_queries": min(64, self.attack_seq_len),
+                 "min_length": min(20, self.attack_seq_len)}
+        fields = GENERATORS.get(name).__dataclass_fields__
+        return {key: value for key, value in known.items() if key in fields
+                and (key != "random_mix" or name in ("adaptive-mix", "chain-mix"))}
 
 
 def run(ctx: StudyContext, settings: Settings | None = None) -> dict:
@@ -157,9 +149,9 @@ def _run(ctx: StudyContext, settings: Settings) -> dict:
         device = ctx.torch_device()
         target_path = (Path(settings.target_path) if settings.target_path
                        else ctx.run_dir / "train" / f"{settings.target_model}.pt")
-        box, target = load_box(target_path, dataset, settings.k, device, ctx.seed)  # first: fails fast
+        box, target = load_box(target_path, dataset, settings.k, device)  # first: fails fast
         n_items = dataset.num_items
-        split = tr.split_users(dataset.num_users, settings.encoder_fraction, settings.calibration_fraction)
+        split = split_users(dataset.num_users, settings.encoder_fraction, settings.calibration_fraction)
         per_form = settings.accounts_per_form or None
         shape = BenignShape(refresh_mean=settings.refresh_mean)
 
@@ -212,7 +204,7 @@ def _run(ctx: StudyContext, settings: Settings) -> dict:
         fpr_table.to_csv(out / "fpr_by_form.csv", index=False)
         benign_log_fpr = None
         if settings.benign_log:
-            logged = tr.traffic_from_records(read_log(Path(settings.benign_log)), dataset.max_len, kind="log:benign")
+            logged = traffic_from_records(read_log(Path(settings.benign_log)), dataset.max_len, kind="log:benign")
             features = prepared(logged)
             benign_log_fpr = {d: float(np.mean([o.flagged_at is not None for o in
                                                 evaluate(c, logged, features, seat_options, prada_options, n_items)]))
@@ -220,13 +212,14 @@ def _run(ctx: StudyContext, settings: Settings) -> dict:
         seconds["benign_test"] = time.perf_counter() - started
 
         # 4. The attacker zoo: traffic, accounts needed per detector, the surrogate each attacker trains.
-        zoo_settings = settings.zoo_settings()
+        budget = settings.attack_sequences * settings.attack_seq_len
         surrogate_settings = _surrogate_settings(settings, box.filter_seen, ctx.seed)
         horizon_s = settings.attack_horizon_hours * 3600.0
         needed_rows, fidelity_rows, attacks = [], [], {}
         for offset, name in enumerate(settings.zoo):
             started = time.perf_counter()
-            attack = build_attack(name, box, n_items, zoo_settings, seed=ctx.seed + 10 + offset)
+            attack = GENERATORS.build(name, **settings.zoo_parameters(name)).collect(
+                box, budget, settings.attack_seq_len, seed=ctx.seed + 10 + offset, account=f"zoo/{name}")
             features = prepared(attack.traffic)
             splits = SplitStatistics(attack, features, calibrations["seat"].threshold, seat_options, n_items)
             for d, c in calibrations.items():
@@ -272,7 +265,7 @@ def _run(ctx: StudyContext, settings: Settings) -> dict:
         logs = logged_attacks(ctx.run_dir / "attack", box.max_query_len)
         if settings.attack_log:
             path = Path(settings.attack_log)
-            logs.append((path.name, tr.traffic_from_records(read_log(path), box.max_query_len, kind="log:given")))
+            logs.append((path.name, traffic_from_records(read_log(path), box.max_query_len, kind="log:given")))
         for file_name, logged in logs:
             features = prepared(logged)
             for d, c in calibrations.items():
