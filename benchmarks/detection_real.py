@@ -4,7 +4,10 @@
     nice -n 10 .venv/bin/python benchmarks/detection_real.py --part cal     [--cache DIR] [--cal-per-form 250]
     nice -n 10 .venv/bin/python benchmarks/detection_real.py --part heldout [--per-form 370]
     nice -n 10 .venv/bin/python benchmarks/detection_real.py --part fpr
-    nice -n 10 .venv/bin/python benchmarks/detection_real.py --part search  [--budget 40000] [--attackers chain,public]
+    nice -n 10 .venv/bin/python benchmarks/detection_real.py --part search  --attackers chain --chains 1 --tag c1
+    nice -n 10 .venv/bin/python benchmarks/detection_real.py --part search  --attackers public --tag public
+    nice -n 10 .venv/bin/python benchmarks/detection_real.py --part verdict   (every cached search combined)
+    nice -n 10 .venv/bin/python benchmarks/detection_real.py --part fidelity  (Agr@10 of the cached settings)
 
 ML-1M is the service's catalogue (5-core, the study's protocol); the target
 behind the black box is ``--target`` (an ML-1M SASRec checkpoint; top-100,
@@ -247,12 +250,13 @@ def attack_sample(traffic, encoder, dataset, target, box):
 
 
 def part_search(args) -> None:
+    """One attacker family's grid (``--attackers``, narrowed by ``--chains`` / ``--mixes`` / ``--weights`` /
+    ``--streams``); its table, its samples' signal figures and its training data go to the cache under
+    ``--tag``, and ``--part verdict`` combines every tag."""
     from recsec_lib.seat import pooled
-    from recsec_lib.seat.attackers import ZooSettings, build_attack
     from recsec_lib.seat.public_data import public_streams, public_traffic
-    from recsec_lib.seat.search import AttackSpace, combine, search_attacker
+    from recsec_lib.seat.search import AttackSpace, GeneratorCollector, generator_space, search_attacker
     from recsec_lib.seat.suspicion import suspicion_scores
-    from recsec_lib.seat.verdict import detection_headline, verdict_sentence
 
     dataset, box, target, split, encoder, real, cache = setup(args)
     saved = pickle.load(open(cache / "calibration.pkl", "rb"))
@@ -260,85 +264,145 @@ def part_search(args) -> None:
     wanted = args.detectors.split(",")
     calibrations = {d: c for d, c in saved["calibrations"].items() if d in wanted}
     context = MonitorContext(saved["stats"].threshold, encoder.config.dim, dataset.num_items, SeatOptions())
-    space_splits = tuple(args.splits.split(","))
+    splits = tuple(args.splits.split(","))
     horizons = tuple(float(h) for h in args.horizons.split(","))
     signal_rows = []
 
-    def signals(label, setting, sample):
+    def sample_of(label, setting, traffic):
+        started = time.perf_counter()
+        sample = attack_sample(traffic, encoder, dataset, target, box)
         attack = sample.features.seat[sample.features.rows]
-        row = {"attacker": label, **setting}
-        test = saved["pooled"]
+        row = {"attacker": label, "setting": ", ".join(f"{k}={v}" for k, v in setting.items())}
         benign_features, benign_account = held["benign_windows"]  # held-out benign accounts' queries
         for share in (0.02, 0.05, 0.1, 0.25, 0.5):
-            alarms, windows = pooled.window_alarms(test, benign_features, benign_account, args.windows // 4, seed=3,
-                                                   attack=attack, share=share)
+            alarms, windows = pooled.window_alarms(saved["pooled"], benign_features, benign_account,
+                                                   args.windows // 4, seed=3, attack=attack, share=share)
             row[f"pooled_alarm@{share:g}"] = alarms / windows
-        windows = sample.traffic.windows(sample.features.keys, 20)[sample.features.rows]
-        scores = suspicion_scores(saved["suspicion"], windows, attack)
+        scores = suspicion_scores(saved["suspicion"], sample.traffic.windows(sample.features.keys, 20)[
+            sample.features.rows], attack)
         row["gated_share"] = float((scores > saved["suspicion"].threshold).mean())
         signal_rows.append(row)
+        say(f"{label} {setting}: {traffic.num_queries:,} queries, {len(traffic.sources)} sources; features, follow "
+            f"and signals in {time.perf_counter() - started:.0f} s")
+        return sample
 
     results = []
     for attacker in args.attackers.split(","):
-        if attacker == "chain":
-            grid = {"chains": tuple(int(c) for c in args.chains.split(",")),
-                    "random_mix": tuple(float(m) for m in args.mixes.split(","))}
-
-            def collect(setting, attacker=attacker):
-                started = time.perf_counter()
-                settings = ZooSettings(budget_queries=args.budget, seq_len=200, chain_count=setting["chains"],
-                                       random_mix=setting["random_mix"])
-                name = "chain" if setting["random_mix"] == 0 else "chain-mix"
-                traffic = build_attack(name, box, dataset.num_items, settings, seed=11).traffic
-                sample = attack_sample(traffic, encoder, dataset, target, box)
-                signals(attacker, setting, sample)
-                say(f"chain {setting}: {traffic.num_queries:,} queries collected ({time.perf_counter() - started:.0f} s)")
-                return sample
-        elif attacker == "public":
+        if attacker == "public":
             histories = [h.items for h in real.calibration + real.held_out]
-            grid = {"streams": tuple(int(s) for s in args.streams.split(","))}
+            space = AttackSpace({"streams": tuple(int(v) for v in args.streams.split(","))}, splits, horizons)
 
-            def collect(setting, attacker=attacker, histories=histories):
+            def collect(setting, histories=histories):
                 streams = public_streams(histories, setting["streams"], seed=0)
-                traffic = public_traffic(streams, box.max_query_len, args.budget, name="public")
-                sample = attack_sample(traffic, encoder, dataset, target, box)
-                signals(attacker, setting, sample)
-                say(f"public {setting}: {traffic.num_queries:,} queries over {len(traffic.sources)} streams")
+                return sample_of("public", setting, public_traffic(streams, box.max_query_len, args.budget, "public"))
+            collector = None
+        else:  # a registered generator (attack.generators), its own choices narrowed to a reduced grid
+            narrowed = {"chains": tuple(int(v) for v in args.chains.split(",")),
+                        "random_mix": tuple(float(v) for v in args.mixes.split(",")),
+                        "mix_weights": tuple(args.weights.split(","))}
+            space = generator_space(attacker, splits, horizons, **narrowed)
+            state = {}
+
+            def make(traffic, attacker=attacker, state=state):
+                return sample_of(attacker, state["setting"], traffic)
+            collector = GeneratorCollector(attacker, box, args.budget, 200, seed=11, sample=make)
+
+            def collect(setting, collector=collector, state=state):
+                state["setting"] = setting
+                started = time.perf_counter()
+                sample = collector(setting)
+                say(f"{attacker} {setting} ready in {time.perf_counter() - started:.0f} s")
                 return sample
-        else:
-            raise SystemExit(f"unknown attacker {attacker!r}: chain or public")
-        space = AttackSpace(grid, space_splits, horizons)
         started = time.perf_counter()
-        results.append(search_attacker(collect, space, calibrations, context, label=attacker, progress=say))
-        say(f"{attacker}: {space.size} grid points x {len(calibrations)} detectors "
-            f"({time.perf_counter() - started:.0f} s)")
-    result = combine(results)
-    result.table.to_csv(cache / "search_table.csv", index=False)
-    parameters = [c for c in ("chains", "random_mix", "streams") if c in result.table]
-    print(f"\nAccounts needed per detector: minimum over the attacker's grid ({args.budget:,} queries per attacker; "
-          f"splits {space_splits}; windows {horizons} h); the point that reached it")
-    print(result.best[["detector", "accounts_needed", "attacker", "setting", "split", "horizon_h", "queries",
-                       "sources"]].to_string(index=False))
-    per_attacker = result.table.groupby(["detector", "attacker"])["accounts_needed"].min().unstack()
-    print("\nMinimum per attacker family:")
-    print(per_attacker.to_string())
+        result = search_attacker(collect, space, calibrations, context, label=attacker, progress=say)
+        results.append(result)
+        say(f"{attacker}: {space.size} grid points x {len(calibrations)} detectors in "
+            f"{time.perf_counter() - started:.0f} s")
+        if collector is not None:  # the surrogates' training data, for --part fidelity
+            for key, collected in collector.collected.items():
+                label = "_".join(f"{k}{v}" for k, v in key)
+                data = collected.training
+                np.savez_compressed(cache / f"training_{attacker}_{label}.npz", sequences=data.sequences,
+                                    answers=data.answers.astype(np.int16),
+                                    answered=np.ones(data.sequences.shape, bool) if data.answered is None
+                                    else data.answered)
+    table = pd.concat([r.table for r in results], ignore_index=True)
+    table.to_csv(cache / f"search_{args.tag}.csv", index=False)
+    pd.DataFrame(signal_rows).to_csv(cache / f"signals_{args.tag}.csv", index=False)
+    print(f"search {args.tag}: {len(table)} rows; budget {args.budget:,} queries per attacker")
+    print_search(table, pd.DataFrame(signal_rows))
+
+
+def print_search(table: pd.DataFrame, signals: pd.DataFrame) -> None:
+    from recsec_lib.seat.search import cheapest
+
+    print("\nAccounts needed per detector: minimum over the grid, and the point that reached it")
+    print(cheapest(table)[["detector", "accounts_needed", "attacker", "setting", "split", "horizon_h", "queries",
+                           "sources"]].to_string(index=False))
+    print("\nMinimum per attacker family and setting (over splits and windows):")
+    print(table.groupby(["attacker", "setting", "detector"], sort=False)["accounts_needed"].min()
+          .unstack("detector")[[d for d in DETECTORS if d in set(table.detector)]].to_string())
     print("\nEvery grid point (accounts needed; NaN = flagged at every N of the grid):")
-    grid_table = result.table.set_index(["attacker", "setting", "split", "horizon_h", "detector"])[
+    grid_table = table.set_index(["attacker", "setting", "split", "horizon_h", "detector"])[
         "accounts_needed"].unstack("detector")
     print(grid_table[[d for d in DETECTORS if d in grid_table]].to_string())
-    signal_table = pd.DataFrame(signal_rows)
-    print("\nPer attack sample: pooled-test alarm rate per window when the attacker is this share of the window's "
+    print("\nPer attack sample: pooled-test alarm rate per window when the attacker sends this share of the window's "
           "queries; share of its queries the suspicion score would gate")
-    print(signal_table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(signals.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+def part_verdict(args) -> None:
+    """Every cached search combined: the worst case per detector, the best detector, the targets."""
+    from recsec_lib.seat.search import cheapest
+    from recsec_lib.seat.verdict import detection_headline, verdict_sentence
+
+    cache = Path(args.cache)
+    tables = sorted(cache.glob("search_*.csv"))
+    if not tables:
+        raise SystemExit(f"no search tables in {cache}: run --part search first")
+    table = pd.concat([pd.read_csv(p) for p in tables], ignore_index=True)
+    signals = pd.concat([pd.read_csv(p) for p in sorted(cache.glob("signals_*.csv"))], ignore_index=True)
+    print(f"searches combined: {[p.stem for p in tables]}")
+    print_search(table, signals)
     fpr = pd.read_csv(cache / "fpr_table.csv")
-    headline = detection_headline(result.best, fpr, candidates=list(calibrations), parameters=parameters)
+    best = cheapest(table)
+    parameters = [c for c in ("chains", "random_mix", "mix_weights", "streams") if c in table]
+    headline = detection_headline(best, fpr, candidates=[d for d in DETECTORS if d in set(table.detector)],
+                                  parameters=parameters)
     print("\nVerdict:", verdict_sentence(headline))
     print(json.dumps(headline, indent=1, default=str))
 
 
+def part_fidelity(args) -> None:
+    """Agr@10 of the surrogate each cached chain setting trains (fixed epochs, seeded): cost to fidelity."""
+    from recsec_lib.attack.agreement import evaluate_extraction
+    from recsec_lib.attack.queries import AttackData
+    from recsec_lib.attack.surrogate import SurrogateSettings, fit_surrogate
+    from recsec_lib.models.registry import build_model
+
+    dataset, box, target, split, encoder, real, cache = setup(args)
+    wanted = [w for w in args.settings.split(";") if w]
+    for path in sorted(cache.glob("training_*.npz")):
+        if wanted and not any(w in path.stem for w in wanted):
+            continue
+        started = time.perf_counter()
+        saved = np.load(path)
+        data = AttackData(saved["sequences"], saved["answers"].astype(np.int64), path.stem, dataset.num_items, 0,
+                          answered=saved["answered"])
+        torch.manual_seed(0)
+        model = build_model("sasrec", num_items=dataset.num_items, max_len=target.max_len)
+        settings = SurrogateSettings(epochs=args.surrogate_epochs, min_epochs=args.surrogate_epochs, patience=0,
+                                     filter_seen=box.filter_seen, seed=0)
+        result = fit_surrogate(data, model, settings, progress=False)
+        figures = evaluate_extraction(target, result.model, dataset)
+        print(f"{path.stem}: {data.num_sequences} training rows, {len(result.history)} epochs -> Agr@1 "
+              f"{figures['agr@1']:.4f}, Agr@10 {figures['agr@10']:.4f} ({time.perf_counter() - started:.0f} s)",
+              flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("cal", "heldout", "fpr", "search"), required=True)
+    parser.add_argument("--part", choices=("cal", "heldout", "fpr", "search", "verdict", "fidelity"), required=True)
     parser.add_argument("--target", default="/work/ckpt/detect/sasrec_snapshot.pt")
     parser.add_argument("--data-dir", default="/work/ckpt/data")
     parser.add_argument("--cache", default="/work/ckpt/detect/real")
@@ -351,7 +415,11 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=1000, help="pooled test: windows to calibrate / measure")
     parser.add_argument("--gate-rate", type=float, default=0.01, help="suspicion: calibration queries gated")
     parser.add_argument("--budget", type=int, default=40_000, help="queries per attacker")
-    parser.add_argument("--attackers", default="chain,public")
+    parser.add_argument("--attackers", default="chain,public", help="registered generators and/or public")
+    parser.add_argument("--tag", default="all", help="search: the name its cached table gets")
+    parser.add_argument("--weights", default="uniform,popularity", help="chain: mixing distributions")
+    parser.add_argument("--settings", default="", help="fidelity: ';'-separated parts of training file names")
+    parser.add_argument("--surrogate-epochs", type=int, default=20)
     parser.add_argument("--chains", default="1,5,20")
     parser.add_argument("--mixes", default="0.0,0.5")
     parser.add_argument("--streams", default="1,8,10000")
@@ -362,7 +430,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    {"cal": part_cal, "heldout": part_heldout, "fpr": part_fpr, "search": part_search}[args.part](args)
+    {"cal": part_cal, "heldout": part_heldout, "fpr": part_fpr, "search": part_search, "verdict": part_verdict,
+     "fidelity": part_fidelity}[args.part](args)
 
 
 if __name__ == "__main__":

@@ -194,3 +194,37 @@ def test_handoff_statistic_separates_a_contiguous_split_from_a_split_by_stream()
     by_stream = account_statistics(attack.split_by_source(2, "s"), None, context, ["handoffs"])
     assert by_stream["handoffs"].tolist() == [0.0, 0.0]
     assert set(SOURCES) >= {"seat", "volume", "rate", "prada", "handoff"}
+
+
+def test_final_statistics_flag_exactly_the_accounts_the_online_monitors_flag():
+    """Calibrated on one benign population, every registered detector flags the same accounts of another
+    whether judged from one limit-free replay (statistics) or by its online monitors with limits."""
+    from recsec_lib.seat.benign import EVERY_FORM, benign_traffic
+    from recsec_lib.seat.statistics import benign_statistics
+    from recsec_lib.seat.timing import DonorTimes
+
+    rng = np.random.default_rng(0)
+    histories = [rng.permutation(np.arange(1, 81))[:int(rng.integers(8, 30))] for _ in range(24)]
+    donors = DonorTimes((np.array([0.0, 0.0, 30.0, 5000.0, 10.0]),))
+
+    def population(users, seed):
+        traffic = benign_traffic([histories[u] for u in users], users, EVERY_FORM, 30, seed=seed, times=donors)
+        keys, rows = traffic.unique_keys()
+        seat = rng.normal(size=(len(keys), 3)).astype(np.float32)
+        seat /= np.linalg.norm(seat, axis=1, keepdims=True)
+        prada = rng.normal(size=(len(keys), 4)).astype(np.float32)
+        features = TrafficFeatures(keys, rows, seat, prada, 0.0,
+                                   follow=rng.integers(-1, 2, size=traffic.num_queries).astype(np.int8))
+        return traffic, features
+
+    cal, cal_features = population(list(range(12)), 1)
+    test, test_features = population(list(range(12, 24)), 2)
+    options = SeatOptions(handoff_tail=3, max_sessions=8)
+    stats = benign_statistics(cal, cal_features, options, num_items=80)
+    held_out = benign_statistics(test, test_features, options, num_items=80, threshold=stats.threshold)
+    for name in det.detector_names():
+        calibration = det.calibrate(name, stats, 0.2)
+        offline = det.flagged_by_statistics(calibration, held_out)
+        online = [o.flagged_at is not None for o in evaluate(calibration, test, test_features, options, num_items=80)]
+        assert offline.tolist() == online, name
+        assert 0 < offline.sum() < len(offline) or name in ("handoff",), name  # the limits bite somewhere

@@ -168,3 +168,25 @@ def test_detection_headline_names_the_best_detector_and_the_targets():
     assert verdict_sentence(head).startswith("Per-account detection does NOT hold")
     # a detector never got through within the grid is the best, at infinite cost
     assert detection_headline(best, fpr)["detect_best"] == "handoff"
+
+
+def test_registered_generators_plug_into_the_search():
+    from recsec_lib.seat.search import GeneratorCollector, generator_space
+    from test_seat_zoo import NextItemsBox
+
+    space = generator_space("chain", splits=("contiguous", "by-stream"), horizons_h=(24.0,), chains=(1, 5),
+                            random_mix=(0.0,))
+    assert space.parameters["chains"] == (1, 5) and "mix_weights" in space.parameters
+    with pytest.raises(ValueError, match="not among its choices"):
+        generator_space("chain", chains=(3,))
+    with pytest.raises(ValueError, match="offers no choice of 'colour'"):
+        generator_space("chain", colour=("red",))
+    collect = GeneratorCollector("chain", NextItemsBox(num_items=400, max_len=10), 500, 10, seed=0,
+                                 sample=AttackSample)
+    result = search_attacker(collect, space, {"volume": calibration("volume", volume=100.0)}, CONTEXT,
+                             grid=(1, 2, 5, 10))
+    assert result.minimum("volume") == 5  # 500 queries, at most 100 per account
+    # mix_weights cannot matter without mixing: one collection per chain count, both kept
+    assert len(collect.collected) == 2 and set(result.table["chains"]) == {1, 5}
+    by_stream = result.table[(result.table.split == "by-stream") & (result.table.chains == 1)]
+    assert by_stream["accounts_needed"].isna().all()  # one chain cannot be dealt over accounts

@@ -295,6 +295,61 @@ def search_attacker(collect: Callable[[dict], AttackSample], space: AttackSpace,
     return SearchResult(table, cheapest(table))
 
 
+def generator_space(name: str, splits: tuple[str, ...] = SPLITS, horizons_h: tuple[float, ...] = HORIZONS_H,
+                    **narrowed: tuple) -> AttackSpace:
+    """The registered generator ``name``'s own ``choices`` as the grid; ``narrowed`` replaces a parameter's
+    values (a reduced grid: every value must be one the generator offers)."""
+    from recsec_lib.attack.generators import GENERATORS
+
+    choices = dict(GENERATORS.get(name).choices)
+    for parameter, values in narrowed.items():
+        if parameter not in choices:
+            raise ValueError(f"generator {name!r} offers no choice of {parameter!r}; its choices: {sorted(choices)}")
+        outside = [v for v in values if v not in choices[parameter]]
+        if outside:
+            raise ValueError(f"generator {name!r}: {parameter}={outside} is not among its choices "
+                             f"{choices[parameter]}")
+        choices[parameter] = tuple(values)
+    return AttackSpace(choices, splits, horizons_h)
+
+
+class GeneratorCollector:
+    """``collect(parameters)`` for the search from a registered query generator (``attack.generators``).
+
+    Each setting builds the generator with those parameters, spends ``budget_queries`` against ``box`` and
+    turns the traffic into an ``AttackSample`` with ``sample`` (features, follow flags). Settings that a
+    generator ignores (its mixing distribution when it mixes nothing) collect once and are reused. The
+    generator's ``Collected`` (its surrogate's training data) of each setting is kept in ``collected``, so
+    the fidelity of the settings that won can be measured afterwards.
+    """
+
+    def __init__(self, name: str, box, budget_queries: int, seq_len: int, seed: int,
+                 sample: Callable[[Traffic], AttackSample], keep: bool = True) -> None:
+        self.name, self.box, self.budget, self.seq_len, self.seed = name, box, budget_queries, seq_len, seed
+        self.sample, self.keep = sample, keep
+        self.collected: dict[tuple, object] = {}
+        self._samples: dict[tuple, AttackSample] = {}
+
+    def key(self, parameters: Mapping[str, object]) -> tuple:
+        """The setting with parameters that cannot matter dropped (mix_weights when random_mix is 0)."""
+        values = dict(parameters)
+        if values.get("random_mix", 1) == 0:
+            values.pop("mix_weights", None)
+        return tuple(sorted(values.items()))
+
+    def __call__(self, parameters: Mapping[str, object]) -> AttackSample:
+        from recsec_lib.attack.generators import GENERATORS
+
+        key = self.key(parameters)
+        if key not in self._samples:
+            collected = GENERATORS.build(self.name, **dict(parameters)).collect(self.box, self.budget, self.seq_len,
+                                                                               self.seed, account=self.name)
+            if self.keep:
+                self.collected[key] = collected
+            self._samples = {key: self.sample(collected.traffic)}  # one sample in memory at a time
+        return self._samples[key]
+
+
 def combine(results: Sequence[SearchResult]) -> SearchResult:
     """Several attackers' searches as one (the headline takes the minimum over all of them)."""
     table = pd.concat([r.table for r in results], ignore_index=True)
