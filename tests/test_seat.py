@@ -155,7 +155,7 @@ def test_limit_for_fpr_by_hand():
 
 
 def test_monitor_errors():
-    with pytest.raises(ValueError, match="unknown detector 'magic'; known detectors: seat-pairs, seat"):
+    with pytest.raises(ValueError, match=r"unknown detector 'magic' \(known: seat-pairs, seat"):
         calibrate("magic", None, 0.01)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="threshold"):
         SOURCES["seat"].monitor({"pairs": 1.0}, MonitorContext(threshold=None, dim=2))

@@ -7,8 +7,8 @@ how the false-positive budget is shared between them, and what its headline
 keys are called; calibration, flagging, online monitors and the accounts-needed
 search are the same code for all of them.
 
-Registered here (``REGISTRY``; ``DEFAULT_DETECTORS`` are the ones the SEAT
-stage has always run, in its order):
+Registered here (``DETECTORS``, a ``common.registry.Registry``;
+``DEFAULT_DETECTORS`` are the ones the SEAT stage has always run, in its order):
 
 * ``seat-pairs`` — SEAT's own statistic only (close session pairs), at ``fpr``;
 * ``seat``       — SEAT with the in-session statistics: close pairs, sessions
@@ -44,6 +44,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from recsec_lib.common.registry import Registry
 from recsec_lib.seat.calibration import Calibration, limit_for_fpr
 from recsec_lib.seat.statistics import AccountStatistics, MonitorContext, StatisticSource, source_of
 
@@ -159,30 +160,25 @@ def _limit_allowing(values: np.ndarray, allowed: int) -> float:
     return float(ordered[min(allowed, len(ordered) - 1)])
 
 
-REGISTRY: dict[str, Detector] = {}
+DETECTORS: Registry[Detector] = Registry("detector")
 
 
 def register_detector(cls: type[Detector]) -> type[Detector]:
-    """Class decorator: register ``cls`` under ``cls.name`` (its statistics must be known)."""
+    """Class decorator: register ``cls`` under ``cls.name`` in ``DETECTORS`` (its statistics must be known)."""
+    if not getattr(cls, "statistics", ()):
+        raise ValueError(f"detector {cls.__name__} compares no statistic")
     for statistic in cls.statistics:
         source_of(statistic)
-    if not cls.statistics:
-        raise ValueError(f"detector {cls.__name__} compares no statistic")
-    if cls.name in REGISTRY and type(REGISTRY[cls.name]) is not cls:
-        raise ValueError(f"a detector named {cls.name!r} is already registered ({type(REGISTRY[cls.name]).__name__})")
-    REGISTRY[cls.name] = cls()
-    return cls
+    return DETECTORS.register(cls)
 
 
 def get_detector(name: str) -> Detector:
     """The registered detector ``name``; an unknown name is an error listing the known ones."""
-    if name not in REGISTRY:
-        raise ValueError(f"unknown detector {name!r}; known detectors: {', '.join(REGISTRY)}")
-    return REGISTRY[name]
+    return DETECTORS.get(name)()
 
 
 def detector_names() -> tuple[str, ...]:
-    return tuple(REGISTRY)
+    return DETECTORS.names()
 
 
 def calibrate(name: str, stats: AccountStatistics, target_fpr: float) -> Calibration:

@@ -20,7 +20,7 @@ import pandas as pd
 from recsec_lib.attack.generators import Collected
 from recsec_lib.seat.baselines import rate_cap_accounts_needed
 from recsec_lib.seat.calibration import Calibration, PradaOptions, SeatOptions
-from recsec_lib.seat.detectors import REGISTRY, get_detector
+from recsec_lib.seat.detectors import DETECTORS, get_detector
 from recsec_lib.seat.evaluation import ACCOUNT_GRID, accounts_sweep, smallest_clean_split
 from recsec_lib.seat.replay import TrafficFeatures
 from recsec_lib.seat.statistics import MonitorContext, source_of
@@ -134,7 +134,7 @@ def worst_case_headline(table: pd.DataFrame, baseline: str = "volume") -> dict:
     attacker. A detector no attacker got through within the grid gets None
     and its worst attack None.
     """
-    keys = {name: detector.key for name, detector in REGISTRY.items()}
+    keys = {name: DETECTORS.get(name).key for name in DETECTORS}
     out: dict = {}
     pivot = table.pivot_table(index="attack", columns="detector", values="accounts_needed", aggfunc="first",
                               dropna=False)
