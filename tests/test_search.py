@@ -116,6 +116,13 @@ def test_per_account_replay_equals_the_whole_split_and_stops_at_the_first_flag()
         lazy = cache.values(split, 4, ("pairs", "sessions", "follow"), 3600.0)
         for statistic in ("pairs", "sessions", "follow"):
             assert lazy[statistic].tolist() == whole[statistic].tolist()
+    from recsec_lib.seat.statistics import SOURCES
+
+    part = split_traffic(traffic, "contiguous", 3)
+    whole = SOURCES["seat"].values(part, features, context)
+    probed = SOURCES["seat"].probe({"sessions": 1e9}, part, features, context)  # never passed: the same values
+    assert all(probed[k].tolist() == whole[k].tolist() for k in whole)
+    assert SOURCES["seat"].probe({"sessions": 0.0}, part, features, context) is None  # the first query passes it
     fresh = SplitCache(AttackSample(traffic, features), context)
     seat = det.get_detector("seat")
     assert fresh.any_flagged(seat, {"pairs": None, "sessions": 0.0, "follow": None}, "contiguous", 4, 3600.0)

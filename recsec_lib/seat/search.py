@@ -206,9 +206,22 @@ class SplitCache:
         if not lazy:
             return False
         accounts = len(self.split(split, n)[0].names)
+        by_source: dict[str, list[str]] = {}
+        for statistic in lazy:
+            by_source.setdefault(source_of(statistic).name, []).append(statistic)
         for a in range(accounts):
-            if any(self._one(split, n, s, a) > limits[s] for s in lazy):
-                return True
+            for name, statistics in by_source.items():
+                done = self.lazy.setdefault((split, n, name), {})
+                if a not in done:  # replay the account with the limits on, stopping at its first flag
+                    part, features = account_slice(*self.split(split, n), a)
+                    values = source_of(statistics[0]).probe({s: limits[s] for s in statistics}, part, features,
+                                                            self.context)
+                    self.replays += 1
+                    if values is None:
+                        return True
+                    done[a] = {k: float(v[0]) for k, v in values.items()}
+                if any(done[a][s] > limits[s] for s in statistics):
+                    return True
         return False
 
     def values(self, split: str, n: int, statistics: Sequence[str], horizon_s: float) -> dict[str, np.ndarray]:

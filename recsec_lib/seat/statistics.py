@@ -36,7 +36,7 @@ from recsec_lib.seat.baselines import PradaMonitor, RateCapMonitor, VolumeCapMon
 from recsec_lib.seat.calibration import PradaOptions, SeatOptions, cross_user_threshold
 from recsec_lib.seat.handoff import HandoffMonitor
 from recsec_lib.seat.monitor import SeatMonitor
-from recsec_lib.seat.replay import AccountOutcome, TrafficFeatures, replay
+from recsec_lib.seat.replay import AccountOutcome, TrafficFeatures, outcomes_of, replay
 from recsec_lib.attack.traffic import Traffic
 
 
@@ -87,6 +87,23 @@ class StatisticSource(ABC):
                ) -> dict[str, np.ndarray]:
         """{statistic: [A]} for ``traffic`` with no limits (one replay)."""
         return self.read(self.replay(self.monitor({}, context), traffic, features))
+
+    def probe(self, limits: Mapping[str, float | None], traffic: Traffic, features: TrafficFeatures | None,
+              context: MonitorContext) -> dict[str, np.ndarray] | None:
+        """Feed ``traffic`` to a monitor with ``limits`` and stop at the first flag: None when an account was
+        flagged, else {statistic: [A]} (the same values as ``values``: no limit was passed)."""
+        monitor = self.monitor(limits, context)
+        names, accounts, times = traffic.names, traffic.account, traffic.time
+        seat = None if features is None else features.seat
+        prada = None if features is None else features.prada
+        for j in range(traffic.num_queries):
+            row = None if features is None else features.rows[j]
+            if self.online(monitor, names[accounts[j]], traffic.query(j), j,
+                           None if seat is None else seat[row], None if prada is None else prada[row],
+                           -1 if features is None or features.follow is None else int(features.follow[j]),
+                           0.0 if times is None else float(times[j])):
+                return None
+        return self.read(outcomes_of(monitor, traffic))
 
 
 SOURCES: dict[str, StatisticSource] = {}  # source name -> source
