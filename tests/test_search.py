@@ -39,7 +39,7 @@ CONTEXT = MonitorContext(seat=SeatOptions(handoff_tail=5, rate_window_s=3600.0))
 def test_splits_and_pacing_by_hand():
     traffic = hand_made({"streams": 4}).traffic  # 4 streams of 30
     assert split_traffic(traffic, "contiguous", 4).account.tolist()[::30] == [0, 1, 2, 3]
-    assert np.array_equal(split_traffic(traffic, "by-stream", 2).account, traffic.source // 2)
+    assert np.array_equal(split_traffic(traffic, "by-stream", 2).account, traffic.source % 2)  # streams dealt
     assert split_traffic(traffic, "round-robin", 3).account[:5].tolist() == [0, 1, 2, 0, 1]
     assert len(split_traffic(traffic, "by-stream", 10).names) == 4  # one account per stream at most
     with pytest.raises(ValueError, match="unknown split 'sideways'"):
@@ -197,3 +197,13 @@ def test_registered_generators_plug_into_the_search():
     assert len(collect.collected) == 2 and set(result.table["chains"]) == {1, 5}
     by_stream = result.table[(result.table.split == "by-stream") & (result.table.chains == 1)]
     assert by_stream["accounts_needed"].isna().all()  # one chain cannot be dealt over accounts
+
+
+def test_the_splits_largest_account_count_is_tried_even_off_the_grid():
+    from recsec_lib.seat.search import accounts_needed_for
+
+    sample = hand_made({"streams": 3})  # 3 streams of 40: by stream, 3 accounts at most
+    volume = calibration("volume", volume=40.0)
+    assert accounts_needed_for(sample, volume, "by-stream", 3600.0, CONTEXT, grid=(1, 2, 5)) == 3
+    assert accounts_needed_for(sample, calibration("volume", volume=39.0), "by-stream", 3600.0, CONTEXT,
+                               grid=(1, 2, 5)) is None

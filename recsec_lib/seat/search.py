@@ -16,8 +16,9 @@ source per stream or walk), with the features the detectors read.
 Splits (``SPLITS``) of one attacker's log over N accounts:
 
 * ``contiguous``  — N consecutive, equal chunks of the sending order;
-* ``by-stream``   — whole streams (sources) per account, in contiguous blocks
-  of streams (at most one account per stream);
+* ``by-stream``   — whole streams (sources) per account, dealt round-robin
+  (stream s to account s mod N; at most one account per stream), so the
+  attacker's one-item probes, each its own stream, spread over the accounts;
 * ``round-robin`` — query j goes to account j mod N.
 
 Pacing: each account sends its queries evenly over the window (``pace``):
@@ -26,7 +27,8 @@ window is the attacker's choice among ``horizons_h`` (24 hours to 30 days);
 only statistics that need a clock (the rate cap) depend on it.
 
 For each (parameters, split, window, detector) the accounts needed are the
-smallest N of ``evaluation.ACCOUNT_GRID`` (then bisected below) at which no
+smallest N of ``evaluation.ACCOUNT_GRID`` plus the split's largest possible N
+(then bisected below) at which no
 account is flagged (``evaluation.smallest_clean_split``; exact when more
 accounts never mean more flags, which holds for the per-account statistics up
 to chunk boundaries; the handoff statistic grows with N for a contiguous
@@ -106,7 +108,9 @@ def split_traffic(traffic: Traffic, split: str, n: int, prefix: str = "attack") 
     if split == "contiguous":
         return traffic.split_contiguous(n, prefix)
     if split == "by-stream":
-        return traffic.split_by_source(n, prefix)
+        count = min(n, len(traffic.sources))
+        return traffic.with_accounts(traffic.source % count, [f"{prefix}/{i}" for i in range(count)],
+                                     [prefix] * count)
     if split == "round-robin":
         count = min(n, traffic.num_queries)
         return traffic.with_accounts(np.arange(traffic.num_queries) % count, [f"{prefix}/{i}" for i in range(count)],
@@ -243,8 +247,9 @@ def accounts_needed_for(sample: AttackSample, calibration: Calibration, split: s
     detector = get_detector(calibration.detector)
     cache = cache or SplitCache(sample, context)
     limits = dict(calibration.limits)
-    return smallest_clean_split(lambda n: int(cache.any_flagged(detector, limits, split, n, horizon_s)),
-                                max_accounts(sample.traffic, split), grid)
+    most = max_accounts(sample.traffic, split)
+    grid = sorted(set(grid) | ({most} if most <= max(grid) else set()))  # the split's largest N is tried too
+    return smallest_clean_split(lambda n: int(cache.any_flagged(detector, limits, split, n, horizon_s)), most, grid)
 
 
 @dataclass(frozen=True, eq=False)
