@@ -150,3 +150,19 @@ def test_clopper_pearson_by_hand_and_sizes():
     table = rate_table(frame).set_index("kind")
     assert table.loc["all", "accounts"] == 4 and table.loc["all", "flagged"] == 1
     assert table.loc["a", "rate"] == 0.5 and table.loc["b", "high"] == pytest.approx(1 - 0.025 ** 0.5)
+
+
+def test_a_population_holds_every_form_and_the_real_users_at_their_own_times():
+    from recsec_lib.data.synthetic import make_synthetic_dataset
+    from recsec_lib.seat.populations import benign_population
+
+    dataset = make_synthetic_dataset(num_users=40, num_items=60, seed=0)
+    real = [timing.TimedHistory(u, np.array([1, 2, 3, 4]), np.array([0.0, 0.0, 40.0, 9000.0])) for u in (1, 2)]
+    population = benign_population(dataset, np.arange(10, 20), real, per_form=3, seed=0)
+    accounts = population.accounts()
+    assert set(accounts) == set(benign.EVERY_FORM) | {"ml100k", "ml100k-submit"}
+    assert accounts["ml100k"] == 2 and accounts["growing"] == 3 and population.users == 10
+    submit = np.array(population.traffic.kinds)[population.traffic.account] == "ml100k-submit"
+    assert submit.sum() == 2 * 3 and population.traffic.time is not None  # seconds 0, 40, 9000 per user
+    with pytest.raises(ValueError, match="unknown real-timing forms"):
+        benign_population(dataset, np.arange(10, 12), real, real_forms=("ml20m",))

@@ -262,9 +262,10 @@ class HandoffSource(StatisticSource):
 
     def replay(self, monitor, traffic, features):
         names, accounts, times, kinds = traffic.names, traffic.account, traffic.time, traffic.kinds
-        monitors = {kind: monitor if i == 0 else self.monitor({"handoffs": monitor.limit}, MonitorContext(
-            seat=SeatOptions(handoff_tail=monitor.tail, handoff_memory=monitor.memory)))
-            for i, kind in enumerate(dict.fromkeys(kinds))}
+        monitors = {kind: monitor if i == 0 else HandoffMonitor(limit=monitor.limit, tail=monitor.tail,
+                                                                memory=monitor.memory,
+                                                                window_seconds=monitor.window_seconds)
+                    for i, kind in enumerate(dict.fromkeys(kinds))}  # one service per kind of account
         for j in range(traffic.num_queries):
             a = int(accounts[j])
             monitors[kinds[a]].observe(names[a], traffic.query(j), None, j, 0.0 if times is None else float(times[j]))

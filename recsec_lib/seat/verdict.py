@@ -18,6 +18,9 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from recsec_lib.seat.detectors import get_detector
+from recsec_lib.seat.fpr import clopper_pearson
+
 
 def _needed(best: pd.DataFrame, detector: str) -> float | None:
     row = best[best.detector == detector]
@@ -80,8 +83,6 @@ def detection_headline(best: pd.DataFrame, fpr: pd.DataFrame, candidates: Sequen
         part = fpr[(fpr.detector == name) & fpr.kind.isin(list(real_forms))]
         if part.empty:
             continue
-        from recsec_lib.seat.fpr import clopper_pearson
-
         interval = clopper_pearson(int(part["flagged"].sum()), int(part["accounts"].sum()))
         key = get_key(name)
         out[f"benign_real_timing_false_positive_rate_{key}"] = interval.rate
@@ -101,8 +102,6 @@ def detection_headline(best: pd.DataFrame, fpr: pd.DataFrame, candidates: Sequen
 
 def get_key(name: str) -> str:
     """The headline key prefix of a registered detector."""
-    from recsec_lib.seat.detectors import get_detector
-
     return get_detector(name).key
 
 
