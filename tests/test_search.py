@@ -44,6 +44,8 @@ def test_splits_and_pacing_by_hand():
     assert len(split_traffic(traffic, "by-stream", 10).names) == 4  # one account per stream at most
     with pytest.raises(ValueError, match="unknown split 'sideways'"):
         split_traffic(traffic, "sideways", 2)
+    probed = attack_traffic([np.array([7]), np.array([8]), np.array([9]), np.arange(1, 10)], max_len=5, name="p")
+    assert split_traffic(probed, "contiguous", 3).account.tolist() == [0, 1, 2] + [0] * 3 + [1] * 3 + [2] * 3
     paced = pace(split_traffic(traffic, "contiguous", 2), 3600.0)  # 60 queries per account over one hour
     assert paced.time[:3].tolist() == [0.0, 60.0, 120.0] and paced.time[60] == 0.0
     with pytest.raises(ValueError, match="non-empty tuple"):

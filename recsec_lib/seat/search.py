@@ -15,7 +15,9 @@ source per stream or walk), with the features the detectors read.
 
 Splits (``SPLITS``) of one attacker's log over N accounts:
 
-* ``contiguous``  — N consecutive, equal chunks of the sending order;
+* ``contiguous``  — N consecutive, equal chunks of the sending order (a stream
+  of a single query — a one-item probe — may go to any account: those are
+  dealt round-robin, the rest is chunked);
 * ``by-stream``   — whole streams (sources) per account, dealt round-robin
   (stream s to account s mod N; at most one account per stream), so the
   attacker's one-item probes, each its own stream, spread over the accounts;
@@ -106,7 +108,15 @@ def split_traffic(traffic: Traffic, split: str, n: int, prefix: str = "attack") 
     if n < 1:
         raise ValueError(f"the number of accounts must be >= 1, got {n}")
     if split == "contiguous":
-        return traffic.split_contiguous(n, prefix)
+        single = np.bincount(traffic.source, minlength=len(traffic.sources))[traffic.source] == 1  # [Q]
+        if not single.any() or single.all():
+            return traffic.split_contiguous(n, prefix)
+        count = min(n, traffic.num_queries)
+        account = np.zeros(traffic.num_queries, dtype=np.int64)
+        rest = np.flatnonzero(~single)
+        account[rest] = (np.arange(len(rest)) * count) // len(rest)
+        account[single] = np.arange(int(single.sum())) % count
+        return traffic.with_accounts(account, [f"{prefix}/{i}" for i in range(count)], [prefix] * count)
     if split == "by-stream":
         count = min(n, len(traffic.sources))
         return traffic.with_accounts(traffic.source % count, [f"{prefix}/{i}" for i in range(count)],
