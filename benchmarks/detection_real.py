@@ -271,6 +271,12 @@ def part_search(args) -> None:
     def sample_of(label, setting, traffic):
         started = time.perf_counter()
         sample = attack_sample(traffic, encoder, dataset, target, box)
+        signals_of(label, setting, sample)
+        say(f"{label} {setting}: {traffic.num_queries:,} queries, {len(traffic.sources)} sources; features, follow "
+            f"and signals in {time.perf_counter() - started:.0f} s")
+        return sample
+
+    def signals_of(label, setting, sample):
         attack = sample.features.seat[sample.features.rows]
         row = {"attacker": label, "setting": ", ".join(f"{k}={v}" for k, v in setting.items())}
         benign_features, benign_account = held["benign_windows"]  # held-out benign accounts' queries
@@ -282,9 +288,6 @@ def part_search(args) -> None:
             sample.features.rows], attack)
         row["gated_share"] = float((scores > saved["suspicion"].threshold).mean())
         signal_rows.append(row)
-        say(f"{label} {setting}: {traffic.num_queries:,} queries, {len(traffic.sources)} sources; features, follow "
-            f"and signals in {time.perf_counter() - started:.0f} s")
-        return sample
 
     results = []
     for attacker in args.attackers.split(","):
@@ -307,10 +310,18 @@ def part_search(args) -> None:
                 return sample_of(attacker, state["setting"], traffic)
             collector = GeneratorCollector(attacker, box, args.budget, 200, seed=11, sample=make)
 
-            def collect(setting, collector=collector, state=state):
+            def collect(setting, collector=collector, state=state, attacker=attacker):
                 state["setting"] = setting
                 started = time.perf_counter()
-                sample = collector(setting)
+                key = collector.key(setting)
+                path = cache / f"sample_{attacker}_{args.budget}_{'_'.join(f'{k}{v}' for k, v in key)}.pkl"
+                if path.is_file():  # this tool's own cache of a collected sample (walks, features, follow)
+                    sample = pickle.load(open(path, "rb"))
+                    signals_of(attacker, setting, sample)
+                else:
+                    sample = collector(setting)
+                    with open(path, "wb") as handle:
+                        pickle.dump(sample, handle)
                 say(f"{attacker} {setting} ready in {time.perf_counter() - started:.0f} s")
                 return sample
         started = time.perf_counter()
