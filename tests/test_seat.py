@@ -16,7 +16,9 @@ from recsec_lib.attack.generators.base import steer_walks
 from recsec_lib.seat import benign
 from recsec_lib.seat.traffic import UserSplit, split_users
 from recsec_lib.seat.baselines import PradaMonitor, VolumeCapMonitor, shapiro_francia
-from recsec_lib.seat.calibration import Calibration, benign_statistics, calibrate, limit_for_fpr, make_monitor
+from recsec_lib.seat.calibration import Calibration, limit_for_fpr
+from recsec_lib.seat.detectors import calibrate
+from recsec_lib.seat.statistics import SOURCES, MonitorContext, benign_statistics
 from recsec_lib.seat.encoder import (EncoderConfig, EncoderTraining, SimilarityEncoder, adversarial_edit_step,
                                      adversarial_positives, apply_edit, encode_sequences, load_encoder,
                                      random_edits, save_encoder, train_encoder)
@@ -152,11 +154,11 @@ def test_limit_for_fpr_by_hand():
         limit_for_fpr([1.0], 1.5)
 
 
-def test_make_monitor_errors():
-    with pytest.raises(ValueError, match="unknown detector"):
-        make_monitor("magic", 1.0)
+def test_monitor_errors():
+    with pytest.raises(ValueError, match=r"unknown detector 'magic' \(known: seat-pairs, seat"):
+        calibrate("magic", None, 0.01)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="threshold"):
-        make_monitor("seat", 1.0, threshold=None, dim=2)
+        SOURCES["seat"].monitor({"pairs": 1.0}, MonitorContext(threshold=None, dim=2))
 
 
 def test_user_split_is_disjoint_and_checked():
@@ -316,7 +318,7 @@ def synthetic_setup():
 
 
 def test_calibration_never_sees_test_accounts(synthetic_setup, monkeypatch):
-    import recsec_lib.seat.replay as replay_module
+    import recsec_lib.seat.statistics as replay_module  # the sources replay through the name it imported
 
     seen: list[str] = []
     original = replay_module.replay
@@ -357,7 +359,7 @@ def test_accounts_sweep_and_volume_cap(synthetic_setup):
     s = synthetic_setup
     attack = tr.attack_traffic(s["walks"], max_len=50, name="ar")  # 60 walks x 15 queries = 900
     features = featurize(attack, s["encoder"], 80)
-    volume = Calibration("volume", limit=100.0, threshold=None, target_fpr=0.01, calibration_fpr=0.0,
+    volume = Calibration("volume", limits={"volume": 100.0}, threshold=None, target_fpr=0.01, calibration_fpr=0.0,
                          num_accounts=1, accounts=frozenset({"x"}))
     needed, table = accounts_sweep(volume, attack, features, grid=(1, 2, 5, 10, 20), refine=False)
     assert needed == 10  # 900 / 10 = 90 queries per account <= 100; 900 / 5 = 180 > 100
@@ -412,7 +414,7 @@ def test_real_benign_prefix_accounts_have_no_close_pairs(tmp_path):
     traffic = benign.benign_traffic([dataset.sequence(u) for u in users], users, ["growing", "refresh"],
                                 dataset.max_len, seed=0)
     features = featurize(traffic, encoder, dataset.num_items)
-    monitor = make_monitor("seat", None, threshold=2.0, dim=32)  # every pair would be "close"
+    monitor = SOURCES["seat"].monitor({}, MonitorContext(threshold=2.0, dim=32))  # every pair would be "close"
     outcomes = replay(monitor, traffic, features.seat, features.rows)
     assert len(outcomes) == 2 * len(users)
     assert all(o.score == 0 for o in outcomes)

@@ -44,8 +44,9 @@ from recsec_lib.attack.traffic import traffic_from_records
 from recsec_lib.seat.traffic import split_users
 from recsec_lib.attack.generators import GENERATORS
 from recsec_lib.seat.benign import ALL_FORMS, BenignShape, benign_traffic
-from recsec_lib.seat.calibration import (DETECTORS, PradaOptions, SeatOptions, benign_frame, benign_statistics,
-                                        calibrate)
+from recsec_lib.seat.calibration import PradaOptions, SeatOptions
+from recsec_lib.seat.detectors import DEFAULT_DETECTORS as DETECTORS, benign_frame, calibrate, get_detector
+from recsec_lib.seat.statistics import benign_statistics
 from recsec_lib.seat.encoder import EncoderConfig, EncoderTraining, load_encoder, save_encoder, train_encoder
 from recsec_lib.seat.evaluation import (evaluate, false_positive_table, measure_throughput, roc_auc, roc_curve,
                                         single_account_outcomes)
@@ -252,7 +253,7 @@ def _run(ctx: StudyContext, settings: Settings) -> dict:
         single_table.to_csv(out / "single_account.csv", index=False)
         roc_frames, aucs = [], {}
         for d in DETECTORS:
-            if d in ("rate", "caps"):
+            if not get_detector(d).judged_without_clock:
                 continue
             curve = roc_curve(benign.loc[benign.detector == d, "score"], single.loc[single.detector == d, "score"])
             aucs[d] = roc_auc(curve)
@@ -272,8 +273,9 @@ def _run(ctx: StudyContext, settings: Settings) -> dict:
         for file_name, logged in logs:
             features = prepared(logged)
             for d, c in calibrations.items():
-                if d in ("rate", "caps") or (d == "prada" and settings.prada_max_queries
-                                             and logged.num_queries > settings.prada_max_queries):
+                detector = get_detector(d)
+                if not detector.judged_without_clock or (detector.slow and settings.prada_max_queries
+                                                         and logged.num_queries > settings.prada_max_queries):
                     continue  # logs carry no clock for the rate cap; PRADA is slow
                 outcomes = evaluate(c, logged, features, seat_options, prada_options, n_items)
                 logged_rows.append({"log": file_name, "detector": d, "accounts": len(outcomes),
