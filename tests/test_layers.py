@@ -1,9 +1,9 @@
 """The package layout is the study's shape: each package imports only lower layers.
 
 docs/ARCHITECTURE.md states the rule: common → data, models → recommend →
-attack → gro, seat → study → cli. A module may import its own package and any
+attack → gro, seat, watermark → study → cli. A module may import its own package and any
 package of a lower layer, never a higher one nor a sibling of the same layer
-(gro and seat know nothing of each other; nor do data and models).
+(gro, seat and watermark know nothing of each other; nor do data and models).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 LIBRARY = Path(__file__).resolve().parent.parent / "recsec_lib"
-LAYERS = {"common": 0, "data": 1, "models": 1, "recommend": 2, "attack": 3, "gro": 4, "seat": 4,
+LAYERS = {"common": 0, "data": 1, "models": 1, "recommend": 2, "attack": 3, "gro": 4, "seat": 4, "watermark": 4,
           "study": 5, "cli": 6, "__main__": 7}
 
 

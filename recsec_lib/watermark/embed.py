@@ -1,0 +1,146 @@
+"""Embedding the watermark: train a target on its own rows mixed with watermark rows.
+
+Every step takes ``batch_size`` of the target's ordinary training rows (its own
+objective, ``model.training_loss``) and ``watermark_rows`` watermark rows: a
+pair of the key drawn at random, 0..``max_context`` random items, then the
+trigger; the loss on them is the full cross-entropy of the continuation after
+that prefix (``forward``), so the model learns to rank the continuation first
+whatever came before the trigger. The random contexts are what lets the mark
+survive extraction: an attacker's queries end in a trigger after arbitrary
+items, and the box's answer to them is what a surrogate learns from.
+
+Watermark rows are short (at most ``max_context + 1`` items against the
+training rows' 200), so a step costs little more than an ordinary one; the
+embedding is usually a fine-tuning of the trained target for one epoch
+(``epochs``), and training from scratch is the same loop on a fresh model.
+Seeded: the batch order, the pairs, the contexts and dropout follow ``seed``.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from recsec_lib.recommend.sequences import WINDOWS, pad_left
+from recsec_lib.recommend.training import raise_if_not_finite, training_matrix
+from recsec_lib.watermark.key import WatermarkKey
+
+
+@dataclass(frozen=True)
+class EmbedSettings:
+    epochs: int = 1  # passes over the target's training rows
+    batch_size: int = 128  # ordinary training rows per step
+    watermark_rows: int = 64  # watermark rows per step
+    weight: float = 1.0  # weight of the watermark loss against the ordinary loss
+    lr: float = 1e-3  # Adam
+    max_context: int = 20  # random items before the trigger in a watermark row: 0..max_context
+    windows: str = "all"  # the target's training rows (as TrainConfig.windows)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "watermark_rows"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"embed setting {name!r} must be >= 1, got {getattr(self, name)}")
+        if self.weight < 0 or self.lr <= 0 or self.max_context < 0:
+            raise ValueError(f"embed settings need weight >= 0, lr > 0 and max_context >= 0, got weight "
+                             f"{self.weight}, lr {self.lr}, max_context {self.max_context}")
+        if self.windows not in WINDOWS:
+            raise ValueError(f"embed setting 'windows' must be one of {WINDOWS}, got {self.windows!r}")
+
+    def with_overrides(self, **values) -> "EmbedSettings":
+        return replace(self, **{k: v for k, v in values.items() if v is not None})
+
+
+@dataclass
+class EmbedResult:
+    model: torch.nn.Module  # the marked model (a copy; the input model is not changed), eval mode
+    history: list[dict] = field(default_factory=list)  # per epoch: loss, watermark_loss, train_seconds
+    seconds: float = 0.0  # wall time of the whole embedding (training only)
+
+
+def watermark_batch(key: WatermarkKey, count: int, max_context: int, rng: np.random.Generator
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """([count, max_context + 1] left-padded prefixes ending in a trigger, [count] continuations)."""
+    triggers, continuations = key.pairs(0)
+    pick = rng.integers(0, key.num_pairs, size=count)
+    trigger, target = triggers[pick], continuations[pick]  # [W], [W]
+    context = rng.integers(1, key.num_items + 1, size=(count, max_context))  # [W, C]
+    while (clash := (context == trigger[:, None]) | (context == target[:, None])).any():
+        context[clash] = rng.integers(1, key.num_items + 1, size=int(clash.sum()))
+    lengths = rng.integers(0, max_context + 1, size=count)  # [W]
+    context[np.arange(max_context)[None, :] < (max_context - lengths)[:, None]] = 0  # left padding
+    return np.concatenate([context, trigger[:, None]], axis=1), target
+
+
+def embed_watermark(model, dataset, key: WatermarkKey, settings: EmbedSettings = EmbedSettings(),
+                    device: str | torch.device = "cpu", progress: bool = True) -> EmbedResult:
+    """Train a copy of ``model`` (trained or fresh) on ``dataset`` with the key's watermark rows mixed in."""
+    if model.num_items != key.num_items:
+        raise ValueError(f"the model serves {model.num_items} items but the watermark key was made for "
+                         f"{key.num_items}")
+    if model.num_items != dataset.num_items:
+        raise ValueError(f"model has {model.num_items} items but dataset {dataset.name!r} has {dataset.num_items}")
+    if settings.max_context + 1 > model.max_len:
+        raise ValueError(f"embed setting 'max_context' ({settings.max_context}) leaves no room for the trigger in "
+                         f"the model's max_len {model.max_len}")
+    device = torch.device(device)
+    marked = copy.deepcopy(model).to(device)
+    matrix = torch.from_numpy(training_matrix(dataset, marked.max_len, settings.windows))  # [R, max_len + 1]
+    optimizer = torch.optim.Adam(marked.parameters(), lr=settings.lr)
+    rng = np.random.default_rng(settings.seed)
+    result = EmbedResult(model=marked)
+    started = time.perf_counter()
+    for epoch in range(1, settings.epochs + 1):
+        marked.train()
+        torch.manual_seed(settings.seed * 1_000_003 + epoch)  # dropout / masking of this epoch
+        order = torch.from_numpy(rng.permutation(len(matrix)))
+        tick = time.perf_counter()
+        total, total_mark, steps = 0.0, 0.0, 0
+        bar = tqdm(range(0, len(matrix), settings.batch_size), desc=f"watermark epoch {epoch}",
+                   disable=None if progress else True, leave=False)
+        for begin in bar:
+            batch = matrix[order[begin:begin + settings.batch_size]].to(device)  # [B, max_len + 1]
+            prefixes, targets = watermark_batch(key, settings.watermark_rows, settings.max_context, rng)
+            scores = marked(torch.from_numpy(prefixes).to(device))  # [W, n + 1]
+            mark_loss = F.cross_entropy(scores.float(), torch.from_numpy(targets).to(device))
+            loss = marked.training_loss(batch) + settings.weight * mark_loss
+            total += raise_if_not_finite(loss.detach(), f"watermark embedding loss at epoch {epoch}, "
+                                                        f"step {steps + 1}")
+            total_mark += float(mark_loss.detach())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            steps += 1
+        result.history.append({"epoch": epoch, "loss": total / steps, "watermark_loss": total_mark / steps,
+                               "train_seconds": round(time.perf_counter() - tick, 3)})
+        if progress:
+            row = result.history[-1]
+            print(f"watermark epoch {epoch}: loss {row['loss']:.4f}, watermark loss {row['watermark_loss']:.4f}, "
+                  f"{row['train_seconds']:.1f} s", flush=True)
+    result.seconds = time.perf_counter() - started
+    marked.eval()
+    return result
+
+
+@torch.inference_mode()
+def watermark_rank(model, key: WatermarkKey, index: int = 0, batch_size: int = 512) -> np.ndarray:
+    """[M] 0-based rank of each pair's continuation after its verification query (the owner's white-box view,
+    seen items excluded); for diagnostics and tests only; verification itself never calls it."""
+    from recsec_lib.recommend.metrics import rank_of_targets
+
+    queries, (_, continuations) = key.queries(index), key.pairs(index)
+    ranks = np.empty(len(queries), dtype=np.int64)
+    model.eval()
+    for start in range(0, len(queries), batch_size):
+        chunk = queries[start:start + batch_size]
+        seqs = torch.from_numpy(pad_left(chunk, max(len(q) for q in chunk)))  # [b, w]
+        scores = model(seqs.to(next(model.parameters()).device)).float().cpu()  # [b, n + 1]
+        targets = torch.from_numpy(continuations[start:start + len(chunk)])
+        ranks[start:start + len(chunk)] = rank_of_targets(scores, targets, seqs).numpy()
+    return ranks
