@@ -18,7 +18,7 @@ from pathlib import Path
 # Modules under recsec_lib.cli, in the order their commands appear in --help.
 COMMAND_MODULES = (
     "data", "analyze", "train", "evaluate", "visualize", "interactive", "compare",
-    "attack", "defend", "seat", "study",
+    "attack", "defend", "seat", "watermark", "study",
 )
 
 
