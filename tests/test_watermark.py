@@ -17,7 +17,7 @@ from recsec_lib.models.registry import build_model
 from recsec_lib.recommend.checkpoints import save_checkpoint
 from recsec_lib.recommend.training import TrainConfig, train_model
 from recsec_lib.watermark.cost import per_user_ndcg, utility_retention
-from recsec_lib.watermark.embed import EmbedSettings, embed_watermark, watermark_batch, watermark_rank
+from recsec_lib.watermark.embed import EmbedSettings, embed_watermark, step_seconds, watermark_batch, watermark_rank
 from recsec_lib.watermark.key import (KeySettings, WatermarkKey, load_key, make_key, rare_items, save_key)
 from recsec_lib.watermark.knowing import drop_rare_items, fine_tune, observed_exposure
 from recsec_lib.watermark.statistics import (binomial_sf, clopper_pearson_upper, hypergeometric_sf,
@@ -206,6 +206,8 @@ def test_embedding_copies_the_model_and_records_its_cost(toy):
                                                       marked.model.state_dict().values()))
     kept = utility_retention(per_user_ndcg(marked.model, dataset), per_user_ndcg(model, dataset), replicates=200)
     assert 0 < kept.low <= kept.point <= kept.high
+    plain, mark = step_seconds(model, dataset, key, EmbedSettings(batch_size=32, windows="newest"), steps=2)
+    assert plain > 0 and mark > 0
 
 
 def test_watermark_rows_end_in_a_trigger_and_never_show_the_continuation():

@@ -106,16 +106,9 @@ def embed_watermark(model, dataset, key: WatermarkKey, settings: EmbedSettings =
                    disable=None if progress else True, leave=False)
         for begin in bar:
             batch = matrix[order[begin:begin + settings.batch_size]].to(device)  # [B, max_len + 1]
-            prefixes, targets = watermark_batch(key, settings.watermark_rows, settings.max_context, rng)
-            scores = marked(torch.from_numpy(prefixes).to(device))  # [W, n + 1]
-            mark_loss = F.cross_entropy(scores.float(), torch.from_numpy(targets).to(device))
-            loss = marked.training_loss(batch) + settings.weight * mark_loss
-            total += raise_if_not_finite(loss.detach(), f"watermark embedding loss at epoch {epoch}, "
-                                                        f"step {steps + 1}")
-            total_mark += float(mark_loss.detach())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            loss, mark_loss = _step(marked, optimizer, batch, key, settings, rng, device)
+            total += raise_if_not_finite(loss, f"watermark embedding loss at epoch {epoch}, step {steps + 1}")
+            total_mark += mark_loss
             steps += 1
         result.history.append({"epoch": epoch, "loss": total / steps, "watermark_loss": total_mark / steps,
                                "train_seconds": round(time.perf_counter() - tick, 3)})
@@ -126,6 +119,50 @@ def embed_watermark(model, dataset, key: WatermarkKey, settings: EmbedSettings =
     result.seconds = time.perf_counter() - started
     marked.eval()
     return result
+
+
+def _step(model, optimizer, batch: torch.Tensor, key: WatermarkKey | None, settings: EmbedSettings,
+          rng: np.random.Generator, device: torch.device) -> tuple[float, float]:
+    """One optimiser step on ``batch`` plus (unless ``key`` is None) a batch of watermark rows; (loss, mark loss)."""
+    loss = model.training_loss(batch)
+    mark_loss = torch.zeros(())
+    if key is not None:
+        prefixes, targets = watermark_batch(key, settings.watermark_rows, settings.max_context, rng)
+        scores = model(torch.from_numpy(prefixes).to(device))  # [W, n + 1]
+        mark_loss = F.cross_entropy(scores.float(), torch.from_numpy(targets).to(device))
+        loss = loss + settings.weight * mark_loss
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach()), float(mark_loss.detach())
+
+
+def step_seconds(model, dataset, key: WatermarkKey, settings: EmbedSettings = EmbedSettings(), steps: int = 8,
+                 device: str | torch.device = "cpu") -> tuple[float, float]:
+    """(seconds per ordinary training step, seconds per embedding step), timed in alternation on copies.
+
+    The embedding's cost against an undefended epoch is the ratio of the two
+    (times ``epochs``): timing them in alternation, on the same batches, keeps
+    a machine whose load changes from favouring one of them.
+    """
+    if steps < 1:
+        raise ValueError(f"parameter 'steps' must be >= 1, got {steps}")
+    device = torch.device(device)
+    matrix = torch.from_numpy(training_matrix(dataset, model.max_len, settings.windows))  # [R, max_len + 1]
+    order = torch.from_numpy(np.random.default_rng(settings.seed).permutation(len(matrix)))
+    copies = {mark: copy.deepcopy(model).to(device).train() for mark in (False, True)}
+    optimizers = {mark: torch.optim.Adam(m.parameters(), lr=settings.lr) for mark, m in copies.items()}
+    rng = np.random.default_rng(settings.seed)
+    spent = {False: 0.0, True: 0.0}
+    for step in range(steps + 1):  # step 0 warms both up, untimed
+        begin = (step * settings.batch_size) % max(1, len(matrix) - settings.batch_size)
+        batch = matrix[order[begin:begin + settings.batch_size]].to(device)
+        for mark in ((False, True) if step % 2 else (True, False)):
+            tick = time.perf_counter()
+            _step(copies[mark], optimizers[mark], batch, key if mark else None, settings, rng, device)
+            if step:
+                spent[mark] += time.perf_counter() - tick
+    return spent[False] / steps, spent[True] / steps
 
 
 @torch.inference_mode()
