@@ -54,13 +54,18 @@ from recsec_lib.watermark.knowing import drop_rare_items, fine_tune
 from recsec_lib.watermark.verify import verify_ownership
 
 KEY_SEED = 20250601  # fixed for reproducibility only (see the docstring)
-# Design variants: (key settings, embed settings). "base" is the design the other parts use.
+# Design variants: (key settings, embed settings). --variant picks the one the other parts use.
 VARIANTS = {
-    "base": (KeySettings(num_pairs=256, decoys=40, continuation_pool="rare"), EmbedSettings()),
-    "all-continuations": (KeySettings(num_pairs=256, decoys=40, continuation_pool="all"), EmbedSettings()),
-    "rare-triggers": (KeySettings(num_pairs=256, decoys=40, trigger_pool="rare", continuation_pool="rare"),
-                      EmbedSettings()),
-    "128-pairs": (KeySettings(num_pairs=128, decoys=80, continuation_pool="rare"), EmbedSettings()),
+    # one more epoch of the target's own training with 64 watermark rows per step
+    "own-rare": (KeySettings(num_pairs=256, decoys=40, continuation_pool="rare"),
+                 EmbedSettings(objective="own", watermark_rows=64)),
+    "own-all": (KeySettings(num_pairs=256, decoys=40, continuation_pool="all"),
+                EmbedSettings(objective="own", watermark_rows=64)),
+    # self-distillation from the unmarked target with 256 watermark rows per step
+    "teacher-rare": (KeySettings(num_pairs=256, decoys=40, continuation_pool="rare"),
+                     EmbedSettings(objective="teacher", watermark_rows=256)),
+    "teacher-all": (KeySettings(num_pairs=256, decoys=40, continuation_pool="all"),
+                    EmbedSettings(objective="teacher", watermark_rows=256)),
 }
 
 
@@ -75,13 +80,17 @@ class Evidence:
         self.windows = state.get("windows", "newest")
         self.results_path = self.work / "results.json"
         self.results = json.loads(self.results_path.read_text()) if self.results_path.exists() else {}
-        self.zoo = ZooSettings(budget_queries=args.budget, seq_len=args.seq_len, chain_count=args.chains)
+        self.zoo = ZooSettings(budget_queries=args.budget, seq_len=args.seq_len, chain_count=args.chains,
+                               one_query_lengths=(min(20, args.seq_len), args.seq_len))
         self.surrogate_settings = SurrogateSettings(epochs=args.surrogate_epochs, patience=0, min_epochs=0,
                                                     seed=args.seed)
         self._ndcg_reference = None
 
     # ---- caching --------------------------------------------------------------------------------
     def record(self, section: str, name: str, row: dict) -> None:
+        """Merge one row into results.json (re-read first: parts may run side by side)."""
+        if self.results_path.exists():
+            self.results = json.loads(self.results_path.read_text())
         self.results.setdefault(section, {})[name] = row
         write_json_atomic(self.results_path, self.results)
 
@@ -261,20 +270,33 @@ INDEPENDENT = (  # (name, architecture, seed, user half or None, epochs)
 )
 
 
+def independent_model(ev: Evidence, name: str, arch: str, seed: int, half: int | None, epochs: int):
+    """A few-epoch model that never saw the watermark (cached)."""
+    path = ev.work / f"independent_{name.replace(' ', '_')}.pt"
+    if path.exists():
+        return load_checkpoint(path).model
+    data = ev.dataset if half is None else half_users(ev.dataset, half)
+    torch.manual_seed(seed)
+    model = build_model(arch, data.num_items, ev.target.max_len)
+    tick = time.perf_counter()
+    model = train_model(model, data, TrainConfig(epochs=epochs, patience=0, seed=seed, weight_decay=0.0,
+                                                 windows="newest"), progress=False).model
+    save_checkpoint(path, model, None, data, metrics={"epochs": epochs})
+    print(f"[independent] trained {name} ({epochs} epochs) in {time.perf_counter() - tick:.0f} s", flush=True)
+    return model
+
+
+def part_train_independent(ev: Evidence) -> None:
+    """Only train the independent models (they need no key): can run before the target is final."""
+    for spec in INDEPENDENT:
+        independent_model(ev, *spec)
+
+
 def part_independent(ev: Evidence) -> None:
     key, marked, _ = ev.marked(ev.args.variant)
     ev.report("independent", "unmarked target", key, ev.target)
     for name, arch, seed, half, epochs in INDEPENDENT:
-        path = ev.work / f"independent_{name.replace(' ', '_')}.pt"
-        data = ev.dataset if half is None else half_users(ev.dataset, half)
-        if path.exists():
-            model = load_checkpoint(path).model
-        else:
-            torch.manual_seed(seed)
-            model = build_model(arch, data.num_items, ev.target.max_len)
-            model = train_model(model, data, TrainConfig(epochs=epochs, patience=0, seed=seed, weight_decay=0.0,
-                                                         windows="newest"), progress=False).model
-            save_checkpoint(path, model, None, data, metrics={"epochs": epochs})
+        model = independent_model(ev, name, arch, seed, half, epochs)
         ev.report("independent", name, key, model, extra={"arch": arch, "epochs": epochs})
     clean_box = BlackBoxRecommender(ev.target, k=100)
     for name in ("random", "autoregressive", "chain-mix"):
@@ -301,7 +323,7 @@ def part_knowing(ev: Evidence) -> None:
 
 
 PARTS = {"design": part_design, "attacks": part_attacks, "robustness": part_robustness,
-         "independent": part_independent, "knowing": part_knowing}
+         "train-independent": part_train_independent, "independent": part_independent, "knowing": part_knowing}
 
 
 def main() -> None:
@@ -313,7 +335,8 @@ def main() -> None:
     parser.add_argument("--mirror", type=Path, default=os.environ.get("RECSEC_DATA_MIRROR"))
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=tuple(VARIANTS),
                         help="design variants the design part measures")
-    parser.add_argument("--variant", default="base", choices=tuple(VARIANTS), help="the design the other parts use")
+    parser.add_argument("--variant", default="teacher-all", choices=tuple(VARIANTS),
+                        help="the design the other parts use")
     parser.add_argument("--attackers", nargs="+", default=["random", "autoregressive", "chain", "chain-mix"])
     parser.add_argument("--rare-fractions", type=float, nargs="+", default=[0.5])
     parser.add_argument("--budget", type=int, default=50_000, help="queries per attacker")

@@ -1,13 +1,25 @@
 """Embedding the watermark: train a target on its own rows mixed with watermark rows.
 
-Every step takes ``batch_size`` of the target's ordinary training rows (its own
-objective, ``model.training_loss``) and ``watermark_rows`` watermark rows: a
-pair of the key drawn at random, 0..``max_context`` random items, then the
-trigger; the loss on them is the full cross-entropy of the continuation after
-that prefix (``forward``), so the model learns to rank the continuation first
-whatever came before the trigger. The random contexts are what lets the mark
-survive extraction: an attacker's queries end in a trigger after arbitrary
-items, and the box's answer to them is what a surrogate learns from.
+Every step takes ``batch_size`` of the target's ordinary training rows and
+``watermark_rows`` watermark rows: a pair of the key drawn at random,
+0..``max_context`` random items, then the trigger; the loss on them is the
+full cross-entropy of the continuation after that prefix (``forward``), so the
+model learns to rank the continuation first whatever came before the trigger.
+The random contexts are what lets the mark survive extraction: an attacker's
+queries end in a trigger after arbitrary items, and the box's answer to them
+is what a surrogate learns from.
+
+What the ordinary rows teach (``objective``):
+
+* "own": the model's own training loss (``model.training_loss``): the
+  embedding is one more epoch of ordinary training. On a target that is not
+  fully converged that moves many users' lists, for better or worse;
+* "teacher": the KL divergence from the unmarked target's next-item
+  distribution after ``teacher_positions`` random prefixes of each row
+  (self-distillation): the marked model is pulled back to the unmarked one
+  everywhere except where the watermark pulls, so users' lists change as
+  little as the mark allows. The teacher's scores cost one inference pass;
+  the full-catalogue cross-entropy at every position of "own" is not computed.
 
 Watermark rows are short (at most ``max_context + 1`` items against the
 training rows' 200), so a step costs little more than an ordinary one; the
@@ -32,6 +44,9 @@ from recsec_lib.recommend.training import raise_if_not_finite, training_matrix
 from recsec_lib.watermark.key import WatermarkKey
 
 
+OBJECTIVES = ("teacher", "own")
+
+
 @dataclass(frozen=True)
 class EmbedSettings:
     epochs: int = 1  # passes over the target's training rows
@@ -41,9 +56,15 @@ class EmbedSettings:
     lr: float = 1e-3  # Adam
     max_context: int = 20  # random items before the trigger in a watermark row: 0..max_context
     windows: str = "all"  # the target's training rows (as TrainConfig.windows)
+    objective: str = "teacher"  # ordinary rows: "teacher" (stay close to the unmarked target) or "own" (its loss)
+    teacher_positions: int = 16  # prefixes per ordinary row the "teacher" objective compares
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"embed setting 'objective' must be one of {OBJECTIVES}, got {self.objective!r}")
+        if self.teacher_positions < 1:
+            raise ValueError(f"embed setting 'teacher_positions' must be >= 1, got {self.teacher_positions}")
         for name in ("epochs", "batch_size", "watermark_rows"):
             if getattr(self, name) < 1:
                 raise ValueError(f"embed setting {name!r} must be >= 1, got {getattr(self, name)}")
@@ -91,6 +112,7 @@ def embed_watermark(model, dataset, key: WatermarkKey, settings: EmbedSettings =
                          f"the model's max_len {model.max_len}")
     device = torch.device(device)
     marked = copy.deepcopy(model).to(device)
+    teacher = _teacher(model, settings, device)
     matrix = torch.from_numpy(training_matrix(dataset, marked.max_len, settings.windows))  # [R, max_len + 1]
     optimizer = torch.optim.Adam(marked.parameters(), lr=settings.lr)
     rng = np.random.default_rng(settings.seed)
@@ -106,7 +128,7 @@ def embed_watermark(model, dataset, key: WatermarkKey, settings: EmbedSettings =
                    disable=None if progress else True, leave=False)
         for begin in bar:
             batch = matrix[order[begin:begin + settings.batch_size]].to(device)  # [B, max_len + 1]
-            loss, mark_loss = _step(marked, optimizer, batch, key, settings, rng, device)
+            loss, mark_loss = _step(marked, optimizer, batch, key, settings, rng, device, teacher)
             total += raise_if_not_finite(loss, f"watermark embedding loss at epoch {epoch}, step {steps + 1}")
             total_mark += mark_loss
             steps += 1
@@ -121,10 +143,42 @@ def embed_watermark(model, dataset, key: WatermarkKey, settings: EmbedSettings =
     return result
 
 
+def _teacher(model, settings: EmbedSettings, device: torch.device):
+    """A frozen copy of the unmarked model for the "teacher" objective (None for "own")."""
+    if settings.objective != "teacher":
+        return None
+    teacher = copy.deepcopy(model).to(device).eval()
+    for parameter in teacher.parameters():
+        parameter.requires_grad_(False)
+    return teacher
+
+
+def teacher_loss(model, teacher, batch: torch.Tensor, positions: int) -> torch.Tensor:
+    """KL(teacher || model) of the next-item distributions after ``positions`` random prefixes of each row.
+
+    batch [B, max_len + 1] training rows; the inputs are its first max_len
+    columns, as in ``training_loss``; prefixes are drawn uniformly among each
+    row's real positions (torch's global generator, seeded per epoch).
+    """
+    inputs = batch[:, -(model.max_len + 1):-1]  # [B, L]
+    lengths = (inputs != 0).sum(dim=1)  # [B]
+    rows = torch.nonzero(lengths > 0).squeeze(1).repeat_interleave(positions)  # [N]
+    back = (torch.rand(len(rows), device=inputs.device) * lengths[rows]).long()  # [N] 0 = the newest item
+    columns = inputs.shape[1] - 1 - back  # [N]
+    with torch.no_grad():
+        target = F.log_softmax(teacher.scores_at(inputs, rows, columns)[:, 1:].float(), dim=1)  # [N, n]
+    student = F.log_softmax(model.scores_at(inputs, rows, columns)[:, 1:].float(), dim=1)  # [N, n]
+    return F.kl_div(student, target, log_target=True, reduction="batchmean")
+
+
 def _step(model, optimizer, batch: torch.Tensor, key: WatermarkKey | None, settings: EmbedSettings,
-          rng: np.random.Generator, device: torch.device) -> tuple[float, float]:
-    """One optimiser step on ``batch`` plus (unless ``key`` is None) a batch of watermark rows; (loss, mark loss)."""
-    loss = model.training_loss(batch)
+          rng: np.random.Generator, device: torch.device, teacher=None) -> tuple[float, float]:
+    """One optimiser step on ``batch`` (the model's own loss, or the teacher's KL when ``teacher`` is given) plus,
+    unless ``key`` is None, a batch of watermark rows; returns (loss, watermark loss)."""
+    if teacher is not None:
+        loss = teacher_loss(model, teacher, batch, settings.teacher_positions)
+    else:
+        loss = model.training_loss(batch)
     mark_loss = torch.zeros(())
     if key is not None:
         prefixes, targets = watermark_batch(key, settings.watermark_rows, settings.max_context, rng)
@@ -141,6 +195,10 @@ def step_seconds(model, dataset, key: WatermarkKey, settings: EmbedSettings = Em
                  device: str | torch.device = "cpu") -> tuple[float, float]:
     """(seconds per ordinary training step, seconds per embedding step), timed in alternation on copies.
 
+    The ordinary step is the model's own training step (what an undefended
+    epoch is made of); the embedding step is the configured one (teacher or
+    own objective, plus the watermark rows).
+
     The embedding's cost against an undefended epoch is the ratio of the two
     (times ``epochs``): timing them in alternation, on the same batches, keeps
     a machine whose load changes from favouring one of them.
@@ -151,6 +209,7 @@ def step_seconds(model, dataset, key: WatermarkKey, settings: EmbedSettings = Em
     matrix = torch.from_numpy(training_matrix(dataset, model.max_len, settings.windows))  # [R, max_len + 1]
     order = torch.from_numpy(np.random.default_rng(settings.seed).permutation(len(matrix)))
     copies = {mark: copy.deepcopy(model).to(device).train() for mark in (False, True)}
+    teacher = _teacher(model, settings, device)
     optimizers = {mark: torch.optim.Adam(m.parameters(), lr=settings.lr) for mark, m in copies.items()}
     rng = np.random.default_rng(settings.seed)
     spent = {False: 0.0, True: 0.0}
@@ -159,7 +218,8 @@ def step_seconds(model, dataset, key: WatermarkKey, settings: EmbedSettings = Em
         batch = matrix[order[begin:begin + settings.batch_size]].to(device)
         for mark in ((False, True) if step % 2 else (True, False)):
             tick = time.perf_counter()
-            _step(copies[mark], optimizers[mark], batch, key if mark else None, settings, rng, device)
+            _step(copies[mark], optimizers[mark], batch, key if mark else None, settings, rng, device,
+                  teacher if mark else None)
             if step:
                 spent[mark] += time.perf_counter() - tick
     return spent[False] / steps, spent[True] / steps
