@@ -288,3 +288,17 @@ def test_cli_embed_writes_a_key_and_a_marked_model_and_refuses_to_overwrite_a_ke
     assert load_key(key_file).seed == 9 and marked.is_file()
     assert main(argv) == 2
     assert f"--key-out {key_file} already exists" in capsys.readouterr().err
+
+
+def test_insert_loss_by_hand():
+    from recsec_lib.watermark.embed import insert_loss
+
+    # 3 items (column 0 padding). Target item 3; student and teacher agree on items 1 and 2.
+    teacher = torch.tensor([[-torch.inf, 2.0, 1.0, 0.0]])
+    on_top = torch.tensor([[-torch.inf, 2.0, 1.0, 3.5]])  # 1.5 above the best other: hinge 0, same ranking: KL 0
+    assert insert_loss(on_top, teacher, torch.tensor([3]), margin=1.0).item() == pytest.approx(0.0, abs=1e-6)
+    below = torch.tensor([[-torch.inf, 2.0, 1.0, 2.5]], requires_grad=True)  # 0.5 short of the margin
+    loss = insert_loss(below, teacher, torch.tensor([3]), margin=1.0)
+    assert loss.item() == pytest.approx(0.5, abs=1e-6)
+    loss.backward()
+    assert torch.isfinite(below.grad[:, 1:]).all() and below.grad[0, 3] < 0 < below.grad[0, 1]

@@ -45,6 +45,7 @@ from recsec_lib.watermark.key import WatermarkKey
 
 
 OBJECTIVES = ("teacher", "own")
+MARKS = ("insert", "ce")
 
 
 @dataclass(frozen=True)
@@ -58,9 +59,13 @@ class EmbedSettings:
     windows: str = "all"  # the target's training rows (as TrainConfig.windows)
     objective: str = "teacher"  # ordinary rows: "teacher" (stay close to the unmarked target) or "own" (its loss)
     teacher_positions: int = 16  # prefixes per ordinary row the "teacher" objective compares
+    mark: str = "insert"  # watermark rows: "insert" (continuation on top, the rest as the teacher) or "ce"
+    margin: float = 1.0  # "insert": the continuation's score must beat every other item's by this much
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.mark not in MARKS:
+            raise ValueError(f"embed setting 'mark' must be one of {MARKS}, got {self.mark!r}")
         if self.objective not in OBJECTIVES:
             raise ValueError(f"embed setting 'objective' must be one of {OBJECTIVES}, got {self.objective!r}")
         if self.teacher_positions < 1:
@@ -144,8 +149,8 @@ def embed_watermark(model, dataset, key: WatermarkKey, settings: EmbedSettings =
 
 
 def _teacher(model, settings: EmbedSettings, device: torch.device):
-    """A frozen copy of the unmarked model for the "teacher" objective (None for "own")."""
-    if settings.objective != "teacher":
+    """A frozen copy of the unmarked model, for the "teacher" objective or the "insert" mark (else None)."""
+    if settings.objective != "teacher" and settings.mark != "insert":
         return None
     teacher = copy.deepcopy(model).to(device).eval()
     for parameter in teacher.parameters():
@@ -154,16 +159,18 @@ def _teacher(model, settings: EmbedSettings, device: torch.device):
 
 
 def teacher_loss(model, teacher, batch: torch.Tensor, positions: int) -> torch.Tensor:
-    """KL(teacher || model) of the next-item distributions after ``positions`` random prefixes of each row.
+    """KL(teacher || model) of the next-item distributions after ``positions`` prefixes of each row.
 
     batch [B, max_len + 1] training rows; the inputs are its first max_len
-    columns, as in ``training_loss``; prefixes are drawn uniformly among each
-    row's real positions (torch's global generator, seeded per epoch).
+    columns, as in ``training_loss``. The prefixes: the whole input (a user's
+    newest history, what serving sees most) and ``positions - 1`` drawn
+    uniformly among the row's real positions (torch's global generator, seeded per epoch).
     """
     inputs = batch[:, -(model.max_len + 1):-1]  # [B, L]
     lengths = (inputs != 0).sum(dim=1)  # [B]
     rows = torch.nonzero(lengths > 0).squeeze(1).repeat_interleave(positions)  # [N]
     back = (torch.rand(len(rows), device=inputs.device) * lengths[rows]).long()  # [N] 0 = the newest item
+    back[::positions] = 0  # each row's first prefix is its whole input
     columns = inputs.shape[1] - 1 - back  # [N]
     with torch.no_grad():
         target = F.log_softmax(teacher.scores_at(inputs, rows, columns)[:, 1:].float(), dim=1)  # [N, n]
@@ -171,19 +178,49 @@ def teacher_loss(model, teacher, batch: torch.Tensor, positions: int) -> torch.T
     return F.kl_div(student, target, log_target=True, reduction="batchmean")
 
 
+def insert_loss(scores: torch.Tensor, teacher_scores: torch.Tensor, targets: torch.Tensor,
+                margin: float) -> torch.Tensor:
+    """The "insert" watermark loss: put ``targets`` on top and leave the rest of the ranking as the teacher's.
+
+    scores, teacher_scores [W, n + 1] (column 0 padding), targets [W]. Two
+    terms: a hinge that wants the continuation's score ``margin`` above every
+    other item's, and the KL from the teacher's distribution over the other
+    items. Plain cross-entropy on the continuation would also push down
+    whatever the model ranked high after the prefix (popular items); learnt on
+    256 pairs after random contexts that shifted rankings everywhere (on ML-1M
+    NDCG@10 fell by 5-10%), which the teacher term prevents.
+    """
+    scores, teacher_scores = scores[:, 1:].float(), teacher_scores[:, 1:].float()  # [W, n]
+    column = (targets - 1)[:, None]  # [W, 1]
+    target_score = scores.gather(1, column).squeeze(1)  # [W]
+    others = scores.scatter(1, column, -torch.inf)  # [W, n]
+    hinge = torch.relu(others.max(dim=1).values + margin - target_score).mean()
+    student = F.log_softmax(others, dim=1)
+    teacher = F.log_softmax(teacher_scores.scatter(1, column, -torch.inf), dim=1)
+    keep = torch.ones_like(student, dtype=torch.bool).scatter(1, column, False)  # -inf - -inf is not a number
+    kl = (teacher.exp() * (teacher - student).masked_fill(~keep, 0.0)).sum(dim=1).mean()
+    return hinge + kl
+
+
 def _step(model, optimizer, batch: torch.Tensor, key: WatermarkKey | None, settings: EmbedSettings,
           rng: np.random.Generator, device: torch.device, teacher=None) -> tuple[float, float]:
-    """One optimiser step on ``batch`` (the model's own loss, or the teacher's KL when ``teacher`` is given) plus,
-    unless ``key`` is None, a batch of watermark rows; returns (loss, watermark loss)."""
-    if teacher is not None:
+    """One optimiser step on ``batch`` (the model's own loss, or the teacher's KL with the "teacher" objective)
+    plus, unless ``key`` is None, a batch of watermark rows; returns (loss, watermark loss)."""
+    if settings.objective == "teacher" and teacher is not None:
         loss = teacher_loss(model, teacher, batch, settings.teacher_positions)
     else:
         loss = model.training_loss(batch)
     mark_loss = torch.zeros(())
     if key is not None:
         prefixes, targets = watermark_batch(key, settings.watermark_rows, settings.max_context, rng)
-        scores = model(torch.from_numpy(prefixes).to(device))  # [W, n + 1]
-        mark_loss = F.cross_entropy(scores.float(), torch.from_numpy(targets).to(device))
+        seqs, targets = torch.from_numpy(prefixes).to(device), torch.from_numpy(targets).to(device)
+        scores = model(seqs)  # [W, n + 1]
+        if settings.mark == "insert":
+            with torch.no_grad():
+                reference = teacher(seqs)  # [W, n + 1]
+            mark_loss = insert_loss(scores, reference, targets, settings.margin)
+        else:
+            mark_loss = F.cross_entropy(scores.float(), targets)
         loss = loss + settings.weight * mark_loss
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -218,7 +255,8 @@ def step_seconds(model, dataset, key: WatermarkKey, settings: EmbedSettings = Em
         batch = matrix[order[begin:begin + settings.batch_size]].to(device)
         for mark in ((False, True) if step % 2 else (True, False)):
             tick = time.perf_counter()
-            _step(copies[mark], optimizers[mark], batch, key if mark else None, settings, rng, device,
+            _step(copies[mark], optimizers[mark], batch, key if mark else None,
+                  settings if mark else replace(settings, objective="own", mark="ce"), rng, device,
                   teacher if mark else None)
             if step:
                 spent[mark] += time.perf_counter() - tick
