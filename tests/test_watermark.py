@@ -302,3 +302,31 @@ def test_insert_loss_by_hand():
     assert loss.item() == pytest.approx(0.5, abs=1e-6)
     loss.backward()
     assert torch.isfinite(below.grad[:, 1:]).all() and below.grad[0, 3] < 0 < below.grad[0, 1]
+
+
+class FixedScores(torch.nn.Module):
+    """A stand-in model whose scores after any prefix are ``scores`` [n + 1]."""
+
+    def __init__(self, scores, max_len: int = 3):
+        super().__init__()
+        self.scores, self.max_len = torch.tensor([scores]), max_len
+
+    def scores_at(self, inputs, rows, columns):
+        return self.scores.expand(len(rows), -1)
+
+
+def test_teacher_loss_guard_by_hand():
+    from recsec_lib.watermark.embed import teacher_loss
+
+    batch = torch.tensor([[0, 5, 6, 7]])  # one training row; its input is [0, 5, 6]
+    teacher = FixedScores([-torch.inf, 4.0, 3.0, 2.0, 1.0])  # the 2nd best score (the boundary) is 3
+    assert teacher_loss(teacher, teacher, batch, 1, torch.tensor([1, 4]), guard_rank=2).item() == pytest.approx(0)
+    # item 4 (teacher: 1.0, below the boundary) may rise to 3 - margin = 2; it rose to 2.5: hinge 0.5.
+    # item 1 (teacher: 4.0, above it) may gain up to the margin: 4.5 costs nothing.
+    student = FixedScores([-torch.inf, 4.5, 3.0, 2.0, 2.5])
+    kl = torch.nn.functional.kl_div(torch.log_softmax(student.scores[:, 1:], 1),
+                                    torch.log_softmax(teacher.scores[:, 1:], 1), log_target=True,
+                                    reduction="batchmean").item()
+    loss = teacher_loss(student, teacher, batch, 1, torch.tensor([1, 4]), guard_rank=2, margin=1.0)
+    assert loss.item() == pytest.approx(kl + 0.5, abs=1e-5)
+    assert teacher_loss(student, teacher, batch, 1).item() == pytest.approx(kl, abs=1e-5)  # no guard
