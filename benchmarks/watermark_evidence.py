@@ -42,11 +42,11 @@ from recsec_lib.attack.queries import AttackData
 from recsec_lib.attack.surrogate import SurrogateSettings, fit_surrogate
 from recsec_lib.common.files import write_json_atomic
 from recsec_lib.data.prepare import prepare_dataset
-from recsec_lib.gro.output_defenses import DefendedBox, OutputDefense
+from recsec_lib.defenses.output import DefendedBox, parse_output_defense
 from recsec_lib.models.registry import build_model
 from recsec_lib.recommend.checkpoints import load_checkpoint, save_checkpoint
 from recsec_lib.recommend.training import TrainConfig, time_training_epoch, train_model
-from recsec_lib.seat.attackers import ZooSettings, build_attack
+from recsec_lib.attack.generators import GENERATORS
 from recsec_lib.watermark.cost import per_user_ndcg, utility_retention
 from recsec_lib.watermark.embed import EmbedSettings, embed_watermark, step_seconds, watermark_rank
 from recsec_lib.watermark.key import KeySettings, load_key, make_key, save_key
@@ -80,8 +80,7 @@ class Evidence:
         self.windows = state.get("windows", "newest")
         self.results_path = self.work / "results.json"
         self.results = json.loads(self.results_path.read_text()) if self.results_path.exists() else {}
-        self.zoo = ZooSettings(budget_queries=args.budget, seq_len=args.seq_len, chain_count=args.chains,
-                               one_query_lengths=(min(20, args.seq_len), args.seq_len))
+        self.budget, self.seq_len, self.chains = args.budget, args.seq_len, args.chains
         self.surrogate_settings = SurrogateSettings(epochs=args.surrogate_epochs, patience=0, min_epochs=0,
                                                     seed=args.seed)
         self._ndcg_reference = None
@@ -127,7 +126,10 @@ class Evidence:
             with np.load(path) as saved:
                 return AttackData(saved["sequences"], saved["answers"], saved["generator"].item(),
                                   int(saved["num_items"]), int(saved["seed"]), saved["answered"])
-        data = build_attack(name, box, self.dataset.num_items, self.zoo, seed).training
+        fields = GENERATORS.get(name).__dataclass_fields__
+        parameters = {key: value for key, value in {"chains": self.chains, "min_length": min(20, self.seq_len)}.items()
+                      if key in fields}
+        data = GENERATORS.build(name, **parameters).collect(box, self.budget, self.seq_len, seed=seed).training
         np.savez_compressed(path, sequences=data.sequences, answers=data.answers, generator=np.array(data.generator),
                             num_items=np.array(data.num_items), seed=np.array(data.seed),
                             answered=data.answered if data.answered is not None
@@ -237,7 +239,7 @@ def part_robustness(ev: Evidence) -> None:
             ev.report("robustness", f"autoregressive surrogate fine-tuned {epoch} epoch(s) on benign-like sequences",
                       key, tuned, reference=marked)
     for spec in ("top:10", "tail-resample:10"):
-        defense = OutputDefense(*((spec.split(":")[0], int(spec.split(":")[1]))))
+        defense = parse_output_defense(spec)
         defended = DefendedBox(BlackBoxRecommender(marked, k=100), defense, seed=ev.args.seed)
         ev.report("robustness", f"marked box behind {spec}", key, defended)
         served = ev.attack("autoregressive", DefendedBox(BlackBoxRecommender(marked, k=100), defense,
