@@ -32,7 +32,7 @@ statistic gets the same share s, the largest for which the accounts flagged by
 so never looser than ``equal``).
 
 Adding a detector = one subclass of ``Detector`` decorated with
-``register_detector`` (a toy one is in ``tests/test_detectors.py``).
+``register_detector`` (a toy one is in ``tests/unit/test_detectors.py``).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-LIBRARY = Path(__file__).resolve().parent.parent / "recsec_lib"
+LIBRARY = Path(__file__).resolve().parents[2] / "recsec_lib"
 LAYERS = {"common": 0, "data": 1, "models": 1, "recommend": 2, "attack": 3, "defenses": 4, "gro": 4, "seat": 4, "watermark": 4,
           "arena": 5, "study": 6, "cli": 7, "__main__": 8}
 

@@ -398,28 +398,6 @@ def test_prefix_bag_features_match_the_windowed_ones():
     assert np.allclose(got, expected, atol=1e-5)
 
 
-@pytest.mark.realdata
-def test_real_benign_prefix_accounts_have_no_close_pairs(tmp_path):
-    """On ML-1M, single-history accounts (growing prefixes, refreshes) never count a pair."""
-    import os
-    from pathlib import Path
-
-    from recsec_lib.data.prepare import prepare_dataset
-
-    dataset = prepare_dataset("ml-1m", data_dir=tmp_path, mirror=Path(os.environ["RECSEC_DATA_MIRROR"]))
-    encoder, _ = train_encoder([dataset.sequence(u)[:-2] for u in range(500)],
-                               EncoderConfig(num_items=dataset.num_items, window=50, dim=32, hidden=64),
-                               EncoderTraining(steps=30, batch_size=64, seed=0), progress=False)
-    users = list(range(5900, 6040))
-    traffic = benign.benign_traffic([dataset.sequence(u) for u in users], users, ["growing", "refresh"],
-                                dataset.max_len, seed=0)
-    features = featurize(traffic, encoder, dataset.num_items)
-    monitor = SOURCES["seat"].monitor({}, MonitorContext(threshold=2.0, dim=32))  # every pair would be "close"
-    outcomes = replay(monitor, traffic, features.seat, features.rows)
-    assert len(outcomes) == 2 * len(users)
-    assert all(o.score == 0 for o in outcomes)
-
-
 def test_stage_reads_attack_logs_and_skips_other_files(tmp_path):
     from recsec_lib.attack.querylog import save_log
     from recsec_lib.seat.inputs import logged_attacks as _logged_attacks
