@@ -2,7 +2,7 @@
 # Run the test suite (set-up command 2 of the README).
 #
 #   ./run_tests.sh                 # everything; real-data tests use $RECSEC_DATA_MIRROR, else ../shared/data
-#   ./run_tests.sh -m "not notebook" tests/test_metrics.py   # any pytest arguments
+#   ./run_tests.sh -m "not notebook" tests/unit/test_metrics.py   # any pytest arguments
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 "$root/scripts/ensure_env.sh"

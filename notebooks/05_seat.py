@@ -51,7 +51,7 @@ threads: int = 1  # torch threads per cell, the same in every back-end
 # This stage's settings (run_all.sh -p NAME VALUE): None means the profile's value. Lists are text such as 10,20.
 fpr: Optional[float] = None  # target false-positive rate on benign accounts (all of a detectors statistics together)
 pair_quantile: Optional[float] = None  # SEAT threshold: this quantile of cross-user distances
-zoo: Optional[str] = None  # attackers the detectors face, by name, e.g. random,chain,one-query (seat.attackers.ZOO)
+zoo: Optional[str] = None  # attackers the detectors face, by name, e.g. random,chain,one-query (registered in attack.generators.GENERATORS)
 attack_sequences: Optional[int] = None  # walks of the every-prefix attackers (sets the budget)
 attack_seq_len: Optional[int] = None  # queries per walk
 encoder_steps: Optional[int] = None  # encoder training steps

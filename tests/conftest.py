@@ -116,3 +116,63 @@ def file_server(tmp_path) -> Iterator[FileServer]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_ray_left_behind() -> Iterator[None]:
+    """Stop any Ray a test module started, so its workers' late log lines cannot reach a later test's stderr.
+
+    The executor keeps its Ray connection for reuse within a process; a test
+    module that used it must not hand it (and its workers' output) on.
+    """
+    yield
+    from recsec_lib.common.executor import shutdown_ray
+
+    shutdown_ray()
+
+
+# ---- run folders with a small trained target, shared by a stage's unit tests and its notebook test ----
+@pytest.fixture()
+def attack_smoke_run(tmp_path):
+    """A run folder on the synthetic dataset with a (briefly trained) SASRec target in train/sasrec.pt."""
+    import torch
+
+    from recsec_lib.models.registry import build_model
+    from recsec_lib.recommend.checkpoints import save_checkpoint
+    from recsec_lib.recommend.sequences import pad_left
+    from recsec_lib.study.stages.context import StudyContext
+
+    ctx = StudyContext(run_dir=tmp_path / "run", dataset="synthetic", data_dir=tmp_path / "data", seed=0,
+                       device="cpu", profile="smoke")
+    dataset = ctx.load_dataset()
+    torch.manual_seed(0)
+    model = build_model("sasrec", num_items=dataset.num_items, max_len=20)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    seqs = torch.from_numpy(pad_left(dataset.train_sequences(), 21))
+    for _ in range(10):
+        loss = model.training_loss(seqs)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    save_checkpoint(ctx.run_dir / "train" / "sasrec.pt", model, "sasrec", dataset)
+    return ctx
+
+
+@pytest.fixture(scope="module")
+def gro_trained_run(tmp_path_factory):
+    """A run folder whose train stage left a small SASRec at train/sasrec.pt (synthetic data); (root, checkpoint)."""
+    import torch
+
+    from recsec_lib.data.prepare import prepare_dataset
+    from recsec_lib.gro.training import GROConfig, fresh_like, train_gro
+    from recsec_lib.models.registry import build_model
+    from recsec_lib.recommend.checkpoints import save_checkpoint
+
+    root = tmp_path_factory.mktemp("gro_run")
+    data = prepare_dataset("synthetic", data_dir=root / "data", mirror=None)
+    torch.manual_seed(0)
+    model = build_model("sasrec", data.num_items, 30, hidden=16)
+    train_gro(model, fresh_like(model), data.train_sequences(), GROConfig(method="none", epochs=4, batch_size=32),
+              progress=False)
+    path = save_checkpoint(root / "run" / "train" / "sasrec.pt", model, "sasrec", data)
+    return root, path

@@ -20,7 +20,7 @@ from recsec_lib.study.stages.context import check_device
 # Modules under recsec_lib.cli, in the order their commands appear in --help.
 COMMAND_MODULES = (
     "data", "analyze", "train", "evaluate", "visualize", "interactive", "compare",
-    "attack", "defend", "seat", "study",
+    "attack", "defend", "seat", "watermark", "study",
 )
 
 

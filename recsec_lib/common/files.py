@@ -95,3 +95,9 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write a text file (UTF-8) through a temporary name and ``os.replace``."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def write_csv_atomic(path: str | os.PathLike, frame, index: bool = False) -> None:
+    """Write a pandas DataFrame as CSV through a temporary name and ``os.replace`` (a reader never sees half a table)."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=index)

@@ -65,13 +65,20 @@ def item_projection(num_items: int, dim: int = 64, seed: int = 0) -> np.ndarray:
 
 
 def bag_of_items_features(windows: np.ndarray, num_items: int, dim: int = 64, seed: int = 0,
-                          batch_size: int = 2048) -> np.ndarray:
-    """[U, L] left-padded queries -> [U, dim] unit vectors: random projection of the item multiset."""
-    projection = item_projection(num_items, dim, seed)
-    out = np.zeros((len(windows), dim), dtype=np.float32)
-    for start in range(0, len(windows), batch_size):
-        out[start:start + batch_size] = projection[windows[start:start + batch_size]].sum(axis=1)  # [b, dim]
-    return _unit(out)
+                          projection: np.ndarray | None = None) -> np.ndarray:
+    """[U, L] left-padded queries -> [U, dim] unit vectors: random projection of the item multiset.
+
+    Summed with ``torch.nn.functional.embedding_bag`` (no [U, L, dim] temporary: this is what a deployed
+    PRADA computes per query). ``projection``: ``item_projection(num_items, dim, seed)``, if already built.
+    """
+    import torch
+
+    if projection is None:
+        projection = item_projection(num_items, dim, seed)
+    with torch.no_grad():
+        bags = torch.nn.functional.embedding_bag(torch.as_tensor(np.asarray(windows, dtype=np.int64)),
+                                                 torch.as_tensor(projection), mode="sum", padding_idx=0)
+    return _unit(bags.numpy())
 
 
 def bag_of_items_prefix_features(sources: Sequence[np.ndarray], keys: np.ndarray, max_len: int | np.ndarray,
@@ -191,8 +198,10 @@ def rate_cap_accounts_needed(total_queries: int, limit: float, window_seconds: f
 @dataclass
 class PradaState:
     growing: np.ndarray  # [max_growing, P] ring buffer of the growing set's features
-    distances: deque  # the last `max_distances` minimum distances
-    total: float = 0.0  # running sum of `distances` (for PRADA's mean - std rule)
+    distances: np.ndarray  # [max_distances] ring buffer of the last minimum distances (order does not matter)
+    count: int = 0  # distances held
+    oldest: int = 0  # position of the oldest distance once the buffer is full
+    total: float = 0.0  # running sum of the held distances (for PRADA's mean - std rule)
     total_sq: float = 0.0  # running sum of their squares
     size: int = 0  # features stored in `growing` (at most max_growing)
     added: int = 0  # features ever added (the ring buffer's write position)
@@ -226,14 +235,15 @@ class PradaMonitor:
         state = self.accounts.get(account)
         if state is None:
             state = PradaState(growing=np.zeros((self.max_growing, len(feature)), dtype=np.float32),
-                               distances=deque(maxlen=self.max_distances))
+                               distances=np.zeros(self.max_distances, dtype=np.float64))
             self.accounts[account] = state
         state.queries += 1
         if state.size == 0:
             self._add(state, feature)
             return state.flagged_at is not None
-        d_min = float(np.linalg.norm(state.growing[:state.size] - feature, axis=1).min())
-        n = len(state.distances)
+        gap = state.growing[:state.size] - feature  # [size, P]
+        d_min = float(np.sqrt(np.add.reduce(gap * gap, axis=1).min()))  # = min of the rows' L2 norms
+        n = state.count
         if n:
             mean = state.total / n
             std = max(state.total_sq / n - mean * mean, 0.0) ** 0.5
@@ -241,15 +251,19 @@ class PradaMonitor:
                 self._add(state, feature)
         else:
             self._add(state, feature)
-        if n == self.max_distances:  # the oldest distance leaves the window
-            dropped = state.distances[0]
+        if n == self.max_distances:  # the oldest distance leaves the window; the new one takes its place
+            dropped = float(state.distances[state.oldest])
             state.total -= dropped
             state.total_sq -= dropped * dropped
-        state.distances.append(d_min)
+            state.distances[state.oldest] = d_min
+            state.oldest = (state.oldest + 1) % self.max_distances
+        else:
+            state.distances[n] = d_min
+            state.count += 1
         state.total += d_min
         state.total_sq += d_min * d_min
-        if len(state.distances) >= self.min_queries and state.queries % self.test_every == 0:
-            state.score = max(state.score, 1.0 - shapiro_francia(state.distances))
+        if state.count >= self.min_queries and state.queries % self.test_every == 0:
+            state.score = max(state.score, 1.0 - shapiro_francia(state.distances[:state.count]))
             if self.limit is not None and state.flagged_at is None and state.score > self.limit:
                 state.flagged_at, state.flagged_index = state.queries, index
         return state.flagged_at is not None

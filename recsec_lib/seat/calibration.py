@@ -1,43 +1,32 @@
-"""Calibrating detectors on benign accounts, then freezing them.
+"""Calibrating detectors on benign accounts, then freezing them: the shared pieces.
 
-Every detector flags an account once a monotone per-account statistic passes a
-limit. A limit is set on *calibration* accounts only, for a target
-false-positive rate: the smallest limit that at most that share of the
-calibration accounts exceed. SEAT's distance threshold is set first, also from
-calibration traffic only: the ``pair_quantile`` quantile of distances between
-queries of *different* real users.
+Every detector flags an account once one of its monotone per-account
+statistics passes a limit. A limit is set on *calibration* accounts only, for
+a target false-positive rate: the smallest limit that at most that share of
+the calibration accounts exceed (``limit_for_fpr``). SEAT's distance threshold
+is set first, also from calibration traffic only: the ``pair_quantile``
+quantile of distances between queries of *different* real users
+(``cross_user_threshold``).
 
-Detectors (``DETECTORS``):
-
-* ``seat-pairs`` — SEAT's own statistic only (close session pairs), at ``fpr``;
-* ``seat``       — SEAT with the in-session statistics: close pairs, sessions
-  opened and the follow CUSUM, each at ``fpr / 3`` (so at most ``fpr`` of the
-  calibration accounts are flagged by any of them);
-* ``seat+cap``   — what would be deployed: the three SEAT statistics, the
-  lifetime volume cap and the rate cap, each at ``fpr / 5``;
-* ``caps``       — the lifetime and rate caps without SEAT, each at ``fpr / 2``
-  (what SEAT's own contribution to ``seat+cap`` is measured against);
-* ``volume``     — the lifetime cap alone, at ``fpr`` (the baseline);
-* ``rate``       — the rate cap alone (queries within ``rate_window_s``), at ``fpr``;
-* ``prada``      — PRADA, at ``fpr``.
-
-The result is a frozen ``Calibration`` that remembers which accounts it was
-fit on; evaluating it on traffic that contains any of them raises.
+Which statistics a detector compares and how it shares its false-positive
+budget between them is the detector's own business: see
+``recsec_lib.seat.detectors`` (the registry; ``calibrate`` is there). The
+result is a frozen ``Calibration`` that remembers which accounts it was fit
+on; evaluating it on traffic that contains any of them raises.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
 
-from recsec_lib.seat.baselines import PradaMonitor, RateCapMonitor, VolumeCapMonitor
-from recsec_lib.seat.monitor import SeatMonitor
-
-DETECTORS = ("seat-pairs", "seat", "seat+cap", "caps", "volume", "rate", "prada")
-SEAT_DETECTORS = ("seat-pairs", "seat", "seat+cap")  # the ones replayed through a SeatMonitor
+# Calibration.summary() names the limit of these statistics with their first-version keys.
+_NAMED_LIMITS = {"sessions": "session_limit", "follow": "follow_limit", "volume": "volume_limit",
+                 "rate": "rate_limit"}
 
 
 @dataclass(frozen=True)
@@ -52,12 +41,17 @@ class SeatOptions:
     pair_quantile: float = 0.01  # threshold = this quantile of distances between different users' queries
     num_pairs: int = 200_000  # random cross-user pairs used to estimate that quantile
     rate_window_s: float = 3600.0  # the rate cap counts queries within this many seconds
+    handoff_tail: int = 20  # the cross-account handoff signal matches queries on their newest this many items
+    handoff_memory: int = 1_000_000  # query tails the service remembers for it (least recently seen forgotten)
 
     def __post_init__(self) -> None:
         if not 0 < self.pair_quantile < 1:
             raise ValueError(f"SeatOptions.pair_quantile must be in (0, 1), got {self.pair_quantile}")
         if not 0 < self.follow_drift < 1:
             raise ValueError(f"SeatOptions.follow_drift must be in (0, 1), got {self.follow_drift}")
+        if self.handoff_tail < 1 or self.handoff_memory < 1:
+            raise ValueError(f"SeatOptions.handoff_tail and handoff_memory must be >= 1, got "
+                             f"{self.handoff_tail} and {self.handoff_memory}")
 
 
 @dataclass(frozen=True)
@@ -70,21 +64,40 @@ class PradaOptions:
     max_distances: int = 512
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Calibration:
-    """A detector's frozen setting. Build it with ``calibrate``; never edit it afterwards."""
+    """A detector's frozen setting. Build it with ``detectors.calibrate``; never edit it afterwards.
 
-    detector: str  # one of DETECTORS
-    limit: float | None  # the main statistic's limit (seat*: close pairs; volume: queries; rate: queries per window)
-    threshold: float | None  # SEAT's distance threshold (None for the others)
+    ``limits`` maps each statistic the detector compares (``Detector.statistics``,
+    the first is its main one) to its limit; None never flags on that statistic.
+    """
+
+    detector: str  # a registered detector name (recsec_lib.seat.detectors)
+    limits: Mapping[str, float | None]  # statistic -> limit
+    threshold: float | None  # SEAT's distance threshold (None for detectors without a SEAT statistic)
     target_fpr: float  # the false-positive rate asked for
     calibration_fpr: float  # fraction of calibration accounts flagged with these limits
     num_accounts: int  # calibration accounts
-    accounts: frozenset[str]  # their names: test traffic must contain none of them
-    session_limit: float | None = None  # seat, seat+cap: sessions opened
-    follow_limit: float | None = None  # seat, seat+cap: follow CUSUM
-    volume_limit: float | None = None  # seat+cap, caps: lifetime queries
-    rate_limit: float | None = None  # seat+cap, caps: queries per rate window
+    accounts: frozenset[str] = field(default_factory=frozenset)  # their names: test traffic must contain none
+
+    def __post_init__(self) -> None:
+        if not self.limits:
+            raise ValueError(f"a calibration of {self.detector!r} needs at least one statistic's limit")
+        object.__setattr__(self, "limits", MappingProxyType(dict(self.limits)))
+
+    def __reduce__(self):  # pickle / copy: the read-only view of the limits is rebuilt from a plain dict
+        return (type(self), (self.detector, dict(self.limits), self.threshold, self.target_fpr,
+                             self.calibration_fpr, self.num_accounts, self.accounts))
+
+    @property
+    def main(self) -> str:
+        """The detector's main statistic (the first of ``limits``)."""
+        return next(iter(self.limits))
+
+    @property
+    def limit(self) -> float | None:
+        """The main statistic's limit."""
+        return self.limits[self.main]
 
     def check_unseen(self, names: Sequence[str]) -> None:
         """Raise if any of ``names`` was a calibration account."""
@@ -95,53 +108,17 @@ class Calibration:
                              f"detector (e.g. {example!r}); calibration and test accounts must be disjoint")
 
     def summary(self) -> dict:
-        """JSON-ready view (without the account list)."""
-        values = asdict(self)
-        values.pop("accounts")
-        return values
-
-
-def _floor(limit: float | None) -> int | None:
-    return None if limit is None else int(math.floor(limit))
-
-
-def make_monitor(detector: str, limit: float | None, threshold: float | None = None, dim: int = 0,
-                 seat: SeatOptions = SeatOptions(), prada: PradaOptions = PradaOptions(), num_items: int = 4096,
-                 session_limit: float | None = None, follow_limit: float | None = None):
-    """A fresh online monitor of the named detector (limits None: never flags, for calibration).
-
-    For ``seat+cap`` this is its SEAT part; the caps are separate monitors (``component_monitors``).
-    """
-    if detector in SEAT_DETECTORS:
-        if threshold is None or dim <= 0:
-            raise ValueError("the seat detectors need a distance threshold and the encoding size dim")
-        return SeatMonitor(threshold=threshold, limit=_floor(limit), dim=dim, num_items=num_items,
-                           session_limit=_floor(session_limit), follow_limit=follow_limit,
-                           follow_drift=seat.follow_drift, max_sessions=seat.max_sessions,
-                           max_removed=seat.max_removed, max_added=seat.max_added, min_overlap=seat.min_overlap)
-    if detector == "volume":
-        return VolumeCapMonitor(limit=limit)
-    if detector == "rate":
-        return RateCapMonitor(limit=limit, window_seconds=seat.rate_window_s)
-    if detector == "prada":
-        return PradaMonitor(limit=limit, min_queries=prada.min_queries, test_every=prada.test_every,
-                            max_growing=prada.max_growing, max_distances=prada.max_distances)
-    raise ValueError(f"unknown detector {detector!r}; expected one of {DETECTORS}")
-
-
-def component_monitors(calibration: Calibration, dim: int, num_items: int, seat: SeatOptions = SeatOptions(),
-                       prada: PradaOptions = PradaOptions()) -> list:
-    """The monitors a calibrated detector runs (seat+cap: its SEAT part, the volume cap and the rate cap)."""
-    c = calibration
-    if c.detector == "caps":
-        return [VolumeCapMonitor(limit=c.volume_limit),
-                RateCapMonitor(limit=c.rate_limit, window_seconds=seat.rate_window_s)]
-    monitors = [make_monitor(c.detector, c.limit, c.threshold, dim, seat, prada, num_items, c.session_limit,
-                             c.follow_limit)]
-    if c.detector == "seat+cap":
-        monitors += [VolumeCapMonitor(limit=c.volume_limit),
-                     RateCapMonitor(limit=c.rate_limit, window_seconds=seat.rate_window_s)]
-    return monitors
+        """JSON-ready view (without the account list). A detector of several statistics also has each other
+        statistic's limit under its first-version key (``session_limit``, ``follow_limit``, ``volume_limit``,
+        ``rate_limit``), None where it has none; ``limits`` has them all."""
+        out = {"detector": self.detector, "limit": self.limit, "threshold": self.threshold,
+               "target_fpr": self.target_fpr, "calibration_fpr": self.calibration_fpr,
+               "num_accounts": self.num_accounts}
+        several = len(self.limits) > 1
+        for statistic, key in _NAMED_LIMITS.items():
+            out[key] = self.limits.get(statistic) if several else None
+        out["limits"] = dict(self.limits)
+        return out
 
 
 def limit_for_fpr(scores: Sequence[float], fpr: float) -> tuple[float, float]:
@@ -175,105 +152,3 @@ def cross_user_threshold(features: np.ndarray, keys: np.ndarray, quantile: float
     keep = keys[a, 0] != keys[b, 0]
     distances = np.linalg.norm(features[a[keep]] - features[b[keep]], axis=1)
     return float(np.quantile(distances, quantile))
-
-
-@dataclass(frozen=True)
-class BenignStatistics:
-    """Every detector's per-account statistics on one benign traffic (limits off), computed once."""
-
-    names: tuple[str, ...]
-    threshold: float
-    pairs: np.ndarray  # [A] close session pairs
-    sessions: np.ndarray  # [A] sessions opened
-    follow: np.ndarray  # [A] largest follow CUSUM
-    volume: np.ndarray  # [A] queries
-    rate: np.ndarray  # [A] most queries in one rate window
-    prada: np.ndarray | None  # [A] PRADA's 1 - W' (None: not computed)
-    kinds: tuple[str, ...] = ()  # [A] benign form of each account
-
-
-def benign_statistics(traffic, features, seat: SeatOptions = SeatOptions(), prada: PradaOptions = PradaOptions(),
-                      num_items: int = 4096, seed: int = 0, with_prada: bool = True,
-                      threshold: float | None = None) -> BenignStatistics:
-    """Replay benign ``traffic`` once through each monitor with no limit (``features``: its TrafficFeatures).
-
-    ``threshold`` None sets SEAT's distance threshold from this traffic's
-    cross-user distances (calibration); test traffic passes the calibrated one.
-    """
-    from recsec_lib.seat.replay import replay  # replay imports the monitors; keep this module light
-
-    if threshold is None:
-        threshold = cross_user_threshold(features.seat, features.keys, seat.pair_quantile, seat.num_pairs, seed)
-    monitor = make_monitor("seat", None, threshold, features.seat.shape[1], seat, prada, num_items)
-    seat_out = replay(monitor, traffic, features.seat, features.rows, features.follow)
-    rate_out = replay(make_monitor("rate", None, seat=seat), traffic, None, None)
-    prada_scores = None
-    if with_prada:
-        prada_scores = np.array([o.score for o in replay(make_monitor("prada", None, prada=prada), traffic,
-                                                         features.prada, features.rows)])
-    return BenignStatistics(tuple(traffic.names), threshold, np.array([o.score for o in seat_out]),
-                            np.array([o.sessions for o in seat_out]), np.array([o.follow for o in seat_out]),
-                            np.array([o.queries for o in seat_out], dtype=np.float64),
-                            np.array([o.score for o in rate_out]), prada_scores, tuple(traffic.kinds))
-
-
-PARTS = {"seat-pairs": ("pairs",), "seat": ("pairs", "sessions", "follow"),
-         "seat+cap": ("pairs", "sessions", "follow", "volume", "rate"), "caps": ("volume", "rate"),
-         "volume": ("volume",), "rate": ("rate",), "prada": ("prada",)}  # the statistics each detector compares
-
-
-def limits_of(calibration: Calibration) -> dict[str, float | None]:
-    """{statistic: limit} of a calibrated detector."""
-    c = calibration
-    named = {"pairs": c.limit, "sessions": c.session_limit, "follow": c.follow_limit,
-             "volume": c.volume_limit if c.detector in ("seat+cap", "caps") else c.limit,
-             "rate": c.rate_limit if c.detector in ("seat+cap", "caps") else c.limit, "prada": c.limit}
-    return {part: named[part] for part in PARTS[c.detector]}
-
-
-def flagged_by_statistics(calibration: Calibration, stats: BenignStatistics) -> np.ndarray:
-    """[A] bool: accounts the calibrated detector flags. Every statistic only grows with more queries, so an
-    account is flagged exactly when a final statistic passes its limit; one replay serves every detector."""
-    calibration.check_unseen(stats.names)
-    flagged = np.zeros(len(stats.names), dtype=bool)
-    for part, limit in limits_of(calibration).items():
-        values = getattr(stats, part)
-        if values is None:
-            raise ValueError(f"the benign statistics lack {part!r} (computed with with_prada=False?)")
-        if limit is not None:
-            flagged |= values > limit
-    return flagged
-
-
-def benign_frame(calibration: Calibration, stats: BenignStatistics):
-    """One row per benign account: name, kind, detector, score (the detector's main statistic), flagged."""
-    import pandas as pd
-
-    main = getattr(stats, PARTS[calibration.detector][0])
-    return pd.DataFrame({"name": stats.names, "kind": stats.kinds, "detector": calibration.detector,
-                         "score": main, "flagged": flagged_by_statistics(calibration, stats)})
-
-
-def calibrate(detector: str, stats: BenignStatistics, target_fpr: float) -> Calibration:
-    """Fit one detector on the benign calibration statistics and freeze it.
-
-    Only calibration traffic is read: the test accounts do not exist yet when this runs in the stage.
-    """
-    if detector not in DETECTORS:
-        raise ValueError(f"unknown detector {detector!r}; expected one of {DETECTORS}")
-    parts = PARTS[detector]
-    if detector == "prada" and stats.prada is None:
-        raise ValueError("the benign statistics were computed without PRADA (with_prada=False)")
-    share = target_fpr / len(parts)
-    limits = {part: limit_for_fpr(getattr(stats, part), share)[0] for part in parts}
-    flagged = np.zeros(len(stats.names), dtype=bool)
-    for part, limit in limits.items():
-        flagged |= getattr(stats, part) > limit
-    main = {"seat-pairs": "pairs", "seat": "pairs", "seat+cap": "pairs", "caps": "volume"}.get(detector, parts[0])
-    return Calibration(detector=detector, limit=limits[main],
-                       threshold=stats.threshold if detector in SEAT_DETECTORS else None,
-                       target_fpr=target_fpr, calibration_fpr=float(flagged.mean()), num_accounts=len(stats.names),
-                       accounts=frozenset(stats.names), session_limit=limits.get("sessions"),
-                       follow_limit=limits.get("follow"),
-                       volume_limit=limits.get("volume") if detector in ("seat+cap", "caps") else None,
-                       rate_limit=limits.get("rate") if detector in ("seat+cap", "caps") else None)

@@ -12,11 +12,11 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from recsec_lib.seat.baselines import PradaMonitor, RateCapMonitor
-from recsec_lib.seat.calibration import Calibration, PradaOptions, SeatOptions, component_monitors, make_monitor
-from recsec_lib.seat.monitor import SeatMonitor
-from recsec_lib.seat.replay import AccountOutcome, TrafficFeatures, replay
 from recsec_lib.attack.traffic import Traffic
+from recsec_lib.seat.calibration import Calibration, PradaOptions, SeatOptions
+from recsec_lib.seat.detectors import get_detector
+from recsec_lib.seat.replay import AccountOutcome, TrafficFeatures
+from recsec_lib.seat.statistics import MonitorContext
 
 ACCOUNT_GRID = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000)
 
@@ -26,27 +26,28 @@ def evaluate(calibration: Calibration, traffic: Traffic, features: TrafficFeatur
              num_items: int = 4096) -> list[AccountOutcome]:
     """Replay ``traffic`` through fresh monitors with the calibrated setting; one outcome per account.
 
-    ``seat+cap`` runs its SEAT part, the volume cap and (when the traffic has
-    query times) the rate cap; an account's flag is the earliest of theirs.
-    Attack traffic carries no times: the stage accounts for the rate cap in
-    closed form (``baselines.rate_cap_accounts_needed``).
+    A detector of several sources (``seat+cap``: its SEAT part, the volume cap
+    and, when the traffic has query times, the rate cap) runs one monitor per
+    source; an account's flag is the earliest of theirs. Attack traffic carries
+    no times: the zoo accounts for the rate cap in closed form
+    (``baselines.rate_cap_accounts_needed``).
     """
     calibration.check_unseen(traffic.names)
-    dim = features.seat.shape[1]
+    detector = get_detector(calibration.detector)
+    context = MonitorContext(calibration.threshold, features.seat.shape[1], num_items, seat, prada)
     results = []
-    for monitor in component_monitors(calibration, dim, num_items, seat, prada):
-        if isinstance(monitor, RateCapMonitor) and traffic.time is None:
+    for source, monitor in detector.monitors(calibration, context):
+        if source.needs_time and traffic.time is None:
             continue
-        vectors = features.seat if isinstance(monitor, SeatMonitor) else (
-            features.prada if isinstance(monitor, PradaMonitor) else None)
-        results.append(replay(monitor, traffic, vectors, features.rows, features.follow))
+        results.append((source, source.replay(monitor, traffic, features)))
     if not results:
         raise ValueError(f"the {calibration.detector} detector needs query times and this traffic has none")
-    merged = results[0]
-    for other in results[1:]:
+    merged = results[0][1]
+    for source, other in results[1:]:  # a later source's flag names it (flag_label) unless its monitor says more
+        label = source.flag_label or source.name
         merged = [first if second.flagged_at is None or (first.flagged_at is not None
                                                          and first.flagged_at <= second.flagged_at)
-                  else replace(first, flagged_at=second.flagged_at, flagged_by=second.flagged_by or "cap")
+                  else replace(first, flagged_at=second.flagged_at, flagged_by=second.flagged_by or label)
                   for first, second in zip(merged, other)]
     return merged
 
@@ -148,10 +149,11 @@ def single_account_outcomes(attacks: dict, calibrations: dict, budgets: Sequence
                                               [f"{generator}/b{budget}/{i}" for i in range(runs_count)],
                                               [f"{generator}/b{budget}"] * runs_count)
             for d, c in calibrations.items():
-                if d in ("rate", "caps"):  # attack traffic has no clock: the rate cap is judged in closed form
+                detector = get_detector(d)
+                if not detector.judged_without_clock:  # attack traffic has no clock: judged in closed form
                     continue
                 part = runs_traffic
-                if d == "prada" and prada_max_queries:  # PRADA is the slow one: fewer runs
+                if detector.slow and prada_max_queries:  # PRADA is the slow one: fewer runs
                     keep = max(1, prada_max_queries // max(1, head.num_queries // runs_count))
                     part = runs_traffic.head(int(np.searchsorted(head.source, keep * budget)))
                 frame = outcomes_frame(evaluate(c, part, features.head(part.num_queries), seat_options,
@@ -182,35 +184,54 @@ def roc_auc(curve: pd.DataFrame) -> float:
 
 def measure_throughput(encoder, calibration: Calibration, traffic: Traffic, max_queries: int = 20_000,
                        batch_size: int = 1024, seat: SeatOptions = SeatOptions(), device="cpu",
-                       follow: np.ndarray | None = None) -> dict[str, float]:
-    """Queries per second through encoder + SEAT monitor, as deployed: every query encoded (no
-    de-duplication), in batches of ``batch_size``, then fed to the monitor one by one (``follow``:
-    [Q] per-query follow values, as a deployed service would know them from its own answers)."""
+                       follow: np.ndarray | None = None, prada: PradaOptions = PradaOptions()) -> dict[str, float]:
+    """Queries per second through a calibrated detector, as deployed: every query's features computed (no
+    de-duplication) in batches of ``batch_size`` — the SEAT encoding when the detector reads a SEAT
+    statistic, PRADA's bag-of-items vector when it reads PRADA's — then each query fed to each of the
+    detector's monitors one by one (``follow``: [Q] per-query follow values, as a deployed service would know
+    them from its own answers; query times from ``traffic.time``, 0 when it has none). ``queries_per_second``
+    is wall time; ``queries_per_cpu_second`` counts the process's CPU time only (one core's work, the figure
+    that does not move with other programs on a shared machine)."""
     import time
 
+    from recsec_lib.seat.baselines import bag_of_items_features
     from recsec_lib.seat.encoder import encode_sequences
+    from recsec_lib.recommend.sequences import pad_left
 
-    if calibration.detector not in ("seat", "seat-pairs", "seat+cap"):
-        raise ValueError(f"measure_throughput needs a seat calibration, got {calibration.detector!r}")
+    detector = get_detector(calibration.detector)
     n = min(max_queries, traffic.num_queries)
     if n == 0:
         raise ValueError("measure_throughput needs a non-empty traffic")
+    if detector.needs_threshold and encoder is None:
+        raise ValueError(f"the {detector.name} detector reads SEAT statistics: measure_throughput needs the encoder")
+    num_items = encoder.config.num_items if encoder is not None else int(max(int(s.max()) for s in traffic.sources))
+    dim = encoder.config.dim if encoder is not None else 0
+    context = MonitorContext(calibration.threshold, dim, num_items, seat, prada)
+    monitors = detector.monitors(calibration, context)
+    names = {source.name for source, _ in monitors}
     queries = [traffic.query(j) for j in range(n)]
-    monitor = make_monitor("seat", calibration.limit, calibration.threshold, dim=encoder.config.dim, seat=seat,
-                           num_items=encoder.config.num_items, session_limit=calibration.session_limit,
-                           follow_limit=calibration.follow_limit)
-    encode_seconds = monitor_seconds = 0.0
+    feature_seconds = monitor_seconds = 0.0
+    cpu_start = time.process_time()
     for start in range(0, n, batch_size):
         chunk = queries[start:start + batch_size]
         t0 = time.perf_counter()
-        encodings = encode_sequences(encoder, chunk, batch_size=batch_size, device=device)  # [b, D]
+        encodings = (encode_sequences(encoder, chunk, batch_size=batch_size, device=device)  # [b, D]
+                     if "seat" in names else None)
+        vectors = (bag_of_items_features(pad_left(chunk, traffic.max_len), num_items)  # [b, P]
+                   if "prada" in names else None)
         t1 = time.perf_counter()
         for offset, query in enumerate(chunk):
             j = start + offset
-            monitor.observe(traffic.names[traffic.account[j]], query, encodings[offset], j,
-                            -1 if follow is None else int(follow[j]))
+            account = traffic.names[traffic.account[j]]
+            moment = 0.0 if traffic.time is None else float(traffic.time[j])
+            for source, monitor in monitors:
+                source.online(monitor, account, query, j, None if encodings is None else encodings[offset],
+                              None if vectors is None else vectors[offset],
+                              -1 if follow is None else int(follow[j]), moment)
         monitor_seconds += time.perf_counter() - t1
-        encode_seconds += t1 - t0
-    total = encode_seconds + monitor_seconds
-    return {"queries": n, "queries_per_second": n / total, "encode_queries_per_second": n / encode_seconds,
+        feature_seconds += t1 - t0
+    total = feature_seconds + monitor_seconds
+    cpu = time.process_time() - cpu_start  # CPU time of this process: what one core spends, whatever the load
+    return {"queries": n, "queries_per_second": n / total, "queries_per_cpu_second": n / max(cpu, 1e-9),
+            "encode_queries_per_second": n / feature_seconds if feature_seconds > 0 else float("inf"),
             "monitor_queries_per_second": n / monitor_seconds}

@@ -94,6 +94,12 @@ def replay(monitor, traffic: Traffic, features: np.ndarray | None, rows: np.ndar
     else:
         for j in range(traffic.num_queries):
             monitor.observe(names[accounts[j]], (), None if features is None else features[rows[j]], j)
+    return outcomes_of(monitor, traffic)
+
+
+def outcomes_of(monitor, traffic: Traffic) -> list[AccountOutcome]:
+    """One outcome per account of ``traffic`` from what ``monitor`` holds after seeing its queries."""
+    names = traffic.names
     outcomes = []
     for index, name in enumerate(names):
         state = monitor.accounts.get(name)

@@ -19,60 +19,60 @@ import pandas as pd
 
 from recsec_lib.attack.generators import Collected
 from recsec_lib.seat.baselines import rate_cap_accounts_needed
-from recsec_lib.seat.calibration import Calibration, PradaOptions, SeatOptions, make_monitor
+from recsec_lib.seat.calibration import Calibration, PradaOptions, SeatOptions
+from recsec_lib.seat.detectors import DETECTORS, get_detector
 from recsec_lib.seat.evaluation import ACCOUNT_GRID, accounts_sweep, smallest_clean_split
-from recsec_lib.seat.replay import TrafficFeatures, replay
+from recsec_lib.seat.replay import TrafficFeatures
+from recsec_lib.seat.statistics import MonitorContext, source_of
 
 
 class SplitStatistics:
-    """SEAT's per-account statistics of one attack split over N accounts, replayed once per N.
+    """The per-account statistics of one attack split over N accounts, computed once per N and source.
 
     Every statistic only grows as an account sends more, so an account is
     flagged by a detector exactly when its final statistic passes the limit:
-    one replay with no limits answers every SEAT variant and the volume cap
-    at that N.
+    one replay per source with no limits answers every detector at that N.
+    Statistics that need a clock are not computed here (attack traffic has
+    none: ``accounts_needed`` judges the rate cap in closed form).
     """
 
     def __init__(self, attack: Collected, features: TrafficFeatures, threshold: float, seat: SeatOptions,
                  num_items: int) -> None:
         self.attack, self.features, self.threshold = attack, features, threshold
         self.seat, self.num_items = seat, num_items
-        self.cache: dict[tuple[int, bool], dict[str, np.ndarray]] = {}
+        self.context = MonitorContext(threshold, features.seat.shape[1], num_items, seat)
+        self.cache: dict[tuple[int, bool, str], dict[str, np.ndarray]] = {}
 
     def interleaves(self) -> bool:
         """True when the attack's walks are interleaved (then splitting by walk is an attacker's option too)."""
         traffic = self.attack.traffic
         return len(traffic.sources) < traffic.num_queries and bool(np.any(np.diff(traffic.source) < 0))
 
-    def at(self, n: int, by_source: bool = False) -> dict[str, np.ndarray]:
-        """{statistic: [N] per account} for the attack split over n accounts: contiguous chunks of queries,
-        or (``by_source``) contiguous blocks of walks."""
-        key = (n, by_source)
-        if key not in self.cache:
-            traffic = self.attack.traffic
-            split = (traffic.split_by_source(n, f"{self.attack.name}/w{n}") if by_source
-                     else traffic.split_contiguous(n, f"{self.attack.name}/n{n}"))
-            monitor = make_monitor("seat", None, self.threshold, self.features.seat.shape[1], self.seat,
-                                   num_items=self.num_items)
-            out = replay(monitor, split, self.features.seat, self.features.rows, self.features.follow)
-            self.cache[key] = {"pairs": np.array([o.score for o in out]), "sessions": np.array([o.sessions for o in out]),
-                             "follow": np.array([o.follow for o in out]),
-                               "volume": np.array([o.queries for o in out], dtype=np.float64)}
-        return self.cache[key]
+    def split(self, n: int, by_source: bool = False):
+        """The attack over n accounts: contiguous chunks of queries, or (``by_source``) blocks of walks."""
+        traffic = self.attack.traffic
+        return (traffic.split_by_source(n, f"{self.attack.name}/w{n}") if by_source
+                else traffic.split_contiguous(n, f"{self.attack.name}/n{n}"))
+
+    def at(self, n: int, by_source: bool = False, statistics: tuple[str, ...] = ("pairs", "sessions", "follow",
+                                                                                    "volume")) -> dict[str, np.ndarray]:
+        """{statistic: [N] per account} for the attack split over n accounts (see ``split``)."""
+        out: dict[str, np.ndarray] = {}
+        for statistic in statistics:
+            source = source_of(statistic)
+            key = (n, by_source, source.name)
+            if key not in self.cache:
+                self.cache[key] = source.values(self.split(n, by_source), self.features, self.context)
+            out[statistic] = self.cache[key][statistic]
+        return out
 
     def flagged(self, n: int, calibration: Calibration, by_source: bool = False) -> int:
-        """Accounts ``calibration`` flags when the attack is split over n accounts (see ``at``)."""
-        stats, c = self.at(n, by_source), calibration
-        limits = {"seat-pairs": {"pairs": c.limit},
-                  "seat": {"pairs": c.limit, "sessions": c.session_limit, "follow": c.follow_limit},
-                  "seat+cap": {"pairs": c.limit, "sessions": c.session_limit, "follow": c.follow_limit,
-                               "volume": c.volume_limit},
-                  "caps": {"volume": c.volume_limit}, "volume": {"volume": c.limit}}[c.detector]
-        flagged = np.zeros(len(stats["volume"]), dtype=bool)  # [accounts]
-        for name, limit in limits.items():
-            if limit is not None:
-                flagged |= stats[name] > limit
-        return int(flagged.sum())
+        """Accounts ``calibration`` flags when the attack is split over n accounts (see ``at``); statistics
+        that need a clock are left to the closed form."""
+        detector = get_detector(calibration.detector)
+        clock = detector.clock_statistics()
+        stats = self.at(n, by_source, tuple(s for s in detector.statistics if s not in clock))
+        return int(detector.flagged(calibration.limits, stats, skip=clock).sum())
 
 
 def accounts_needed(calibration: Calibration, attack: Collected, features: TrafficFeatures, horizon_s: float,
@@ -85,16 +85,20 @@ def accounts_needed(calibration: Calibration, attack: Collected, features: Traff
     that interleaves its walks, also whole walks per account (the cheaper
     counts). The rate cap has no clock in attack traffic: an attacker paces its queries
     evenly over ``horizon_s`` seconds, so the rate cap needs
-    ``rate_cap_accounts_needed`` accounts; for ``seat+cap`` and ``caps`` the
-    answer is the larger of that and the sweep of their other parts. SEAT variants and the
-    volume cap share ``splits`` (one replay per N). PRADA is swept on the first
-    ``prada_max_queries`` queries only when that is set (it is slow).
+    ``rate_cap_accounts_needed`` accounts; a detector with a rate statistic
+    needs the larger of that and the sweep of its other statistics. The other
+    statistics share ``splits`` (one replay per N and source). A slow detector
+    (PRADA) is swept through its online monitors, on the first
+    ``prada_max_queries`` queries only when that is set.
     """
     queries = attack.traffic.num_queries
-    detector = calibration.detector
-    if detector == "rate":
-        return rate_cap_accounts_needed(queries, calibration.limit, seat.rate_window_s, horizon_s)
-    if detector == "prada":
+    detector = get_detector(calibration.detector)
+    clock = detector.clock_statistics()
+    closed = [rate_cap_accounts_needed(queries, calibration.limits[s], seat.rate_window_s, horizon_s)
+              for s in clock if calibration.limits.get(s) is not None]
+    if len(clock) == len(detector.statistics):
+        return max(closed) if closed else 1
+    if detector.slow:
         traffic, feats = attack.traffic, features
         if prada_max_queries and queries > prada_max_queries:
             traffic, feats = traffic.head(prada_max_queries), features.head(prada_max_queries)
@@ -108,8 +112,8 @@ def accounts_needed(calibration: Calibration, attack: Collected, features: Traff
                                        len(attack.traffic.sources), grid)
         if by_walk is not None and (needed is None or by_walk < needed):
             needed = by_walk
-    if detector in ("seat+cap", "caps") and needed is not None:
-        needed = max(needed, rate_cap_accounts_needed(queries, calibration.rate_limit, seat.rate_window_s, horizon_s))
+    if closed and needed is not None:
+        needed = max(needed, *closed)
     return needed
 
 
@@ -130,8 +134,7 @@ def worst_case_headline(table: pd.DataFrame, baseline: str = "volume") -> dict:
     attacker. A detector no attacker got through within the grid gets None
     and its worst attack None.
     """
-    keys = {"seat": "seat", "seat-pairs": "seat_pairs", "seat+cap": "seat_plus_cap", "caps": "caps",
-            "volume": "volume_cap", "rate": "rate_cap", "prada": "prada"}
+    keys = {name: DETECTORS.get(name).key for name in DETECTORS}
     out: dict = {}
     pivot = table.pivot_table(index="attack", columns="detector", values="accounts_needed", aggfunc="first",
                               dropna=False)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from recsec_lib.common.files import write_csv_atomic
 from recsec_lib.common.settings import SettingsBase
 from recsec_lib.data import analysis
 
@@ -64,8 +65,7 @@ def run(ctx: StudyContext, settings: Settings) -> dict:
             **analysis.length_stats(lengths, dataset.max_len),
         }
         summary = pd.DataFrame([(k, v) for k, v in metrics.items()], columns=["statistic", "value"])
-        summary.to_csv(out / ".summary.csv.tmp", index=False)
-        (out / ".summary.csv.tmp").replace(out / "summary.csv")
+        write_csv_atomic(out / "summary.csv", summary)
     metrics.update(timing)
     prefix = headline_prefix(dataset.name)
     headline = {f"{prefix}_users": dataset.num_users, f"{prefix}_items": dataset.num_items,

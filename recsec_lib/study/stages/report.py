@@ -33,6 +33,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from recsec_lib.common.files import write_csv_atomic, write_text_atomic
 from recsec_lib.common.settings import SettingsBase
 from recsec_lib.study import paper, report, runs
 from recsec_lib.common.tables import markdown_table
@@ -173,8 +174,8 @@ def attack_intervals(ctx: StudyContext, stage_metrics: dict[str, dict], replicat
 
 def save_table(table: pd.DataFrame, stem: Path) -> None:
     """A table as CSV (for tools) and markdown (for reading)."""
-    table.to_csv(stem.with_suffix(".csv"), index=False)
-    stem.with_suffix(".md").write_text(markdown_table(table))
+    write_csv_atomic(stem.with_suffix(".csv"), table)
+    write_text_atomic(stem.with_suffix(".md"), markdown_table(table))
 
 
 # ---- side-by-side recommendations (issue #7) -------------------------------------------------------

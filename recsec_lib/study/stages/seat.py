@@ -37,6 +37,7 @@ import pandas as pd
 import torch
 
 from recsec_lib.common import plots
+from recsec_lib.common.files import write_csv_atomic
 from recsec_lib.common.settings import SettingsBase
 
 from recsec_lib.study import runs
@@ -44,8 +45,9 @@ from recsec_lib.attack.traffic import traffic_from_records
 from recsec_lib.seat.traffic import split_users
 from recsec_lib.attack.generators import GENERATORS
 from recsec_lib.seat.benign import ALL_FORMS, BenignShape, benign_traffic
-from recsec_lib.seat.calibration import (DETECTORS, PradaOptions, SeatOptions, benign_frame, benign_statistics,
-                                        calibrate)
+from recsec_lib.seat.calibration import PradaOptions, SeatOptions
+from recsec_lib.seat.detectors import DEFAULT_DETECTORS as DETECTORS, benign_frame, calibrate, get_detector
+from recsec_lib.seat.statistics import benign_statistics
 from recsec_lib.seat.encoder import EncoderConfig, EncoderTraining, load_encoder, save_encoder, train_encoder
 from recsec_lib.seat.evaluation import (evaluate, false_positive_table, measure_throughput, roc_auc, roc_curve,
                                         single_account_outcomes)
@@ -98,7 +100,7 @@ class Settings(SettingsBase):
     interleave: int = 8  # interleaved attacker: walks advanced together
     one_query_training_rows: int = 3000  # (walk, answer) pairs the one-query attacker's surrogate trains on
     surrogate_arch: str = "sasrec"
-    surrogate_seconds: float = 0.0  # training time cap per zoo surrogate; 0 = none
+    surrogate_seconds: float = 0.0  # a safety stop per zoo surrogate (recorded in the run when it ends one); 0 = none
     surrogate_epochs: int = 100
     prada_max_queries: int = 0  # queries per attack PRADA is swept on; 0 = all
     cpu_threads: int = 0  # torch CPU threads during the stage; 0 = torch's default. The encoder's
@@ -107,10 +109,12 @@ class Settings(SettingsBase):
     PROFILES = {
         "smoke": {"k": 5, "encoder_dim": 16, "encoder_window": 10, "encoder_steps": 30, "encoder_batch": 32,
                   "max_edits": 2, "attack_sequences": 40, "attack_seq_len": 8, "single_budgets": (5, 10, 40),
-                  "chain_count": 4, "max_sessions": 16, "fpr": 0.01, "cpu_threads": 1, "surrogate_seconds": 5.0,
+                  "chain_count": 4, "max_sessions": 16, "fpr": 0.01, "cpu_threads": 1,
                   "surrogate_epochs": 2, "accounts_per_form": 20},
+        # Zoo surrogates stop on a number of epochs, never on the clock (the same run twice gives the same Agr@10):
+        # 20 epochs of 200 x 200 queries take about the 20 s per surrogate the earlier time cap allowed on 2 cores.
         "cpu": {"attack_sequences": 200, "single_budgets": (10, 50, 200), "chain_count": 20, "accounts_per_form": 200,
-                "surrogate_seconds": 20.0, "surrogate_epochs": 40, "prada_max_queries": 20_000, "cpu_threads": 1},
+                "surrogate_epochs": 20, "prada_max_queries": 20_000, "cpu_threads": 1},
         "full": {"encoder_steps": 2000, "one_query_training_rows": 20_000},
     }
 
@@ -202,7 +206,7 @@ def _run(ctx: StudyContext, settings: Settings) -> dict:
                                        threshold=calibrations["seat"].threshold)
         benign = pd.concat([benign_frame(c, test_stats) for c in calibrations.values()])
         fpr_table = false_positive_table(benign)
-        fpr_table.to_csv(out / "fpr_by_form.csv", index=False)
+        write_csv_atomic(out / "fpr_by_form.csv", fpr_table)
         benign_log_fpr = None
         if settings.benign_log:
             logged = traffic_from_records(read_log(Path(settings.benign_log)), dataset.max_len, kind="log:benign")
@@ -238,7 +242,7 @@ def _run(ctx: StudyContext, settings: Settings) -> dict:
             log.info("seat zoo %s: %s", name, fidelity_rows[-1])
         needed = pd.DataFrame(needed_rows)
         zoo_table = fidelity_table(needed, pd.DataFrame(fidelity_rows))
-        zoo_table.to_csv(out / "zoo.csv", index=False)
+        write_csv_atomic(out / "zoo.csv", zoo_table)
         plots.save_png(zoo_costs(zoo_table), out / "zoo.png")
         seconds["zoo"] = sum(r["seconds"] for r in fidelity_rows)
 
@@ -249,16 +253,16 @@ def _run(ctx: StudyContext, settings: Settings) -> dict:
                         .agg(runs=("name", "size"), detected=("flagged", "sum"),
                              median_queries_to_detect=("flagged_at", "median")).reset_index())
         single_table["detection_rate"] = single_table["detected"] / single_table["runs"]
-        single_table.to_csv(out / "single_account.csv", index=False)
+        write_csv_atomic(out / "single_account.csv", single_table)
         roc_frames, aucs = [], {}
         for d in DETECTORS:
-            if d in ("rate", "caps"):
+            if not get_detector(d).judged_without_clock:
                 continue
             curve = roc_curve(benign.loc[benign.detector == d, "score"], single.loc[single.detector == d, "score"])
             aucs[d] = roc_auc(curve)
             roc_frames.append(curve.assign(detector=d))
         roc = pd.concat(roc_frames)
-        roc.to_csv(out / "roc.csv", index=False)
+        write_csv_atomic(out / "roc.csv", roc)
         plots.save_png(plots.roc_curves(roc, aucs, settings.fpr), out / "roc.png")
 
         # 6. The attack stage's own logs, as they were sent.
@@ -272,8 +276,9 @@ def _run(ctx: StudyContext, settings: Settings) -> dict:
         for file_name, logged in logs:
             features = prepared(logged)
             for d, c in calibrations.items():
-                if d in ("rate", "caps") or (d == "prada" and settings.prada_max_queries
-                                             and logged.num_queries > settings.prada_max_queries):
+                detector = get_detector(d)
+                if not detector.judged_without_clock or (detector.slow and settings.prada_max_queries
+                                                         and logged.num_queries > settings.prada_max_queries):
                     continue  # logs carry no clock for the rate cap; PRADA is slow
                 outcomes = evaluate(c, logged, features, seat_options, prada_options, n_items)
                 logged_rows.append({"log": file_name, "detector": d, "accounts": len(outcomes),
@@ -283,16 +288,20 @@ def _run(ctx: StudyContext, settings: Settings) -> dict:
                     given_accounts += [{"account": o.name, "detector": d, "queries": int(o.queries),
                                         "flagged_at": None if o.flagged_at is None else int(o.flagged_at),
                                         "flagged_by": o.flagged_by} for o in outcomes]
-        pd.DataFrame(logged_rows, columns=["log", "detector", "accounts", "queries", "flagged_accounts"]).to_csv(
-            out / "logged_attacks.csv", index=False)
+        write_csv_atomic(out / "logged_attacks.csv", pd.DataFrame(
+            logged_rows, columns=["log", "detector", "accounts", "queries", "flagged_accounts"]))
         if settings.attack_log:
-            pd.DataFrame(given_accounts, columns=["account", "detector", "queries", "flagged_at", "flagged_by"]
-                         ).astype({"flagged_at": "Int64"}).to_csv(out / "attack_log_accounts.csv", index=False)
+            write_csv_atomic(out / "attack_log_accounts.csv", pd.DataFrame(
+                given_accounts, columns=["account", "detector", "queries", "flagged_at", "flagged_by"]
+            ).astype({"flagged_at": "Int64"}))
         throughput = measure_throughput(encoder, calibrations["seat"], test_traffic, seat=seat_options,
                                         follow=test_features.follow)
 
-    metrics = _metrics(settings, calibrations, fpr_table, single_table, needed, zoo_table, throughput, aucs, losses,
-                       target_path, test_traffic, logged_rows, benign_log_fpr, seconds, timer)
+    metrics = SeatResults(
+        settings=settings, calibrations=calibrations, fpr_table=fpr_table, single_table=single_table, needed=needed,
+        zoo_table=zoo_table, throughput=throughput, aucs=aucs, losses=losses, target_path=target_path,
+        test_traffic=test_traffic, logged_rows=logged_rows, benign_log_fpr=benign_log_fpr, seconds=seconds,
+        timer=timer).metrics()
     if settings.attack_log:  # per account and detector: the query at which it was flagged (None: never)
         metrics["attack_log_accounts"] = given_accounts
     headline = {key: metrics.get(key) for key in HEADLINE_KEYS}
@@ -315,59 +324,82 @@ def _surrogate_settings(settings: Settings, filter_seen: bool, seed: int):
                              min_epochs=min(15, settings.surrogate_epochs), filter_seen=filter_seen, seed=seed)
 
 
-def _metrics(settings, calibrations, fpr_table, single_table, needed, zoo_table, throughput, aucs, losses,
-             target_path, test_traffic, logged_rows, benign_log_fpr, seconds, timer) -> dict:
-    seat_single = single_table[single_table.detector == "seat"]
-    detection = float(seat_single["detected"].sum() / seat_single["runs"].sum())
-    rates = {(r.detector, r.kind): float(r.rate) for r in fpr_table.itertuples()}
-    forms = [k for d, k in rates if d == "seat+cap" and k != "all"]
-    worst = worst_case_headline(needed)
-    per_attack = {f"{r.attack}/{r.detector}": (None if pd.isna(r.accounts_needed) else int(r.accounts_needed))
-                  for r in needed.itertuples()}
-    metrics = {
-        "seat_detection_rate_single_account": detection,
-        "seat_false_positive_rate": rates[("seat", "all")],
-        "seat_plus_cap_false_positive_rate": rates[("seat+cap", "all")],
-        **worst,
-        "seat_monitor_queries_per_second": round(throughput["queries_per_second"], 1),
-        "accounts_needed_note": (
-            "smallest number of accounts over which the attacker's queries can be split (contiguous chunks) with no "
-            "account flagged; every headline count is the MINIMUM over all zoo attackers ("
-            + ", ".join(settings.zoo) + f"), each sending {settings.attack_sequences * settings.attack_seq_len:,} "
-            f"queries; rate cap: attacker paces evenly over {settings.attack_horizon_hours:g} h; None = flagged at "
-            "every N of the grid"),
-        "accounts_needed_per_attack": per_attack,
-        "zoo": zoo_table.replace({np.nan: None}).to_dict(orient="records"),
-        "false_positive_rate": {d: rates[(d, "all")] for d in DETECTORS},
-        "false_positive_rate_by_form": {f"{d}/{k}": v for (d, k), v in rates.items()},
-        "seat_plus_cap_worst_form": max(forms, key=lambda k: rates[("seat+cap", k)]) if forms else None,
-        "seat_plus_cap_worst_form_rate": max((rates[("seat+cap", k)] for k in forms), default=None),
-        "benign_test_accounts": len(test_traffic.names),
-        "benign_test_queries": test_traffic.num_queries,
-        "single_account_detection": {f"{r.detector}/{r.generator}/{r.budget}": float(r.detection_rate)
-                                     for r in single_table.itertuples()},
-        "single_account_runs": int(seat_single["runs"].sum()),
-        "roc_auc": aucs,
-        "calibration": {d: c.summary() for d, c in calibrations.items()},
-        "throughput": throughput,
-        "encoder_loss_first_last": [losses[0], losses[-1]] if losses else None,  # None: a saved encoder was used
-        "logged_attacks": logged_rows,
-        "benign_log_false_positive_rate": benign_log_fpr,
-        "target_checkpoint": str(target_path),
-        "settings": asdict(settings),
-        "part_seconds": {k: round(v, 1) for k, v in seconds.items()},
-        "wall_seconds": timer["wall_seconds"],
-        "peak_memory_mb": timer["peak_memory_mb"],
-    }
-    increase = metrics.get("seat_cost_increase_over_volume_cap")
-    plus = metrics.get("seat_plus_cap_cost_increase_over_volume_cap")
-    metrics["targets"] = {
-        "single_account_detection_ge_0.99": detection >= 0.99,
-        "false_positive_rate_le_0.001": metrics["seat_plus_cap_false_positive_rate"] <= 0.001,
-        "no_benign_form_above_0.01": (metrics["seat_plus_cap_worst_form_rate"] or 0.0) <= 0.01,
-        "worst_case_cost_increase_ge_4x": plus is not None and plus >= 4,
-        "seat_alone_worst_case_cost_increase_ge_4x": increase is not None and increase >= 4,
-        "seat_adds_to_the_caps_ge_4x": (metrics.get("seat_plus_cap_cost_increase_over_caps") or 0) >= 4,
-        "monitor_ge_5000_queries_per_second": throughput["queries_per_second"] >= 5000,
-    }
-    return metrics
+@dataclass(frozen=True)
+class SeatResults:
+    """What the stage's parts measured, gathered by name so that ``metrics()`` can lay out metrics.json."""
+
+    settings: Settings
+    calibrations: dict  # detector name -> its Calibration (threshold and limits)
+    fpr_table: pd.DataFrame  # held-out benign accounts: detector, kind (form), rate
+    single_table: pd.DataFrame  # single-account attacks: detector, generator, budget, runs, detected
+    needed: pd.DataFrame  # zoo: attack, detector, accounts_needed, queries
+    zoo_table: pd.DataFrame  # zoo: per attack, accounts needed per detector beside the surrogate's fidelity
+    throughput: dict  # the SEAT monitor's queries per second
+    aucs: dict  # ROC AUC per detector
+    losses: list  # the encoder's training losses ([] when a saved encoder was used)
+    target_path: object  # the target checkpoint the box served
+    test_traffic: object  # the held-out benign Traffic
+    logged_rows: list  # logged attacks replayed through each detector
+    benign_log_fpr: object  # FPR on a given benign log (None without one)
+    seconds: dict  # wall seconds per part
+    timer: dict  # the stage's wall seconds and peak memory
+
+    def metrics(self) -> dict:
+        """metrics.json of the stage: the headline figures, the tables as records, the settings and the timing."""
+        settings, fpr_table, single_table, needed, throughput = (self.settings, self.fpr_table, self.single_table,
+                                                                 self.needed, self.throughput)
+        seat_single = single_table[single_table.detector == "seat"]
+        detection = float(seat_single["detected"].sum() / seat_single["runs"].sum())
+        rates = {(r.detector, r.kind): float(r.rate) for r in fpr_table.itertuples()}
+        forms = [k for d, k in rates if d == "seat+cap" and k != "all"]
+        worst = worst_case_headline(needed)
+        per_attack = {f"{r.attack}/{r.detector}": (None if pd.isna(r.accounts_needed) else int(r.accounts_needed))
+                      for r in needed.itertuples()}
+        metrics = {
+            "seat_detection_rate_single_account": detection,
+            "seat_false_positive_rate": rates[("seat", "all")],
+            "seat_plus_cap_false_positive_rate": rates[("seat+cap", "all")],
+            **worst,
+            "seat_monitor_queries_per_second": round(throughput["queries_per_second"], 1),
+            "accounts_needed_note": (
+                "smallest number of accounts over which the attacker's queries can be split (contiguous chunks) with no "
+                "account flagged; every headline count is the MINIMUM over all zoo attackers ("
+                + ", ".join(settings.zoo) + f"), each sending {settings.attack_sequences * settings.attack_seq_len:,} "
+                f"queries; rate cap: attacker paces evenly over {settings.attack_horizon_hours:g} h; None = flagged at "
+                "every N of the grid"),
+            "accounts_needed_per_attack": per_attack,
+            "zoo": self.zoo_table.replace({np.nan: None}).to_dict(orient="records"),
+            "false_positive_rate": {d: rates[(d, "all")] for d in DETECTORS},
+            "false_positive_rate_by_form": {f"{d}/{k}": v for (d, k), v in rates.items()},
+            "seat_plus_cap_worst_form": max(forms, key=lambda k: rates[("seat+cap", k)]) if forms else None,
+            "seat_plus_cap_worst_form_rate": max((rates[("seat+cap", k)] for k in forms), default=None),
+            "benign_test_accounts": len(self.test_traffic.names),
+            "benign_test_queries": self.test_traffic.num_queries,
+            "single_account_detection": {f"{r.detector}/{r.generator}/{r.budget}": float(r.detection_rate)
+                                         for r in single_table.itertuples()},
+            "single_account_runs": int(seat_single["runs"].sum()),
+            "roc_auc": self.aucs,
+            "calibration": {d: c.summary() for d, c in self.calibrations.items()},
+            "throughput": throughput,
+            # None: a saved encoder was used
+            "encoder_loss_first_last": [self.losses[0], self.losses[-1]] if self.losses else None,
+            "logged_attacks": self.logged_rows,
+            "benign_log_false_positive_rate": self.benign_log_fpr,
+            "target_checkpoint": str(self.target_path),
+            "settings": asdict(settings),
+            "part_seconds": {k: round(v, 1) for k, v in self.seconds.items()},
+            "wall_seconds": self.timer["wall_seconds"],
+            "peak_memory_mb": self.timer["peak_memory_mb"],
+        }
+        increase = metrics.get("seat_cost_increase_over_volume_cap")
+        plus = metrics.get("seat_plus_cap_cost_increase_over_volume_cap")
+        metrics["targets"] = {
+            "single_account_detection_ge_0.99": detection >= 0.99,
+            "false_positive_rate_le_0.001": metrics["seat_plus_cap_false_positive_rate"] <= 0.001,
+            "no_benign_form_above_0.01": (metrics["seat_plus_cap_worst_form_rate"] or 0.0) <= 0.01,
+            "worst_case_cost_increase_ge_4x": plus is not None and plus >= 4,
+            "seat_alone_worst_case_cost_increase_ge_4x": increase is not None and increase >= 4,
+            "seat_adds_to_the_caps_ge_4x": (metrics.get("seat_plus_cap_cost_increase_over_caps") or 0) >= 4,
+            "monitor_ge_5000_queries_per_second": throughput["queries_per_second"] >= 5000,
+        }
+        return metrics

@@ -1,9 +1,9 @@
 """The package layout is the study's shape: each package imports only lower layers.
 
 docs/ARCHITECTURE.md states the rule: common → data, models → recommend →
-attack → defenses, gro, seat → arena → study → cli. A module may import its own package and any
+attack → defenses, gro, seat, watermark → arena → study → cli. A module may import its own package and any
 package of a lower layer, never a higher one nor a sibling of the same layer
-(gro and seat know nothing of each other; nor do data and models).
+(gro, seat and watermark know nothing of each other; nor do data and models).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-LIBRARY = Path(__file__).resolve().parent.parent / "recsec_lib"
-LAYERS = {"common": 0, "data": 1, "models": 1, "recommend": 2, "attack": 3, "defenses": 4, "gro": 4, "seat": 4,
+LIBRARY = Path(__file__).resolve().parents[2] / "recsec_lib"
+LAYERS = {"common": 0, "data": 1, "models": 1, "recommend": 2, "attack": 3, "defenses": 4, "gro": 4, "seat": 4, "watermark": 4,
           "arena": 5, "study": 6, "cli": 7, "__main__": 8}
 
 

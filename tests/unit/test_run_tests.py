@@ -48,7 +48,7 @@ def test_ci_calls_run_tests():
 
 def test_skipped_real_data_tests_are_announced_once_with_the_reason():
     environment = {k: v for k, v in os.environ.items() if k != "RECSEC_DATA_MIRROR"}
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_realdata.py"],
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/integration/test_realdata.py"],
                             cwd=REPO, capture_output=True, text=True, timeout=300, env=environment)
     lines = [line for line in result.stdout.splitlines() if line.startswith("recsec: ")]
     assert len(lines) == 1, result.stdout

@@ -231,41 +231,21 @@ def test_a_model_agrees_fully_with_itself(trained_target):
 
 
 # ---- stage, notebook and CLI -------------------------------------------------------------------
-@pytest.fixture()
-def smoke_run(tmp_path):
-    """A run folder on the synthetic dataset with a (briefly trained) SASRec target in train/sasrec.pt."""
-    from recsec_lib.recommend.checkpoints import save_checkpoint
-    from recsec_lib.study.stages.context import StudyContext
-
-    ctx = StudyContext(run_dir=tmp_path / "run", dataset="synthetic", data_dir=tmp_path / "data", seed=0,
-                       device="cpu", profile="smoke")
-    dataset = ctx.load_dataset()
-    torch.manual_seed(0)
-    model = build_model("sasrec", num_items=dataset.num_items, max_len=20)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    seqs = torch.from_numpy(pad_left(dataset.train_sequences(), 21))
-    for _ in range(10):
-        loss = model.training_loss(seqs)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    save_checkpoint(ctx.run_dir / "train" / "sasrec.pt", model, "sasrec", dataset)
-    return ctx
 
 
-def test_stage_smoke_profile_writes_its_artefacts(smoke_run):
+def test_stage_smoke_profile_writes_its_artefacts(attack_smoke_run):
     from recsec_lib.study import runs
     from recsec_lib.attack.querylog import QueryLog
     from recsec_lib.study.stages import attack as stage
 
     settings = stage.Settings.for_profile("smoke").with_overrides(budgets="10,20", epochs=2)
-    metrics = stage.run(smoke_run, settings)
-    out = smoke_run.run_dir / "attack"
+    metrics = stage.run(attack_smoke_run, settings)
+    out = attack_smoke_run.run_dir / "attack"
     for name in ("budget_curve.csv", "budget_curve.png", "architectures.csv", "architectures.md",
                  "training_history.csv", "metrics.json", "queries_autoregressive_20.npz",
                  "querylog_random_10.npz", "surrogate_sasrec_meanemb_autoregressive_20.pt"):
         assert (out / name).is_file(), name
-    headline = runs.read_json(smoke_run.run_dir / "headline.json")
+    headline = runs.read_json(attack_smoke_run.run_dir / "headline.json")
     for key in ("attack_agr10_autoregressive_20", "attack_agr1_autoregressive_20", "attack_agr10_random_20",
                 "surrogate_test_ndcg10_autoregressive_20", "blackbox_queries_per_second"):
         assert key in headline and key in metrics["headline"], key
@@ -276,7 +256,7 @@ def test_stage_smoke_profile_writes_its_artefacts(smoke_run):
     assert AttackData.load(out / "queries_autoregressive_20.npz").num_queries == 160
 
 
-def test_interrupted_stage_resumes_from_its_finished_parts(smoke_run, monkeypatch):
+def test_interrupted_stage_resumes_from_its_finished_parts(attack_smoke_run, monkeypatch):
     """A stage killed during its second surrogate reuses the first query set and surrogate when rerun."""
     from recsec_lib.study.stages import attack as stage
 
@@ -298,25 +278,25 @@ def test_interrupted_stage_resumes_from_its_finished_parts(smoke_run, monkeypatc
     monkeypatch.setattr(stage, "fit_surrogate", fit_then_die)
     monkeypatch.setattr(stage, "generate_queries", counting_generate)
     with pytest.raises(KeyboardInterrupt):
-        stage.run(smoke_run, settings)
-    progress = smoke_run.run_dir / "attack" / "progress"
+        stage.run(attack_smoke_run, settings)
+    progress = attack_smoke_run.run_dir / "attack" / "progress"
     assert sorted(p.name for p in progress.iterdir()) == [
         "queries_autoregressive_10.json", "queries_random_10.json", "surrogate_sasrec_sasrec_autoregressive_10.json"]
 
     fits.clear(), queried.clear()
     monkeypatch.setattr(stage, "fit_surrogate", lambda data, model, *a, **k: (fits.append(data.generator),
                                                                                real_fit(data, model, *a, **k))[1])
-    metrics = stage.run(smoke_run, settings)
+    metrics = stage.run(attack_smoke_run, settings)
     assert fits == ["random"] and queried == []  # the random queries were saved before the kill
     assert metrics["resumed_parts"] == ["surrogate_sasrec_sasrec_autoregressive_10", "queries_random_10"]
     assert [row["generator"] for row in metrics["budget_curve"]] == ["autoregressive", "random"]
 
     # another target checkpoint (or --force) invalidates every record
     fits.clear()
-    assert stage.run(dataclasses.replace(smoke_run, force=True), settings)["resumed_parts"] == [] and fits == ["autoregressive", "random"]
+    assert stage.run(dataclasses.replace(attack_smoke_run, force=True), settings)["resumed_parts"] == [] and fits == ["autoregressive", "random"]
     fits.clear()
     (progress / "surrogate_sasrec_sasrec_random_10.json").write_text("{ damaged")
-    assert stage.run(smoke_run, settings)["resumed_parts"] == [
+    assert stage.run(attack_smoke_run, settings)["resumed_parts"] == [
         "surrogate_sasrec_sasrec_autoregressive_10", "queries_random_10"] and fits == ["random"]
 
 
@@ -342,12 +322,12 @@ def test_stage_settings_and_missing_target(tmp_path):
         stage.run(ctx, stage.Settings.for_profile("smoke"))
 
 
-def test_cli_attack_end_to_end_and_errors(smoke_run, tmp_path, capsys):
+def test_cli_attack_end_to_end_and_errors(attack_smoke_run, tmp_path, capsys):
     from recsec_lib.cli import main
 
-    target = str(smoke_run.run_dir / "train" / "sasrec.pt")
+    target = str(attack_smoke_run.run_dir / "train" / "sasrec.pt")
     common = ["attack", "--target-model", target, "--dataset", "synthetic", "--data-dir",
-              str(smoke_run.data_dir), "--device", "cpu", "--quiet"]
+              str(attack_smoke_run.data_dir), "--device", "cpu", "--quiet"]
     out_dir = tmp_path / "cli"
     code = main(common + ["--queries", "160", "--seq-len", "8", "--top-k", "10", "--epochs", "2",
                           "--surrogate", "meanemb", "--output-dir", str(out_dir)])
@@ -362,22 +342,6 @@ def test_cli_attack_end_to_end_and_errors(smoke_run, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(common + ["--sequences", "4", "--epochs", "0"]) == 2
     assert "--epochs" in capsys.readouterr().err
-
-
-@pytest.mark.notebook
-def test_attack_notebook_runs_on_smoke_data(smoke_run, tmp_path):
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parent.parent
-    bin_dir = Path(sys.executable).parent  # the environment running the tests, wherever it lives
-    ipynb = tmp_path / "03_attack.ipynb"
-    subprocess.run([str(bin_dir / "jupytext"), "--to", "ipynb", "-o", str(ipynb),
-                    str(root / "notebooks/03_attack.py")], check=True, capture_output=True)
-    subprocess.run([str(bin_dir / "papermill"), str(ipynb), str(tmp_path / "out.ipynb"), "-k", "python3",
-                    "-p", "profile", "smoke", "-p", "dataset", "synthetic", "-p", "run_dir", str(smoke_run.run_dir),
-                    "-p", "data_dir", str(smoke_run.data_dir), "-p", "device", "cpu", "--cwd", str(root)],
-                   check=True, capture_output=True)
-    assert (smoke_run.run_dir / "attack" / "budget_curve.png").is_file()
 
 
 def test_infer_filter_seen_on_hand_made_answers():

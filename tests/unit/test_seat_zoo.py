@@ -14,7 +14,9 @@ import torch
 from recsec_lib.seat import benign
 from recsec_lib.attack.generators import GENERATORS
 from recsec_lib.seat.baselines import RateCapMonitor, rate_cap_accounts_needed
-from recsec_lib.seat.calibration import BenignStatistics, Calibration, SeatOptions, calibrate
+from recsec_lib.seat.calibration import Calibration, SeatOptions
+from recsec_lib.seat.detectors import calibrate
+from recsec_lib.seat.statistics import AccountStatistics
 from recsec_lib.seat.follow import _chunks, follow_flags, query_follow
 from recsec_lib.seat.monitor import SeatMonitor, continues_by_overlap
 from recsec_lib.attack.traffic import Traffic, attack_traffic
@@ -243,14 +245,15 @@ def test_worst_case_headline_takes_the_cheapest_attack():
 def test_seat_calibration_splits_the_false_positive_budget():
     names = tuple(f"u{i}" for i in range(300))
     zeros = np.zeros(300)
-    stats = BenignStatistics(names, 0.5, pairs=np.r_[np.arange(3), np.zeros(297)], sessions=np.arange(300.0),
-                             follow=zeros, volume=np.arange(300.0), rate=zeros, prada=None)
+    stats = AccountStatistics(names, 0.5, {"pairs": np.r_[np.arange(3), np.zeros(297)], "sessions": np.arange(300.0),
+                                           "follow": zeros, "volume": np.arange(300.0), "rate": zeros})
     seat = calibrate("seat", stats, 0.03)  # 0.01 per statistic: floor(0.01 * 300) = 3 accounts may pass each
-    assert seat.limit == 0 and seat.session_limit == 296 and seat.follow_limit == 0
+    assert seat.limit == 0 and seat.limits["sessions"] == 296 and seat.limits["follow"] == 0
     assert seat.calibration_fpr == pytest.approx(5 / 300)  # 2 by pairs (scores 1, 2) + 3 by sessions
     plus = calibrate("seat+cap", stats, 0.05)
-    assert plus.volume_limit == 296 and plus.rate_limit == 0
-    with pytest.raises(ValueError, match="PRADA"):
+    assert plus.limits["volume"] == 296 and plus.limits["rate"] == 0
+    assert plus.summary()["volume_limit"] == 296 and plus.summary()["session_limit"] == 296
+    with pytest.raises(ValueError, match="lack 'prada'"):
         calibrate("prada", stats, 0.01)
 
 
@@ -263,8 +266,8 @@ def test_an_interleaving_attacker_may_split_by_walk():
 
     keys, rows = attack.traffic.unique_keys()
     features = TrafficFeatures(keys, rows, np.tile(E, (len(keys), 1)), np.zeros((len(keys), 1)), 0.0)
-    cal = Calibration("seat", limit=1e9, threshold=0.0, target_fpr=0.0, calibration_fpr=0.0, num_accounts=0,
-                      accounts=frozenset(), session_limit=2, follow_limit=None)
+    cal = Calibration("seat", limits={"pairs": 1e9, "sessions": 2, "follow": None}, threshold=0.0, target_fpr=0.0,
+                      calibration_fpr=0.0, num_accounts=0)
     splits = SplitStatistics(attack, features, 0.0, SeatOptions(), 400)
     assert splits.interleaves()
     # 40 walks: dealt 2 per account (20 accounts) none opens more than 2 sessions; contiguous chunks of the

@@ -1,6 +1,6 @@
 """The published dataset figures, on the real MovieLens copies (RECSEC_DATA_MIRROR, e.g. /work/shared/data).
 
-Run with: RECSEC_DATA_MIRROR=/work/shared/data .venv/bin/pytest tests/test_realdata.py -q
+Run with: RECSEC_DATA_MIRROR=/work/shared/data .venv/bin/pytest tests/integration/test_realdata.py -q
 """
 
 from __future__ import annotations

@@ -390,34 +390,18 @@ def test_gro_lowers_surrogate_agreement_and_keeps_utility():
 # ---------------------------------------------------------------------------
 # Stage, CLI and notebook on the smoke profile
 # ---------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    """A run folder whose train stage left a small SASRec at train/sasrec.pt (synthetic data)."""
-    from recsec_lib.recommend.checkpoints import save_checkpoint
-    from recsec_lib.data.prepare import prepare_dataset
-    from recsec_lib.gro.training import fresh_like
-    from recsec_lib.models.registry import build_model
-
-    root = tmp_path_factory.mktemp("gro_run")
-    data = prepare_dataset("synthetic", data_dir=root / "data", mirror=None)
-    torch.manual_seed(0)
-    model = build_model("sasrec", data.num_items, 30, hidden=16)
-    train_gro(model, fresh_like(model), data.train_sequences(), GROConfig(method="none", epochs=4, batch_size=32),
-              progress=False)
-    path = save_checkpoint(root / "run" / "train" / "sasrec.pt", model, "sasrec", data)
-    return root, path
 
 
 SMOKE_OVERRIDES = {"lambdas": "1", "epochs": 1, "attack_sequences": 20, "surrogate_epochs": 2}
 
 
-def test_stage_smoke_puts_every_arm_against_every_attacker_and_recsec_defend_agrees(trained_run, tmp_path):
+def test_stage_smoke_puts_every_arm_against_every_attacker_and_recsec_defend_agrees(gro_trained_run, tmp_path):
     from recsec_lib.arena.tables import read_matrix_rows
     from recsec_lib.study import runs
     from recsec_lib.study.stages import gro as stage
     from recsec_lib.study.stages.context import StudyContext
 
-    root, checkpoint = trained_run
+    root, checkpoint = gro_trained_run
     run_dir = root / "stage_run"
     (run_dir / "train").mkdir(parents=True)
     (run_dir / "train" / "sasrec.pt").write_bytes((root / "run" / "train" / "sasrec.pt").read_bytes())
@@ -548,8 +532,8 @@ def _cli(*argv):
     return main(["defend", *map(str, argv)])
 
 
-def test_cli_trains_the_control_and_one_checkpoint_per_lambda(trained_run, tmp_path):
-    root, checkpoint = trained_run
+def test_cli_trains_the_control_and_one_checkpoint_per_lambda(gro_trained_run, tmp_path):
+    root, checkpoint = gro_trained_run
     code = _cli("--target-model", checkpoint, "--profile", "smoke", "--lambda", "0.5", "2", "--rules", "keep",
                 "--epochs", "1", "--set", "batch_size=256", "--dataset", "synthetic", "--data-dir", root / "data",
                 "--output", tmp_path / "out", "--device", "cpu")
@@ -576,8 +560,8 @@ def test_cli_trains_the_control_and_one_checkpoint_per_lambda(trained_run, tmp_p
     (["--set", "k"], "NAME=VALUE"),
     (["--output-defenses", "mirror"], "unknown output defense 'mirror'"),
 ])
-def test_cli_bad_arguments_exit_2_with_one_line(trained_run, tmp_path, capsys, extra, message):
-    root, checkpoint = trained_run
+def test_cli_bad_arguments_exit_2_with_one_line(gro_trained_run, tmp_path, capsys, extra, message):
+    root, checkpoint = gro_trained_run
     code = _cli("--target-model", checkpoint, "--dataset", "synthetic", "--data-dir", root / "data",
                 "--output", tmp_path, "--device", "cpu", *extra)
     err = capsys.readouterr().err
@@ -591,28 +575,6 @@ def test_cli_missing_checkpoint_and_help(tmp_path, capsys):
         _cli("--help")
     assert done.value.code == 0
     assert "--lambda-swap" in capsys.readouterr().out
-
-
-@pytest.mark.notebook
-def test_notebook_runs_on_smoke_profile(trained_run, tmp_path):
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    papermill = pytest.importorskip("papermill")
-    root, checkpoint = trained_run
-    run_dir = tmp_path / "run"
-    (run_dir / "train").mkdir(parents=True)
-    (run_dir / "train" / "sasrec.pt").write_bytes(Path(checkpoint).read_bytes())
-    notebook = Path(__file__).resolve().parent.parent / "notebooks" / "04_gro.py"
-    ipynb = tmp_path / "04_gro.ipynb"
-    subprocess.run([sys.executable, "-m", "jupytext", "--to", "ipynb", "-o", str(ipynb), str(notebook)], check=True,
-                   capture_output=True)
-    papermill.execute_notebook(str(ipynb), str(tmp_path / "out.ipynb"), kernel_name="python3", progress_bar=False,
-                               parameters={"profile": "smoke", "dataset": "synthetic", "run_dir": str(run_dir),
-                                           "data_dir": str(root / "data"), "device": "cpu", "lambdas": "1",
-                                           "epochs": 1, "attack_sequences": 20})
-    assert (run_dir / "gro" / "matrix.csv").is_file() and (run_dir / "gro" / "frontier.md").is_file()
 
 
 def test_student_warmup_trains_only_the_student_before_gro(tmp_path):

@@ -16,7 +16,9 @@ from recsec_lib.attack.generators.base import steer_walks
 from recsec_lib.seat import benign
 from recsec_lib.seat.traffic import UserSplit, split_users
 from recsec_lib.seat.baselines import PradaMonitor, VolumeCapMonitor, shapiro_francia
-from recsec_lib.seat.calibration import Calibration, benign_statistics, calibrate, limit_for_fpr, make_monitor
+from recsec_lib.seat.calibration import Calibration, limit_for_fpr
+from recsec_lib.seat.detectors import calibrate
+from recsec_lib.seat.statistics import SOURCES, MonitorContext, benign_statistics
 from recsec_lib.seat.encoder import (EncoderConfig, EncoderTraining, SimilarityEncoder, adversarial_edit_step,
                                      adversarial_positives, apply_edit, encode_sequences, load_encoder,
                                      random_edits, save_encoder, train_encoder)
@@ -152,11 +154,11 @@ def test_limit_for_fpr_by_hand():
         limit_for_fpr([1.0], 1.5)
 
 
-def test_make_monitor_errors():
-    with pytest.raises(ValueError, match="unknown detector"):
-        make_monitor("magic", 1.0)
+def test_monitor_errors():
+    with pytest.raises(ValueError, match=r"unknown detector 'magic' \(known: seat-pairs, seat"):
+        calibrate("magic", None, 0.01)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="threshold"):
-        make_monitor("seat", 1.0, threshold=None, dim=2)
+        SOURCES["seat"].monitor({"pairs": 1.0}, MonitorContext(threshold=None, dim=2))
 
 
 def test_user_split_is_disjoint_and_checked():
@@ -316,7 +318,7 @@ def synthetic_setup():
 
 
 def test_calibration_never_sees_test_accounts(synthetic_setup, monkeypatch):
-    import recsec_lib.seat.replay as replay_module
+    import recsec_lib.seat.statistics as replay_module  # the sources replay through the name it imported
 
     seen: list[str] = []
     original = replay_module.replay
@@ -357,7 +359,7 @@ def test_accounts_sweep_and_volume_cap(synthetic_setup):
     s = synthetic_setup
     attack = tr.attack_traffic(s["walks"], max_len=50, name="ar")  # 60 walks x 15 queries = 900
     features = featurize(attack, s["encoder"], 80)
-    volume = Calibration("volume", limit=100.0, threshold=None, target_fpr=0.01, calibration_fpr=0.0,
+    volume = Calibration("volume", limits={"volume": 100.0}, threshold=None, target_fpr=0.01, calibration_fpr=0.0,
                          num_accounts=1, accounts=frozenset({"x"}))
     needed, table = accounts_sweep(volume, attack, features, grid=(1, 2, 5, 10, 20), refine=False)
     assert needed == 10  # 900 / 10 = 90 queries per account <= 100; 900 / 5 = 180 > 100
@@ -394,28 +396,6 @@ def test_prefix_bag_features_match_the_windowed_ones():
     expected = bag_of_items_features(windows, num_items=10, dim=8, seed=1)
     got = bag_of_items_prefix_features(sources, keys, max_len=3, num_items=10, dim=8, seed=1)
     assert np.allclose(got, expected, atol=1e-5)
-
-
-@pytest.mark.realdata
-def test_real_benign_prefix_accounts_have_no_close_pairs(tmp_path):
-    """On ML-1M, single-history accounts (growing prefixes, refreshes) never count a pair."""
-    import os
-    from pathlib import Path
-
-    from recsec_lib.data.prepare import prepare_dataset
-
-    dataset = prepare_dataset("ml-1m", data_dir=tmp_path, mirror=Path(os.environ["RECSEC_DATA_MIRROR"]))
-    encoder, _ = train_encoder([dataset.sequence(u)[:-2] for u in range(500)],
-                               EncoderConfig(num_items=dataset.num_items, window=50, dim=32, hidden=64),
-                               EncoderTraining(steps=30, batch_size=64, seed=0), progress=False)
-    users = list(range(5900, 6040))
-    traffic = benign.benign_traffic([dataset.sequence(u) for u in users], users, ["growing", "refresh"],
-                                dataset.max_len, seed=0)
-    features = featurize(traffic, encoder, dataset.num_items)
-    monitor = make_monitor("seat", None, threshold=2.0, dim=32)  # every pair would be "close"
-    outcomes = replay(monitor, traffic, features.seat, features.rows)
-    assert len(outcomes) == 2 * len(users)
-    assert all(o.score == 0 for o in outcomes)
 
 
 def test_stage_reads_attack_logs_and_skips_other_files(tmp_path):

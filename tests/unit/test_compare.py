@@ -175,21 +175,3 @@ def test_cli_compare_errors(argv, match, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["compare", "--dataset", "synthetic", *argv]) == 2
     assert match in capsys.readouterr().err
-
-
-@pytest.mark.realdata
-def test_ml1m_examples_and_popularity_bias(tmp_path):
-    """On ML-1M the themed histories are recognisable and the popularity baseline is all head."""
-    import os
-
-    from recsec_lib.data.prepare import prepare_dataset
-
-    data = prepare_dataset("ml-1m", data_dir=tmp_path / "data", mirror=os.environ["RECSEC_DATA_MIRROR"])
-    examples = {e.label: [int(data.item_raw_ids[i]) for i in e.history] for e in themed_examples(data)}
-    assert list(examples) == ["action/sci-fi", "children's", "drama", "comedy", "horror"]
-    assert examples["action/sci-fi"][0] == 260  # Star Wars: Episode IV
-    assert examples["children's"][0] == 364  # The Lion King
-    assert all(len(history) == 5 for history in examples.values())
-    report = bias_on_test_users(data, popularity_recommender(data), k=10, max_users=500, seed=0)
-    assert report.figures["popular_share_recommended"] == 1.0
-    assert 0.3 < report.figures["popular_share_interactions"] < 0.6

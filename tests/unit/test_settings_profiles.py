@@ -18,7 +18,7 @@ import pytest
 
 from recsec_lib.attack.surrogate import SurrogateSettings
 
-SNAPSHOT = Path(__file__).parent / "data" / "stage_profiles.json"
+SNAPSHOT = Path(__file__).resolve().parents[1] / "data" / "stage_profiles.json"
 STAGES = ("data", "analyze", "train", "attack", "gro", "seat", "report")
 PROFILES = ("smoke", "cpu", "full")
 

@@ -18,7 +18,7 @@ from recsec_lib.recommend.metrics import rank_of_targets, ranking_metrics
 from recsec_lib.models.registry import build_model
 from recsec_lib.recommend.training import TrainConfig, train_model, training_matrix
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
@@ -236,24 +236,6 @@ def test_stage_settings_profiles_and_errors():
         stage.Settings(models=("gru4rec",))
 
 
-@pytest.mark.notebook
-def test_train_notebook_smoke(tmp_path):
-    bin_dir = Path(sys.executable).parent
-    ipynb = tmp_path / "02_train.ipynb"
-    subprocess.run([str(bin_dir / "jupytext"), "--to", "ipynb", "-o", str(ipynb), str(REPO / "notebooks" / "02_train.py")],
-                   check=True, capture_output=True)
-    run_dir = tmp_path / "run"
-    result = subprocess.run(
-        [str(bin_dir / "papermill"), str(ipynb), str(tmp_path / "02_train.out.ipynb"), "-k", "python3",
-         "-p", "profile", "smoke", "-p", "dataset", "synthetic", "-p", "run_dir", str(run_dir),
-         "-p", "data_dir", str(tmp_path / "data"), "-p", "device", "cpu", "-p", "epochs", "2", "--cwd", str(REPO)],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "RECSEC_DATA_MIRROR": ""})
-    assert result.returncode == 0, result.stderr[-3000:]
-    metrics = json.loads((run_dir / "train" / "metrics.json").read_text())
-    assert set(metrics["models"]) == {"meanemb", "sasrec"}
-    assert (run_dir / "train" / "curves.png").exists()
-
-
 def test_cli_train_then_evaluate(tmp_path, monkeypatch, capsys):
     from recsec_lib.cli import main
 
@@ -273,28 +255,13 @@ def test_cli_train_then_evaluate(tmp_path, monkeypatch, capsys):
     assert "--embedding-dim must be positive" in capsys.readouterr().err
 
 
-@pytest.mark.realdata
-def test_full_evaluation_of_all_ml1m_users():
-    """All 6,040 ML-1M test users ranked against all 3,416 items; an untrained SASRec is near chance."""
-    from recsec_lib.data.prepare import prepare_dataset
-
-    # The project's usual (git-ignored) processed cache, so the test does not rebuild it every time.
-    dataset = prepare_dataset("ml-1m", data_dir=REPO / "data", mirror=Path(os.environ["RECSEC_DATA_MIRROR"]))
-    assert (dataset.num_users, dataset.num_items, dataset.num_interactions) == (6040, 3416, 999_611)
-    torch.manual_seed(0)
-    model = build_model("sasrec", dataset.num_items, dataset.max_len)
-    metrics = evaluate_model(model, dataset, "test")
-    assert metrics["users"] == 6040
-    assert metrics["hr@10"] < 0.05 and metrics["sampled_hr@10"] < 0.3
-
-
 def test_train_stage_gives_the_baseline_its_own_epochs():
-    """The cpu profile trains the seed's baseline for 10 epochs (the seed: 30), the targets for up to 200."""
+    """The cpu profile trains the seed's baseline for 10 epochs (the seed: 30), the targets for up to 40."""
     from recsec_lib.study.stages.train import Settings
 
     cpu = Settings.for_profile("cpu")
     assert cpu.train_config(0, "meanemb").epochs == 10
-    assert cpu.train_config(0, "sasrec").epochs == 200
+    assert cpu.train_config(0, "sasrec").epochs == 40
     assert Settings(epochs=7).train_config(0, "meanemb").epochs == 7  # 0 = the same as every model
 
 

@@ -20,7 +20,7 @@ from recsec_lib.study.stages import analyze as analyze_stage
 from recsec_lib.study.stages import data as data_stage
 from recsec_lib.study.stages.context import StudyContext
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def tiny_dataset() -> SequenceDataset:
@@ -236,37 +236,3 @@ def test_analyze_command(tmp_path, capsys, no_mirror_env):
 
 
 # --------------------------------------------------------------------------- notebooks
-
-
-def run_notebook(name: str, tmp_path: Path) -> Path:
-    """Convert a jupytext notebook and execute it with papermill on the smoke data; returns the run folder."""
-    bin_dir = Path(sys.executable).parent
-    ipynb = tmp_path / f"{name}.ipynb"
-    subprocess.run([str(bin_dir / "jupytext"), "--to", "ipynb", "-o", str(ipynb), str(REPO / "notebooks" / f"{name}.py")],
-                   check=True, capture_output=True)
-    run_dir = tmp_path / "run"
-    result = subprocess.run(
-        [str(bin_dir / "papermill"), str(ipynb), str(tmp_path / f"{name}.out.ipynb"), "-k", "python3",
-         "-p", "profile", "smoke", "-p", "dataset", "synthetic", "-p", "run_dir", str(run_dir),
-         "-p", "data_dir", str(tmp_path / "data"), "--cwd", str(REPO)],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "RECSEC_DATA_MIRROR": ""})
-    assert result.returncode == 0, result.stderr[-3000:]
-    return run_dir
-
-
-@pytest.mark.notebook
-def test_data_notebook(tmp_path):
-    run_dir = run_notebook("00_data", tmp_path)
-    metrics = json.loads((run_dir / "data" / "metrics.json").read_text())
-    assert metrics["users"] == 200
-    assert (run_dir / "data" / "summary.csv").exists()
-    assert json.loads((run_dir / "headline.json").read_text())["synthetic_items"] == 60
-
-
-@pytest.mark.notebook
-def test_analyze_notebook(tmp_path):
-    run_dir = run_notebook("01_analyze", tmp_path)
-    out = run_dir / "analyze"
-    for name in ("sequence_lengths.png", "long_tail.png", "genres.png", "release_years.png", "ratings.png",
-                 "over_time.png", "statistics.csv", "metrics.json"):
-        assert (out / name).exists(), name

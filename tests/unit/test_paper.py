@@ -18,7 +18,7 @@ import pytest
 from recsec_lib.study import paper
 from recsec_lib.study.paper import Evidence, build_paper, show
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 # ---- hand-made metrics ------------------------------------------------------------------------------------------

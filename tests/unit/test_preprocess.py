@@ -299,13 +299,3 @@ def test_data_dir_that_is_a_file_is_named(tmp_path, no_mirror_env):
     not_a_folder.write_text("")
     with pytest.raises(ValueError, match=r"'data_dir' \(--data-dir\): .*data is a file, not a folder"):
         prepare.prepare_dataset("synthetic", data_dir=not_a_folder)
-
-
-@pytest.mark.realdata
-def test_real_mirror_is_verified_against_its_sha256sums_and_counts(tmp_path, caplog):
-    mirror = os.environ["RECSEC_DATA_MIRROR"]
-    caplog.set_level("INFO")
-    ds = prepare.prepare_dataset("ml-1m", data_dir=tmp_path, mirror=mirror, download=False)
-    assert "ml-1m.txt: SHA-256 matches" in caplog.text and "movies.dat: SHA-256 matches" in caplog.text
-    assert "not the ML-1M of the papers" not in caplog.text
-    assert prepare.check_expected_counts(ds, min_count=5) == {}
