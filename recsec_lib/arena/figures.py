@@ -161,6 +161,10 @@ def curve_figure(points: pd.DataFrame, noise_floor: float | None = None, title: 
     for rule, part in points[points["family"] == "gro"].groupby("rule", sort=False):
         part = part.sort_values("lam")
         ax.plot(100 * part["x"], 100 * part["y"], "-", linewidth=1.0, alpha=0.6, label=f"GRO, rule {rule} (λ ↑)")
+    nulls = points[points["family"] == "null"].sort_values("x")
+    if len(nulls) > 1:
+        ax.plot(100 * nulls["x"], 100 * nulls["y"], ":", color="black", linewidth=1.0, alpha=0.7,
+                label="utility-matched nulls (earlier epochs of the target's training)")
     for _, row in points.iterrows():
         x, y = 100 * float(row["x"]), 100 * float(row["y"])
         xerr = [[max(0.0, x - 100 * float(row["x_low"]))], [max(0.0, 100 * float(row["x_high"]) - x)]]

@@ -65,6 +65,7 @@ from recsec_lib.attack.surrogate import SurrogateSettings
 from recsec_lib.attack.views import VIEWS
 from recsec_lib.common.executor import CellStore, ExecutorConfig
 from recsec_lib.common.settings import SettingsBase
+from recsec_lib.common.files import write_csv_atomic, write_text_atomic
 from recsec_lib.common.tables import markdown_table
 from recsec_lib.defenses.output import parse_output_defense
 from recsec_lib.gro.authors_units import PUBLISHED_SETTING, authors_units_frame
@@ -390,6 +391,80 @@ def read_curve(settings: Settings, matrix: MatrixResult, candidates, seed: int) 
                                 replicates=settings.bootstrap_replicates, seed=seed)
 
 
+def verdict_reading(settings: Settings, defended: Defended) -> tuple[gro_curve.CurveReading, int]:
+    """(the reading, its budget in sequences) the verdict and the headline use: the budget
+    ``gro_curve.budget_reading`` chose (the smallest at which the surrogates of the models made without an aim
+    against extraction are not budget-bound), which is the second only where the stage measured one."""
+    budget = defended.budgets.budget if defended.budgets is not None else settings.attack_sequences
+    if defended.second_reading is not None and budget == settings.second_budget:
+        return defended.second_reading, budget
+    return defended.reading, settings.attack_sequences
+
+
+AUTHORS_SETTING_FINE_TUNED = ("{model} fine-tuned from the trained target for {epochs} epoch(s) (last kept), student "
+                              "and swap on the last {positions} positions; attack {budget}, naive attacker, "
+                              "surrogates of {surrogate_epochs} epochs")
+
+
+def authors_units_arms(settings: Settings, defended: Defended) -> dict[str, str]:
+    """The authors'-units rows: None, Random, Reverse (whole list), the λ = 0 control and, per rule, λ = 1 and the
+    point the validation picks, where the run has them (arm label -> the row's name)."""
+    labels = {arm.label for arm in defended.arms}
+    rows = {"None": "None", "Random": "Random (whole list)", "Reverse": "Reverse (whole list)",
+            CONTROL_LABEL: "GRO λ = 0 (control)"}
+    rows = {label: name for label, name in rows.items() if label in labels}
+    reading = defended.reading
+    for rule in settings.zero_gradient_rules:
+        for lam in settings.lambdas:
+            if lam == 1.0 and f"GRO {rule} λ=1" in labels:
+                rows[f"GRO {rule} λ=1"] = f"GRO ({rule}), λ = 1"
+        shown = gro_curve.shown_point(reading, rule) if reading is not None else None
+        if shown is not None and shown.label not in rows:
+            rows[shown.label] = f"GRO ({rule}), λ = {shown.lam:g} (chosen on validation)"
+    return rows
+
+
+def write_outputs(out: Path, settings: Settings, defended: Defended) -> dict[str, Path]:
+    """The stage's tables and figures (see the module docstring), written atomically."""
+    table = defended.matrix.table
+    paths = save_matrix_tables(table, out)
+    title = scale_sentence(settings)
+    paths["plot"] = plot_frontier(table, out / "frontier.png", title=f"Defense frontier (upper right is better)\n{title}")
+    reading = defended.reading
+    frames = {"curve": gro_curve.curve_frame(reading), "nulls": gro_curve.null_table(reading),
+              "extraction": gro_curve.extraction_table(reading)}
+    points = curve_points(table)
+    frames["curve_points"] = points
+    if defended.second_reading is not None:
+        second = gro_curve.null_table(defended.second_reading)
+        second.insert(0, "budget", f"{settings.second_budget}×{settings.attack_seq_len}")
+        first = frames["nulls"].copy()
+        first.insert(0, "budget", f"{settings.attack_sequences}×{settings.attack_seq_len}")
+        frames["budgets"] = pd.concat([first[first["GRO point"].isin(second["GRO point"])], second],
+                                      ignore_index=True)
+    try:
+        words = AUTHORS_SETTING_FINE_TUNED.format(
+            model=settings.target_model, epochs=settings.epochs, positions=settings.positions_per_sequence or "all",
+            budget=f"{settings.attack_sequences}×{settings.attack_seq_len}", surrogate_epochs=settings.surrogate_epochs)
+        if settings.from_scratch:
+            words = words.replace("fine-tuned from the trained target", "trained from scratch")
+        arms = authors_units_arms(settings, defended)
+        rows = gro_curve.authors_units_rows(defended.matrix, arms, {label: words for label in arms})
+        frames["authors_units"] = authors_units_frame(rows)
+    except ValueError as exc:  # e.g. a run without the naive view: said, not hidden
+        _say(f"authors' units not written: {exc}")
+    for name, frame in frames.items():
+        paths[f"{name}_csv"] = out / f"{name}.csv"
+        write_csv_atomic(paths[f"{name}_csv"], frame)
+        if name != "curve_points":
+            paths[f"{name}_markdown"] = out / f"{name}.md"
+            write_text_atomic(paths[f"{name}_markdown"], markdown_table(frame, float_format="{:.4f}"))
+    floor = reading.floor.point if reading.floor is not None else None
+    paths["curve_plot"] = plot_curve(points, out / "curve.png", noise_floor=floor,
+                                     title=f"GRO's trade-off curve (upper right is better)\n{title}")
+    return paths
+
+
 def run(ctx: StudyContext, settings: Settings) -> dict:
     """Train the GRO targets, attack every arm with every attacker, write the tables, frontier plot and metrics."""
     out = ctx.stage_dir(STAGE)
@@ -423,6 +498,8 @@ def stage_metrics(defended: Defended, settings: Settings, profile: str, dataset_
                      "defense_frontier_best_retention": best["retention"],
                      "defense_frontier_best_fall": best["fall"], "defense_frontier_best_fall_low": best["fall_low"],
                      "defense_frontier_best_measure": best["measure"]})
+    curve = curve_metrics(settings, defended)
+    headline.update(curve.pop("headline"))
     headline = {key: value for key, value in headline.items() if value is not None and value == value}
     capped = int(table["time_capped"].sum())
     return {
@@ -450,12 +527,66 @@ def stage_metrics(defended: Defended, settings: Settings, profile: str, dataset_
         "training_windows": defended.windows,
         "executor": defended.executor,
         **defended.cost,
+        **curve,
         "artefacts": {"matrix_csv": "matrix.csv", "frontier_csv": "frontier.csv", "frontier_markdown": "frontier.md",
                       "gro_arms_csv": "gro_arms.csv", "gro_arms_markdown": "gro_arms.md", "plot": "frontier.png",
-                      "cells": "cells/"},
+                      "curve_csv": "curve.csv", "curve_points_csv": "curve_points.csv", "curve_plot": "curve.png",
+                      "nulls_csv": "nulls.csv", "nulls_markdown": "nulls.md", "extraction_csv": "extraction.csv",
+                      "authors_units_csv": "authors_units.csv", "budgets_csv": "budgets.csv", "cells": "cells/"},
         "headline_keys": sorted(headline),
         **headline,
     }
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+
+
+def curve_metrics(settings: Settings, defended: Defended) -> dict:
+    """The curve's part of metrics.json: every point's verdict (first budget), the nulls, the noise floor, the
+    budgets' checks, the second budget's rows, and (key "headline") the issue's headline keys read at the budget
+    the verdict uses."""
+    reading, budget = verdict_reading(settings, defended)
+    headline = curve_headline(reading.best, reading.control, settings.bootstrap_replicates, 0)
+    headline["gro_verdict_budget"] = f"{budget}×{settings.attack_seq_len}"
+    headline["gro_noise_floor"] = round(reading.floor.point, 4) if reading.floor is not None else None
+    for rule, summary in reading.summaries.items():
+        headline[f"gro_{rule}_curve_summary"] = summary
+    if settings.from_scratch:  # the from-scratch arm (the authors' training): λ = 1, else the largest λ, keep rule
+        points = [v for v in defended.reading.verdicts if v.rule == settings.zero_gradient_rules[0]]
+        point = next((v for v in points if v.lam == 1.0), max(points, key=lambda v: v.lam, default=None))
+        if point is not None:
+            headline.update({"gro_scratch_point": point.label,
+                             "gro_scratch_utility_retention": round(point.retention_test.point, 4),
+                             "gro_scratch_surrogate_ndcg10_drop": round(point.fall_vs_control.point, 4),
+                             "gro_scratch_surrogate_ndcg10_drop_low": round(point.fall_vs_control.low, 4)})
+    budgets = defended.budgets
+    out = {
+        "headline": headline,
+        "curve_rule": ("a GRO point protects only where its surrogate's test NDCG@10 falls against its utility-matched "
+                       "null (a snapshot of the target's own training with the nearest VALIDATION NDCG@10, within "
+                       f"{settings.null_tolerance:.0%}) with the whole 95% interval above 0 and above the training "
+                       "noise of the λ = 0 control's seeds; the best point keeps >= "
+                       f"{settings.min_retention:.0%} of the control's VALIDATION NDCG@10 and has the largest "
+                       "VALIDATION fall against its null; intervals: bootstrap over test users (paired) and attack "
+                       "seeds, training variance only through the noise floor"),
+        "curve": _records(gro_curve.curve_frame(defended.reading)),
+        "curve_words": [v.words for v in defended.reading.verdicts],
+        "noise_floor": None if defended.reading.floor is None else defended.reading.floor.describe(),
+        "null_candidates": [{"label": n.label, "epoch": n.epoch, "valid_ndcg10": n.valid_ndcg10,
+                             "snapshot": n.snapshot} for n in defended.candidates],
+        "null_matches": {label: match.describe() for label, match in defended.matches.items()},
+        "extraction": _records(defended.reading.extraction),
+        "budget_checks": {} if budgets is None else {str(b): c.describe() for b, c in budgets.checks.items()},
+        "budget_problems": {} if budgets is None else {str(b): p for b, p in budgets.problems.items()},
+        "budget_reason": "" if budgets is None else budgets.reason,
+    }
+    if defended.second is not None:
+        out["second_budget_rows"] = defended.second.table.to_dict(orient="records")
+        out["second_budget_curve"] = _records(gro_curve.curve_frame(defended.second_reading))
+        out["second_budget_surrogates"] = defended.second.surrogates
+        out["second_budget_arms"] = [arm.label for arm in defended.second_arms]
+    return out
 
 
 def _strongest_row(table: pd.DataFrame, arm: str, measure: str = "ndcg") -> pd.Series:
