@@ -133,9 +133,10 @@ frontier_table(rows)
 # A GRO point below the null line at the same x did no more than a weaker model would.
 
 # %%
-from IPython.display import Image
+from recsec_lib.arena.figures import curve_figure
 
-display(Image(filename=str(out / "curve.png")))
+display(curve_figure(read_table(out / "curve_points.csv"), metrics.get("gro_noise_floor"),
+                     title=f"GRO's trade-off curve (upper right is better)\n{metrics['scale']}"))
 print(metrics["curve_rule"])
 print(metrics["noise_floor"] or "training noise not measured (one control seed)")
 for line in metrics["curve_words"]:
