@@ -449,6 +449,9 @@ def test_stage_smoke_puts_every_arm_against_every_attacker_and_recsec_defend_agr
     assert code == 0
     pd.testing.assert_frame_equal(read_matrix_rows(tmp_path / "cli" / "matrix.csv"), read_matrix_rows(out / "matrix.csv"))
     assert (tmp_path / "cli" / "frontier.md").read_text() == (out / "frontier.md").read_text()
+    # ... and the same curve: the point verdicts and the null comparison
+    for name in ("curve.csv", "nulls.md", "extraction.csv", "authors_units.csv"):
+        assert (tmp_path / "cli" / name).read_text() == (out / name).read_text(), name
 
 
 def test_gro_trains_on_the_windows_the_target_was_trained_on(tmp_path):
