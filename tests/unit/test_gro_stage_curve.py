@@ -204,3 +204,31 @@ def test_curve_points_read_each_arm_at_its_strongest_attacker(curve_run):
     row = next(r for r in metrics["defenses"] if r["arm"] == "GRO keep λ=1" and r["worst"])
     assert gro["x"] == pytest.approx(row["retention_test"]) and gro["y"] == pytest.approx(row["surrogate_test_ndcg10_drop"])
     assert (points["x_low"] <= points["x"] + 1e-12).all() and (points["y"] <= points["y_high"] + 1e-12).all()
+
+
+def test_curve_metrics_of_a_from_scratch_run_and_the_verdicts_budget():
+    """The headline of a from-scratch run carries its λ = 1 point's retention and fall against the control; the
+    verdict reads the second budget only where the budget check chose it."""
+    from recsec_lib.study.stages import gro as stage
+
+    settings = stage.Settings.for_profile("smoke").with_overrides(from_scratch=True, zero_gradient_rules="keep",
+                                                                  bootstrap_replicates=50)
+    reading = gro_curve.read_curve(hand_matrix(), CANDIDATES, tolerance=0.05, replicates=50)
+    defended = stage.Defended(hand_matrix(), [], {}, {}, {}, reading=reading)
+    metrics = stage.curve_metrics(settings, defended)
+    headline = metrics["headline"]
+    assert headline["gro_scratch_point"] == "GRO keep λ=1"
+    assert headline["gro_scratch_utility_retention"] == pytest.approx(0.75)
+    assert headline["gro_scratch_surrogate_ndcg10_drop"] == pytest.approx(0.40)
+    assert headline["gro_noise_floor"] == pytest.approx(0.05) and "95%" in headline["gro_no_point_reason"]
+    assert headline["gro_extraction_ratio_control"] == pytest.approx(0.5)
+    assert headline["gro_verdict_budget"] == f"{settings.attack_sequences}×{settings.attack_seq_len}"
+    assert metrics["curve"][0]["status"] == "protects" and "PROTECTS" in metrics["curve_words"][0]
+    # a second budget chosen by the check: the headline reads its reading
+    lenient = gro_curve.read_curve(hand_matrix(), CANDIDATES, tolerance=0.05, min_retention=0.7, replicates=50)
+    defended.second, defended.second_reading = hand_matrix(), lenient
+    defended.budgets = gro_curve.BudgetReading({}, {}, settings.second_budget, "chosen")
+    assert stage.verdict_reading(settings, defended) == (lenient, settings.second_budget)
+    headline = stage.curve_metrics(settings, defended)["headline"]
+    assert headline["gro_best_point"] == "GRO keep λ=1" and headline["gro_best_point_fall_vs_null"] == pytest.approx(0.25)
+    assert headline["gro_verdict_budget"] == f"{settings.second_budget}×{settings.attack_seq_len}"
