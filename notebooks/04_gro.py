@@ -129,13 +129,14 @@ frontier_table(rows)
 # %% [markdown]
 # ## GRO's trade-off curve against the null and the noise
 # x: served NDCG@10 kept against the λ = 0 control; y: the fall of the surrogate's NDCG@10 at the strongest attacker;
-# one line per rule (λ rising), the nulls joined by a dotted line, the grey band the training noise of the control.
+# one line per rule (λ rising), the nulls joined by a dotted line, the grey band the 95% interval of the fall between
+# λ = 0 controls of different training seeds (the training noise).
 # A GRO point below the null line at the same x did no more than a weaker model would.
 
 # %%
 from recsec_lib.arena.figures import curve_figure
 
-display(curve_figure(read_table(out / "curve_points.csv"), metrics.get("gro_noise_floor"),
+display(curve_figure(read_table(out / "curve_points.csv"), metrics.get("noise_floor_interval"),
                      title=f"GRO's trade-off curve (upper right is better)\n{metrics['scale']}"))
 print(metrics["curve_rule"])
 print(metrics["noise_floor"] or "training noise not measured (one control seed)")

@@ -136,7 +136,8 @@ def curve_points(table: pd.DataFrame) -> pd.DataFrame:
     return out[list(CURVE_COLUMNS)]
 
 
-def curve_figure(points: pd.DataFrame, noise_floor: float | None = None, title: str = "") -> PlotFigure:
+def curve_figure(points: pd.DataFrame, noise_floor: float | tuple[float, float] | None = None,
+                 title: str = "") -> PlotFigure:
     """GRO's trade-off curve: served NDCG@10 kept (x) against the fall of the surrogate's NDCG@10 (y), 95% CIs.
 
     ``points``: ``curve_points``' frame. One line per zero-gradient rule through
@@ -146,7 +147,8 @@ def curve_figure(points: pd.DataFrame, noise_floor: float | None = None, title: 
     the λ = 0 control, output defenses against None (each arm's own reference,
     as in every table). ``noise_floor`` (a fraction) is drawn as a band around
     0: falls inside it are what training seeds alone give. Points are numbered
-    as in the legend beside the axes.
+    as in the legend beside the axes. A (low, high) pair draws the 95% interval of the fall between
+    the control's seeds instead, made symmetric around 0 (a seed may land on either side).
     """
     width = 9.5
     fig = new_figure(width, 5.8, alt="GRO's trade-off curve: served NDCG@10 kept (% of the reference arm, x) against "
@@ -154,7 +156,12 @@ def curve_figure(points: pd.DataFrame, noise_floor: float | None = None, title: 
                      "through its λ values, the control, nulls and output defenses as points; numbered as in the "
                      "legend.")
     ax = fig.subplots()
-    if noise_floor is not None and noise_floor == noise_floor:
+    if isinstance(noise_floor, (tuple, list)):
+        low, high = (100 * float(v) for v in noise_floor)
+        ax.axhspan(min(low, -abs(high)), max(high, abs(low)), color="grey", alpha=0.15,
+                   label=f"training noise: fall between λ = 0 control seeds, 95% CI [{low:.1f}%, {high:.1f}%], "
+                         "mirrored around 0")
+    elif noise_floor is not None and noise_floor == noise_floor:
         band = 100 * abs(noise_floor)
         ax.axhspan(-band, band, color="grey", alpha=0.15, label=f"training noise of the λ = 0 control: ±{band:.1f}%")
     placed = []
@@ -190,7 +197,7 @@ def curve_figure(points: pd.DataFrame, noise_floor: float | None = None, title: 
     return fig
 
 
-def plot_curve(points: pd.DataFrame, path: str | os.PathLike, noise_floor: float | None = None,
+def plot_curve(points: pd.DataFrame, path: str | os.PathLike, noise_floor: float | tuple[float, float] | None = None,
                title: str = "") -> Path:
     """Save ``curve_figure`` as a PNG, atomically."""
     return save_png(curve_figure(points, noise_floor, title), path)

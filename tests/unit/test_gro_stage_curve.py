@@ -232,3 +232,17 @@ def test_curve_metrics_of_a_from_scratch_run_and_the_verdicts_budget():
     headline = stage.curve_metrics(settings, defended)["headline"]
     assert headline["gro_best_point"] == "GRO keep λ=1" and headline["gro_best_point_fall_vs_null"] == pytest.approx(0.25)
     assert headline["gro_verdict_budget"] == f"{settings.second_budget}×{settings.attack_seq_len}"
+
+
+def test_curve_figure_draws_the_rules_the_nulls_and_the_noise_band(curve_run):
+    from recsec_lib.arena.figures import curve_figure
+    from recsec_lib.arena.tables import read_matrix_rows
+
+    run_dir, metrics, _ = curve_run
+    points = read_matrix_rows(run_dir / "gro" / "curve_points.csv")
+    for floor, words in (((-0.10, 0.05), "95% CI [-10.0%, 5.0%]"), (0.03, "±3.0%")):
+        labels = curve_figure(points, floor).axes[0].get_legend_handles_labels()[1]
+        assert any(words in label for label in labels), labels
+        assert {"GRO, rule keep (λ ↑)", "GRO, rule lowest_index (λ ↑)"} <= set(labels)
+        assert any(label.endswith("Null: sasrec epoch 4 vs GRO λ=0 (control)") for label in labels)
+    assert metrics["noise_floor_interval"][0] <= metrics["noise_floor_interval"][1]

@@ -467,7 +467,7 @@ def write_outputs(out: Path, settings: Settings, defended: Defended) -> dict[str
         if name != "curve_points":
             paths[f"{name}_markdown"] = out / f"{name}.md"
             write_text_atomic(paths[f"{name}_markdown"], markdown_table(frame, float_format="{:.4f}"))
-    floor = reading.floor.point if reading.floor is not None else None
+    floor = (reading.floor.interval.low, reading.floor.interval.high) if reading.floor is not None else None
     paths["curve_plot"] = plot_curve(points, out / "curve.png", noise_floor=floor,
                                      title=f"GRO's trade-off curve (upper right is better)\n{title}")
     return paths
@@ -581,6 +581,8 @@ def curve_metrics(settings: Settings, defended: Defended) -> dict:
         "curve": _records(gro_curve.curve_frame(defended.reading)),
         "curve_words": [v.words for v in defended.reading.verdicts],
         "noise_floor": None if defended.reading.floor is None else defended.reading.floor.describe(),
+        "noise_floor_interval": None if defended.reading.floor is None else [defended.reading.floor.interval.low,
+                                                                             defended.reading.floor.interval.high],
         "null_candidates": [{"label": n.label, "epoch": n.epoch, "valid_ndcg10": n.valid_ndcg10,
                              "snapshot": n.snapshot} for n in defended.candidates],
         "null_matches": {label: match.describe() for label, match in defended.matches.items()},
