@@ -140,7 +140,9 @@ class Settings(SettingsBase):
         # tenth of the paper's 5,000 × 200), 4 views, surrogates of 20 epochs: the published run's 4 attacked
         # models × 3 seeds × 30-epoch surrogates took ~900 s (~75 s per model and seed, the undefended model's
         # cell with 4 output defenses the dearest), so ~50 s per model and seed here: 16 models × 2 seeds
-        # = ~1,600 s. No second budget in the main run (the main points again at 2,000 × 100 add ~900 s): the
+        # = ~1,600 s. (benchmarks/gro_curve_costs.py cells timed one such cell at ~80 quiet s, which would make
+        # ~2,600 s of attacks and ~3,300 s in all; -p attack_seeds 1 then halves the attacks, the intervals holding
+        # test users only.) No second budget in the main run (the main points again at 2,000 × 100 add ~900 s): the
         # side run results/gro-curve/ measures it (-p second_budget 2000); the verdict then uses the budget whose
         # unaimed surrogates are not budget-bound.
         "cpu": {"lambdas": (0.01, 0.1, 0.3, 1.0), "epochs": 1, "from_scratch": False, "positions_per_sequence": 10,
