@@ -68,8 +68,8 @@ from recsec_lib.common.settings import SettingsBase
 from recsec_lib.common.files import write_csv_atomic, write_text_atomic
 from recsec_lib.common.tables import markdown_table
 from recsec_lib.defenses.output import parse_output_defense
-from recsec_lib.gro.authors_units import PUBLISHED_SETTING, authors_units_frame
-from recsec_lib.gro.curve import BestPoint, curve_headline
+from recsec_lib.gro.authors_units import authors_units_frame
+from recsec_lib.gro.curve import curve_headline
 from recsec_lib.gro.defenses import choose_best_lambda
 from recsec_lib.gro.null import NullMatch
 from recsec_lib.gro.loss import ZERO_GRADIENT_RULES
