@@ -38,7 +38,7 @@ from recsec_lib.gro.budget import (DEFAULT_MIN_ELASTICITY, DEFAULT_MIN_TARGET_GA
 from recsec_lib.gro.curve import (DEFAULT_MIN_RETENTION, DEFAULT_PROMOTION_RISE, ArmFigures, BestPoint, NoiseFloor,
                                   PointVerdict, best_point, extraction_ratio, judge_point, noise_floor,
                                   protective_summary)
-from recsec_lib.gro.null import DEFAULT_TOLERANCE, NullCandidate, NullMatch, match_null
+from recsec_lib.gro.null import DEFAULT_TOLERANCE, NullCandidate, match_null
 from recsec_lib.recommend.intervals import Interval
 
 
