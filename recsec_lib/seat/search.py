@@ -382,3 +382,20 @@ def combine(results: Sequence[SearchResult]) -> SearchResult:
     """Several attackers' searches as one (the headline takes the minimum over all of them)."""
     table = pd.concat([r.table for r in results], ignore_index=True)
     return SearchResult(table, cheapest(table))
+
+
+def featured_sample(traffic: Traffic, encoder, num_items: int, target=None, k: int = 100, filter_seen: bool = True,
+                    device="cpu", seed: int = 0) -> AttackSample:
+    """An ``AttackSample`` of ``traffic`` with SEAT / PRADA features and, given the ``target`` behind the box,
+    the per-source follow flags (so every split gets its own follow values); ``target`` None leaves the follow
+    statistic silent."""
+    from recsec_lib.seat.follow import follow_flags, query_follow
+    from recsec_lib.seat.replay import featurize
+
+    if target is None:
+        return AttackSample(traffic, featurize(traffic, encoder, num_items, device=device, seed=seed))
+    flags = follow_flags(target, list(traffic.sources), [traffic.width(s) for s in range(len(traffic.sources))],
+                         k, filter_seen, device=device)
+    features = featurize(traffic, encoder, num_items, device=device, seed=seed,
+                         follow=query_follow(traffic, flags))
+    return AttackSample(traffic, features, flags)
