@@ -163,6 +163,29 @@ class Settings(SettingsBase):
                            follow_drift=self.follow_drift, pair_quantile=self.pair_quantile,
                            rate_window_s=self.rate_window_s)
 
+    def check_search(self) -> None:
+        """Fail before any work when the search's settings name something unknown (a clear error per setting)."""
+        from recsec_lib.seat.detectors import detector_names
+
+        for name in self.search_attackers:
+            if name not in GENERATORS.names():
+                raise ValueError(f"seat setting search_attackers: unknown generator {name!r}; registered: "
+                                 f"{GENERATORS.names()}")
+            generator_space(name, self.search_splits, self.search_horizons_h, **self.narrowed(name))
+        AttackSpace({}, tuple(self.search_splits), tuple(self.search_horizons_h))  # splits and windows
+        unknown = sorted(set(self.search_detectors) - set(detector_names()))
+        if unknown or not self.search_detectors:
+            raise ValueError(f"seat setting search_detectors: unknown detector(s) {unknown}; registered: "
+                             f"{detector_names()}")
+        if any(int(n) < 1 for n in self.public_streams):
+            raise ValueError(f"seat setting public_streams: every value must be >= 1, got {self.public_streams}")
+        if not 0 < self.real_calibration_fraction < 1:
+            raise ValueError(f"seat setting real_calibration_fraction must be in (0, 1), "
+                             f"got {self.real_calibration_fraction}")
+        unknown = sorted(set(self.population_forms) - set(EVERY_FORM))
+        if unknown or not self.population_forms:
+            raise ValueError(f"seat setting population_forms: unknown form(s) {unknown}; known: {EVERY_FORM}")
+
     def narrowed(self, name: str) -> dict[str, tuple]:
         """The search's narrowing of the registered generator ``name``'s choices (only those it offers)."""
         choices = GENERATORS.get(name).choices
@@ -264,6 +287,7 @@ class StageInputs:
 
 
 def stage_inputs(ctx: StudyContext, settings: Settings) -> StageInputs:
+    settings.check_search()
     dataset = ctx.load_dataset()
     device = ctx.torch_device()
     target_path = (Path(settings.target_path) if settings.target_path
