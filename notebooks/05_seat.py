@@ -61,7 +61,7 @@ attack_sequences: Optional[int] = None  # walks of the every-prefix attackers (s
 attack_seq_len: Optional[int] = None  # queries per walk
 encoder_steps: Optional[int] = None  # encoder training steps
 search_attackers: Optional[str] = None  # generators the attacker who chooses may use, e.g. chain,autoregressive
-real_timing: Optional[bool] = None  # benign users with ML-100K's real timing when the mirror has ML-100K
+real_timing: Optional[bool] = None  # benign users with the real ML-100K timing when the mirror has ML-100K
 
 # %%
 ctx = StudyContext(run_dir=Path(run_dir), dataset=dataset, data_dir=Path(data_dir), mirror=mirror or None,

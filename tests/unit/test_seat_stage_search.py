@@ -143,6 +143,7 @@ def test_an_ml100k_that_maps_onto_nothing_is_skipped_not_an_error(tmp_path):
     ({"search_horizons_h": (0.0,)}, "horizons_h must be positive hours"),
     ({"search_detectors": ("seat", "sneaky")}, r"search_detectors: unknown detector\(s\) \['sneaky'\]"),
     ({"public_streams": (0,)}, "public_streams: every value must be >= 1"),
+    ({"search_budget_queries": -5}, "search_budget_queries must be >= 0"),
     ({"real_calibration_fraction": 1.0}, r"real_calibration_fraction must be in \(0, 1\)"),
     ({"population_forms": ("growing", "lurker")}, r"population_forms: unknown form\(s\) \['lurker'\]"),
 ])

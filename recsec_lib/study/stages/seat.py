@@ -135,6 +135,7 @@ class Settings(SettingsBase):
                                          "caps+handoff", "seat+cap+handoff")  # PRADA left out: too slow per split
     public_streams: tuple[int, ...] = (1, 8, 10_000)  # the public-data attacker's choice of streams; () = none
     search_fidelity: bool = True  # train the surrogate at each detector's cheapest point (its Agr@10)
+    search_budget_queries: int = 0  # queries each searched attacker sends; 0 = the zoo's (attack_sequences * seq_len)
     # Benign users with real timing (ML-100K from the mirror; skipped with a stated reason without it).
     real_timing: bool = True
     real_calibration_fraction: float = 0.5  # ML-100K users (by id) that calibrate; the rest are held out
@@ -154,7 +155,14 @@ class Settings(SettingsBase):
         # Zoo surrogates stop on a number of epochs, never on the clock (the same run twice gives the same Agr@10):
         # 20 epochs of 200 x 200 queries take about the 20 s per surrogate the earlier time cap allowed on 2 cores.
         "cpu": {"attack_sequences": 200, "single_budgets": (10, 50, 200), "chain_count": 20, "accounts_per_form": 200,
-                "surrogate_epochs": 20, "prada_max_queries": 20_000, "cpu_threads": 1},
+                "surrogate_epochs": 20, "prada_max_queries": 20_000, "cpu_threads": 1,
+                # The search and the real-timing populations, sized for ~20 minutes of the whole stage on 2 cores
+                # (docs/ARCHITECTURE.md, "SEAT stage cost"): 9 grid settings of 10,000 queries; held-out
+                # 175 accounts per form x 16 forms + ~940 ML-100K accounts >= 3,688, so the overall interval can
+                # show 0.1%; per form 175 < 368 cannot show 1% (the table says so), the ML-100K forms can.
+                "search_attackers": ("chain", "autoregressive"), "search_chains": (1, 20), "search_random_mix": (0.5,),
+                "search_budget_queries": 10_000, "population_calibration_per_form": 50,
+                "population_held_out_per_form": 175},
         "full": {"encoder_steps": 2000, "one_query_training_rows": 20_000},
     }
 
@@ -177,6 +185,9 @@ class Settings(SettingsBase):
         if unknown or not self.search_detectors:
             raise ValueError(f"seat setting search_detectors: unknown detector(s) {unknown}; registered: "
                              f"{detector_names()}")
+        if self.search_budget_queries < 0:
+            raise ValueError(f"seat setting search_budget_queries must be >= 0 (0 = the zoo's budget), "
+                             f"got {self.search_budget_queries}")
         if any(int(n) < 1 for n in self.public_streams):
             raise ValueError(f"seat setting public_streams: every value must be >= 1, got {self.public_streams}")
         if not 0 < self.real_calibration_fraction < 1:
@@ -222,6 +233,7 @@ def _run(ctx: StudyContext, settings: Settings) -> dict:
         started = time.perf_counter()
         value = step(*args)
         seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
+        log.info("seat step %s: %.1f s", name, time.perf_counter() - started)
         return value
 
     with runs.stage_timer() as timer:
@@ -558,7 +570,7 @@ def search_step(inputs: StageInputs, encoder, population: PopulationResult, real
     public-data attacker was skipped ("" when searched)."""
     settings, dataset, box = inputs.settings, inputs.dataset, inputs.box
     context = MonitorContext(population.threshold, encoder.config.dim, dataset.num_items, inputs.seat_options)
-    budget = settings.attack_sequences * settings.attack_seq_len
+    budget = search_budget(settings)
 
     def sample(traffic):
         return featured_sample(traffic, encoder, dataset.num_items, inputs.target, settings.k, box.filter_seen,
@@ -595,7 +607,7 @@ def search_fidelity_step(inputs: StageInputs, search: SearchResult) -> SearchRes
     settings = inputs.settings
     if not settings.search_fidelity:
         return search
-    budget = settings.attack_sequences * settings.attack_seq_len
+    budget = search_budget(settings)
     surrogate_settings = _surrogate_settings(settings, inputs.box.filter_seen, inputs.ctx.seed)
     measured: dict[tuple, dict] = {}
     table = search.table.copy()
@@ -663,7 +675,7 @@ def verdict_step(inputs: StageInputs, population: PopulationResult, search: Sear
                + (f"; the public-data attacker (ML-100K histories by title, streams {settings.public_streams})"
                   if not public_skipped else "")
                + f"; splits {settings.search_splits}; pacing windows {settings.search_horizons_h} h; each attacker "
-               f"sends {settings.attack_sequences * settings.attack_seq_len:,} queries; None = flagged at every N"),
+               f"sends {search_budget(settings):,} queries; None = flagged at every N"),
            "real_timing_skipped": real_skipped or None,
            "public_data_attacker_skipped": public_skipped or None,
            "benign_population_timing": population.timing,
@@ -680,6 +692,11 @@ def verdict_step(inputs: StageInputs, population: PopulationResult, search: Sear
 
 
 PUBLIC = "public"  # the public-data attacker's label in the search tables
+
+
+def search_budget(settings: Settings) -> int:
+    """Queries each searched attacker sends."""
+    return settings.search_budget_queries or settings.attack_sequences * settings.attack_seq_len
 FORM_TARGET = 0.01  # no benign form above 1% (issue 24)
 
 
