@@ -156,13 +156,13 @@ class Settings(SettingsBase):
         # 20 epochs of 200 x 200 queries take about the 20 s per surrogate the earlier time cap allowed on 2 cores.
         "cpu": {"attack_sequences": 200, "single_budgets": (10, 50, 200), "chain_count": 20, "accounts_per_form": 200,
                 "surrogate_epochs": 20, "prada_max_queries": 20_000, "cpu_threads": 1,
-                # The search and the real-timing populations, sized for ~20 minutes of the whole stage on 2 cores
-                # (docs/ARCHITECTURE.md, "SEAT stage cost"): 9 grid settings of 10,000 queries; held-out
-                # 175 accounts per form x 16 forms + ~940 ML-100K accounts >= 3,688, so the overall interval can
-                # show 0.1%; per form 175 < 368 cannot show 1% (the table says so), the ML-100K forms can.
+                # The search and the real-timing populations (docs/ARCHITECTURE.md, "SEAT stage cost": ~8 minutes
+                # added, estimated from timings on ML-1M): 8 grid settings of 5,000 queries; 30 / 60 ML-1M accounts
+                # per form plus every ML-100K user: ~1,900 held-out accounts, too few for the overall interval to
+                # show 0.1% (3,688 needed; fpr_intervals.csv says so) — the full profile (one account per user) can.
                 "search_attackers": ("chain", "autoregressive"), "search_chains": (1, 20), "search_random_mix": (0.5,),
-                "search_budget_queries": 10_000, "population_calibration_per_form": 50,
-                "population_held_out_per_form": 175},
+                "search_budget_queries": 5_000, "public_streams": (1, 10_000), "population_calibration_per_form": 30,
+                "population_held_out_per_form": 60},
         "full": {"encoder_steps": 2000, "one_query_training_rows": 20_000},
     }
 
