@@ -124,8 +124,9 @@ class Settings(SettingsBase):
     cpu_threads: int = 0  # torch CPU threads during the stage; 0 = torch's default. The encoder's
     # matrices are tiny: on a busy 2-core machine 1 thread was ~20x faster than 2 contending ones.
     # The attacker who chooses (seat.search): per detector, accounts needed is the minimum over this grid.
-    search_attackers: tuple[str, ...] = ("random", "autoregressive", "adaptive-mix", "chain", "chain-mix",
-                                         "interleaved", "perturbed", "popularity", "one-query")  # registered generators
+    # registered generators; chain-mix and adaptive-mix are chain and autoregressive with other defaults: the same grid
+    search_attackers: tuple[str, ...] = ("random", "autoregressive", "chain", "interleaved", "perturbed", "popularity",
+                                         "one-query")
     search_chains: tuple[int, ...] = ()  # narrows the generators' own choices of chains; () = every one they offer
     search_random_mix: tuple[float, ...] = ()  # ... of random_mix
     search_mix_weights: tuple[str, ...] = ()  # ... of mix_weights (uniform, popularity)
