@@ -442,7 +442,7 @@ def detection_against_choosing_attackers(ev: Evidence, w: Writer) -> Answer:
         ratios.append(f"{w.h('detect_best_cost_increase_over_caps', 'ratio')} the caps'")
     if ratios:
         text += f" ({', '.join(ratios)})"
-    text += (": per-account detection holds against such an attacker" if holds else
+    text += (": on cost, per-account detection holds against such an attacker" if holds else
              ": per-account detection does not hold against an attacker who chooses its own pacing and chain count")
     text += " (target ≥ 2× the volume cap and > 1.2× the caps)."
     sentences = [w.sentence(text)]

@@ -254,7 +254,7 @@ def _run(ctx: StudyContext, settings: Settings) -> dict:
         # The attacker who chooses its parameters, and benign users with real timing (issue 24).
         real, real_skipped = timed("real_timing", real_timing_step, inputs)
         population = timed("population", population_step, inputs, prepared, real)
-        search, public_skipped = timed("search", search_step, inputs, encoder, population, real)
+        search, public_skipped = timed("search", search_step, inputs, encoder, population, real, real_skipped)
         search = timed("search_fidelity", search_fidelity_step, inputs, search)
         verdict = verdict_step(inputs, population, search, real, real_skipped, public_skipped)
 
@@ -563,8 +563,8 @@ def population_step(inputs: StageInputs, prepared: Prepared, real: RealTiming | 
     return PopulationResult(calibrations, float(stats.threshold), table, counts(cal), counts(held), timing)
 
 
-def search_step(inputs: StageInputs, encoder, population: PopulationResult, real: RealTiming | None
-                ) -> tuple[SearchResult, str]:
+def search_step(inputs: StageInputs, encoder, population: PopulationResult, real: RealTiming | None,
+                real_skipped: str = "") -> tuple[SearchResult, str]:
     """9. The attacker who chooses: per registered generator its own ``choices`` (narrowed by the settings), the
     splits over accounts and the pacing windows, on a grid, against every searched detector; the public-data
     attacker (ML-100K histories mapped by title) where ``real``. Returns the combined search and the reason the
@@ -587,7 +587,7 @@ def search_step(inputs: StageInputs, encoder, population: PopulationResult, real
                                        progress=log.info))
     public_skipped = "switched off (public_streams is empty)" if not settings.public_streams else ""
     if real is None and not public_skipped:
-        public_skipped = "no ML-100K histories (see real_timing_skipped)"
+        public_skipped = f"no ML-100K histories ({real_skipped or 'no real timing'})"
     if not public_skipped:
         histories = [h.items for h in real.calibration + real.held_out]
 
