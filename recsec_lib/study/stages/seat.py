@@ -150,7 +150,7 @@ class Settings(SettingsBase):
                   "max_edits": 2, "attack_sequences": 40, "attack_seq_len": 8, "single_budgets": (5, 10, 40),
                   "chain_count": 4, "max_sessions": 16, "fpr": 0.01, "cpu_threads": 1,
                   "surrogate_epochs": 2, "accounts_per_form": 20,
-                  "search_attackers": ("chain", "autoregressive"), "search_chains": (1, 5), "search_random_mix": (0.0, 0.5),
+                  "search_attackers": ("chain",), "search_chains": (1, 5), "search_random_mix": (0.0, 0.5),
                   "search_mix_weights": ("uniform",), "search_horizons_h": (24.0, 720.0), "public_streams": (1, 50),
                   "population_calibration_per_form": 20, "population_held_out_per_form": 20},
         # Zoo surrogates stop on a number of epochs, never on the clock (the same run twice gives the same Agr@10):
