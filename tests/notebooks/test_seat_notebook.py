@@ -39,7 +39,7 @@ def test_seat_notebook_smoke(tmp_path, monkeypatch):
         [str(bin_dir / "papermill"), str(ipynb), str(tmp_path / "05_seat.out.ipynb"), "-k", "python3",
          "-p", "profile", "smoke", "-p", "dataset", "synthetic", "-p", "run_dir", str(run_dir),
          "-p", "data_dir", str(data_dir), "-p", "device", "cpu", "--cwd", str(REPO)],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "RECSEC_DATA_MIRROR": ""})
+        capture_output=True, text=True, timeout=600, env={**os.environ, "RECSEC_DATA_MIRROR": ""})
     assert result.returncode == 0, result.stderr[-3000:]
     out = run_dir / "seat"
     for name in ("encoder.pt", "calibration.json", "fpr_by_form.csv", "single_account.csv", "zoo.csv", "zoo.png",

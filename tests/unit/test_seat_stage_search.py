@@ -110,7 +110,10 @@ def test_real_timing_path_with_a_hand_made_ml100k(tmp_path, monkeypatch):
     assert "benign_real_timing_false_positive_rate_caps" in metrics
     grid = pd.read_csv(tmp_path / "run" / "seat" / "accounts_needed.csv")
     public = grid[grid.attacker == "public"]
-    assert set(public["streams"]) == {1, 50} and public["fidelity"].isna().all()  # no surrogate for public data
+    assert set(public["streams"]) == {1, 50}
+    best = pd.read_csv(tmp_path / "run" / "seat" / "search_best.csv")
+    finite = best[best.accounts_needed.notna()]
+    assert finite["agr10"].between(0, 1).all()  # each cheapest point's surrogate measured, public data's too
 
 
 def inputs_for(mirror, dataset=None, **changes):
@@ -157,3 +160,29 @@ def test_narrowing_applies_only_to_the_choices_a_generator_offers():
     assert settings.narrowed("chain") == {"chains": (1,), "random_mix": (0.0,)}
     assert settings.narrowed("autoregressive") == {"random_mix": (0.0,)}
     assert settings.narrowed("random") == {}
+
+
+class FakeBox:
+    """Answers a query with the k items after its newest one (ids wrap), so every answer can be checked."""
+
+    max_query_len, num_items, k = 4, 30, 3
+
+    def answer_batch(self, account, queries):
+        return np.array([[(int(q[-1]) + j) % self.num_items + 1 for j in range(self.k)] for q in queries])
+
+
+def test_public_collected_rows_hold_the_box_answer_to_exactly_that_query():
+    from recsec_lib.seat.public_data import public_collected
+
+    streams = [np.arange(1, 7), np.arange(10, 13)]  # 6 + 3 queries; windows of at most 4 items
+    collected = public_collected(FakeBox(), streams, budget_queries=8, seq_len=5, training_rows=100, seed=0)
+    assert collected.traffic.num_queries == 8  # the budget cuts the second stream after two queries
+    data = collected.training
+    assert data.sequences.shape == (8, 5) and data.answered[:, -1].all() and not data.answered[:, :-1].any()
+    # the 6th query of stream 1 is its newest 4 items [3, 4, 5, 6], left-padded to 5
+    assert data.sequences[5].tolist() == [0, 3, 4, 5, 6] and data.answers[5, -1].tolist() == [7, 8, 9]
+    assert data.sequences[7].tolist() == [0, 0, 0, 10, 11]
+    sampled = public_collected(FakeBox(), streams, None, seq_len=5, training_rows=3, seed=1).training
+    assert sampled.num_sequences == 3
+    with pytest.raises(ValueError, match="training_rows must be >= 1"):
+        public_collected(FakeBox(), streams, None, seq_len=5, training_rows=0)

@@ -66,7 +66,7 @@ from recsec_lib.seat.inputs import load_box, logged_attacks, read_log
 from recsec_lib.seat.fpr import accounts_to_show, rate_table
 from recsec_lib.seat.plots import search_costs, zoo_costs
 from recsec_lib.seat.populations import REAL_FORMS, RealTiming, benign_population, load_real_timing
-from recsec_lib.seat.public_data import public_streams, public_traffic
+from recsec_lib.seat.public_data import public_collected, public_streams, public_traffic
 from recsec_lib.seat.search import (HORIZONS_H, SPLITS, AttackSpace, GeneratorCollector, SearchResult, cheapest,
                                     combine, featured_sample, generator_space, search_attacker)
 from recsec_lib.seat.statistics import MonitorContext
@@ -255,7 +255,7 @@ def _run(ctx: StudyContext, settings: Settings) -> dict:
         real, real_skipped = timed("real_timing", real_timing_step, inputs)
         population = timed("population", population_step, inputs, prepared, real)
         search, public_skipped = timed("search", search_step, inputs, encoder, population, real, real_skipped)
-        search = timed("search_fidelity", search_fidelity_step, inputs, search)
+        search = timed("search_fidelity", search_fidelity_step, inputs, search, real)
         verdict = verdict_step(inputs, population, search, real, real_skipped, public_skipped)
 
     metrics = SeatResults(
@@ -601,10 +601,11 @@ def search_step(inputs: StageInputs, encoder, population: PopulationResult, real
     return combine(results), public_skipped
 
 
-def search_fidelity_step(inputs: StageInputs, search: SearchResult) -> SearchResult:
-    """10. The surrogate's Agr@10 at each detector's cheapest point (the winning generator setting collected
-    again with the same seed; fixed epochs): cost to fidelity. The public-data attacker's points stay
-    unmeasured (None): this stage trains no surrogate on replayed histories."""
+def search_fidelity_step(inputs: StageInputs, search: SearchResult, real: RealTiming | None = None) -> SearchResult:
+    """10. The surrogate's Agr@10 at each detector's cheapest point (the winning setting collected again with the
+    same seed; fixed epochs): cost to fidelity. A generator's surrogate trains on what that generator collects;
+    the public-data attacker's on a sample of ``one_query_training_rows`` of its (query, answer) pairs
+    (``public_data.public_collected``)."""
     settings = inputs.settings
     if not settings.search_fidelity:
         return search
@@ -617,16 +618,26 @@ def search_fidelity_step(inputs: StageInputs, search: SearchResult) -> SearchRes
     parameter_columns = _parameter_columns(table)
     for row in search.best.itertuples(index=False):
         name = row.attacker
-        if name == PUBLIC or name not in settings.search_attackers or pd.isna(row.accounts_needed):
+        if pd.isna(row.accounts_needed) or (name == PUBLIC and real is None) or (
+                name != PUBLIC and name not in settings.search_attackers):
             continue
-        choices = GENERATORS.get(name).choices
-        setting = {c: _choice(getattr(row, c), choices[c]) for c in parameter_columns
-                   if c in choices and not pd.isna(getattr(row, c))}
+        if name == PUBLIC:
+            setting = {"streams": int(row.streams)}
+        else:
+            choices = GENERATORS.get(name).choices
+            setting = {c: _choice(getattr(row, c), choices[c]) for c in parameter_columns
+                       if c in choices and not pd.isna(getattr(row, c))}
         key = (name, tuple(sorted(setting.items())))
         if key not in measured:
-            offset = settings.search_attackers.index(name)
-            collected = GENERATORS.build(name, **setting).collect(inputs.box, budget, settings.attack_seq_len,
-                                                                  inputs.ctx.seed + 100 + offset, account=name)
+            if name == PUBLIC:
+                streams = public_streams([h.items for h in real.calibration + real.held_out], setting["streams"],
+                                         seed=inputs.ctx.seed)
+                collected = public_collected(inputs.box, streams, budget, settings.attack_seq_len,
+                                             settings.one_query_training_rows, inputs.ctx.seed, PUBLIC)
+            else:
+                offset = settings.search_attackers.index(name)
+                collected = GENERATORS.build(name, **setting).collect(inputs.box, budget, settings.attack_seq_len,
+                                                                      inputs.ctx.seed + 100 + offset, account=name)
             seed_everything(inputs.ctx.seed)
             figures = zoo_surrogate(collected, inputs.target, inputs.dataset, settings.surrogate_arch,
                                     surrogate_settings, inputs.device)
