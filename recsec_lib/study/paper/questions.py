@@ -435,19 +435,48 @@ def detection_against_choosing_attackers(ev: Evidence, w: Writer) -> Answer:
         text += f", against {w.h('volume_cap_accounts_needed_worst', 'count')} for a volume cap"
     if ev.has("caps_accounts_needed_worst"):
         text += f" and {w.h('caps_accounts_needed_worst', 'count')} for the caps"
+    ratios = []
+    if ev.has("detect_best_cost_increase_over_volume_cap"):
+        ratios.append(f"{w.h('detect_best_cost_increase_over_volume_cap', 'ratio')} the volume cap's")
     if ev.has("detect_best_cost_increase_over_caps"):
-        text += f" ({w.h('detect_best_cost_increase_over_caps', 'ratio')} the caps')"
-    text += (": per-account detection " + ("holds" if holds else "does not hold") + " against such an attacker "
-             "(target ≥ 2× the volume cap and > 1.2× the caps).")
+        ratios.append(f"{w.h('detect_best_cost_increase_over_caps', 'ratio')} the caps'")
+    if ratios:
+        text += f" ({', '.join(ratios)})"
+    text += (": on cost, per-account detection holds against such an attacker" if holds else
+             ": per-account detection does not hold against an attacker who chooses its own pacing and chain count")
+    text += " (target ≥ 2× the volume cap and > 1.2× the caps)."
     sentences = [w.sentence(text)]
+    if ev.has("detect_best_worst_point_text"):
+        point = f"That worst case is reached by {w.h('detect_best_worst_point_text', 'text')}"
+        if ev.has("detect_best_worst_point_agr10"):
+            point += f", where the attacker's surrogate reaches Agr@10 {w.h('detect_best_worst_point_agr10')}"
+        else:
+            point += f"; the surrogate's Agr@10 at that point is {NOT_MEASURED}"
+        sentences.append(w.sentence(point + "."))
     if ev.has("detect_best_false_positive_rate"):
         fpr = f"It flags {w.h('detect_best_false_positive_rate')} of held-out benign users"
         if ev.has("detect_best_false_positive_rate_high"):
-            fpr += f" (95% upper end {w.h('detect_best_false_positive_rate_high')})"
+            high = ev.headline["detect_best_false_positive_rate_high"]
+            fpr += (f" (95% upper end {w.h('detect_best_false_positive_rate_high')}; target ≤ 0.1%: "
+                    + ("shown" if high <= 0.001 else "not shown") + ")")
+        if ev.has("detect_best_worst_form", "detect_best_worst_form_rate"):
+            fpr += (f"; its worst kind of benign user, {w.h('detect_best_worst_form', 'text')}, at "
+                    f"{w.h('detect_best_worst_form_rate')}")
+            if ev.has("detect_best_worst_form_rate_high"):
+                fpr += f" (upper end {w.h('detect_best_worst_form_rate_high')}; target ≤ 1%)"
         if ev.has("benign_real_timing_false_positive_rate_caps"):
             fpr += (f"; the caps alone flag {w.h('benign_real_timing_false_positive_rate_caps')} of users replayed "
                     "with their real timing")
         sentences.append(w.sentence(fpr + "."))
+        if ev.headline.get("detect_best_fpr_interval_can_show_target") is False:
+            sentences.append(w.plain("The held-out benign set is too small for its exact interval to show a "
+                                     "false-positive rate of 0.1% even with no account flagged."))
+    if ev.has("real_timing_skipped"):
+        sentences.append(w.sentence(f"Benign users with real timing are {NOT_MEASURED}: "
+                                    f"{w.h('real_timing_skipped', 'text')}."))
+    if ev.has("public_data_attacker_skipped"):
+        sentences.append(w.sentence(f"The public-data attacker is {NOT_MEASURED}: "
+                                    f"{w.h('public_data_attacker_skipped', 'text')}."))
     figure = ev.first_file("seat/accounts_needed*.png", "seat/search*.png", "seat/zoo.png")
     return Answer(sentences, figure=figure, table="detection",
                   caption="The fewest accounts the attacker needs per detector, minimised over its own "
