@@ -112,8 +112,8 @@ class Settings(SettingsBase):
     cpu_threads: int = 0  # torch CPU threads during the stage; 0 = torch's default
 
     PROFILES = {
-        "smoke": {"k": 10, "num_pairs": 16, "decoys": 8, "embed_epochs": 4, "embed_batch_size": 32, "watermark_rows": 32,
-                  "max_context": 5, "cost_steps": 2, "generators": ("random", "autoregressive"),
+        "smoke": {"k": 10, "num_pairs": 16, "decoys": 8, "embed_epochs": 4, "embed_batch_size": 32,
+                  "watermark_rows": 32, "max_context": 5, "cost_steps": 2, "generators": ("random", "autoregressive"),
                   "views": ("naive", "top-10"), "attack_sequences": 20, "attack_seq_len": 8, "chain_count": 4,
                   "surrogate_epochs": 2, "output_defenses": ("top:5",), "independent": ("sasrec:1", "meanemb:2:odd"),
                   "independent_epochs": 1, "unmarked_generators": ("random",), "cpu_threads": 1},
@@ -305,7 +305,8 @@ def _run(ctx: StudyContext, settings: Settings) -> dict:
                 for fraction in settings.rare_fractions:
                     stripped, rare = drop_rare_items(data, fraction)
                     model = _fit(stripped, seed, settings, target.max_len, device)
-                    suspects.check("knowing", f"{generator} · drops the {fraction:.0%} least seen items · seed {seed}",
+                    suspects.check("knowing",
+                                   f"{generator} · drops the {fraction:.0%} least seen items · seed {seed}",
                                    model=model, generator=generator, view="drop-rare", seed=seed,
                                    continuations_judged_rare=float(np.isin(continuations, rare).mean()),
                                    triggers_judged_rare=float(np.isin(triggers, rare).mean()))
@@ -378,7 +379,8 @@ def _fit(data: AttackData, seed: int, settings: Settings, max_len: int, device, 
     surrogate = SurrogateSettings(epochs=settings.surrogate_epochs, patience=0, min_epochs=0, seed=seed,
                                   order_weight=order_weight)
     torch.manual_seed(seed)
-    model = build_model(settings.surrogate_arch, num_items=data.num_items, max_len=max(max_len, settings.attack_seq_len))
+    model = build_model(settings.surrogate_arch, num_items=data.num_items,
+                        max_len=max(max_len, settings.attack_seq_len))
     return fit_surrogate(data, model, surrogate, device=device, progress=False).model
 
 
