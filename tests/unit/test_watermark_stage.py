@@ -59,8 +59,12 @@ def test_stage_writes_its_files_and_headline(watermark_run):
     assert metrics["watermark_min_p_independent"] == pytest.approx(independent["p_value"].min())
     stolen = table[table["group"].isin(stage.STOLEN)]
     assert metrics["watermark_max_p_surrogate"] == pytest.approx(stolen["p_value"].max())
-    # naive and top-10 share a plan when the box returns 10 ids: one surrogate per generator
-    assert len(table[table["group"] == "surrogate"]) == len(settings.generators)
+    # naive and top-10 share a plan when the box returns 10 ids: one surrogate per generator, plus other archs
+    assert len(table[table["group"] == "surrogate"]) == len(settings.generators) + len(settings.other_archs)
+    assert set(table.loc[table["group"] == "surrogate", "arch"].dropna()) == set(settings.other_archs)
+    paid = metrics["knowing_attacker"]
+    assert len(paid) == len(table[table["group"] == "knowing"]) and all(r["naive_agr10"] is not None for r in paid)
+    assert all(r["agr10_paid"] == pytest.approx(r["naive_agr10"] - r["agr10"]) for r in paid)
     assert 0.0 < metrics["watermark_utility_retention"] <= 2.0
     assert metrics["watermark_utility_retention_low"] <= metrics["watermark_utility_retention"]
     assert isinstance(metrics["watermark_knowing_attacker_verified"], bool)
@@ -99,6 +103,7 @@ def test_settings_profiles_and_overrides():
     ({"output_defenses": ("blur:3",)}, "blur"),
     ({"num_pairs": 0}, "'num_pairs'"),
     ({"trainable": "nothing"}, "'trainable'"),
+    ({"other_archs": ("gpt",)}, "'other_archs'.*'gpt'"),
 ])
 def test_bad_settings_name_the_setting(values, message):
     with pytest.raises((ValueError, KeyError), match=message):
@@ -112,6 +117,15 @@ def test_missing_target_names_the_file(tmp_path):
                        device="cpu", profile="smoke")
     with pytest.raises(FileNotFoundError, match=r"train/sasrec\.pt does not exist"):
         stage.run(ctx, stage.Settings.for_profile("smoke"))
+
+
+def test_the_box_filters_seen_items_only_where_the_catalogue_allows_it():
+    """The smoke study's target reads 200 items of a 60-item catalogue: its box cannot filter seen items."""
+    from recsec_lib.models.registry import build_model
+
+    long_reader, short_reader = build_model("sasrec", 60, 200), build_model("sasrec", 60, 20)
+    assert not stage.box_of(long_reader, 10, "cpu").filter_seen
+    assert stage.box_of(short_reader, 10, "cpu").filter_seen
 
 
 def test_user_half_splits_the_users():

@@ -98,6 +98,7 @@ class Settings(SettingsBase):
     chain_count: int = 20  # chain attackers: this many long walks
     surrogate_arch: str = "sasrec"
     surrogate_epochs: int = 20
+    other_archs: tuple[str, ...] = ("narm",)  # surrogates of another architecture, on the first generator's naive data
     # the attacker who knows the scheme but not the key (watermark.knowing), on the naive data of these generators
     knowing_generators: tuple[str, ...] = ("autoregressive",)
     rare_fractions: tuple[float, ...] = (0.5,)  # drops the least seen share of items from its queries and lists
@@ -117,13 +118,18 @@ class Settings(SettingsBase):
                   "views": ("naive", "top-10"), "attack_sequences": 20, "attack_seq_len": 8, "chain_count": 4,
                   "surrogate_epochs": 2, "output_defenses": ("top:5",), "independent": ("sasrec:1", "meanemb:2:odd"),
                   "independent_epochs": 1, "unmarked_generators": ("random",), "cpu_threads": 1},
-        # Sized for about 10-15 minutes on 2 cores (ML-1M; estimate from the lead's measured SASRec epoch of
-        # ~35 s on 2 idle cores and the SEAT zoo's ~20 s per 20-epoch surrogate of 40,000 queries): embedding
-        # one epoch ~45 s, 4 generators x 3 distinct view plans = 12 surrogates of 50,000 queries ~5 min, the
-        # knowing attacker 2 more ~1 min, 8 independent models x 2 epochs on the newest windows (3 on half of the
-        # users) ~6 min, 2 unmarked surrogates ~1 min: 12 independent models with the target and the baseline.
-        "cpu": {"independent": ("sasrec:1", "sasrec:2:even", "sasrec:3:odd", "narm:1", "narm:2:odd", "meanemb:1",
-                                "meanemb:2:even", "bert4rec:1"),
+        # Sized for about 13-14 minutes on 2 idle cores (ML-1M). Estimated, not measured at this size: the
+        # machine was shared while it was written. Phase 1's ML-1M runs on the shared machine
+        # (/work/ckpt/watermark/*.log: a SASRec epoch 450 s there against the ~35 s the lead measured on 2 idle
+        # cores, a factor of ~13) give, divided by 13: embedding one epoch ~55 s; a 2-epoch SASRec ~53 s, NARM
+        # ~113 s, MeanEmbedding ~76 s, BERT4Rec ~86 s on every user, half that on half of the users; a SEAT zoo
+        # surrogate of 20 epochs on 40,000 queries ~20 s (seat stage). So: 4 generators x 3 distinct view plans
+        # (naive = knowing on an undefended box) + 2 knowing-scheme copies + 2 unmarked surrogates = 16 surrogates
+        # ~5.5 min; 8 independent models (7 on half of the users) ~4.7 min; ~30 verifications of 10,752 queries
+        # ~2 min; embedding, its timing and NDCG ~1.5 min. 12 independent models with the target and the baseline.
+        "cpu": {"attack_sequences": 200,
+                "independent": ("sasrec:1", "sasrec:2:even", "sasrec:3:odd", "narm:1:odd", "narm:2:even",
+                                "meanemb:1:even", "meanemb:2:odd", "bert4rec:1:even"),
                 "independent_epochs": 2, "unmarked_generators": ("random", "autoregressive")},
         "full": {"attack_seeds": (0, 1, 2), "attack_sequences": 5000, "surrogate_epochs": 100,
                  "rare_fractions": (0.25, 0.5), "fine_tune_epochs": (1, 3), "independent_epochs": 20,
@@ -147,6 +153,10 @@ class Settings(SettingsBase):
             GENERATORS.get(name)  # raises naming the known generators
         for name in self.views:
             VIEWS.get(name)
+        for arch in (self.surrogate_arch, *self.other_archs):
+            if arch not in MODEL_NAMES:
+                raise ValueError(f"watermark setting 'surrogate_arch'/'other_archs': unknown architecture {arch!r} "
+                                 f"(known: {MODEL_NAMES})")
         for spec in self.output_defenses:
             parse_output_defense(spec)
         for spec in self.independent:
@@ -201,6 +211,13 @@ def user_half(dataset, half: int):
                                offsets=offsets, fingerprint=f"{dataset.fingerprint}-half{half}")
 
 
+def box_of(model, k: int, device) -> BlackBoxRecommender:
+    """The study's top-k box around ``model``: seen items filtered unless the catalogue is too small for it (the
+    tiny smoke data), as the SEAT stage's box; answers are not kept (verification sends ~10,000 queries)."""
+    filter_seen = k + model.max_len <= model.num_items
+    return BlackBoxRecommender(model, k=k, filter_seen=filter_seen, keep_answers=False, device=device)
+
+
 def run(ctx: StudyContext, settings: Settings | None = None) -> dict:
     settings = settings or Settings.for_profile(ctx.profile)
     threads = torch.get_num_threads()
@@ -226,7 +243,7 @@ class _Suspects:
         """Verify ``box`` (or a top-k box around ``model``); Agr@10 with the marked target when a model is given."""
         started = time.perf_counter()
         if box is None:
-            box = BlackBoxRecommender(model, k=self.settings.k, device=self.device)
+            box = box_of(model, self.settings.k, self.device)
         result = verify_ownership(box, self.key, self.settings.verify_settings())
         row = {"group": group, "suspect": suspect, "agr10": self.agreement(model) if model is not None else None,
                **{k: v for k, v in result.as_dict().items() if k != "alpha"}, **extra,
@@ -273,11 +290,10 @@ def _run(ctx: StudyContext, settings: Settings) -> dict:
 
         # 2. The marked box itself, and behind each output defense.
         suspects = _Suspects(key, settings, marked, dataset, device)
-        marked_box = BlackBoxRecommender(marked, k=settings.k, device=device)
+        marked_box = box_of(marked, settings.k, device)
         suspects.check("marked", "the marked box", box=marked_box)
         for spec in settings.output_defenses:
-            defended = DefendedBox(BlackBoxRecommender(marked, k=settings.k, device=device),
-                                   parse_output_defense(spec), seed=ctx.seed)
+            defended = DefendedBox(box_of(marked, settings.k, device), parse_output_defense(spec), seed=ctx.seed)
             suspects.check("served", f"marked box behind {spec}", box=defended)
 
         # 3. Surrogates extracted through the marked box: every generator × view × seed (views sharing one
@@ -293,6 +309,12 @@ def _run(ctx: StudyContext, settings: Settings) -> dict:
                                    generator=generator, view="/".join(views), seed=seed)
                     if "naive" in views:
                         naive_data[generator, seed], naive_models[generator, seed] = data, model
+            if settings.other_archs and (settings.generators[0], seed) in naive_data:
+                generator = settings.generators[0]
+                for arch in settings.other_archs:
+                    model = _fit(naive_data[generator, seed], seed, settings, target.max_len, device, arch=arch)
+                    suspects.check("surrogate", f"{generator} · naive · {arch} surrogate · seed {seed}", model=model,
+                                   generator=generator, view="naive", seed=seed, arch=arch)
         seconds["surrogates"] = time.perf_counter() - started
         started = time.perf_counter()
         benign = dataset.train_sequences()[1::2]  # benign-like sequences the knowing attacker fine-tunes on
@@ -339,7 +361,7 @@ def _run(ctx: StudyContext, settings: Settings) -> dict:
             suspects.check("independent", f"{arch} seed {seed}" + ("" if half is None else
                                                                      f", {('even', 'odd')[half]} users only"),
                            model=model, arch=arch, seed=seed)
-        unmarked_box = BlackBoxRecommender(target, k=settings.k, device=device)
+        unmarked_box = box_of(target, settings.k, device)
         for generator in settings.unmarked_generators:
             seed = settings.attack_seeds[0]
             model = _fit(_collect(unmarked_box, generator, seed, settings), seed, settings, target.max_len, device)
@@ -374,12 +396,14 @@ def _collect(box, generator: str, seed: int, settings: Settings, steer: int = 0)
         account=f"attacker/{generator}/{seed}").training
 
 
-def _fit(data: AttackData, seed: int, settings: Settings, max_len: int, device, order_weight: float = 1.0):
-    """A fresh surrogate distilled from ``data`` for ``surrogate_epochs`` fixed epochs with ``seed``."""
+def _fit(data: AttackData, seed: int, settings: Settings, max_len: int, device, order_weight: float = 1.0,
+         arch: str = ""):
+    """A fresh surrogate (``arch``, default ``surrogate_arch``) distilled from ``data`` for ``surrogate_epochs``
+    fixed epochs with ``seed``."""
     surrogate = SurrogateSettings(epochs=settings.surrogate_epochs, patience=0, min_epochs=0, seed=seed,
                                   order_weight=order_weight)
     torch.manual_seed(seed)
-    model = build_model(settings.surrogate_arch, num_items=data.num_items,
+    model = build_model(arch or settings.surrogate_arch, num_items=data.num_items,
                         max_len=max(max_len, settings.attack_seq_len))
     return fit_surrogate(data, model, surrogate, device=device, progress=False).model
 
@@ -414,6 +438,16 @@ def results(table: pd.DataFrame, settings: Settings, kept, reference_ndcg: float
     independent = table[table["group"] == "independent"]
     knowing = table[table["group"] == "knowing"]
     cost = settings.embed_epochs * mark_step / plain_step if plain_step > 0 else None
+    knowing_rows = []  # what each strip attempt costs the attacker: Agr@10 against its plain (naive) surrogate
+    records = table.to_dict(orient="records")
+    for row in knowing.to_dict(orient="records"):
+        plain = [r["agr10"] for r in records if r["group"] == "surrogate" and r.get("generator") == row["generator"]
+                 and r.get("seed") == row["seed"] and "naive" in str(r.get("view")).split("/")
+                 and not isinstance(r.get("arch"), str)]
+        naive_agr = float(plain[0]) if plain else None
+        knowing_rows.append({"suspect": row["suspect"], "agr10": float(row["agr10"]), "naive_agr10": naive_agr,
+                             "agr10_paid": None if naive_agr is None else naive_agr - float(row["agr10"]),
+                             "p_value": float(row["p_value"]), "claimed": bool(row["claimed"])})
     metrics = {
         "watermark_utility_retention": kept.point,
         "watermark_utility_retention_low": kept.low,
@@ -433,6 +467,7 @@ def results(table: pd.DataFrame, settings: Settings, kept, reference_ndcg: float
             "Agr@10; min p over every independent model; knowing attacker verified = every one of its copies claimed; "
             "utility kept: marked / unmarked test NDCG@10, 95% paired bootstrap over test users (not over embedding "
             "seeds); cost: embedding epochs x (embedding step / ordinary step), timed in alternation"),
+        "knowing_attacker": knowing_rows,
         "stolen_copies": int(len(stolen)), "stolen_copies_above_min_agreement": int(len(strong)),
         "unmarked_ndcg10": float(reference_ndcg), "marked_ndcg10": float(marked_ndcg),
         "marked_box_p_value": float(table.loc[table["group"] == "marked", "p_value"].iloc[0]),
