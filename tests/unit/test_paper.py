@@ -406,7 +406,8 @@ def test_the_abstract_of_the_published_run_states_its_headline():
 
 # ---- verification: the watermark stage's section and verdict row ---------------------------------------------
 
-WATERMARK_STAGE = {"settings": {"alpha": 0.001, "min_agreement": 0.25}, "verification": [
+WATERMARK_STAGE = {"settings": {"alpha": 0.001, "min_agreement": 0.25, "attack_sequences": 200, "attack_seq_len": 200,
+                                 "surrogate_epochs": 20, "independent_epochs": 2}, "verification": [
     {"group": "marked", "suspect": "the marked box", "agr10": None, "p_value": 1e-40, "claimed": True},
     {"group": "surrogate", "suspect": "random · naive", "agr10": 0.41, "p_value": 1e-9, "claimed": True},
     {"group": "surrogate", "suspect": "chain · top-10", "agr10": 0.12, "p_value": 0.2, "claimed": False},
@@ -441,6 +442,9 @@ def test_verification_section_reads_the_stage_words_from_numbers():
     row = document.tables["verdicts"].set_index("defense").loc["watermark"]
     assert row["verdict"] == "does not prove every copy" and row["what users keep"] == "NDCG@10 98.5% [97.5, 99.5]"
     assert "0.90× an undefended epoch" in row["cost to the owner"] and "p < 0.001" in row["cost to the owner"]
+    limits = " ".join(s.text for s in document.limitations)
+    assert "stolen copies come from 200 × 200 queries with surrogates of 20 epochs" in limits
+    assert "independent models are trained for 2 epochs, weaker than the target" in limits
 
 
 def test_verification_without_a_strong_copy_says_so_and_without_the_stage_is_not_measured():
