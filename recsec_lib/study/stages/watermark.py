@@ -98,7 +98,8 @@ class Settings(SettingsBase):
     chain_count: int = 20  # chain attackers: this many long walks
     surrogate_arch: str = "sasrec"
     surrogate_epochs: int = 20
-    other_archs: tuple[str, ...] = ("narm",)  # surrogates of another architecture, on the first generator's naive data
+    other_archs: tuple[str, ...] = ("narm",)  # surrogates of another architecture, on other_arch_generator's data
+    other_arch_generator: str = "autoregressive"  # the generator whose naive data they learn from
     # the attacker who knows the scheme but not the key (watermark.knowing), on the naive data of these generators
     knowing_generators: tuple[str, ...] = ("autoregressive",)
     rare_fractions: tuple[float, ...] = (0.5,)  # drops the least seen share of items from its queries and lists
@@ -149,7 +150,7 @@ class Settings(SettingsBase):
             raise ValueError(f"watermark setting 'alpha' must be in (0, 1), got {self.alpha}")
         if not 0.0 <= self.min_agreement <= 1.0:
             raise ValueError(f"watermark setting 'min_agreement' must be in [0, 1], got {self.min_agreement}")
-        for name in (*self.generators, *self.knowing_generators, *self.unmarked_generators):
+        for name in (*self.generators, *self.knowing_generators, *self.unmarked_generators, self.other_arch_generator):
             GENERATORS.get(name)  # raises naming the known generators
         for name in self.views:
             VIEWS.get(name)
@@ -309,12 +310,13 @@ def _run(ctx: StudyContext, settings: Settings) -> dict:
                                    generator=generator, view="/".join(views), seed=seed)
                     if "naive" in views:
                         naive_data[generator, seed], naive_models[generator, seed] = data, model
-            if settings.other_archs and (settings.generators[0], seed) in naive_data:
-                generator = settings.generators[0]
-                for arch in settings.other_archs:
-                    model = _fit(naive_data[generator, seed], seed, settings, target.max_len, device, arch=arch)
-                    suspects.check("surrogate", f"{generator} · naive · {arch} surrogate · seed {seed}", model=model,
-                                   generator=generator, view="naive", seed=seed, arch=arch)
+            generator = settings.other_arch_generator
+            if settings.other_archs and (generator, seed) not in naive_data:
+                naive_data[generator, seed] = _collect(marked_box, generator, seed, settings)
+            for arch in settings.other_archs:
+                model = _fit(naive_data[generator, seed], seed, settings, target.max_len, device, arch=arch)
+                suspects.check("surrogate", f"{generator} · naive · {arch} surrogate · seed {seed}", model=model,
+                               generator=generator, view="naive", seed=seed, arch=arch)
         seconds["surrogates"] = time.perf_counter() - started
         started = time.perf_counter()
         benign = dataset.train_sequences()[1::2]  # benign-like sequences the knowing attacker fine-tunes on
