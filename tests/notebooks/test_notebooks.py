@@ -22,7 +22,7 @@ from recsec_lib.study.report import STAGE_ORDER, UNCAPTIONED
 from recsec_lib.study.runner import REPO
 
 # Figures each notebook must show (drawn from the stage's tables, not read back from its PNGs).
-FIGURES_PER_NOTEBOOK = {"02_train": 1, "03_attack": 2, "04_gro": 1, "05_seat": 2}
+FIGURES_PER_NOTEBOOK = {"02_train": 1, "03_attack": 2, "04_gro": 1, "05_seat": 2, "06_watermark": 1}
 
 
 def test_importing_the_library_in_a_kernel_gives_no_tqdm_warning():

@@ -427,3 +427,61 @@ def test_the_abstract_of_the_published_run_states_its_headline():
             if fact.source == "headline":
                 check_fact(fact, ev, document.tables, headline=headline)
     assert not math.isnan(len(document.abstract))
+
+
+# ---- verification: the watermark stage's section and verdict row ---------------------------------------------
+
+WATERMARK_STAGE = {"settings": {"alpha": 0.001, "min_agreement": 0.25, "attack_sequences": 200, "attack_seq_len": 200,
+                                 "surrogate_epochs": 20, "independent_epochs": 2}, "verification": [
+    {"group": "marked", "suspect": "the marked box", "agr10": None, "p_value": 1e-40, "claimed": True},
+    {"group": "surrogate", "suspect": "random · naive", "agr10": 0.41, "p_value": 1e-9, "claimed": True},
+    {"group": "surrogate", "suspect": "chain · top-10", "agr10": 0.12, "p_value": 0.2, "claimed": False},
+    {"group": "knowing", "suspect": "autoregressive · drop-rare", "agr10": 0.33, "p_value": 0.004,
+     "claimed": False},
+    {"group": "independent", "suspect": "sasrec seed 1", "agr10": 0.2, "p_value": 0.5, "claimed": False},
+    {"group": "independent", "suspect": "narm seed 1", "agr10": 0.1, "p_value": 0.03, "claimed": False},
+]}
+WATERMARK_RUN = {"watermark_utility_retention": 0.985, "watermark_utility_retention_low": 0.975,
+                 "watermark_utility_retention_high": 0.995, "watermark_verified_share": 0.5,
+                 "watermark_false_claims": 0, "watermark_independent_models": 2, "watermark_min_p_independent": 0.03,
+                 "watermark_max_p_surrogate": 0.2, "watermark_knowing_attacker_verified": False,
+                 "watermark_cost_in_undefended_epochs": 0.9}
+
+
+def test_verification_section_reads_the_stage_words_from_numbers():
+    ev = evidence({**HEADLINE, **WATERMARK_RUN}, {**STAGES, "watermark": WATERMARK_STAGE})
+    document = build_paper(ev)
+    check_paper(document, ev)
+    answer = dict((q.key, a) for q, a in document.sections)["verification"]
+    text = " ".join(s.text for s in answer.sentences + answer.notes)
+    # the thresholds are the run's settings, not the defaults
+    assert "verified (p < 0.001) on 50.0% of the surrogates whose Agr@10 is at least 25.0%" in text
+    assert "98.5% [97.5, 99.5] of the target's NDCG@10 kept (target ≥ 99%, interval's low end ≥ 98%: missed)" in text
+    assert "falsely claims 0 of 2 independent models (smallest p-value 0.03); fewer than the 12" in text
+    assert "that attacker strips it" in text and "0.90× the time of an undefended training epoch" in text
+    groups = document.tables["verification"].set_index("suspects")
+    assert groups.loc["surrogates of every attacker", "models"] == "2"
+    assert groups.loc["surrogates of every attacker", "ownership claimed"] == "1"
+    assert groups.loc["independent models", "smallest p"] == "0.03"
+    assert groups.loc["surrogates of every attacker", "Agr@10 with the marked target, %"] == "12.0 to 41.0"
+    row = document.tables["verdicts"].set_index("defense").loc["watermark"]
+    assert row["verdict"] == "does not prove every copy" and row["what users keep"] == "NDCG@10 98.5% [97.5, 99.5]"
+    assert "0.90× an undefended epoch" in row["cost to the owner"] and "p < 0.001" in row["cost to the owner"]
+    limits = " ".join(s.text for s in document.limitations)
+    assert "stolen copies come from 200 × 200 queries with surrogates of 20 epochs" in limits
+    assert "independent models are trained for 2 epochs, weaker than the target" in limits
+
+
+def test_verification_without_a_strong_copy_says_so_and_without_the_stage_is_not_measured():
+    run = {**WATERMARK_RUN, "watermark_verified_share": None}
+    ev = evidence({**HEADLINE, **run}, {**STAGES, "watermark": WATERMARK_STAGE})
+    document = build_paper(ev)
+    check_paper(document, ev)
+    answer = dict((q.key, a) for q, a in document.sections)["verification"]
+    assert answer.measured and "No stolen copy reached an Agr@10 of 25.0%" in answer.sentences[0].text
+    row = document.tables["verdicts"].set_index("defense").loc["watermark"]
+    assert row["verdict"] == "undecided: no strong copy to verify"
+    bare = build_paper(evidence())
+    answer = dict((q.key, a) for q, a in bare.sections)["verification"]
+    assert not answer.measured and "not measured in this run" in answer.sentences[0].text
+    assert "watermark" not in set(bare.tables["verdicts"]["defense"])

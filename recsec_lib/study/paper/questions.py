@@ -11,6 +11,7 @@ from recsec_lib.study.paper.model import (NOT_MEASURED, Answer, Evidence, Questi
                                          dotted, interval_cell, not_measured, show)
 from recsec_lib.study.paper.prevention import (FAMILY_NAMES, PROTECTS, REFERENCE_FAMILIES, family_of, meets_frontier_target,
                                               prevention_frame, prevention_table, representative)
+from recsec_lib.study.paper.verification import answer_verification
 from recsec_lib.study.report import PUBLISHED_ATTACK, PUBLISHED_QUALITY
 
 # ---- the questions ----------------------------------------------------------------------------------------------
@@ -483,50 +484,6 @@ def detection_against_choosing_attackers(ev: Evidence, w: Writer) -> Answer:
                           "parameters (chains, split over accounts, pacing), and the false-positive rate on "
                           "held-out benign users with an exact 95% interval.",
                   alt="Accounts needed per detector over the attacker's parameter space.")
-
-
-def answer_verification(ev: Evidence, w: Writer) -> Answer:
-    if not ev.has("watermark_verified_share"):
-        return not_measured("Ownership verification (a watermark)")
-    rows = []
-    for key, what, kind in (("watermark_utility_retention", "NDCG@10 kept by the watermarked target, %", "percent"),
-                            ("watermark_verified_share", "surrogates with Agr@10 ≥ 30% verified (p < 0.01), %",
-                             "percent"),
-                            ("watermark_max_p_surrogate", "largest p-value on a surrogate", "p"),
-                            ("watermark_independent_models", "independent models tested", "count"),
-                            ("watermark_false_claims", "false claims among them", "count"),
-                            ("watermark_min_p_independent", "smallest p-value on an independent model", "p"),
-                            ("watermark_knowing_attacker_verified", "verified against the attacker who knows the "
-                                                                    "scheme", "text")):
-        if ev.has(key):
-            value = ev.headline[key]
-            text = (_pct_number(value) if kind == "percent" else
-                    ("yes" if value else "no") if isinstance(value, bool) else show(kind, value))
-            rows.append({"figure": what, "value": text})
-    w.table("verification", pd.DataFrame(rows, columns=["figure", "value"]))
-    sentences = []
-    text = f"The watermark is verified (p < 0.01) on {w.h('watermark_verified_share')} of the surrogates whose Agr@10 " \
-           "is at least 30%"
-    if ev.has("watermark_max_p_surrogate"):
-        text += f" (largest p-value {w.h('watermark_max_p_surrogate', 'p')})"
-    if ev.has("watermark_utility_retention"):
-        text += f", at {w.h('watermark_utility_retention')} of the target's NDCG@10 kept"
-    sentences.append(w.sentence(text + "."))
-    if ev.has("watermark_false_claims", "watermark_independent_models"):
-        text = (f"It falsely claims {w.h('watermark_false_claims', 'count')} of "
-                f"{w.h('watermark_independent_models', 'count')} independent models")
-        if ev.has("watermark_min_p_independent"):
-            text += f" (smallest p-value {w.h('watermark_min_p_independent', 'p')})"
-        sentences.append(w.sentence(text + "."))
-    if "watermark_knowing_attacker_verified" in ev.headline:
-        knowing = ev.headline["watermark_knowing_attacker_verified"]
-        sentences.append(w.plain("Against an attacker who knows the scheme but not the key, the watermark is "
-                                 + ("still verified." if knowing else "NOT verified: that attacker strips it.")))
-    return Answer(sentences, figure=ev.first_file("watermark/p_values.png", "watermark/*.png"),
-                  table="verification",
-                  caption="p-values of the ownership test on the watermarked target's surrogates and on independent "
-                          "models (log scale); the line is the decision threshold.",
-                  alt="p-values of the watermark test for surrogates and independent models.")
 
 
 SETTLED = "settled on both measures"
