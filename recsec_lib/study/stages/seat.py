@@ -144,162 +144,56 @@ def run(ctx: StudyContext, settings: Settings | None = None) -> dict:
         torch.set_num_threads(threads)
 
 
+@dataclass(frozen=True)
+class StageInputs:
+    """What every step of the stage reads: the run, the settings, the served target and the user split."""
+
+    ctx: StudyContext
+    settings: Settings
+    out: Path  # the stage folder
+    dataset: object  # the SequenceDataset
+    device: torch.device
+    box: object  # the served top-k box of the target
+    target: object  # the target model (the zoo's surrogates are scored against it)
+    target_path: Path
+    split: object  # UserSplit: encoder, calibration and test users
+    seat_options: object
+    prada_options: PradaOptions
+
+    @property
+    def n_items(self) -> int:
+        return self.dataset.num_items
+
+    def prepared(self, traffic, encoder):
+        """Features of ``traffic`` as every detector reads them (the encoder's embeddings, the follow score)."""
+        return prepare_traffic(traffic, encoder, self.n_items, self.target, self.settings.k, self.box.filter_seen,
+                               self.ctx.seed, self.device)
+
+
 def _run(ctx: StudyContext, settings: Settings) -> dict:
-    out = ctx.stage_dir(STAGE)
-    seat_options, prada_options = settings.seat_options(), PradaOptions()
     seconds: dict[str, float] = {}
     with runs.stage_timer() as timer:
         seed_everything(ctx.seed)
-        dataset = ctx.load_dataset()
-        device = ctx.torch_device()
-        target_path = (Path(settings.target_path) if settings.target_path
-                       else ctx.run_dir / "train" / f"{settings.target_model}.pt")
-        box, target = load_box(target_path, dataset, settings.k, device)  # first: fails fast
-        n_items = dataset.num_items
-        split = split_users(dataset.num_users, settings.encoder_fraction, settings.calibration_fraction)
-        per_form = settings.accounts_per_form or None
-        shape = BenignShape(refresh_mean=settings.refresh_mean)
-
-        def prepared(traffic):
-            return prepare_traffic(traffic, encoder, n_items, target, settings.k, box.filter_seen, ctx.seed, device)
-
-        # 1. The encoder, from the encoder users' training sequences only.
+        inputs = _stage_inputs(ctx, settings)
         started = time.perf_counter()
-        if settings.encoder_path:
-            encoder, losses = load_encoder(settings.encoder_path), []
-            if encoder.config.num_items != n_items:
-                raise ValueError(f"encoder {settings.encoder_path} was built for {encoder.config.num_items} items, "
-                                 f"the dataset has {n_items}")
-        else:
-            config = EncoderConfig(num_items=n_items, window=settings.encoder_window, dim=settings.encoder_dim,
-                                   hidden=2 * settings.encoder_dim)
-            training = EncoderTraining(steps=settings.encoder_steps, batch_size=settings.encoder_batch,
-                                       max_edits=settings.max_edits, seed=ctx.seed)
-            encoder, losses = train_encoder([dataset.sequence(int(u))[:-2] for u in split.encoder], config, training,
-                                            device=device)
-        save_encoder(encoder, out / "encoder.pt")
-        encoder = encoder.cpu()
+        encoder, losses = _encoder_step(inputs)
         seconds["encoder"] = time.perf_counter() - started
-
-        # 2. Calibration on benign calibration accounts; frozen before any test account is built.
         started = time.perf_counter()
-        cal_traffic = benign_traffic([dataset.sequence(int(u)) for u in split.calibration],
-                                     split.calibration.tolist(), settings.benign_forms, dataset.max_len,
-                                     seed=ctx.seed, shape=shape, max_accounts_per_form=per_form)
-        stats = benign_statistics(cal_traffic, prepared(cal_traffic), seat_options, prada_options, n_items, ctx.seed)
-        calibrations = {d: calibrate(d, stats, settings.fpr) for d in DETECTORS}
-        runs.write_json_atomic(out / "calibration.json", {
-            "user_split": {name: [int(block[0]), int(block[-1])] for name, block in
-                           (("encoder", split.encoder), ("calibration", split.calibration), ("test", split.test))},
-            "calibration_accounts": len(cal_traffic.names), "calibration_queries": cal_traffic.num_queries,
-            "detectors": {d: c.summary() for d, c in calibrations.items()}})
-        del cal_traffic, stats
+        calibrations = _calibration_step(inputs, encoder)
         seconds["calibration"] = time.perf_counter() - started
-
-        # 3. Held-out benign accounts: false positives per form.
         started = time.perf_counter()
-        test_traffic = benign_traffic([dataset.sequence(int(u)) for u in split.test], split.test.tolist(),
-                                      settings.benign_forms, dataset.max_len, seed=ctx.seed + 1, shape=shape,
-                                      max_accounts_per_form=per_form)
-        test_features = prepared(test_traffic)
-        test_stats = benign_statistics(test_traffic, test_features, seat_options, prada_options, n_items, ctx.seed,
-                                       threshold=calibrations["seat"].threshold)
-        benign = pd.concat([benign_frame(c, test_stats) for c in calibrations.values()])
-        fpr_table = false_positive_table(benign)
-        write_csv_atomic(out / "fpr_by_form.csv", fpr_table)
-        benign_log_fpr = None
-        if settings.benign_log:
-            logged = traffic_from_records(read_log(Path(settings.benign_log)), dataset.max_len, kind="log:benign")
-            features = prepared(logged)
-            benign_log_fpr = {d: float(np.mean([o.flagged_at is not None for o in
-                                                evaluate(c, logged, features, seat_options, prada_options, n_items)]))
-                              for d, c in calibrations.items()}
+        test_traffic, test_features, benign, fpr_table, benign_log_fpr = _benign_test_step(inputs, encoder,
+                                                                                           calibrations)
         seconds["benign_test"] = time.perf_counter() - started
-
-        # 4. The attacker zoo: traffic, accounts needed per detector, the surrogate each attacker trains.
-        budget = settings.attack_sequences * settings.attack_seq_len
-        surrogate_settings = _surrogate_settings(settings, box.filter_seen, ctx.seed)
-        horizon_s = settings.attack_horizon_hours * 3600.0
-        needed_rows, fidelity_rows, attacks = [], [], {}
-        for offset, name in enumerate(settings.zoo):
-            started = time.perf_counter()
-            attack = GENERATORS.build(name, **settings.zoo_parameters(name)).collect(
-                box, budget, settings.attack_seq_len, seed=ctx.seed + 10 + offset, account=f"zoo/{name}")
-            features = prepared(attack.traffic)
-            splits = SplitStatistics(attack, features, calibrations["seat"].threshold, seat_options, n_items)
-            for d, c in calibrations.items():
-                needed = accounts_needed(c, attack, features, horizon_s, splits, seat_options, prada_options, n_items,
-                                         prada_max_queries=settings.prada_max_queries)
-                needed_rows.append({"attack": name, "detector": d, "accounts_needed": needed,
-                                    "queries": attack.queries})
-            query_seconds = time.perf_counter() - started
-            seed_everything(ctx.seed)
-            row = zoo_surrogate(attack, target, dataset, settings.surrogate_arch, surrogate_settings, device)
-            fidelity_rows.append({**row, "detect_seconds": round(query_seconds, 1),
-                                  "seconds": round(time.perf_counter() - started, 1)})
-            if name in ("random", "autoregressive"):
-                attacks[name] = (attack, features)
-            log.info("seat zoo %s: %s", name, fidelity_rows[-1])
-        needed = pd.DataFrame(needed_rows)
-        zoo_table = fidelity_table(needed, pd.DataFrame(fidelity_rows))
-        write_csv_atomic(out / "zoo.csv", zoo_table)
-        plots.save_png(zoo_costs(zoo_table), out / "zoo.png")
-        seconds["zoo"] = sum(r["seconds"] for r in fidelity_rows)
-
-        # 5. Single-account runs of the study's two generators, and the ROC of the main statistics.
-        single = single_account_outcomes(attacks, calibrations, settings.single_budgets, seat_options, prada_options, n_items,
-                                 settings.prada_max_queries)
-        single_table = (single.groupby(["detector", "generator", "budget"])
-                        .agg(runs=("name", "size"), detected=("flagged", "sum"),
-                             median_queries_to_detect=("flagged_at", "median")).reset_index())
-        single_table["detection_rate"] = single_table["detected"] / single_table["runs"]
-        write_csv_atomic(out / "single_account.csv", single_table)
-        roc_frames, aucs = [], {}
-        for d in DETECTORS:
-            if not get_detector(d).judged_without_clock:
-                continue
-            curve = roc_curve(benign.loc[benign.detector == d, "score"], single.loc[single.detector == d, "score"])
-            aucs[d] = roc_auc(curve)
-            roc_frames.append(curve.assign(detector=d))
-        roc = pd.concat(roc_frames)
-        write_csv_atomic(out / "roc.csv", roc)
-        plots.save_png(plots.roc_curves(roc, aucs, settings.fpr), out / "roc.png")
-
-        # 6. The attack stage's own logs, as they were sent.
-        logged_rows, given_accounts = [], []  # given_accounts: the verdict per account of --attack_data's log
-        logs = logged_attacks(ctx.run_dir / "attack", box.max_query_len)
-        given = None
-        if settings.attack_log:
-            path = Path(settings.attack_log)
-            given = traffic_from_records(read_log(path), box.max_query_len, kind="log:given")
-            logs.append((path.name, given))
-        for file_name, logged in logs:
-            features = prepared(logged)
-            for d, c in calibrations.items():
-                detector = get_detector(d)
-                if not detector.judged_without_clock or (detector.slow and settings.prada_max_queries
-                                                         and logged.num_queries > settings.prada_max_queries):
-                    continue  # logs carry no clock for the rate cap; PRADA is slow
-                outcomes = evaluate(c, logged, features, seat_options, prada_options, n_items)
-                logged_rows.append({"log": file_name, "detector": d, "accounts": len(outcomes),
-                                    "queries": logged.num_queries,
-                                    "flagged_accounts": sum(o.flagged_at is not None for o in outcomes)})
-                if logged is given:
-                    given_accounts += [{"account": o.name, "detector": d, "queries": int(o.queries),
-                                        "flagged_at": None if o.flagged_at is None else int(o.flagged_at),
-                                        "flagged_by": o.flagged_by} for o in outcomes]
-        write_csv_atomic(out / "logged_attacks.csv", pd.DataFrame(
-            logged_rows, columns=["log", "detector", "accounts", "queries", "flagged_accounts"]))
-        if settings.attack_log:
-            write_csv_atomic(out / "attack_log_accounts.csv", pd.DataFrame(
-                given_accounts, columns=["account", "detector", "queries", "flagged_at", "flagged_by"]
-            ).astype({"flagged_at": "Int64"}))
-        throughput = measure_throughput(encoder, calibrations["seat"], test_traffic, seat=seat_options,
+        needed, zoo_table, attacks, seconds["zoo"] = _zoo_step(inputs, encoder, calibrations)
+        single_table, aucs = _single_account_step(inputs, attacks, calibrations, benign)
+        logged_rows, given_accounts = _logged_attacks_step(inputs, encoder, calibrations)
+        throughput = measure_throughput(encoder, calibrations["seat"], test_traffic, seat=inputs.seat_options,
                                         follow=test_features.follow)
 
     metrics = SeatResults(
         settings=settings, calibrations=calibrations, fpr_table=fpr_table, single_table=single_table, needed=needed,
-        zoo_table=zoo_table, throughput=throughput, aucs=aucs, losses=losses, target_path=target_path,
+        zoo_table=zoo_table, throughput=throughput, aucs=aucs, losses=losses, target_path=inputs.target_path,
         test_traffic=test_traffic, logged_rows=logged_rows, benign_log_fpr=benign_log_fpr, seconds=seconds,
         timer=timer).metrics()
     if settings.attack_log:  # per account and detector: the query at which it was flagged (None: never)
@@ -307,6 +201,178 @@ def _run(ctx: StudyContext, settings: Settings) -> dict:
     headline = {key: metrics.get(key) for key in HEADLINE_KEYS}
     runs.write_stage_metrics(ctx.run_dir, STAGE, metrics, headline)
     return metrics
+
+
+def _stage_inputs(ctx: StudyContext, settings: Settings) -> StageInputs:
+    dataset = ctx.load_dataset()
+    device = ctx.torch_device()
+    target_path = (Path(settings.target_path) if settings.target_path
+                   else ctx.run_dir / "train" / f"{settings.target_model}.pt")
+    box, target = load_box(target_path, dataset, settings.k, device)  # first: fails fast
+    split = split_users(dataset.num_users, settings.encoder_fraction, settings.calibration_fraction)
+    return StageInputs(ctx=ctx, settings=settings, out=ctx.stage_dir(STAGE), dataset=dataset, device=device, box=box,
+                       target=target, target_path=target_path, split=split, seat_options=settings.seat_options(),
+                       prada_options=PradaOptions())
+
+
+def _encoder_step(inputs: StageInputs):
+    """1. The encoder, from the encoder users' training sequences only; returns (encoder on the CPU, losses)."""
+    settings, dataset, n_items = inputs.settings, inputs.dataset, inputs.n_items
+    if settings.encoder_path:
+        encoder, losses = load_encoder(settings.encoder_path), []
+        if encoder.config.num_items != n_items:
+            raise ValueError(f"encoder {settings.encoder_path} was built for {encoder.config.num_items} items, "
+                             f"the dataset has {n_items}")
+    else:
+        config = EncoderConfig(num_items=n_items, window=settings.encoder_window, dim=settings.encoder_dim,
+                               hidden=2 * settings.encoder_dim)
+        training = EncoderTraining(steps=settings.encoder_steps, batch_size=settings.encoder_batch,
+                                   max_edits=settings.max_edits, seed=inputs.ctx.seed)
+        encoder, losses = train_encoder([dataset.sequence(int(u))[:-2] for u in inputs.split.encoder], config,
+                                        training, device=inputs.device)
+    save_encoder(encoder, inputs.out / "encoder.pt")
+    return encoder.cpu(), losses
+
+
+def _benign_shape(settings: Settings) -> tuple[BenignShape, int | None]:
+    return BenignShape(refresh_mean=settings.refresh_mean), settings.accounts_per_form or None
+
+
+def _calibration_step(inputs: StageInputs, encoder) -> dict:
+    """2. Calibration on benign calibration accounts; frozen before any test account is built."""
+    settings, dataset, split, seed = inputs.settings, inputs.dataset, inputs.split, inputs.ctx.seed
+    shape, per_form = _benign_shape(settings)
+    cal_traffic = benign_traffic([dataset.sequence(int(u)) for u in split.calibration],
+                                 split.calibration.tolist(), settings.benign_forms, dataset.max_len,
+                                 seed=seed, shape=shape, max_accounts_per_form=per_form)
+    stats = benign_statistics(cal_traffic, inputs.prepared(cal_traffic, encoder), inputs.seat_options,
+                              inputs.prada_options, inputs.n_items, seed)
+    calibrations = {d: calibrate(d, stats, settings.fpr) for d in DETECTORS}
+    runs.write_json_atomic(inputs.out / "calibration.json", {
+        "user_split": {name: [int(block[0]), int(block[-1])] for name, block in
+                       (("encoder", split.encoder), ("calibration", split.calibration), ("test", split.test))},
+        "calibration_accounts": len(cal_traffic.names), "calibration_queries": cal_traffic.num_queries,
+        "detectors": {d: c.summary() for d, c in calibrations.items()}})
+    return calibrations
+
+
+def _benign_test_step(inputs: StageInputs, encoder, calibrations: dict):
+    """3. Held-out benign accounts: false positives per form (and on a given benign log)."""
+    settings, dataset, split, seed = inputs.settings, inputs.dataset, inputs.split, inputs.ctx.seed
+    shape, per_form = _benign_shape(settings)
+    test_traffic = benign_traffic([dataset.sequence(int(u)) for u in split.test], split.test.tolist(),
+                                  settings.benign_forms, dataset.max_len, seed=seed + 1, shape=shape,
+                                  max_accounts_per_form=per_form)
+    test_features = inputs.prepared(test_traffic, encoder)
+    test_stats = benign_statistics(test_traffic, test_features, inputs.seat_options, inputs.prada_options,
+                                   inputs.n_items, seed, threshold=calibrations["seat"].threshold)
+    benign = pd.concat([benign_frame(c, test_stats) for c in calibrations.values()])
+    fpr_table = false_positive_table(benign)
+    write_csv_atomic(inputs.out / "fpr_by_form.csv", fpr_table)
+    benign_log_fpr = None
+    if settings.benign_log:
+        logged = traffic_from_records(read_log(Path(settings.benign_log)), dataset.max_len, kind="log:benign")
+        features = inputs.prepared(logged, encoder)
+        benign_log_fpr = {d: float(np.mean([o.flagged_at is not None for o in
+                                            evaluate(c, logged, features, inputs.seat_options, inputs.prada_options,
+                                                     inputs.n_items)]))
+                          for d, c in calibrations.items()}
+    return test_traffic, test_features, benign, fpr_table, benign_log_fpr
+
+
+def _zoo_step(inputs: StageInputs, encoder, calibrations: dict):
+    """4. The attacker zoo: traffic, accounts needed per detector, the surrogate each attacker trains.
+
+    Returns (accounts needed per attack and detector, the zoo table, the random and autoregressive attacks with
+    their features for step 5, the zoo's seconds)."""
+    settings, ctx, box, n_items = inputs.settings, inputs.ctx, inputs.box, inputs.n_items
+    budget = settings.attack_sequences * settings.attack_seq_len
+    surrogate_settings = _surrogate_settings(settings, box.filter_seen, ctx.seed)
+    horizon_s = settings.attack_horizon_hours * 3600.0
+    needed_rows, fidelity_rows, attacks = [], [], {}
+    for offset, name in enumerate(settings.zoo):
+        started = time.perf_counter()
+        attack = GENERATORS.build(name, **settings.zoo_parameters(name)).collect(
+            box, budget, settings.attack_seq_len, seed=ctx.seed + 10 + offset, account=f"zoo/{name}")
+        features = inputs.prepared(attack.traffic, encoder)
+        splits = SplitStatistics(attack, features, calibrations["seat"].threshold, inputs.seat_options, n_items)
+        for d, c in calibrations.items():
+            needed = accounts_needed(c, attack, features, horizon_s, splits, inputs.seat_options,
+                                     inputs.prada_options, n_items, prada_max_queries=settings.prada_max_queries)
+            needed_rows.append({"attack": name, "detector": d, "accounts_needed": needed, "queries": attack.queries})
+        query_seconds = time.perf_counter() - started
+        seed_everything(ctx.seed)
+        row = zoo_surrogate(attack, inputs.target, inputs.dataset, settings.surrogate_arch, surrogate_settings,
+                            inputs.device)
+        fidelity_rows.append({**row, "detect_seconds": round(query_seconds, 1),
+                              "seconds": round(time.perf_counter() - started, 1)})
+        if name in ("random", "autoregressive"):
+            attacks[name] = (attack, features)
+        log.info("seat zoo %s: %s", name, fidelity_rows[-1])
+    needed = pd.DataFrame(needed_rows)
+    zoo_table = fidelity_table(needed, pd.DataFrame(fidelity_rows))
+    write_csv_atomic(inputs.out / "zoo.csv", zoo_table)
+    plots.save_png(zoo_costs(zoo_table), inputs.out / "zoo.png")
+    return needed, zoo_table, attacks, sum(r["seconds"] for r in fidelity_rows)
+
+
+def _single_account_step(inputs: StageInputs, attacks: dict, calibrations: dict, benign: pd.DataFrame):
+    """5. Single-account runs of the study's two generators, and the ROC of the main statistics."""
+    settings, out = inputs.settings, inputs.out
+    single = single_account_outcomes(attacks, calibrations, settings.single_budgets, inputs.seat_options,
+                                     inputs.prada_options, inputs.n_items, settings.prada_max_queries)
+    single_table = (single.groupby(["detector", "generator", "budget"])
+                    .agg(runs=("name", "size"), detected=("flagged", "sum"),
+                         median_queries_to_detect=("flagged_at", "median")).reset_index())
+    single_table["detection_rate"] = single_table["detected"] / single_table["runs"]
+    write_csv_atomic(out / "single_account.csv", single_table)
+    roc_frames, aucs = [], {}
+    for d in DETECTORS:
+        if not get_detector(d).judged_without_clock:
+            continue
+        curve = roc_curve(benign.loc[benign.detector == d, "score"], single.loc[single.detector == d, "score"])
+        aucs[d] = roc_auc(curve)
+        roc_frames.append(curve.assign(detector=d))
+    roc = pd.concat(roc_frames)
+    write_csv_atomic(out / "roc.csv", roc)
+    plots.save_png(plots.roc_curves(roc, aucs, settings.fpr), out / "roc.png")
+    return single_table, aucs
+
+
+def _logged_attacks_step(inputs: StageInputs, encoder, calibrations: dict):
+    """6. The attack stage's own logs (and --attack_log's), replayed as they were sent.
+
+    Returns (a row per log and detector, the verdict per account of the given log)."""
+    settings, box, out = inputs.settings, inputs.box, inputs.out
+    logged_rows, given_accounts = [], []
+    logs = logged_attacks(inputs.ctx.run_dir / "attack", box.max_query_len)
+    given = None
+    if settings.attack_log:
+        path = Path(settings.attack_log)
+        given = traffic_from_records(read_log(path), box.max_query_len, kind="log:given")
+        logs.append((path.name, given))
+    for file_name, logged in logs:
+        features = inputs.prepared(logged, encoder)
+        for d, c in calibrations.items():
+            detector = get_detector(d)
+            if not detector.judged_without_clock or (detector.slow and settings.prada_max_queries
+                                                     and logged.num_queries > settings.prada_max_queries):
+                continue  # logs carry no clock for the rate cap; PRADA is slow
+            outcomes = evaluate(c, logged, features, inputs.seat_options, inputs.prada_options, inputs.n_items)
+            logged_rows.append({"log": file_name, "detector": d, "accounts": len(outcomes),
+                                "queries": logged.num_queries,
+                                "flagged_accounts": sum(o.flagged_at is not None for o in outcomes)})
+            if logged is given:
+                given_accounts += [{"account": o.name, "detector": d, "queries": int(o.queries),
+                                    "flagged_at": None if o.flagged_at is None else int(o.flagged_at),
+                                    "flagged_by": o.flagged_by} for o in outcomes]
+    write_csv_atomic(out / "logged_attacks.csv", pd.DataFrame(
+        logged_rows, columns=["log", "detector", "accounts", "queries", "flagged_accounts"]))
+    if settings.attack_log:
+        write_csv_atomic(out / "attack_log_accounts.csv", pd.DataFrame(
+            given_accounts, columns=["account", "detector", "queries", "flagged_at", "flagged_by"]
+        ).astype({"flagged_at": "Int64"}))
+    return logged_rows, given_accounts
 
 
 HEADLINE_KEYS = ("seat_detection_rate_single_account", "seat_false_positive_rate", "seat_accounts_needed",
