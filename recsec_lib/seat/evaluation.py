@@ -59,15 +59,6 @@ def outcomes_frame(outcomes: Sequence[AccountOutcome], detector: str) -> pd.Data
     return frame
 
 
-def flag_rates(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per detector and kind: accounts, flagged accounts, their fraction, median queries before flagging."""
-    grouped = frame.groupby(["detector", "kind"])
-    table = grouped.agg(accounts=("name", "size"), flagged=("flagged", "sum"),
-                        median_queries_to_flag=("flagged_at", "median"))
-    table["rate"] = table["flagged"] / table["accounts"]
-    return table.reset_index()
-
-
 def false_positive_table(benign: pd.DataFrame) -> pd.DataFrame:
     """Per detector and benign form (plus kind "all"): accounts, flagged, rate (rows with detector, kind, flagged)."""
     grouped = benign.groupby(["detector", "kind"])

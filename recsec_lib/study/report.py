@@ -150,11 +150,6 @@ def _count(value) -> str:
     return str(value)
 
 
-def _number(value) -> str:
-    """A setting read back from JSON as a person writes it: 1.0 -> "1", 0.1 -> "0.1", 24.0 -> "24"."""
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
 def counted(value, noun: str, plural: str = "") -> str:
     """A count with its noun in the right number: "1 account", "384 accounts", "inf accounts".
 

@@ -69,41 +69,39 @@ def test_train_notebook_smoke(tmp_path):
     assert (run_dir / "train" / "curves.png").exists()
 
 
-@pytest.fixture()
-def attack_smoke_run(tmp_path):
-    """A run folder on the synthetic dataset with a (briefly trained) SASRec target in train/sasrec.pt."""
-    from recsec_lib.recommend.checkpoints import save_checkpoint
-    from recsec_lib.study.stages.context import StudyContext
+@pytest.mark.notebook
+def test_attack_notebook_runs_on_smoke_data(attack_smoke_run, tmp_path):
+    from pathlib import Path
 
-    ctx = StudyContext(run_dir=tmp_path / "run", dataset="synthetic", data_dir=tmp_path / "data", seed=0,
-                       device="cpu", profile="smoke")
-    dataset = ctx.load_dataset()
-    torch.manual_seed(0)
-    model = build_model("sasrec", num_items=dataset.num_items, max_len=20)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    seqs = torch.from_numpy(pad_left(dataset.train_sequences(), 21))
-    for _ in range(10):
-        loss = model.training_loss(seqs)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    save_checkpoint(ctx.run_dir / "train" / "sasrec.pt", model, "sasrec", dataset)
-    return ctx
+    root = Path(__file__).resolve().parents[2]
+    bin_dir = Path(sys.executable).parent  # the environment running the tests, wherever it lives
+    ipynb = tmp_path / "03_attack.ipynb"
+    subprocess.run([str(bin_dir / "jupytext"), "--to", "ipynb", "-o", str(ipynb),
+                    str(root / "notebooks/03_attack.py")], check=True, capture_output=True)
+    subprocess.run([str(bin_dir / "papermill"), str(ipynb), str(tmp_path / "out.ipynb"), "-k", "python3",
+                    "-p", "profile", "smoke", "-p", "dataset", "synthetic", "-p", "run_dir", str(attack_smoke_run.run_dir),
+                    "-p", "data_dir", str(attack_smoke_run.data_dir), "-p", "device", "cpu", "--cwd", str(root)],
+                   check=True, capture_output=True)
+    assert (attack_smoke_run.run_dir / "attack" / "budget_curve.png").is_file()
 
 
-@pytest.fixture(scope="module")
-def gro_trained_run(tmp_path_factory):
-    """A run folder whose train stage left a small SASRec at train/sasrec.pt (synthetic data)."""
-    from recsec_lib.recommend.checkpoints import save_checkpoint
-    from recsec_lib.data.prepare import prepare_dataset
-    from recsec_lib.gro.training import fresh_like
-    from recsec_lib.models.registry import build_model
+@pytest.mark.notebook
+def test_notebook_runs_on_smoke_profile(gro_trained_run, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
 
-    root = tmp_path_factory.mktemp("gro_run")
-    data = prepare_dataset("synthetic", data_dir=root / "data", mirror=None)
-    torch.manual_seed(0)
-    model = build_model("sasrec", data.num_items, 30, hidden=16)
-    train_gro(model, fresh_like(model), data.train_sequences(), GROConfig(method="none", epochs=4, batch_size=32),
-              progress=False)
-    path = save_checkpoint(root / "run" / "train" / "sasrec.pt", model, "sasrec", data)
-    return root, path
+    papermill = pytest.importorskip("papermill")
+    root, checkpoint = gro_trained_run
+    run_dir = tmp_path / "run"
+    (run_dir / "train").mkdir(parents=True)
+    (run_dir / "train" / "sasrec.pt").write_bytes(Path(checkpoint).read_bytes())
+    notebook = Path(__file__).resolve().parents[2] / "notebooks" / "04_gro.py"
+    ipynb = tmp_path / "04_gro.ipynb"
+    subprocess.run([sys.executable, "-m", "jupytext", "--to", "ipynb", "-o", str(ipynb), str(notebook)], check=True,
+                   capture_output=True)
+    papermill.execute_notebook(str(ipynb), str(tmp_path / "out.ipynb"), kernel_name="python3", progress_bar=False,
+                               parameters={"profile": "smoke", "dataset": "synthetic", "run_dir": str(run_dir),
+                                           "data_dir": str(root / "data"), "device": "cpu", "lambdas": "1",
+                                           "epochs": 1, "attack_sequences": 20})
+    assert (run_dir / "gro" / "matrix.csv").is_file() and (run_dir / "gro" / "frontier.md").is_file()

@@ -400,11 +400,13 @@ def test_a_run_publishes_only_when_asked(fake_study, monkeypatch, capsys):
 
 
 def test_the_tools_expected_warnings_are_not_echoed(tmp_path, capsys):
-    """Each stage printed ipykernel's TCP warning and nbconvert's alt-text warning; other output still shows."""
+    """Each stage printed ipykernel's TCP warning and nbconvert's alt-text warning (and, on a loaded machine, the
+    kernel's line about being interrupted at shut-down); other output still shows."""
     log = tmp_path / "stage.papermill.log"
     script = ("import sys; print('[IPKernelApp] WARNING | Kernel is running over TCP without encryption. All "
               "communication ...', file=sys.stderr); print('[NbConvertApp] WARNING | Alternative text is missing "
-              "on 6 image(s).'); print('[NbConvertApp] WARNING | something new')")
+              "on 6 image(s).'); print('[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel.', file=sys.stderr); "
+              "print('[NbConvertApp] WARNING | something new')")
     stage = runner.Stage("00", "data", tmp_path / "00_data.py")
     runner._run([sys.executable, "-c", script], stage, tmp_path / "x.ipynb", log=log)
     runner._run([sys.executable, "-c", script], stage, tmp_path / "x.ipynb")
