@@ -204,6 +204,29 @@ def test_a_best_and_its_verdict_never_disagree():
     assert keys["prevention_output_defenses"] == 3 and keys["prevention_output_protective"] == 1
 
 
+def test_a_gro_point_on_the_curve_is_judged_against_its_utility_matched_null():
+    """Against the λ = 0 control both GRO arms 'protect' (they lose utility, and a weaker model is copied worse);
+    where the stage measured the curve, the paper's verdict for a point is the one against its null."""
+    stages = {**STAGES, "gro": {**STAGES["gro"], "curve": [
+        {"arm": "GRO keep λ=1", "rule": "keep", "lam": 1.0, "status": "no protection beyond the null"},
+        {"arm": "GRO lowest_index λ=1", "rule": "lowest_index", "lam": 1.0, "status": "copied better than its null"},
+    ]}}
+    ev = evidence(stages=stages)
+    document = build_paper(ev)
+    check_paper(document, ev)
+    verdicts = document.tables["verdicts"].set_index("defense")["verdict"]
+    assert verdicts["GRO keep λ=1"] == "no protection beyond the null"
+    assert verdicts["GRO lowest_index λ=1"] == "copied better than its null"
+    assert verdicts["Random"] == "protects"  # output defenses keep their verdict against None
+    table = document.tables["prevention"].set_index("defense")
+    assert table.at["GRO keep λ=1", "verdict against the compared arm"] == "protects"
+    text = " ".join(s.text for s in document.sentences())
+    assert "GRO: 0 of 2 protect against their utility-matched null" in text
+    assert "against its utility-matched null (the curve section): no protection beyond the null" in text
+    keys = paper.prevention_keys(ev)
+    assert keys["prevention_gro_verdict"] != "protects"
+
+
 def test_no_protective_lambda_says_which_condition_failed():
     """'PROTECTS' was printed beside 'no protective λ on validation' with no reason."""
     document = build_paper(evidence())

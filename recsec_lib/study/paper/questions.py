@@ -233,7 +233,9 @@ def answer_prevention(ev: Evidence, w: Writer) -> Answer:
         best = representative(rows)
         protective = int((rows["verdict"] == PROTECTS).sum())
         arm = best["arm"]
-        head = f"{label}: {protective} of {len(rows)} protect on both measures; " if len(rows) > 1 else f"{label}: "
+        by_null = bool(rows["judged_against_null"].any())
+        rule = "against their utility-matched null" if by_null else "on both measures"
+        head = f"{label}: {protective} of {len(rows)} protect {rule}; " if len(rows) > 1 else f"{label}: "
         if best["verdict"] == PROTECTS:
             w.claim("prevention", arm, "verdict", PROTECTS)
             lead = "the protective one that keeps most utility" if len(rows) > 1 else "it protects"
@@ -243,8 +245,11 @@ def answer_prevention(ev: Evidence, w: Writer) -> Answer:
             f"{head}{lead}, {w.t('prevention', arm, 'defense')}, keeps "
             f"{w.t('prevention', arm, 'NDCG@10 kept, % [95% CI]', '%')} of NDCG@10 against its strongest attacker, "
             f"whose surrogate's NDCG@10 falls {w.t('prevention', arm, 'surrogate NDCG@10 fall, % [95% CI]', '%')} "
-            f"and Agr@10 {w.t('prevention', arm, 'Agr@10 fall, % [95% CI]', '%')}: "
-            f"{w.t('prevention', arm, 'verdict')}."))
+            f"and Agr@10 {w.t('prevention', arm, 'Agr@10 fall, % [95% CI]', '%')}"
+            + (f" against {w.t('prevention', arm, 'compared with')} "
+               f"({w.t('prevention', arm, 'verdict against the compared arm')}); against its utility-matched "
+               f"null (the curve section): {w.t('prevention', arm, 'verdict')}."
+               if best["judged_against_null"] else f": {w.t('prevention', arm, 'verdict')}.")))
     for rule, choice in (ev.stage("gro").get("lambda_choices") or {}).items():
         sentence = lambda_sentence(ev, w, rule, choice)
         if sentence is not None:
