@@ -330,6 +330,47 @@ def cmd_authors(args) -> None:
     print(markdown_table(table, float_format="{:.2f}"), flush=True)
 
 
+def cmd_cells(args) -> None:
+    """One arena cell (``arena.cells.run_cell``: one model × generator × seed, every view, one surrogate per distinct
+    training set) per target, timed as the GRO stage runs it (1 torch thread), beside the SASRec-epoch yardstick.
+
+    ``--outputs`` are the output defenses the model serves in the cell ("none" alone: a model defense's cell, as a GRO
+    arm, the control or a null; "none,random,reverse,top:10,tail-resample:10": the undefended target's cell in the cpu
+    profile). Prints the cell's wall and quiet seconds, its surrogates and their test NDCG@10 per (arm, view)."""
+    from recsec_lib.arena.attackers import DEFAULT_VIEWS, AttackSet
+    from recsec_lib.arena.cells import DatasetRef, MatrixCell, run_cell
+
+    mirror = args.mirror or os.environ.get("RECSEC_DATA_MIRROR") or None
+    ref = DatasetRef("ml-1m", str(args.data_dir), mirror)
+    tick = time.perf_counter()
+    dataset = ref.load()
+    emit(what="dataset load", seconds=round(time.perf_counter() - tick, 2))
+    views = tuple(args.views) if args.views else DEFAULT_VIEWS
+    for target_path in args.targets:
+        target = load_checkpoint(target_path, dataset).model
+        reference_top10 = {name: ranked_lists(target, dataset.split(name)[0], 10, "cpu")[0] for name in ("valid", "test")}
+        for sequences, epochs in zip(args.sequences, args.surrogate_epochs):
+            attack = AttackSet(generators=("autoregressive",), views=views, seeds=(args.seed,), num_sequences=sequences,
+                               seq_len=args.seq_len, k=K, arch="sasrec",
+                               surrogate=SurrogateSettings(epochs=epochs, seed=args.seed), box_filter_seen=True)
+            outputs = tuple((spec, spec) for spec in args.outputs)
+            cell = MatrixCell("timed", str(target_path), ref, outputs, "autoregressive", args.seed, attack,
+                              reference_top10, True, "cpu")
+            before = reference_seconds(target, dataset)
+            tick = time.perf_counter()
+            result = run_cell(cell)
+            wall = time.perf_counter() - tick
+            reference = (before + reference_seconds(target, dataset)) / 2
+            emit(what="cell", target=str(target_path), sequences=sequences, seq_len=args.seq_len,
+                 surrogate_epochs=epochs, outputs=list(args.outputs), views=list(views), wall_seconds=round(wall, 1),
+                 reference_epoch_seconds=round(reference, 1), wall_seconds_quiet=quiet(wall, reference),
+                 surrogates=len(result.surrogates),
+                 surrogate_seconds=[s["seconds"] for s in result.surrogates],
+                 surrogate_epochs_run=[s["epochs_run"] for s in result.surrogates],
+                 test_ndcg10={f"{label} · {view}": round(float(f["test_ndcg"].mean()), 4)
+                              for (label, view), f in result.figures.items()})
+
+
 def cmd_nulls(args) -> None:
     """The matching rule (``gro.null``) on a published run: each GRO arm's served validation NDCG@10 against the
     epochs of the undefended SASRec training's history (which epochs' snapshots would be its null)."""
@@ -423,6 +464,13 @@ def main() -> None:
     p.add_argument("--seq-len", type=int, default=100)
     p.add_argument("--surrogate-epochs", type=int, default=40)
     p.add_argument("--seeds", type=ints, default=[42])
+    p = sub.add_parser("cells", help="one arena cell per target, timed as the GRO stage runs it")
+    p.add_argument("--targets", type=lambda t: [Path(v) for v in t.split(",")], required=True)
+    p.add_argument("--outputs", type=lambda t: t.split(","), default=["none"])
+    p.add_argument("--views", type=lambda t: t.split(","), default=None, help="default: the arena's four views")
+    p.add_argument("--sequences", type=ints, default=[500], help="budgets, each with its --surrogate-epochs")
+    p.add_argument("--surrogate-epochs", type=ints, default=[20])
+    p.add_argument("--seq-len", type=int, default=100)
     p = sub.add_parser("nulls", help="the matching rule on a published run's GRO arms and SASRec history")
     p.add_argument("--metrics", default="results/metrics.json")
     p.add_argument("--model", default="sasrec")
@@ -452,7 +500,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     {"snapshots": cmd_snapshots, "surrogate-epochs": cmd_surrogate_epochs, "budget": cmd_budget,
      "gro-epoch": cmd_gro_epoch, "analyze": cmd_analyze, "nulls": cmd_nulls, "authors": cmd_authors,
-     "plan": cmd_plan}[args.command](args)
+     "plan": cmd_plan, "cells": cmd_cells}[args.command](args)
 
 
 if __name__ == "__main__":

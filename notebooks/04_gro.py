@@ -26,6 +26,13 @@
 # attack seeds), and a fall whose interval holds 0 is **no effect**. Surrogates train for a fixed number of epochs
 # with their seed: the same cell twice gives the same numbers.
 #
+# **The curve.** One GRO point is one rule, one λ, a number of fine-tuning epochs, the last epoch kept. Each point is
+# judged three ways: against the λ = 0 control, against its **utility-matched null** (a snapshot of the target's own
+# training whose served validation NDCG@10 is nearest: a model equally weak made with no aim against extraction,
+# attacked by the same attackers as every arm), and against the **training noise** (the fall between λ = 0 controls
+# of different training seeds). A point **protects** only where its surrogate falls more than its null's, with the
+# whole 95% interval above 0 and above the noise.
+#
 # **Scale.** The cpu profile is a reduced-scale check on two CPU cores (printed below); the full profile is the
 # paper's design (from scratch, every position, λ ∈ {0.001 … 10} for both rules, 5,000 × 200 queries, both
 # generators, every output defense).
@@ -72,6 +79,10 @@ attack_seeds: Optional[int] = None  # attack seeds per generator (every protecti
 attack_sequences: Optional[int] = None  # attack budget in synthetic sequences
 attack_seq_len: Optional[int] = None  # queries per attack sequence
 surrogate_epochs: Optional[int] = None  # epochs of every surrogate (fixed, so reruns are identical)
+control_seeds: Optional[int] = None  # λ 0 controls, one per training seed (their spread is the noise floor)
+nulls: Optional[bool] = None  # attack the utility-matched null of each point (a snapshot of the training of the target)
+null_tolerance: Optional[float] = None  # largest relative gap of validation NDCG@10 between a point and its null
+second_budget: Optional[int] = None  # a second, larger attack budget (sequences) for the main points; 0 for none
 
 # %%
 ctx = StudyContext(run_dir=Path(run_dir), dataset=dataset, data_dir=Path(data_dir), mirror=mirror or None,
@@ -81,7 +92,8 @@ settings = stage.Settings.for_profile(profile).with_overrides(
     lambdas=lambdas, zero_gradient_rules=zero_gradient_rules, epochs=epochs, from_scratch=from_scratch,
     kept_epoch=kept_epoch, output_defenses=output_defenses, combinations=combinations, generators=generators,
     views=views, attack_seeds=attack_seeds, attack_sequences=attack_sequences, attack_seq_len=attack_seq_len,
-    surrogate_epochs=surrogate_epochs)
+    surrogate_epochs=surrogate_epochs, control_seeds=control_seeds, nulls=nulls, null_tolerance=null_tolerance,
+    second_budget=second_budget)
 metrics = run_cached(stage, ctx, settings)  # reuses an identical earlier result unless force
 
 # %% [markdown]
@@ -113,6 +125,50 @@ print(metrics["lambda_choices"])
 rows = read_matrix_rows(out / "matrix.csv")
 display(frontier_figure(rows, title=f"Defense frontier (upper right is better)\n{metrics['scale']}"))
 frontier_table(rows)
+
+# %% [markdown]
+# ## GRO's trade-off curve against the null and the noise
+# x: served NDCG@10 kept against the λ = 0 control; y: the fall of the surrogate's NDCG@10 at the strongest attacker;
+# one line per rule (λ rising), the nulls joined by a dotted line, the grey band the 95% interval of the fall between
+# λ = 0 controls of different training seeds (the training noise).
+# A GRO point below the null line at the same x did no more than a weaker model would.
+
+# %%
+from recsec_lib.arena.figures import curve_figure
+
+display(curve_figure(read_table(out / "curve_points.csv"), metrics.get("noise_floor_interval"),
+                     title=f"GRO's trade-off curve (upper right is better)\n{metrics['scale']}"))
+print(metrics["curve_rule"])
+print(metrics["noise_floor"] or "training noise not measured (one control seed)")
+for line in metrics["curve_words"]:
+    print("-", line)
+{key: metrics.get(key) for key in ("gro_best_point", "gro_best_point_retention", "gro_best_point_fall_vs_null",
+                                    "gro_best_point_fall_vs_null_low", "gro_no_point_reason",
+                                    "gro_extraction_ratio_control", "gro_extraction_ratio_best", "gro_verdict_budget")
+ if key in metrics}
+
+# %% [markdown]
+# The null comparison per point (which snapshot, at which validation NDCG@10), and every arm's extraction ratio
+# (surrogate NDCG@10 / served NDCG@10: how much of what the box serves the attacker gets).
+
+# %%
+display(read_table(out / "nulls.csv"))
+read_table(out / "extraction.csv")
+
+# %% [markdown]
+# ## Attack budgets and the authors' units
+# Whether the surrogate was budget-bound (its NDCG@10 no longer rising with the target's) at each budget measured;
+# the verdict uses the smallest budget at which it is not. Then the authors' units (unfiltered, 100-item lists,
+# whole-list Random/Reverse, the naive attacker) beside their published ML-1M rows, labelled as reference.
+
+# %%
+print(metrics["budget_reason"])
+for budget, words in {**metrics["budget_checks"], **metrics["budget_problems"]}.items():
+    print(f"- {budget}: {words}")
+if (out / "budgets.csv").is_file():
+    display(read_table(out / "budgets.csv"))
+if (out / "authors_units.csv").is_file():
+    display(read_table(out / "authors_units.csv"))
 
 # %% [markdown]
 # ## GRO arms: both zero-gradient rules against the λ = 0 control

@@ -32,7 +32,7 @@ for that).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +55,11 @@ CellRunner = Callable[..., list]
 class MatrixResult:
     table: pd.DataFrame  # one row per (arm, attacker view, generator)
     surrogates: list[dict]  # one entry per distinct surrogate trained: which cell, how its training ended
+    # the per-user figures the table's rows summarise (for readings with their own intervals, e.g. GRO's curve):
+    # arm label -> {"valid_ndcg", "test_ndcg", ...: [U] served figures}
+    utility: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    # (arm label, view, generator) -> one dict of [U] surrogate figures per attack seed ("test_ndcg", ...)
+    runs: dict[tuple[str, str, str], list[dict[str, np.ndarray]]] = field(default_factory=dict)
 
 
 def padded_histories(histories: list[np.ndarray]) -> np.ndarray:
@@ -120,7 +125,7 @@ def evaluate(
             runs.setdefault((label, view, cell.generator), []).append(figures)
         surrogates += [{"cell": cell.key, **entry} for entry in result.surrogates]
     table = _rows(arms, utility, served_top10, runs, dataset.num_items, replicates, seed)
-    return MatrixResult(table, surrogates)
+    return MatrixResult(table, surrogates, utility, runs)
 
 
 SPLITS = ("valid", "test")

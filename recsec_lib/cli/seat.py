@@ -75,7 +75,7 @@ def handle(args: argparse.Namespace) -> int:
         attack_log=args.attack_data or None, benign_log=args.benign_data or None,
         attack_sequences=args.attack_sequences)
     metrics = stage.run(ctx, settings)
-    print(json.dumps({key: metrics[key] for key in stage.HEADLINE_KEYS}, indent=2))
+    print(json.dumps({key: metrics.get(key) for key in stage.HEADLINE_KEYS}, indent=2))  # None: not measured
     if args.attack_data:
         print(account_verdicts(args.attack_data, metrics.get("attack_log_accounts", [])))
     return 0

@@ -104,7 +104,18 @@ def authors_units_table(arms: Sequence[AuthorsUnitsArm], targets: np.ndarray,
     Columns: defense, source ("this run" or the paper), target and surrogate
     HR@10 / NDCG@10 in %, and setting (model, training, budget: what differs).
     """
-    rows = [authors_units_row(arm, targets) for arm in arms]
+    return authors_units_frame([authors_units_row(arm, targets) for arm in arms], published)
+
+
+def authors_units_frame(rows: Sequence[Mapping], published: Mapping[str, tuple[float, float, float, float]] | None
+                        = PUBLISHED_ML1M) -> pd.DataFrame:
+    """Rows already in the authors' units (``COLUMNS``: e.g. read from the arena's matrix, whose unfiltered figures
+    are these), then the published rows labelled as reference; a row missing a column raises naming it."""
+    rows = [dict(row) for row in rows]
+    for index, row in enumerate(rows):
+        missing = [column for column in COLUMNS if column not in row]
+        if missing:
+            raise ValueError(f"authors' units row {index} ({row.get('defense', '?')!r}) lacks {missing}")
     for defense, (t_hr, t_ndcg, s_hr, s_ndcg) in (published or {}).items():
         rows.append({"defense": defense, "source": PUBLISHED_SOURCE, "target HR@10": t_hr, "target NDCG@10": t_ndcg,
                      "surrogate HR@10": s_hr, "surrogate NDCG@10": s_ndcg, "setting": PUBLISHED_SETTING})

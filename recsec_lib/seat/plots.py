@@ -74,3 +74,40 @@ def zoo_costs(table: pd.DataFrame, detectors: Sequence[str] = ZOO_DETECTORS) -> 
     right.set_xlim(0, 100)
     right.grid(axis="x", alpha=0.3)
     return fig  # constrained layout (new_figure): no tight_layout
+
+
+def search_costs(best: pd.DataFrame) -> PlotFigure:
+    """Per detector, the fewest accounts the attacker who chooses its parameters needs (log scale), labelled
+    with the point that reached it.
+
+    ``best``: ``search_best.csv`` (``seat.search.cheapest``: one row per detector with ``accounts_needed``,
+    ``attacker``, ``setting``, ``split``, ``horizon_h`` and ``queries``). A missing count (flagged at every N
+    tried) is drawn hatched to the grid's end for its queries and marked "beyond", never as 0.
+    """
+    detectors = best["detector"].tolist()
+    values = best["accounts_needed"].to_numpy(dtype=float)
+    ends = np.array([grid_max(int(q)) for q in best["queries"]], dtype=float)
+    fig = new_figure(9.0, max(2.5, 0.35 * len(detectors) + 1.5),
+                     alt="Bar chart: per detector, the fewest accounts an attacker that chooses its own parameters "
+                     "needs to stay unflagged (log scale), with the attacker setting that reached it.")
+    axis = fig.subplots()
+    within = ~np.isnan(values)
+    positions = np.arange(len(detectors))
+    axis.barh(positions[within], values[within], color="C0")
+    if (~within).any():
+        axis.barh(positions[~within], ends[~within], color="C0", alpha=0.35, hatch=_HATCH, edgecolor="C0")
+    for y, row in enumerate(best.itertuples(index=False)):
+        x = values[y] if within[y] else ends[y]
+        label = f"{row.attacker} {row.setting} · {row.split} · {row.horizon_h:g} h".replace("  ", " ")
+        axis.annotate(("beyond · " if not within[y] else "") + label, (x, y), xytext=(3, 0),
+                      textcoords="offset points", va="center", fontsize=6)
+    axis.set_xscale("log")
+    axis.set_xlim(left=0.5)
+    axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}" if value >= 1 else f"{value:g}"))
+    axis.set_yticks(positions)
+    axis.set_yticklabels(detectors)
+    axis.invert_yaxis()
+    axis.set_xlabel("accounts needed to stay unflagged, minimum over the attacker's parameters (log scale)")
+    axis.set_title("The attacker who chooses: worst case per detector", fontsize=10)
+    axis.grid(axis="x", alpha=0.3)
+    return fig

@@ -52,3 +52,36 @@ def public_traffic(streams: Sequence[np.ndarray], max_len: int, budget_queries: 
         traffic = Traffic(traffic.names, traffic.kinds, traffic.sources[:used], traffic.account, traffic.source,
                           traffic.end, traffic.max_len)
     return traffic
+
+
+def public_collected(box, streams: Sequence[np.ndarray], budget_queries: int | None, seq_len: int,
+                     training_rows: int = 3000, seed: int = 0, account: str = "public"):
+    """The public-data attacker's queries sent to ``box`` and its surrogate's training data (``Collected``).
+
+    The queries are those of ``public_traffic`` (every prefix of every stream, its newest ``box.max_query_len``
+    items, stream after stream, the first ``budget_queries``). A query of a long stream holds items the
+    surrogate's row would not, so rows are built as the one-query attacker builds them: a seeded sample of
+    ``training_rows`` queries, each left-padded to ``seq_len`` (its newest ``seq_len`` items) with the box's
+    answer at the last position only — every answer the surrogate sees is one the box gave for that row.
+    """
+    from recsec_lib.attack.generators.base import Collected
+    from recsec_lib.attack.queries import AttackData
+
+    if seq_len < 1 or training_rows < 1:
+        raise ValueError(f"seq_len and training_rows must be >= 1, got {seq_len} and {training_rows}")
+    traffic = public_traffic(streams, box.max_query_len, budget_queries, account)
+    width = box.max_query_len
+    queries = [traffic.sources[s][max(0, e - width):e] for s, e in zip(traffic.source.tolist(),
+                                                                        traffic.end.tolist())]
+    answers = np.asarray(box.answer_batch(account, queries))  # [Q, k]
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(queries), size=min(len(queries), training_rows), replace=False))
+    sequences = np.zeros((len(rows), seq_len), dtype=np.int64)  # [R, L] left-padded, newest item last
+    for r, i in enumerate(rows.tolist()):
+        newest = queries[i][-seq_len:]
+        sequences[r, seq_len - len(newest):] = newest
+    lists = np.zeros((len(rows), seq_len, answers.shape[1]), dtype=np.int64)  # [R, L, k]
+    lists[:, -1] = answers[rows]
+    answered = np.zeros((len(rows), seq_len), dtype=bool)
+    answered[:, -1] = True
+    return Collected(account, traffic, AttackData(sequences, lists, account, int(box.num_items), seed, answered))

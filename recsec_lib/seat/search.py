@@ -297,13 +297,21 @@ def search_attacker(collect: Callable[[dict], AttackSample], space: AttackSpace,
     """Search one attacker's grid against every calibrated detector (see the module docstring).
 
     ``collect`` is called once per setting of the generator parameters; the
-    splits and windows reuse its sample. Detectors whose statistics need no
+    splits and windows reuse its sample, and a setting whose ``collect`` returns
+    the very sample of the setting before (a parameter the generator ignores,
+    such as ``mix_weights`` at ``random_mix`` 0) reuses that setting's answers. Detectors whose statistics need no
     clock get one answer per split, reported for every window.
     """
     rows = []
+    previous: tuple[AttackSample, list[dict]] | None = None  # the last sample searched and its rows
     for setting in space.settings():
         sample = collect(dict(setting))
+        if previous is not None and sample is previous[0]:  # a setting the generator ignores: the same traffic
+            label_of = ", ".join(f"{k}={v}" for k, v in setting.items())
+            rows += [{**row, **setting, "setting": label_of} for row in previous[1]]
+            continue
         cache = SplitCache(sample, context)
+        first = len(rows)
         for split in space.splits:
             for name, calibration in calibrations.items():
                 detector = get_detector(name)
@@ -317,6 +325,7 @@ def search_attacker(collect: Callable[[dict], AttackSample], space: AttackSpace,
                                  "accounts_needed": answer, "queries": sample.traffic.num_queries,
                                  "sources": len(sample.traffic.sources), "fidelity": sample.fidelity,
                                  "setting": ", ".join(f"{k}={v}" for k, v in setting.items())})
+        previous = (sample, rows[first:])
         if progress is not None:
             progress(f"{label} {setting}: {cache.replays} replays")
     table = pd.DataFrame(rows)
@@ -382,3 +391,20 @@ def combine(results: Sequence[SearchResult]) -> SearchResult:
     """Several attackers' searches as one (the headline takes the minimum over all of them)."""
     table = pd.concat([r.table for r in results], ignore_index=True)
     return SearchResult(table, cheapest(table))
+
+
+def featured_sample(traffic: Traffic, encoder, num_items: int, target=None, k: int = 100, filter_seen: bool = True,
+                    device="cpu", seed: int = 0) -> AttackSample:
+    """An ``AttackSample`` of ``traffic`` with SEAT / PRADA features and, given the ``target`` behind the box,
+    the per-source follow flags (so every split gets its own follow values); ``target`` None leaves the follow
+    statistic silent."""
+    from recsec_lib.seat.follow import follow_flags, query_follow
+    from recsec_lib.seat.replay import featurize
+
+    if target is None:
+        return AttackSample(traffic, featurize(traffic, encoder, num_items, device=device, seed=seed))
+    flags = follow_flags(target, list(traffic.sources), [traffic.width(s) for s in range(len(traffic.sources))],
+                         k, filter_seen, device=device)
+    features = featurize(traffic, encoder, num_items, device=device, seed=seed,
+                         follow=query_follow(traffic, flags))
+    return AttackSample(traffic, features, flags)

@@ -16,7 +16,7 @@ from recsec_lib.study import runs
 from recsec_lib.study.stage_cache import run_cached
 from recsec_lib.study.stages.context import StudyContext, seed_everything
 
-STAGE_ORDER = ("data", "analyze", "train", "attack", "gro", "seat", "report")
+STAGE_ORDER = ("data", "analyze", "train", "attack", "gro", "seat", "watermark", "report")
 
 
 def stage_module(name: str):

@@ -89,6 +89,12 @@ TARGETS = (
     Target("seat_plus_cap_cost_increase_over_volume_cap", ">=", 4.0,
            "SEAT + caps: worst-case (over the attacker zoo) cost increase over the volume cap"),
     Target("seat_plus_cap_false_positive_rate", "<=", 0.001, "SEAT + caps false-positive rate on benign accounts"),
+    Target("watermark_utility_retention", ">=", 0.99, "watermark: NDCG@10 kept (marked / unmarked target)"),
+    Target("watermark_utility_retention_low", ">=", 0.98, "watermark: NDCG@10 kept, 95% interval's low end"),
+    Target("watermark_verified_share", ">=", 1.0, "watermark: stolen copies with Agr@10 >= 30% verified (p < 0.01)"),
+    Target("watermark_false_claims", "<=", 0.0, "watermark: false claims among the independent models"),
+    Target("watermark_independent_models", ">=", 12.0, "watermark: independent models tested"),
+    Target("watermark_cost_in_undefended_epochs", "<=", 1.5, "watermark: embedding cost in undefended epochs"),
     # The runner totals the stage times after the report stage, so a run's own report cannot show these.
     Target("study_wall_seconds", "<=", 7200.0, "whole study (cpu profile) on the 2-core CPU, in seconds",
            profile="cpu", absent=TOTALLED_LATER),
@@ -98,7 +104,7 @@ TARGETS = (
 
 
 # The study's stages in the order they run (and the order the report tells them in).
-STAGE_ORDER = ("data", "analyze", "train", "attack", "gro", "seat", "report")
+STAGE_ORDER = ("data", "analyze", "train", "attack", "gro", "seat", "watermark", "report")
 
 
 def stage_rank(stage: str) -> int:
@@ -221,7 +227,7 @@ class Section:
 # Headings of the report's stage groups.
 STAGE_TITLES = {
     "data": "Data", "analyze": "The data", "train": "Recommenders", "attack": "Model extraction",
-    "gro": "Defense: GRO", "seat": "Detection: SEAT",
+    "gro": "Defense: GRO", "seat": "Detection: SEAT", "watermark": "Verification: watermark",
 }
 
 
@@ -268,6 +274,11 @@ TABLE_VIEWS = {
                                      "surrogate HR@10 %", "surrogate_test_ndcg10": "surrogate NDCG@10 %",
                                      "target_test_ndcg10": "target NDCG@10 %"}),
     "fpr_by_form": _fpr_by_form,
+    "watermark_utility": lambda f: _percent(f, {"ndcg10": "NDCG@10 %", "kept": "kept %", "kept_low": "kept low %",
+                                                "kept_high": "kept high %"}),
+    "watermark_verification": lambda f: _percent(
+        f[[c for c in ("group", "suspect", "agr10", "hits", "queries", "decoy_hits", "decoy_queries", "p_value",
+                       "claimed") if c in f.columns]], {"agr10": "Agr@10 %"}),
     "zoo": _zoo,
     "single_account": _single_account,
 }
@@ -358,6 +369,17 @@ SECTIONS = (
             "The query logs the attack stage recorded, sent through each detector: accounts flagged of those "
             "that queried.",
             table="seat/logged_attacks.csv"),
+    Section("watermark", "What the watermark costs users",
+            "Test NDCG@10 (%) of the unmarked and the watermarked target (full ranking, seen items filtered) and "
+            "the share kept with its 95% paired-bootstrap interval over test users (not over embedding seeds).",
+            table="watermark/utility.csv", view="watermark_utility"),
+    Section("watermark", "The ownership test on stolen copies and on independent models",
+            "Each dot is one suspect queried as a top-k black box with the watermark's and the decoy keys' "
+            "queries: -log10 of the exact test's p-value (right of the dashed line: ownership claimed). Red: the "
+            "marked box (also behind output defenses), surrogates extracted through it by every generator × view, "
+            "and the attacker who knows the scheme (hollow: Agr@10 below 30%); green: models that never saw the "
+            "mark, which must all stay left of the line.",
+            table="watermark/verification.csv", figure="watermark/p_values.png", view="watermark_verification"),
 )
 
 # The caption of a figure a stage saved that no Section describes yet (it is still shown, in its stage).

@@ -292,7 +292,14 @@ def stage_failure(stage: Stage, executed: Path, log: Path | None, exit_code: int
 
 
 def publish(run_dir: Path, results_dir: Path, update_readme_section: bool = True) -> None:
-    """Copy a finished real run's headline, metrics, report and figures into results/ (or another folder)."""
+    """Copy a finished real run's headline, metrics, report and figures into results/ (or another folder).
+
+    A run published beside the main one (``results/<name>``) leaves the main
+    run's figures alone, but the README's results section lists the runs
+    published beside it, so that section is regenerated from the folders as
+    they now are (the main headline and every side run's); otherwise the
+    README would keep describing the side run it replaced.
+    """
     staging = results_dir.with_name(results_dir.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "figures").mkdir(parents=True)
@@ -313,10 +320,16 @@ def publish(run_dir: Path, results_dir: Path, update_readme_section: bool = True
         results_dir.rename(old)
     staging.rename(results_dir)
     shutil.rmtree(old, ignore_errors=True)
+    main_results = results_dir if update_readme_section else results_dir.parent
+    if (main_results / "headline.json").is_file():
+        refresh_readme(main_results)
+
+
+def refresh_readme(results_dir: Path) -> None:
+    """Regenerate the README's results section from ``results_dir`` and the runs published beside it."""
     readme = results_dir.parent / "README.md"
     extra_runs = {path.name: runs.read_json(path / "headline.json") for path in published_beside(results_dir)}
-    if update_readme_section and readme.exists() and update_readme(readme, runs.read_json(results_dir / "headline.json"),
-                                                                   extra_runs):
+    if readme.exists() and update_readme(readme, runs.read_json(results_dir / "headline.json"), extra_runs):
         print(f"run_all.sh: updated the results section of {readme}", flush=True)
 
 
@@ -375,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--publish-dir", default="results",
                         help="where --publish copies the run, relative to the repository (default: results; "
                              "a sub-folder such as results/<name> keeps a partial or extra run beside the "
-                             "main one; only results/ itself regenerates the README's results section)")
+                             "main one; the README's results section keeps the main run's figures and lists it)")
     return parser
 
 

@@ -9,5 +9,6 @@ Layer 4 (beside ``gro`` and ``seat``, which it never imports): imports ``common`
 * ``statistics`` — the one-sided exact test (hypergeometric tail) of the real key's hits against the decoys';
 * ``verify``     — querying a suspect box (``answer_batch`` only) with the key's queries and deciding;
 * ``cost``       — what the mark costs users: per-user NDCG@10 kept against the unmarked target, with an interval;
-* ``knowing``    — what an attacker who knows the scheme (not the key) can do to its training data.
+* ``knowing``    — what an attacker who knows the scheme (not the key) can do to its training data;
+* ``plots``      — the p-value figure (stolen copies against independent models).
 """

@@ -22,7 +22,7 @@ from recsec_lib.study.report import STAGE_ORDER, UNCAPTIONED
 from recsec_lib.study.runner import REPO
 
 # Figures each notebook must show (drawn from the stage's tables, not read back from its PNGs).
-FIGURES_PER_NOTEBOOK = {"02_train": 1, "03_attack": 2, "04_gro": 1, "05_seat": 2}
+FIGURES_PER_NOTEBOOK = {"02_train": 1, "03_attack": 2, "04_gro": 1, "05_seat": 2, "06_watermark": 1}
 
 
 def test_importing_the_library_in_a_kernel_gives_no_tqdm_warning():
@@ -47,13 +47,41 @@ def test_importing_the_library_in_a_kernel_gives_no_tqdm_warning():
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory) -> Path:
     outputs, data_dir = tmp_path_factory.mktemp("outputs"), tmp_path_factory.mktemp("data")
+    before = git_status()
     result = subprocess.run(
         [sys.executable, "-m", "recsec_lib.study.runner", "--profile", "smoke", "--run-id", "smoke", "--publish", "no",
          "--outputs", str(outputs), "--data-dir", str(data_dir), "--mirror", ""],
         cwd=REPO, capture_output=True, text=True, timeout=1500)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (outputs / "runner.stderr.txt").write_text(result.stderr)
+    (outputs / "git_status.json").write_text(json.dumps({"before": before, "after": git_status()}))
     return outputs / "smoke"
+
+
+def git_status() -> str | None:
+    """``git status --porcelain`` of the checkout (None outside a git checkout, e.g. an unpacked sdist)."""
+    result = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True)
+    return result.stdout if result.returncode == 0 else None
+
+
+@pytest.mark.notebook
+def test_a_smoke_run_leaves_the_checkout_as_it_found_it(smoke_run):
+    """Issue 26: a fresh clone's smoke study leaves ``git status`` clean: it writes nothing tracked or unignored."""
+    status = json.loads((smoke_run.parent / "git_status.json").read_text())
+    if status["before"] is None:
+        pytest.skip("not a git checkout")
+    assert status["after"] == status["before"], status
+
+
+def test_what_a_default_run_writes_inside_the_checkout_is_ignored_by_git():
+    """Without --outputs/--data-dir a run writes outputs/, data/, checkpoints/ and converted notebooks: all ignored,
+    so ``./run_all.sh --profile smoke`` in a fresh clone leaves ``git status`` clean."""
+    paths = ["outputs/smoke/headline.json", "outputs/smoke.partial/notebooks/00_data.ipynb", "data/processed/x.npz",
+             "checkpoints/sasrec_ml1m.pt", "notebooks/02_train.ipynb", "notebooks/.ipynb_checkpoints/x.ipynb"]
+    result = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=REPO, capture_output=True, text=True)
+    if result.returncode == 128:
+        pytest.skip("not a git checkout")
+    assert sorted(result.stdout.split()) == sorted(paths)
 
 
 @pytest.mark.notebook

@@ -39,17 +39,21 @@ def test_seat_notebook_smoke(tmp_path, monkeypatch):
         [str(bin_dir / "papermill"), str(ipynb), str(tmp_path / "05_seat.out.ipynb"), "-k", "python3",
          "-p", "profile", "smoke", "-p", "dataset", "synthetic", "-p", "run_dir", str(run_dir),
          "-p", "data_dir", str(data_dir), "-p", "device", "cpu", "--cwd", str(REPO)],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "RECSEC_DATA_MIRROR": ""})
+        capture_output=True, text=True, timeout=600, env={**os.environ, "RECSEC_DATA_MIRROR": ""})
     assert result.returncode == 0, result.stderr[-3000:]
     out = run_dir / "seat"
     for name in ("encoder.pt", "calibration.json", "fpr_by_form.csv", "single_account.csv", "zoo.csv", "zoo.png",
-                 "roc.csv", "roc.png", "metrics.json"):
+                 "roc.csv", "roc.png", "metrics.json", "fpr_intervals.csv", "accounts_needed.csv", "search_best.csv",
+                 "accounts_needed.png"):
         assert (out / name).exists(), name
     headline = json.loads((run_dir / "headline.json").read_text())
     for key in ("seat_detection_rate_single_account", "seat_false_positive_rate", "seat_accounts_needed",
                 "volume_cap_accounts_needed", "prada_accounts_needed", "seat_monitor_queries_per_second",
-                "seat_worst_attack", "seat_plus_cap_accounts_needed", "seat_plus_cap_cost_increase_over_volume_cap"):
+                "seat_worst_attack", "seat_plus_cap_accounts_needed", "seat_plus_cap_cost_increase_over_volume_cap",
+                "detect_best", "detect_best_accounts_needed_worst", "caps_accounts_needed_worst",
+                "detect_best_false_positive_rate_high"):
         assert key in headline
+    assert "no data mirror" in headline["real_timing_skipped"]  # synthetic data: the real-timing parts skipped
     calibration = json.loads((out / "calibration.json").read_text())
     split = calibration["user_split"]
     assert split["encoder"][1] < split["calibration"][0] and split["calibration"][1] < split["test"][0]

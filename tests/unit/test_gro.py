@@ -449,6 +449,9 @@ def test_stage_smoke_puts_every_arm_against_every_attacker_and_recsec_defend_agr
     assert code == 0
     pd.testing.assert_frame_equal(read_matrix_rows(tmp_path / "cli" / "matrix.csv"), read_matrix_rows(out / "matrix.csv"))
     assert (tmp_path / "cli" / "frontier.md").read_text() == (out / "frontier.md").read_text()
+    # ... and the same curve: the point verdicts and the null comparison
+    for name in ("curve.csv", "nulls.md", "extraction.csv", "authors_units.csv"):
+        assert (tmp_path / "cli" / name).read_text() == (out / name).read_text(), name
 
 
 def test_gro_trains_on_the_windows_the_target_was_trained_on(tmp_path):
@@ -469,8 +472,19 @@ def test_gro_trains_on_the_windows_the_target_was_trained_on(tmp_path):
 def test_settings_profiles_and_overrides():
     from recsec_lib.study.stages import gro as stage
 
-    assert stage.Settings.for_profile("full").lambdas == (0.001, 0.01, 0.1, 1.0, 10.0)
+    assert stage.Settings.for_profile("full").lambdas == (0.001, 0.01, 0.03, 0.1, 0.3, 1.0, 10.0)
     cpu = stage.Settings.for_profile("cpu")
+    # the curve: at least 4 λ × both rules, the last epoch kept, the control with 2 training seeds
+    assert len(cpu.lambdas) >= 4 and cpu.zero_gradient_rules == ("keep", "lowest_index")
+    assert cpu.kept_epoch == "last" and cpu.control_seeds == 2 and cpu.nulls
+    assert stage.Settings.for_profile("full").second_budget >= 4 * stage.Settings.for_profile("full").attack_sequences
+    assert cpu.with_overrides(second_budget=2000).second_surrogate_epochs() == 5  # equal steps: 20 × 500 / 2000
+    with pytest.raises(ValueError, match="'second_budget' \\(100\\) must be larger than 'attack_sequences'"):
+        cpu.with_overrides(second_budget=100)
+    with pytest.raises(ValueError, match="'null_tolerance'"):
+        cpu.with_overrides(null_tolerance=1.5)
+    with pytest.raises(ValueError, match="'control_seeds'"):
+        cpu.with_overrides(control_seeds=0)
     assert cpu.with_overrides(epochs=None, lambdas=None) == cpu
     assert cpu.with_overrides(lambdas="0.01, 1").lambdas == (0.01, 1.0)
     assert cpu.from_scratch is False and cpu.with_overrides(from_scratch="yes").from_scratch is True

@@ -204,6 +204,29 @@ def test_a_best_and_its_verdict_never_disagree():
     assert keys["prevention_output_defenses"] == 3 and keys["prevention_output_protective"] == 1
 
 
+def test_a_gro_point_on_the_curve_is_judged_against_its_utility_matched_null():
+    """Against the λ = 0 control both GRO arms 'protect' (they lose utility, and a weaker model is copied worse);
+    where the stage measured the curve, the paper's verdict for a point is the one against its null."""
+    stages = {**STAGES, "gro": {**STAGES["gro"], "curve": [
+        {"arm": "GRO keep λ=1", "rule": "keep", "lam": 1.0, "status": "no protection beyond the null"},
+        {"arm": "GRO lowest_index λ=1", "rule": "lowest_index", "lam": 1.0, "status": "copied better than its null"},
+    ]}}
+    ev = evidence(stages=stages)
+    document = build_paper(ev)
+    check_paper(document, ev)
+    verdicts = document.tables["verdicts"].set_index("defense")["verdict"]
+    assert verdicts["GRO keep λ=1"] == "no protection beyond the null"
+    assert verdicts["GRO lowest_index λ=1"] == "copied better than its null"
+    assert verdicts["Random"] == "protects"  # output defenses keep their verdict against None
+    table = document.tables["prevention"].set_index("defense")
+    assert table.at["GRO keep λ=1", "verdict against the compared arm"] == "protects"
+    text = " ".join(s.text for s in document.sentences())
+    assert "GRO: 0 of 2 protect against their utility-matched null" in text
+    assert "against its utility-matched null (the curve section): no protection beyond the null" in text
+    keys = paper.prevention_keys(ev)
+    assert keys["prevention_gro_verdict"] != "protects"
+
+
 def test_no_protective_lambda_says_which_condition_failed():
     """'PROTECTS' was printed beside 'no protective λ on validation' with no reason."""
     document = build_paper(evidence())
@@ -276,9 +299,12 @@ def test_detection_verification_and_curve_sections_read_their_keys():
     assert all(answers[k].measured for k in ("detection", "verification", "gro-curve"))
     detection = " ".join(s.text for s in answers["detection"].sentences)
     assert ("the strongest detector, seat+cap+handoff, makes it spread its queries over 14 accounts in the worst "
-            "case, against 16 for a volume cap and 14 for the caps (1.00× the caps'): per-account detection does not "
-            "hold") in detection
-    assert "flags 0.12% of held-out benign users (95% upper end 0.25%)" in detection
+            "case, against 16 for a volume cap and 14 for the caps (0.88× the volume cap's, 1.00× the caps'): "
+            "per-account detection does not hold against an attacker who chooses its own pacing and chain count"
+            ) in detection
+    assert "flags 0.12% of held-out benign users (95% upper end 0.25%; target ≤ 0.1%: not shown)" in detection
+    assert "not measured" not in detection  # the stage measured the searched attacker
+
     verification = " ".join(s.text for s in answers["verification"].sentences)
     assert "verified (p < 0.01) on 100.0% of the surrogates" in verification
     assert "falsely claims 0 of 12 independent models" in verification and "strips it" in verification
@@ -293,6 +319,28 @@ def test_detection_verification_and_curve_sections_read_their_keys():
     assert "verification met" in abstract and "detection missed" in abstract
     for sentence in document.abstract:
         assert numbers_left(sentence.text, sentence.facts) == [], sentence.text
+
+
+def test_detection_words_follow_the_search_point_and_say_what_was_skipped():
+    """The searched attacker's point, its Agr@10, the worst benign form and the parts the run could not do."""
+    extra = {"detect_best_worst_point_text": "chain (chains=1, random_mix=0.5), contiguous split, paced over 72 h",
+             "detect_best_worst_point_agr10": 0.301, "detect_best_worst_form": "binge",
+             "detect_best_worst_form_rate": 0.02, "detect_best_worst_form_rate_high": 0.045,
+             "detect_best_fpr_interval_can_show_target": False,
+             "real_timing_skipped": "no data mirror (RECSEC_DATA_MIRROR unset), so no ML-100K timestamps"}
+    ev = evidence({**HEADLINE, **DETECTION, **extra})
+    document = build_paper(ev)
+    check_paper(document, ev)
+    detection = " ".join(s.text for s in dict((q.key, a) for q, a in document.sections)["detection"].sentences)
+    assert ("That worst case is reached by chain (chains=1, random_mix=0.5), contiguous split, paced over 72 h, where "
+            "the attacker's surrogate reaches Agr@10 30.1%.") in detection
+    assert "its worst kind of benign user, binge, at 2.0% (upper end 4.5%; target ≤ 1%)" in detection
+    assert "too small for its exact interval to show" in detection
+    assert ("Benign users with real timing are not measured in this run: no data mirror (RECSEC_DATA_MIRROR unset), "
+            "so no ML-100K timestamps.") in detection
+    without_agr = build_paper(evidence({**HEADLINE, **DETECTION, **extra, "detect_best_worst_point_agr10": None}))
+    text = " ".join(s.text for s in dict((q.key, a) for q, a in without_agr.sections)["detection"].sentences)
+    assert "the surrogate's Agr@10 at that point is not measured in this run" in text
 
 
 def test_the_verdict_table_is_in_percent_with_intervals():
@@ -402,3 +450,61 @@ def test_the_abstract_of_the_published_run_states_its_headline():
             if fact.source == "headline":
                 check_fact(fact, ev, document.tables, headline=headline)
     assert not math.isnan(len(document.abstract))
+
+
+# ---- verification: the watermark stage's section and verdict row ---------------------------------------------
+
+WATERMARK_STAGE = {"settings": {"alpha": 0.001, "min_agreement": 0.25, "attack_sequences": 200, "attack_seq_len": 200,
+                                 "surrogate_epochs": 20, "independent_epochs": 2}, "verification": [
+    {"group": "marked", "suspect": "the marked box", "agr10": None, "p_value": 1e-40, "claimed": True},
+    {"group": "surrogate", "suspect": "random · naive", "agr10": 0.41, "p_value": 1e-9, "claimed": True},
+    {"group": "surrogate", "suspect": "chain · top-10", "agr10": 0.12, "p_value": 0.2, "claimed": False},
+    {"group": "knowing", "suspect": "autoregressive · drop-rare", "agr10": 0.33, "p_value": 0.004,
+     "claimed": False},
+    {"group": "independent", "suspect": "sasrec seed 1", "agr10": 0.2, "p_value": 0.5, "claimed": False},
+    {"group": "independent", "suspect": "narm seed 1", "agr10": 0.1, "p_value": 0.03, "claimed": False},
+]}
+WATERMARK_RUN = {"watermark_utility_retention": 0.985, "watermark_utility_retention_low": 0.975,
+                 "watermark_utility_retention_high": 0.995, "watermark_verified_share": 0.5,
+                 "watermark_false_claims": 0, "watermark_independent_models": 2, "watermark_min_p_independent": 0.03,
+                 "watermark_max_p_surrogate": 0.2, "watermark_knowing_attacker_verified": False,
+                 "watermark_cost_in_undefended_epochs": 0.9}
+
+
+def test_verification_section_reads_the_stage_words_from_numbers():
+    ev = evidence({**HEADLINE, **WATERMARK_RUN}, {**STAGES, "watermark": WATERMARK_STAGE})
+    document = build_paper(ev)
+    check_paper(document, ev)
+    answer = dict((q.key, a) for q, a in document.sections)["verification"]
+    text = " ".join(s.text for s in answer.sentences + answer.notes)
+    # the thresholds are the run's settings, not the defaults
+    assert "verified (p < 0.001) on 50.0% of the surrogates whose Agr@10 is at least 25.0%" in text
+    assert "98.5% [97.5, 99.5] of the target's NDCG@10 kept (target ≥ 99%, interval's low end ≥ 98%: missed)" in text
+    assert "falsely claims 0 of 2 independent models (smallest p-value 0.03); fewer than the 12" in text
+    assert "that attacker strips it" in text and "0.90× the time of an undefended training epoch" in text
+    groups = document.tables["verification"].set_index("suspects")
+    assert groups.loc["surrogates of every attacker", "models"] == "2"
+    assert groups.loc["surrogates of every attacker", "ownership claimed"] == "1"
+    assert groups.loc["independent models", "smallest p"] == "0.03"
+    assert groups.loc["surrogates of every attacker", "Agr@10 with the marked target, %"] == "12.0 to 41.0"
+    row = document.tables["verdicts"].set_index("defense").loc["watermark"]
+    assert row["verdict"] == "does not prove every copy" and row["what users keep"] == "NDCG@10 98.5% [97.5, 99.5]"
+    assert "0.90× an undefended epoch" in row["cost to the owner"] and "p < 0.001" in row["cost to the owner"]
+    limits = " ".join(s.text for s in document.limitations)
+    assert "stolen copies come from 200 × 200 queries with surrogates of 20 epochs" in limits
+    assert "independent models are trained for 2 epochs, weaker than the target" in limits
+
+
+def test_verification_without_a_strong_copy_says_so_and_without_the_stage_is_not_measured():
+    run = {**WATERMARK_RUN, "watermark_verified_share": None}
+    ev = evidence({**HEADLINE, **run}, {**STAGES, "watermark": WATERMARK_STAGE})
+    document = build_paper(ev)
+    check_paper(document, ev)
+    answer = dict((q.key, a) for q, a in document.sections)["verification"]
+    assert answer.measured and "No stolen copy reached an Agr@10 of 25.0%" in answer.sentences[0].text
+    row = document.tables["verdicts"].set_index("defense").loc["watermark"]
+    assert row["verdict"] == "undecided: no strong copy to verify"
+    bare = build_paper(evidence())
+    answer = dict((q.key, a) for q, a in bare.sections)["verification"]
+    assert not answer.measured and "not measured in this run" in answer.sentences[0].text
+    assert "watermark" not in set(bare.tables["verdicts"]["defense"])

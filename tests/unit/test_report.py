@@ -248,10 +248,10 @@ def test_report_sections_put_each_figure_beside_its_table_in_stage_order(tmp_pat
 def test_stages_are_listed_in_the_order_they_run(tmp_path):
     from recsec_lib.study.report import collect_stage_metrics, timing_table
 
-    for stage in ("seat", "analyze", "attack", "data", "train", "gro", "report"):
+    for stage in ("seat", "analyze", "watermark", "attack", "data", "train", "gro", "report"):
         (tmp_path / stage).mkdir()
         (tmp_path / stage / "metrics.json").write_text(json.dumps({"wall_seconds": 1.0}))
-    assert list(collect_stage_metrics(tmp_path)) == ["data", "analyze", "train", "attack", "gro", "seat"]
+    assert list(collect_stage_metrics(tmp_path)) == ["data", "analyze", "train", "attack", "gro", "seat", "watermark"]
     assert timing_table(collect_stage_metrics(tmp_path), {}).stage.tolist()[:3] == ["data", "analyze", "train"]
 
 

@@ -134,8 +134,9 @@ def test_runner_resume_of_unknown_run(tmp_path):
     assert result.returncode == 2 and "no run folder" in result.stderr
 
 
-def test_publish_into_a_sub_folder_leaves_the_readme_alone(tmp_path):
-    """An extra run published to results/<name> must not rewrite the README's main results section."""
+def test_publish_into_a_sub_folder_keeps_the_main_figures_and_lists_the_side_run(tmp_path):
+    """An extra run published to results/<name> never changes the main run's figures in the README, but its own
+    entry there is regenerated (before the main run exists there is no results section to write)."""
     from recsec_lib.study.runner import publish
 
     run = tmp_path / "outputs" / "r1"
@@ -150,9 +151,20 @@ def test_publish_into_a_sub_folder_leaves_the_readme_alone(tmp_path):
     extra = tmp_path / "results" / "extra"
     assert json.loads((extra / "metrics.json").read_text()) == {"train": {"wall_seconds": 1.0}}
     assert (extra / "figures" / "train_curves.png").exists() and (extra / "report.html").exists()
-    assert "old" in readme.read_text()
+    assert "old" in readme.read_text()  # no main run published yet: the README is left alone
     publish(run, tmp_path / "results")  # the main folder regenerates it
     assert "old" not in readme.read_text() and "sasrec_test_hr10" in readme.read_text()
+
+    side = tmp_path / "outputs" / "attack5k"
+    side.mkdir(parents=True)
+    (side / "headline.json").write_text(json.dumps({"attack_agr10_autoregressive_5k": 0.71, "profile": "cpu"}))
+    publish(side, tmp_path / "results" / "attack-5k", update_readme_section=False)
+    text = readme.read_text()
+    assert "results/attack-5k/" in text and "0.71" in text  # the new side run is listed at once
+    assert "sasrec_test_hr10" in text  # and the main run's figures stay
+    (side / "headline.json").write_text(json.dumps({"attack_agr10_autoregressive_5k": 0.74, "profile": "cpu"}))
+    publish(side, tmp_path / "results" / "attack-5k", update_readme_section=False)  # replaced: the entry follows
+    assert "0.74" in readme.read_text() and "0.71" not in readme.read_text()
 
 
 def test_resume_records_new_parameters_in_params_json(tmp_path):

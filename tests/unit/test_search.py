@@ -209,3 +209,22 @@ def test_the_splits_largest_account_count_is_tried_even_off_the_grid():
     assert accounts_needed_for(sample, volume, "by-stream", 3600.0, CONTEXT, grid=(1, 2, 5)) == 3
     assert accounts_needed_for(sample, calibration("volume", volume=39.0), "by-stream", 3600.0, CONTEXT,
                                grid=(1, 2, 5)) is None
+
+
+def test_a_setting_the_generator_ignores_reuses_the_samples_answers(monkeypatch):
+    """collect returning the very sample of the setting before (mix_weights at random_mix 0): no second search,
+    the same accounts needed, each row labelled with its own setting."""
+    import recsec_lib.seat.search as search
+
+    calls = []
+    real = search.accounts_needed_for
+    monkeypatch.setattr(search, "accounts_needed_for", lambda *a, **k: calls.append(1) or real(*a, **k))
+    sample = hand_made({"streams": 2})
+    space = AttackSpace(parameters={"weights": ("uniform", "popularity")}, splits=("contiguous",),
+                        horizons_h=(1.0,))
+    result = search_attacker(lambda setting: sample, space, {"volume": calibration("volume", volume=30.0)}, CONTEXT,
+                             grid=(1, 2, 4, 8))
+    assert len(calls) == 1  # searched once
+    table = result.table.set_index("weights")
+    assert table.loc["uniform", "accounts_needed"] == table.loc["popularity", "accounts_needed"] == 4
+    assert table.loc["popularity", "setting"] == "weights=popularity"

@@ -102,7 +102,7 @@ def test_seat_with_attack_data_prints_each_accounts_verdict(tmp_path, capsys, mo
     import csv
 
     from recsec_lib.attack.querylog import QueryRecord, save_log
-    from test_seat_notebook import write_target
+    from test_seat_stage_search import write_target  # tests/unit is on the path; tests/notebooks only with the notebook tests
 
     monkeypatch.delenv("RECSEC_DATA_MIRROR", raising=False)
     smoke = stage.Settings.for_profile("smoke")  # smaller still: two zoo attackers, few steps (a fast test)

@@ -146,7 +146,7 @@ def test_an_unsupported_annotation_is_a_mistake_in_the_class():
         Odd().with_overrides(mapping={})
 
 
-STAGES = ("data", "analyze", "train", "attack", "gro", "seat", "report")
+STAGES = ("data", "analyze", "train", "attack", "gro", "seat", "watermark", "report")
 
 
 @pytest.mark.parametrize("stage", STAGES)

@@ -19,7 +19,7 @@ import pytest
 from recsec_lib.attack.surrogate import SurrogateSettings
 
 SNAPSHOT = Path(__file__).resolve().parents[1] / "data" / "stage_profiles.json"
-STAGES = ("data", "analyze", "train", "attack", "gro", "seat", "report")
+STAGES = ("data", "analyze", "train", "attack", "gro", "seat", "watermark", "report")
 PROFILES = ("smoke", "cpu", "full")
 
 

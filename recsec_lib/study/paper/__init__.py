@@ -21,7 +21,8 @@ counts.
 Part of ``study`` (layer 6): it reads stage metrics and imports ``arena`` and
 ``common`` only. Modules: ``model`` (formats, facts, sentences, evidence, the writer, answers),
 ``prevention`` (one verdict per defense from both measures), ``detection``
-(exact binomial intervals), ``questions`` (QUESTIONS), ``verdicts`` (the
+(exact binomial intervals), ``verification`` (the watermark's section and verdict row),
+``questions`` (QUESTIONS), ``verdicts`` (the
 verdict table), ``abstract``, ``closing`` (limitations, reproduction),
 ``document`` (build_paper, paper_html).
 """

@@ -35,7 +35,22 @@ def limitations(ev: Evidence, w: Writer, params: dict, environment: dict, device
         + (f", and over the {seeds} attack seeds of the defense matrix" if seeds else "")
         + "; the attack stage's use one attack seed, the false-positive rates are exact binomial intervals over "
           "benign accounts, and none includes training noise: each target is trained once, with one seed."))
+    mark = ev.stage("watermark").get("settings") or {}
+    if all(key in mark for key in ("attack_sequences", "attack_seq_len", "surrogate_epochs", "independent_epochs")):
+        out.append(w.sentence(
+            f"Verification: one watermark key and one embedding; the stolen copies come from "
+            f"{w.s('watermark', 'settings.attack_sequences', 'count')} × "
+            f"{w.s('watermark', 'settings.attack_seq_len', 'count')} queries with surrogates of "
+            f"{w.s('watermark', 'settings.surrogate_epochs', 'count')} epoch{_s(mark['surrogate_epochs'])}, and the "
+            f"independent models are trained for {w.s('watermark', 'settings.independent_epochs', 'count')} "
+            f"epoch{_s(mark['independent_epochs'])}, weaker than the target; each "
+            "p-value is exact for its suspect, and no interval covers other keys or embedding seeds."))
     return out
+
+
+def _s(count) -> str:
+    """The plural ending of a count's noun."""
+    return "" if count == 1 else "s"
 
 
 def reproduction(ev: Evidence, params: dict, environment: dict) -> list[str]:

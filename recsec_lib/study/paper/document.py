@@ -126,7 +126,9 @@ def paper_html(paper: Paper, run_dir: Path, headline: dict) -> str:
               f"<h2>{len(paper.sections) + 1}. Verdicts</h2>",
               "<p>One row per defense, each against its worst attacker. Percent with 95% intervals as "
               "\"point [low, high]\"; a fall is what the attacker's surrogate loses against the compared arm "
-              "(negative: the attacker gains). \"protects\" needs both falls' intervals above 0.</p>",
+              "(negative: the attacker gains). \"protects\" needs both falls' intervals above 0; a GRO point on the "
+              "measured curve protects only when its surrogate's NDCG@10 falls against a model of the same utility "
+              "trained with no defensive aim (its utility-matched null), beyond training noise.</p>",
               table_html(paper.tables["verdicts"]) if len(paper.tables["verdicts"])
               else f'<p class="recsec-not-measured">No defense was {NOT_MEASURED}.</p>', "</section>",
               f"<h2>{len(paper.sections) + 2}. Limitations</h2>", "<ul>",

@@ -72,7 +72,21 @@ def prevention_frame(evidence: Evidence) -> pd.DataFrame | None:
     }).reset_index(drop=True)
     out["verdict"] = [combined_verdict(a, b) for a, b in zip(out["verdict_ndcg"], out["verdict_agr"])]
     out.loc[out["family"].isin(REFERENCE_FAMILIES), "verdict"] = "reference"
+    # A GRO point on the measured curve is judged against its utility-matched null, not the λ = 0 control:
+    # against the control a point that only loses utility would "protect" (a weaker model is copied worse).
+    out["verdict_vs_compared"] = out["verdict"]
+    statuses = null_statuses(evidence)
+    on_curve = out["arm"].isin(list(statuses)) & ~out["family"].isin(REFERENCE_FAMILIES)
+    out.loc[on_curve, "verdict"] = [statuses[arm] for arm in out.loc[on_curve, "arm"]]
+    out["judged_against_null"] = on_curve
     return out
+
+
+def null_statuses(evidence: Evidence) -> dict[str, str]:
+    """arm -> its verdict against its utility-matched null (``gro.curve`` statuses), for the GRO stage's curve
+    points; empty when the stage measured no curve."""
+    return {str(record["arm"]): str(record["status"]) for record in evidence.stage("gro").get("curve") or []
+            if record.get("arm") and record.get("status")}
 
 
 def strongest_attacker(row) -> str:
@@ -93,6 +107,8 @@ def prevention_table(frame: pd.DataFrame) -> pd.DataFrame:
         "Agr@10 fall, % [95% CI]": [interval_cell(r.agr_fall, r.agr_fall_low, r.agr_fall_high)
                                     for r in frame.itertuples()],
         "verdict": frame["verdict"],
+        **({"verdict against the compared arm": frame["verdict_vs_compared"]}
+           if frame.get("judged_against_null", pd.Series(False, index=frame.index)).any() else {}),
     })
 
 

@@ -11,6 +11,7 @@ from recsec_lib.study.paper.model import (NOT_MEASURED, Answer, Evidence, Questi
                                          dotted, interval_cell, not_measured, show)
 from recsec_lib.study.paper.prevention import (FAMILY_NAMES, PROTECTS, REFERENCE_FAMILIES, family_of, meets_frontier_target,
                                               prevention_frame, prevention_table, representative)
+from recsec_lib.study.paper.verification import answer_verification
 from recsec_lib.study.report import PUBLISHED_ATTACK, PUBLISHED_QUALITY
 
 # ---- the questions ----------------------------------------------------------------------------------------------
@@ -232,7 +233,9 @@ def answer_prevention(ev: Evidence, w: Writer) -> Answer:
         best = representative(rows)
         protective = int((rows["verdict"] == PROTECTS).sum())
         arm = best["arm"]
-        head = f"{label}: {protective} of {len(rows)} protect on both measures; " if len(rows) > 1 else f"{label}: "
+        by_null = bool(rows["judged_against_null"].any())
+        rule = "against their utility-matched null" if by_null else "on both measures"
+        head = f"{label}: {protective} of {len(rows)} protect {rule}; " if len(rows) > 1 else f"{label}: "
         if best["verdict"] == PROTECTS:
             w.claim("prevention", arm, "verdict", PROTECTS)
             lead = "the protective one that keeps most utility" if len(rows) > 1 else "it protects"
@@ -242,8 +245,11 @@ def answer_prevention(ev: Evidence, w: Writer) -> Answer:
             f"{head}{lead}, {w.t('prevention', arm, 'defense')}, keeps "
             f"{w.t('prevention', arm, 'NDCG@10 kept, % [95% CI]', '%')} of NDCG@10 against its strongest attacker, "
             f"whose surrogate's NDCG@10 falls {w.t('prevention', arm, 'surrogate NDCG@10 fall, % [95% CI]', '%')} "
-            f"and Agr@10 {w.t('prevention', arm, 'Agr@10 fall, % [95% CI]', '%')}: "
-            f"{w.t('prevention', arm, 'verdict')}."))
+            f"and Agr@10 {w.t('prevention', arm, 'Agr@10 fall, % [95% CI]', '%')}"
+            + (f" against {w.t('prevention', arm, 'compared with')} "
+               f"({w.t('prevention', arm, 'verdict against the compared arm')}); against its utility-matched "
+               f"null (the curve section): {w.t('prevention', arm, 'verdict')}."
+               if best["judged_against_null"] else f": {w.t('prevention', arm, 'verdict')}.")))
     for rule, choice in (ev.stage("gro").get("lambda_choices") or {}).items():
         sentence = lambda_sentence(ev, w, rule, choice)
         if sentence is not None:
@@ -435,69 +441,54 @@ def detection_against_choosing_attackers(ev: Evidence, w: Writer) -> Answer:
         text += f", against {w.h('volume_cap_accounts_needed_worst', 'count')} for a volume cap"
     if ev.has("caps_accounts_needed_worst"):
         text += f" and {w.h('caps_accounts_needed_worst', 'count')} for the caps"
+    ratios = []
+    if ev.has("detect_best_cost_increase_over_volume_cap"):
+        ratios.append(f"{w.h('detect_best_cost_increase_over_volume_cap', 'ratio')} the volume cap's")
     if ev.has("detect_best_cost_increase_over_caps"):
-        text += f" ({w.h('detect_best_cost_increase_over_caps', 'ratio')} the caps')"
-    text += (": per-account detection " + ("holds" if holds else "does not hold") + " against such an attacker "
-             "(target ≥ 2× the volume cap and > 1.2× the caps).")
+        ratios.append(f"{w.h('detect_best_cost_increase_over_caps', 'ratio')} the caps'")
+    if ratios:
+        text += f" ({', '.join(ratios)})"
+    text += (": on cost, per-account detection holds against such an attacker" if holds else
+             ": per-account detection does not hold against an attacker who chooses its own pacing and chain count")
+    text += " (target ≥ 2× the volume cap and > 1.2× the caps)."
     sentences = [w.sentence(text)]
+    if ev.has("detect_best_worst_point_text"):
+        point = f"That worst case is reached by {w.h('detect_best_worst_point_text', 'text')}"
+        if ev.has("detect_best_worst_point_agr10"):
+            point += f", where the attacker's surrogate reaches Agr@10 {w.h('detect_best_worst_point_agr10')}"
+        else:
+            point += f"; the surrogate's Agr@10 at that point is {NOT_MEASURED}"
+        sentences.append(w.sentence(point + "."))
     if ev.has("detect_best_false_positive_rate"):
         fpr = f"It flags {w.h('detect_best_false_positive_rate')} of held-out benign users"
         if ev.has("detect_best_false_positive_rate_high"):
-            fpr += f" (95% upper end {w.h('detect_best_false_positive_rate_high')})"
+            high = ev.headline["detect_best_false_positive_rate_high"]
+            fpr += (f" (95% upper end {w.h('detect_best_false_positive_rate_high')}; target ≤ 0.1%: "
+                    + ("shown" if high <= 0.001 else "not shown") + ")")
+        if ev.has("detect_best_worst_form", "detect_best_worst_form_rate"):
+            fpr += (f"; its worst kind of benign user, {w.h('detect_best_worst_form', 'text')}, at "
+                    f"{w.h('detect_best_worst_form_rate')}")
+            if ev.has("detect_best_worst_form_rate_high"):
+                fpr += f" (upper end {w.h('detect_best_worst_form_rate_high')}; target ≤ 1%)"
         if ev.has("benign_real_timing_false_positive_rate_caps"):
             fpr += (f"; the caps alone flag {w.h('benign_real_timing_false_positive_rate_caps')} of users replayed "
                     "with their real timing")
         sentences.append(w.sentence(fpr + "."))
+        if ev.headline.get("detect_best_fpr_interval_can_show_target") is False:
+            sentences.append(w.plain("The held-out benign set is too small for its exact interval to show a "
+                                     "false-positive rate of 0.1% even with no account flagged."))
+    if ev.has("real_timing_skipped"):
+        sentences.append(w.sentence(f"Benign users with real timing are {NOT_MEASURED}: "
+                                    f"{w.h('real_timing_skipped', 'text')}."))
+    if ev.has("public_data_attacker_skipped"):
+        sentences.append(w.sentence(f"The public-data attacker is {NOT_MEASURED}: "
+                                    f"{w.h('public_data_attacker_skipped', 'text')}."))
     figure = ev.first_file("seat/accounts_needed*.png", "seat/search*.png", "seat/zoo.png")
     return Answer(sentences, figure=figure, table="detection",
                   caption="The fewest accounts the attacker needs per detector, minimised over its own "
                           "parameters (chains, split over accounts, pacing), and the false-positive rate on "
                           "held-out benign users with an exact 95% interval.",
                   alt="Accounts needed per detector over the attacker's parameter space.")
-
-
-def answer_verification(ev: Evidence, w: Writer) -> Answer:
-    if not ev.has("watermark_verified_share"):
-        return not_measured("Ownership verification (a watermark)")
-    rows = []
-    for key, what, kind in (("watermark_utility_retention", "NDCG@10 kept by the watermarked target, %", "percent"),
-                            ("watermark_verified_share", "surrogates with Agr@10 ≥ 30% verified (p < 0.01), %",
-                             "percent"),
-                            ("watermark_max_p_surrogate", "largest p-value on a surrogate", "p"),
-                            ("watermark_independent_models", "independent models tested", "count"),
-                            ("watermark_false_claims", "false claims among them", "count"),
-                            ("watermark_min_p_independent", "smallest p-value on an independent model", "p"),
-                            ("watermark_knowing_attacker_verified", "verified against the attacker who knows the "
-                                                                    "scheme", "text")):
-        if ev.has(key):
-            value = ev.headline[key]
-            text = (_pct_number(value) if kind == "percent" else
-                    ("yes" if value else "no") if isinstance(value, bool) else show(kind, value))
-            rows.append({"figure": what, "value": text})
-    w.table("verification", pd.DataFrame(rows, columns=["figure", "value"]))
-    sentences = []
-    text = f"The watermark is verified (p < 0.01) on {w.h('watermark_verified_share')} of the surrogates whose Agr@10 " \
-           "is at least 30%"
-    if ev.has("watermark_max_p_surrogate"):
-        text += f" (largest p-value {w.h('watermark_max_p_surrogate', 'p')})"
-    if ev.has("watermark_utility_retention"):
-        text += f", at {w.h('watermark_utility_retention')} of the target's NDCG@10 kept"
-    sentences.append(w.sentence(text + "."))
-    if ev.has("watermark_false_claims", "watermark_independent_models"):
-        text = (f"It falsely claims {w.h('watermark_false_claims', 'count')} of "
-                f"{w.h('watermark_independent_models', 'count')} independent models")
-        if ev.has("watermark_min_p_independent"):
-            text += f" (smallest p-value {w.h('watermark_min_p_independent', 'p')})"
-        sentences.append(w.sentence(text + "."))
-    if "watermark_knowing_attacker_verified" in ev.headline:
-        knowing = ev.headline["watermark_knowing_attacker_verified"]
-        sentences.append(w.plain("Against an attacker who knows the scheme but not the key, the watermark is "
-                                 + ("still verified." if knowing else "NOT verified: that attacker strips it.")))
-    return Answer(sentences, figure=ev.first_file("watermark/p_values.png", "watermark/*.png"),
-                  table="verification",
-                  caption="p-values of the ownership test on the watermarked target's surrogates and on independent "
-                          "models (log scale); the line is the decision threshold.",
-                  alt="p-values of the watermark test for surrogates and independent models.")
 
 
 SETTLED = "settled on both measures"

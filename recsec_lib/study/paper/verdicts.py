@@ -6,6 +6,7 @@ import pandas as pd
 
 from recsec_lib.study.paper.detection import DETECTOR_NAMES, SEAT_KEYS, _needed, accounts_words, fpr_cell
 from recsec_lib.study.paper.model import Evidence, _count, _pct_number, cell_shown, interval_cell
+from recsec_lib.study.paper.verification import verification_verdict_rows
 from recsec_lib.study.paper.prevention import (FAMILY_NAMES, PROMOTION_RISE, REFERENCE_FAMILIES, family_of,
                                               prevention_frame, strongest_attacker)
 
@@ -91,22 +92,3 @@ def detection_verdict_rows(ev: Evidence) -> list[dict]:
                      "cost to the owner": f"a monitor of {qps:,.0f} queries/s" if qps else "a monitor on every query",
                      "verdict": "holds" if holds else "does not hold"})
     return rows
-
-
-def verification_verdict_rows(ev: Evidence) -> list[dict]:
-    h = ev.headline
-    if h.get("watermark_verified_share") is None:
-        return []
-    share, false_claims = h["watermark_verified_share"], h.get("watermark_false_claims")
-    proves = share >= 1.0 and false_claims == 0
-    loses = f"copies verified: {_pct_number(share)}% of surrogates with Agr@10 ≥ 30%"
-    if false_claims is not None:
-        loses += f"; {_count(false_claims)} false claims of {_count(h.get('watermark_independent_models', 0))}"
-    knowing = h.get("watermark_knowing_attacker_verified")
-    return [{"defense": "watermark", "family": "verification",
-             "worst attacker": "the attacker who knows the scheme" + (
-                 "" if knowing is None else (": still verified" if knowing else ": strips it")),
-             "what users keep": ("NDCG@10 " + _pct_number(h["watermark_utility_retention"]) + "%"
-                                 if h.get("watermark_utility_retention") is not None else "—"),
-             "what the attacker loses": loses, "cost to the owner": "one fine-tuning with the watermark",
-             "verdict": "proves a copy" if proves else "does not prove every copy"}]
