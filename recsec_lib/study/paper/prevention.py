@@ -108,7 +108,7 @@ def prevention_table(frame: pd.DataFrame) -> pd.DataFrame:
                                     for r in frame.itertuples()],
         "verdict": frame["verdict"],
         **({"verdict against the compared arm": frame["verdict_vs_compared"]}
-           if frame.get("judged_against_null", pd.Series(False, index=frame.index)).any() else {}),
+           if frame["judged_against_null"].any() else {}),
     })
 
 
