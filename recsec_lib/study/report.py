@@ -55,14 +55,14 @@ PUBLISHED_GRO = pd.DataFrame([
 @dataclass(frozen=True)
 class Target:
     key: str  # headline key
-    comparison: str  # ">=" or "<="
+    comparison: str  # ">=", ">" or "<="
     threshold: float
     what: str  # what the target means, for the findings
     profile: str = ""  # applies only to runs of this profile ("" = every run)
     absent: str = "not measured in this run"  # the status when the run has no such figure
 
     def met(self, value: float) -> bool:
-        return {">=": operator.ge, "<=": operator.le}[self.comparison](value, self.threshold)
+        return {">=": operator.ge, ">": operator.gt, "<=": operator.le}[self.comparison](value, self.threshold)
 
 
 # Status of a target on a figure the runner writes only after the report stage (the study's own wall time).
@@ -89,6 +89,18 @@ TARGETS = (
     Target("seat_plus_cap_cost_increase_over_volume_cap", ">=", 4.0,
            "SEAT + caps: worst-case (over the attacker zoo) cost increase over the volume cap"),
     Target("seat_plus_cap_false_positive_rate", "<=", 0.001, "SEAT + caps false-positive rate on benign accounts"),
+    # Issue 24: the best detector against an attacker who chooses its own parameters, on held-out benign users.
+    Target("detect_best_cost_increase_over_volume_cap", ">=", 2.0,
+           "best detector: worst-case accounts needed (attacker chooses) over the volume cap's worst case"),
+    Target("detect_best_cost_increase_over_caps", ">", 1.2,
+           "best detector: worst-case accounts needed (attacker chooses) over the caps' worst case"),
+    Target("detect_best_false_positive_rate_high", "<=", 0.001,
+           "best detector: false-positive rate on held-out benign users, 95% upper end"),
+    Target("detect_best_worst_form_rate", "<=", 0.01, "best detector: false-positive rate of its worst benign form"),
+    # Issue 28: the best GRO point (>= 95% of the control's utility kept) against its utility-matched null.
+    Target("gro_best_point_fall_vs_null_low", ">", 0.0,
+           "best GRO point: surrogate NDCG@10 fall against its utility-matched null, 95% interval's low end",
+           absent="no point to judge: gro_no_point_reason says why (or the GRO stage did not run)"),
     Target("watermark_utility_retention", ">=", 0.99, "watermark: NDCG@10 kept (marked / unmarked target)"),
     Target("watermark_utility_retention_low", ">=", 0.98, "watermark: NDCG@10 kept, 95% interval's low end"),
     Target("watermark_verified_share", ">=", 1.0, "watermark: stolen copies with Agr@10 >= 30% verified (p < 0.01)"),
@@ -177,11 +189,16 @@ def gro_training_sentence(gro: dict) -> str:
     where = (("the last position" if positions == 1 else f"the last {positions} positions") + " of each row"
              if positions else "every position")
     kept = gro.get("gro_kept_epochs") or {}
+    # A utility-matched null is a snapshot of the target's own training: it has an epoch, not a kept GRO epoch.
+    trained = {key: row for key, row in kept.items() if "best_epoch" in row}
+    snapshots = sorted({int(row["epoch"]) for row in kept.values() if "best_epoch" not in row and "epoch" in row})
     epochs = "; ".join(f"{_arm_name(lam)}: epoch {row['best_epoch']} of {row['epochs_run']} kept ({row['stop_reason']})"
-                       for lam, row in kept.items())
+                       for lam, row in trained.items())
     most = settings.get("epochs")
+    nulls = (f" The utility-matched nulls were not trained here: they are snapshots of the target's own training "
+             f"({'epoch' if len(snapshots) == 1 else 'epochs'} {', '.join(map(str, snapshots))})." if snapshots else "")
     return (f"GRO targets were {how} ({span}, at most {counted(most, 'epoch')}; student and swap loss on "
-            f"{where})" + (f": {epochs}." if epochs else "."))
+            f"{where})" + (f": {epochs}." if epochs else ".") + nulls)
 
 
 QUALITY_COLUMNS = ("hr@1", "hr@5", "hr@10", "hr@20", "ndcg@1", "ndcg@5", "ndcg@10", "ndcg@20", "mrr",

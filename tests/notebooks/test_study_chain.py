@@ -66,6 +66,14 @@ def test_report_html_is_self_contained(smoke_runs):
         assert "file://" not in html and 'src="outputs' not in html and 'src="/' not in html
 
 
+def test_every_question_of_a_whole_run_is_answered(smoke_runs):
+    """A section that meets a missing key says "not measured in this run in full: the run lacks <key>"; in a run
+    of every stage that is a bug (the GRO section once read a utility-matched null's entry as a GRO run's)."""
+    for run_dir in smoke_runs:
+        paper = (run_dir / "report" / "paper.html").read_text()
+        assert "in full: the run lacks" not in paper, run_dir.name
+
+
 def test_jupyter_free_path_gives_the_same_figures(smoke_runs):
     notebook_dir, library_dir = smoke_runs
     notebook = json.loads((notebook_dir / "headline.json").read_text())
