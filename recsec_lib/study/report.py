@@ -115,6 +115,14 @@ TARGETS = (
 )
 
 
+def meets(key: str, headline: dict) -> bool:
+    """Whether ``headline`` meets the issues' target on ``key`` (False when the run lacks the figure): the paper's
+    words read the same thresholds as the targets table, so the two cannot disagree."""
+    value = headline.get(key)
+    target = next(t for t in TARGETS if t.key == key)
+    return value is not None and target.met(value)
+
+
 # The study's stages in the order they run (and the order the report tells them in).
 STAGE_ORDER = ("data", "analyze", "train", "attack", "gro", "seat", "watermark", "report")
 

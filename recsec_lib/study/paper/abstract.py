@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from recsec_lib.study.paper.detection import detection_holds_on_cost
 from recsec_lib.study.paper.model import NOT_MEASURED, Evidence, Sentence, Writer
 from recsec_lib.study.paper.prevention import PROTECTS
 from recsec_lib.study.paper.questions import model_name, target_model
+from recsec_lib.study.report import meets
 
 # ---- the abstract -------------------------------------------------------------------------------------------
 
@@ -90,11 +92,7 @@ def family_status(ev: Evidence) -> dict[str, str]:
     status["prevention"] = (NOT_MEASURED if "prevention_target_met" not in h
                             else "met" if h["prevention_target_met"] else "missed")
     if h.get("detect_best_accounts_needed_worst") is not None:
-        over_volume, over_caps = (h.get("detect_best_cost_increase_over_volume_cap"),
-                                  h.get("detect_best_cost_increase_over_caps"))
-        high = h.get("detect_best_false_positive_rate_high")
-        met = (over_volume is not None and over_volume >= 2 and over_caps is not None and over_caps > 1.2
-               and high is not None and high <= 0.001)
+        met = detection_holds_on_cost(h) and meets("detect_best_false_positive_rate_high", h)
         status["detection"] = "met" if met else "missed"
     elif h.get("seat_plus_cap_cost_increase_over_volume_cap") is not None:
         met = (h["seat_plus_cap_cost_increase_over_volume_cap"] >= 4

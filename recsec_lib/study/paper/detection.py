@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from recsec_lib.study.paper.model import Evidence, _count, _pct_number, interval_cell
+from recsec_lib.study.report import meets
 
 # ---- detection: exact binomial intervals of false-positive counts ----------------------------------------------
 
@@ -95,3 +96,10 @@ def seat_detection_table(ev: Evidence) -> pd.DataFrame:
                      "accounts needed": _count(needed), "× volume cap": "—" if ratio is None else f"{ratio:.2f}",
                      "benign accounts flagged, % [95% CI]": fpr_cell(fpr.get(detector), accounts)})
     return pd.DataFrame(rows)
+
+
+def detection_holds_on_cost(headline: dict) -> bool:
+    """The best detector's worst case against an attacker who chooses meets both cost targets of issue 24 (over the
+    volume cap's worst case and over the caps'), as the targets table judges them."""
+    return (meets("detect_best_cost_increase_over_volume_cap", headline)
+            and meets("detect_best_cost_increase_over_caps", headline))

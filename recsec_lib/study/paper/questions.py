@@ -6,13 +6,13 @@ import math
 
 import pandas as pd
 
-from recsec_lib.study.paper.detection import DETECTOR_NAMES, _needed, seat_detection_table
+from recsec_lib.study.paper.detection import DETECTOR_NAMES, _needed, detection_holds_on_cost, seat_detection_table
 from recsec_lib.study.paper.model import (NOT_MEASURED, Answer, Evidence, Question, Sentence, Writer, _count, _pct_number,
                                          dotted, interval_cell, not_measured, show)
 from recsec_lib.study.paper.prevention import (FAMILY_NAMES, PROTECTS, REFERENCE_FAMILIES, family_of, meets_frontier_target,
                                               prevention_frame, prevention_table, representative)
 from recsec_lib.study.paper.verification import answer_verification
-from recsec_lib.study.report import PUBLISHED_ATTACK, PUBLISHED_QUALITY
+from recsec_lib.study.report import PUBLISHED_ATTACK, PUBLISHED_QUALITY, meets
 
 # ---- the questions ----------------------------------------------------------------------------------------------
 
@@ -430,9 +430,7 @@ def detection_against_choosing_attackers(ev: Evidence, w: Writer) -> Answer:
                      "benign flagged, %": "—" if flagged is None else _pct_number(flagged),
                      "its 95% upper end, %": "—" if upper is None else _pct_number(upper)})
     w.table("detection", pd.DataFrame(rows))
-    over_volume = ev.headline.get("detect_best_cost_increase_over_volume_cap")
-    over_caps = ev.headline.get("detect_best_cost_increase_over_caps")
-    holds = (over_volume is not None and over_volume >= 2 and over_caps is not None and over_caps > 1.2)
+    holds = detection_holds_on_cost(ev.headline)
     text = (f"Against an attacker who chooses its own parameters, the strongest detector, "
             f"{w.h('detect_best', 'text')}, "
             f"makes it spread its queries over {w.h('detect_best_accounts_needed_worst', 'count')} accounts in the "
@@ -462,9 +460,8 @@ def detection_against_choosing_attackers(ev: Evidence, w: Writer) -> Answer:
     if ev.has("detect_best_false_positive_rate"):
         fpr = f"It flags {w.h('detect_best_false_positive_rate')} of held-out benign users"
         if ev.has("detect_best_false_positive_rate_high"):
-            high = ev.headline["detect_best_false_positive_rate_high"]
             fpr += (f" (95% upper end {w.h('detect_best_false_positive_rate_high')}; target ≤ 0.1%: "
-                    + ("shown" if high <= 0.001 else "not shown") + ")")
+                    + ("shown" if meets("detect_best_false_positive_rate_high", ev.headline) else "not shown") + ")")
         if ev.has("detect_best_worst_form", "detect_best_worst_form_rate"):
             fpr += (f"; its worst kind of benign user, {w.h('detect_best_worst_form', 'text')}, at "
                     f"{w.h('detect_best_worst_form_rate')}")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from recsec_lib.study.paper.detection import DETECTOR_NAMES, SEAT_KEYS, _needed, accounts_words, fpr_cell
+from recsec_lib.study.paper.detection import (DETECTOR_NAMES, SEAT_KEYS, _needed, accounts_words, detection_holds_on_cost,
+                                             fpr_cell)
 from recsec_lib.study.paper.model import Evidence, _count, _pct_number, cell_shown, interval_cell
 from recsec_lib.study.paper.verification import verification_verdict_rows
 from recsec_lib.study.paper.prevention import (FAMILY_NAMES, PROMOTION_RISE, REFERENCE_FAMILIES, family_of,
@@ -52,7 +53,7 @@ def detection_verdict_rows(ev: Evidence) -> list[dict]:
     if "detect_best" in h and h.get("detect_best_accounts_needed_worst") is not None:
         over_volume, over_caps = (h.get("detect_best_cost_increase_over_volume_cap"),
                                   h.get("detect_best_cost_increase_over_caps"))
-        holds = over_volume is not None and over_volume >= 2 and over_caps is not None and over_caps > 1.2
+        holds = detection_holds_on_cost(h)
         flagged = h.get("detect_best_false_positive_rate")
         keep = "—" if flagged is None else f"benign users flagged {_pct_number(flagged)}%" + (
             f" (95% upper end {_pct_number(h['detect_best_false_positive_rate_high'])}%)"
