@@ -44,15 +44,6 @@ from recsec_lib.recommend.metrics import per_user_agreement, per_user_hits
 _SAFE = re.compile(r"[^A-Za-z0-9._=,+-]")  # characters a cell key (a file name) may not hold
 
 
-def file_digest(path: str | os.PathLike) -> str:
-    """SHA-256 of a file's bytes (the first 16 hex digits)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
-
-
 @dataclass(frozen=True)
 class DatasetRef:
     """Where a worker finds the dataset: the processed cache is read, never rebuilt differently."""
@@ -81,7 +72,7 @@ class MatrixCell:
     reference_top10: dict = field(default_factory=dict)  # split -> [U, 10] the undefended target's top 10
     with_valid: bool = False  # also score the validation split (GRO's λ is chosen on it)
     device: str = "cpu"
-    checkpoint_digest: str = ""  # the checkpoint's content (``file_digest``): a retrained model is another cell
+    checkpoint_digest: str = ""  # the model's content (``checkpoints.model_digest``): a retrained model is another cell
     version: str = ""  # the code's fingerprint: a finished cell of other code is never reused
 
     @property
@@ -212,4 +203,4 @@ def executor_runner(config: ExecutorConfig = ExecutorConfig(), store: CellStore 
 serial = executor_runner()  # the default: one cell after another, in this process
 
 
-__all__ = ("CellResult", "DatasetRef", "MatrixCell", "executor_runner", "file_digest", "run_cell", "serial")
+__all__ = ("CellResult", "DatasetRef", "MatrixCell", "executor_runner", "run_cell", "serial")

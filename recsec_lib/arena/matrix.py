@@ -41,8 +41,8 @@ import torch
 
 from recsec_lib.arena.arms import UNDEFENDED, Arm, check_arms
 from recsec_lib.arena.attackers import AttackSet
-from recsec_lib.arena.cells import CellResult, DatasetRef, MatrixCell, file_digest, run_cell, serial
-from recsec_lib.recommend.checkpoints import load_checkpoint
+from recsec_lib.arena.cells import CellResult, DatasetRef, MatrixCell, run_cell, serial
+from recsec_lib.recommend.checkpoints import load_checkpoint, model_digest
 from recsec_lib.recommend.evaluation import ranked_lists
 from recsec_lib.recommend.intervals import bootstrap_interval
 from recsec_lib.recommend.metrics import per_user_hits
@@ -166,7 +166,7 @@ def build_cells(models, arms, dataset_ref: DatasetRef, attack: AttackSet, refere
     cells = []
     for key in dict.fromkeys(arm.model for arm in arms):
         outputs = tuple((arm.label, arm.output.spec) for arm in arms if arm.model == key)
-        digest = file_digest(models[key])
+        digest = model_digest(models[key])
         for generator in attack.generators:
             for attack_seed in attack.seeds:
                 cells.append(MatrixCell(key, str(models[key]), dataset_ref, outputs, generator, attack_seed, attack,

@@ -22,6 +22,8 @@ the raw ids, and says which one differs.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
 import re
 import tempfile
@@ -79,7 +81,10 @@ def save_checkpoint(path: str | os.PathLike, model: SequentialRecommender, model
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        torch.save(payload, tmp)
+        # Through a handle, not the path: torch names the archive's root after a path it is given, and the
+        # temporary name is random (the same payload then gives other bytes each time it is saved).
+        with open(tmp, "wb") as handle:
+            torch.save(payload, handle)
         os.chmod(tmp, 0o644)  # mkstemp makes the file private; a checkpoint is an ordinary artefact
         os.replace(tmp, path)
     except BaseException:
@@ -101,6 +106,29 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+def model_digest(path: str | os.PathLike) -> str:
+    """SHA-256 (first 16 hex digits) of what a checkpoint's model computes: its name, config, sizes, weights,
+    item ids and dataset fingerprint, never its metrics or training state.
+
+    Why not the file's bytes: a resumed stage saves a finished model again with the same weights, and the
+    bytes can still differ (pickle shares repeated strings by object identity, and the history read back from
+    a training state holds other objects than the one measured live). A matrix cell keyed by this digest is
+    reused exactly when the model is the same.
+    """
+    payload = read_checkpoint_payload(path)
+    digest = hashlib.sha256()
+    about = {name: payload.get(name) for name in ("model_name", "config", "num_items", "max_len",
+                                                   "dataset_fingerprint")}
+    digest.update(json.dumps(about, sort_keys=True, default=str).encode())
+    tensors = {f"state_dict.{name}": value for name, value in payload["state_dict"].items()}
+    tensors["item_raw_ids"] = payload["item_raw_ids"]
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def read_checkpoint_payload(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:

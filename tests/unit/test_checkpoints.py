@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from recsec_lib.recommend.checkpoints import load_checkpoint, read_checkpoint_payload, save_checkpoint
+from recsec_lib.recommend.checkpoints import load_checkpoint, model_digest, read_checkpoint_payload, save_checkpoint
 from recsec_lib.data.synthetic import make_synthetic_dataset
 from recsec_lib.models.registry import MODEL_NAMES, build_model
 from recsec_lib.recommend.sequences import pad_left
@@ -40,6 +40,20 @@ def test_round_trip_gives_the_same_scores(tmp_path, data, name):
     np.testing.assert_array_equal(loaded.item_raw_ids, data.item_raw_ids)
     assert not loaded.model.training
     assert not list(path.parent.glob(".*.tmp"))  # the temporary file was renamed away
+
+
+def test_the_model_digest_follows_the_weights_not_the_metrics(tmp_path, data):
+    """Matrix cells are keyed by ``model_digest``: the same model saved with other metrics (a resumed stage's
+    timings) keeps its digest; other weights change it."""
+    torch.manual_seed(0)
+    model = build_model("sasrec", data.num_items, data.max_len)
+    first = model_digest(save_checkpoint(tmp_path / "a.pt", model, "sasrec", data, metrics={"seconds": 1.5}))
+    again = model_digest(save_checkpoint(tmp_path / "b.pt", model, "sasrec", data, metrics={"seconds": 0.1},
+                                         training_state={"epoch": 3}))
+    assert first == again and len(first) == 16
+    with torch.no_grad():
+        next(model.parameters()).add_(1e-3)
+    assert model_digest(save_checkpoint(tmp_path / "c.pt", model, "sasrec", data)) != first
 
 
 def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, data):

@@ -469,6 +469,27 @@ def test_gro_trains_on_the_windows_the_target_was_trained_on(tmp_path):
     assert trained_windows(windowed) == "all"
 
 
+def test_a_resumed_gro_target_whose_training_finished_keeps_its_model_digest(tmp_path):
+    """A resumed GRO stage saves each finished target again; its model digest must not change, or every matrix
+    cell of that model would be computed again (the file's bytes may change: pickle shares repeated strings by
+    object identity, and a history read back from the training state holds other objects)."""
+    from recsec_lib.arena.model_defenses.gro import GROTarget
+    from recsec_lib.models.registry import build_model
+    from recsec_lib.recommend.checkpoints import model_digest
+    from recsec_lib.recommend.sequences import training_windows
+
+    data = make_synthetic_dataset(num_users=20, num_items=30, max_len=12, seed=0)
+    torch.manual_seed(0)
+    undefended = build_model("sasrec", data.num_items, data.max_len, hidden=8)
+    rows = training_windows(data.train_sequences(), data.max_len + 1, "newest")
+    defense = GROTarget(GROConfig(lam=1.0, epochs=1, batch_size=16, k=5, positions_per_sequence=3))
+    first = defense.train(undefended, data, rows, tmp_path, "cpu")
+    digest = model_digest(first.checkpoint)
+    again = defense.train(undefended, data, rows, tmp_path, "cpu")  # finds the finished state: no epoch runs
+    assert again.checkpoint == first.checkpoint and again.history == first.history
+    assert model_digest(again.checkpoint) == digest  # what the matrix's cells are keyed by
+
+
 def test_settings_profiles_and_overrides():
     from recsec_lib.study.stages import gro as stage
 
