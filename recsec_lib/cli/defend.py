@@ -8,7 +8,8 @@ It runs the GRO stage's own computation (``recsec_lib.study.stages.gro.defend``)
 ``--profile`` and the flags on top, so its tables are the study's rows for the same settings: the λ = 0
 control, one GRO target per λ and zero-gradient rule (checkpoints in --output, resumable states in
 --output/state/), and with --evaluate every arm (None, the output defenses, the control, the GRO arms) against
-every attacker: ``matrix.csv``, ``frontier.csv|md``, ``gro_arms.csv|md``, ``frontier.png`` and ``defend.json``.
+every attacker: ``matrix.csv``, ``frontier.csv|md``, ``gro_arms.csv|md``, ``frontier.png``, ``defend.json`` and
+``headline.json`` (the stage's headline keys, stamped with profile, dataset, commit and date).
 """
 
 from __future__ import annotations
@@ -127,6 +128,10 @@ def handle(args: argparse.Namespace) -> int:
         defended = gro.defend(out, settings, dataset, ref, args.target_model, args.seed, device, executor=executor)
         metrics = gro.stage_metrics(defended, settings, args.profile, dataset.name)
         runs.write_json_atomic(out / "defend.json", {"target_model": str(args.target_model), **metrics})
+        # the stage's headline keys with what produced them (profile, dataset, commit, date): a folder that
+        # can be published beside the main run (results/<name>/), as a run of run_all.sh can
+        runs.write_json_atomic(out / "headline.json", {key: metrics[key] for key in metrics["headline_keys"]})
+        runs.stamp_headline(out, args.profile, args.dataset)
         print((out / "frontier.md").read_text(encoding="utf-8"))
     else:
         undefended = load_checkpoint(args.target_model, dataset=dataset, device=device).model

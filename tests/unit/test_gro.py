@@ -452,6 +452,12 @@ def test_stage_smoke_puts_every_arm_against_every_attacker_and_recsec_defend_agr
     # ... and the same curve: the point verdicts and the null comparison
     for name in ("curve.csv", "nulls.md", "extraction.csv", "authors_units.csv"):
         assert (tmp_path / "cli" / name).read_text() == (out / name).read_text(), name
+    # ... and a headline a side run is published with: the stage's keys and what produced them
+    side = runs.read_json(tmp_path / "cli" / "headline.json")
+    figures = [key for key in metrics["headline_keys"] if key != "gro_epoch_cost_ratio"]  # that one is a timing
+    assert set(metrics["headline_keys"]) <= set(side)
+    assert {key: side[key] for key in figures} == {key: headline[key] for key in figures}
+    assert (side["profile"], side["dataset"]) == ("smoke", "synthetic") and {"git_commit", "date"} <= set(side)
 
 
 def test_gro_trains_on_the_windows_the_target_was_trained_on(tmp_path):

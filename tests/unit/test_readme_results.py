@@ -71,6 +71,15 @@ def test_a_run_beside_adds_no_defense_figure_of_a_family_the_main_run_measured()
     assert "prada_accounts_needed" in text  # the main run measured no PRADA figure, so the side run's is shown
 
 
+def test_a_run_beside_shows_the_gro_from_scratch_keys_the_main_run_never_measures():
+    main = {"gro_best_point_retention": 0.98, "gro_verdict": "no protection"}
+    beside = {"git_commit": "old", "gro_scratch_utility_retention": 0.9, "gro_scratch_surrogate_ndcg10_drop": 0.1,
+              "gro_best_point_retention": 0.5, "gro_verdict": "PROTECTS"}
+    text = "\n".join(added_figures("gro-scratch", beside, main))
+    assert "gro_scratch_utility_retention" in text and "gro_scratch_surrogate_ndcg10_drop" in text
+    assert "gro_best_point_retention" not in text and "PROTECTS" not in text  # the main run's curve is the one shown
+
+
 def test_a_target_is_met_only_from_a_clean_commit_in_heads_history(repo):
     """results/attack-5k and results/cpu-four-targets were counted 'met' from a dirty commit 74 commits old."""
     root, commits = repo
