@@ -45,23 +45,9 @@ def test_importing_the_library_in_a_kernel_gives_no_tqdm_warning():
 # ---- the smoke study, executed and exported --------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory) -> Path:
-    outputs, data_dir = tmp_path_factory.mktemp("outputs"), tmp_path_factory.mktemp("data")
-    before = git_status()
-    result = subprocess.run(
-        [sys.executable, "-m", "recsec_lib.study.runner", "--profile", "smoke", "--run-id", "smoke", "--publish", "no",
-         "--outputs", str(outputs), "--data-dir", str(data_dir), "--mirror", ""],
-        cwd=REPO, capture_output=True, text=True, timeout=1500)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    (outputs / "runner.stderr.txt").write_text(result.stderr)
-    (outputs / "git_status.json").write_text(json.dumps({"before": before, "after": git_status()}))
-    return outputs / "smoke"
-
-
-def git_status() -> str | None:
-    """``git status --porcelain`` of the checkout (None outside a git checkout, e.g. an unpacked sdist)."""
-    result = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True)
-    return result.stdout if result.returncode == 0 else None
+def smoke_run(smoke_study) -> Path:
+    """The session's smoke study (tests/notebooks/conftest.py)."""
+    return smoke_study
 
 
 @pytest.mark.notebook

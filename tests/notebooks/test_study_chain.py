@@ -1,8 +1,8 @@
 """The whole study on tiny synthetic data: run_all.sh's runner and the Jupyter-free path.
 
-One smoke run of every notebook through papermill (the chain the README's first
-command runs, with the smoke profile), then the same stages through
-``recsec study``; both must give the same figures.
+The session's smoke run of every notebook through papermill (the chain the
+README's first command runs, with the smoke profile; tests/notebooks/conftest.py),
+then the same stages through ``recsec study``; both must give the same figures.
 """
 
 from __future__ import annotations
@@ -26,24 +26,20 @@ VOLATILE = ("stage_seconds_", "study_wall_seconds", "git_commit", "date", "_per_
 
 
 @pytest.fixture(scope="module")
-def smoke_runs(tmp_path_factory):
-    outputs = tmp_path_factory.mktemp("outputs")
-    data_dir = tmp_path_factory.mktemp("data")
-    common = ["--outputs", str(outputs), "--data-dir", str(data_dir)]
-    notebook_run = subprocess.run(
-        [sys.executable, "-m", "recsec_lib.study.runner", "--profile", "smoke", "--run-id", "nb", "--publish", "no",
-         *common], cwd=REPO, capture_output=True, text=True, timeout=900)
-    assert notebook_run.returncode == 0, notebook_run.stdout[-3000:] + notebook_run.stderr[-3000:]
+def smoke_runs(smoke_study):
+    """(the session's notebook smoke run, the same study through ``recsec study`` beside it)."""
+    outputs, data_dir = smoke_study.parent, smoke_study.parent.parent / "data"
     library_run = subprocess.run(
-        [sys.executable, "-m", "recsec_lib", "study", "--profile", "smoke", "--run-id", "lib", *common],
+        [sys.executable, "-m", "recsec_lib", "study", "--profile", "smoke", "--run-id", "lib", "--outputs",
+         str(outputs), "--data-dir", str(data_dir), "--mirror", ""],
         cwd=REPO, capture_output=True, text=True, timeout=900)
     assert library_run.returncode == 0, library_run.stdout[-3000:] + library_run.stderr[-3000:]
-    return outputs / "nb", outputs / "lib"
+    return smoke_study, outputs / "lib"
 
 
 def test_notebook_run_folder_contents(smoke_runs):
     run_dir, _ = smoke_runs
-    assert not run_dir.with_name("nb.partial").exists()
+    assert not run_dir.with_name(f"{run_dir.name}.partial").exists()
     for name in ("params.json", "environment.json", "headline.json"):
         assert (run_dir / name).exists(), name
     for stage in discover_stages():
