@@ -74,8 +74,8 @@ def train_gro_model(config: GROConfig, from_scratch: bool, undefended, dataset, 
                            state_path=out_dir / "state" / file_name, progress=progress,
                            validate=validate if needs_validation else None)
     info = {"best_epoch": result.best_epoch, "epochs_run": len(result.history), "stop_reason": result.stop_reason,
-            # the epochs' own times, as each was measured when it ran: a resumed run that finds the training
-            # finished saves the same checkpoint again, byte for byte (its matrix cells are reused)
+            # the epochs' own times, as each was measured when it ran (a resumed run that finds the training
+            # finished does not record the few seconds it took to load the state as the training's time)
             "seconds": round(sum(row.get("seconds", 0.0) for row in result.history), 1)}
     path = save_checkpoint(out_dir / file_name, result.target, None, dataset,
                            metrics={"lam": float(config.lam), "method": config.method, "config": asdict(config),
