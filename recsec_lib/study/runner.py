@@ -179,9 +179,25 @@ def kernel_name() -> str:
         return "python3"
 
 
+def stage_exports(run_dir: Path, stage: Stage) -> list[Path]:
+    """The HTML files a stage's export writes: its page, and for the report the two self-contained reports."""
+    files = [run_dir / "html" / f"{stage.label}.html"]
+    if stage.name == "report":
+        files += [run_dir / "report.html", run_dir / "report_nocode.html"]
+    return files
+
+
 def stage_done(run_dir: Path, stage: Stage) -> bool:
-    """A stage counts as finished when its executed notebook and metrics.json exist."""
-    return (run_dir / stage.name / "metrics.json").exists() and (run_dir / "notebooks" / f"{stage.label}.ipynb").exists()
+    """A stage counts as finished when its executed notebook, metrics.json and every export exist.
+
+    The notebook writes metrics.json before the exports run, so without the
+    exports a stage stopped while exporting was taken as finished on resume and
+    its run was published without its report; each export is written under a
+    temporary name and renamed (``_export``), so an export that exists is whole.
+    """
+    return ((run_dir / stage.name / "metrics.json").exists()
+            and (run_dir / "notebooks" / f"{stage.label}.ipynb").exists()
+            and all(path.exists() for path in stage_exports(run_dir, stage)))
 
 
 def run_stage(stage: Stage, run_dir: Path, parameters: dict[str, object], kernel: str) -> float:
@@ -207,15 +223,21 @@ def run_stage(stage: Stage, run_dir: Path, parameters: dict[str, object], kernel
                  "--cwd", str(REPO), "--no-progress-bar", "--log-level", "WARNING")], stage, executed,
          log=notebooks / f"{stage.label}.papermill.log")
     seconds = time.perf_counter() - start
-    _run([*_tool("nbconvert", "--to", "html", "--log-level", "WARN", "--output-dir", str(html), str(executed))],
-         stage, executed)
+    _export(executed, html / f"{stage.label}.html", stage)
     if stage.name == "report":
         # The study's report: one self-contained file with code, one without.
-        _run([*_tool("nbconvert", "--to", "html", "--log-level", "WARN", "--embed-images", "--output-dir",
-                     str(run_dir), "--output", "report", str(executed))], stage, executed)
-        _run([*_tool("nbconvert", "--to", "html", "--log-level", "WARN", "--embed-images", "--no-input",
-                     "--output-dir", str(run_dir), "--output", "report_nocode", str(executed))], stage, executed)
+        _export(executed, run_dir / "report.html", stage, "--embed-images")
+        _export(executed, run_dir / "report_nocode.html", stage, "--embed-images", "--no-input")
     return seconds
+
+
+def _export(executed: Path, target: Path, stage: Stage, *flags: str) -> None:
+    """Export the executed notebook to ``target`` (.html) through a temporary name, so that it exists only whole."""
+    temporary = target.with_name(f"{target.stem}_exporting.html")
+    temporary.unlink(missing_ok=True)
+    _run([*_tool("nbconvert", "--to", "html", "--log-level", "WARN", *flags, "--output-dir", str(target.parent),
+                 "--output", temporary.stem, str(executed))], stage, executed)
+    os.replace(temporary, target)
 
 
 def _run(command: list[str], stage: Stage, executed: Path, log: Path | None = None) -> None:

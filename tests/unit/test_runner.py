@@ -234,3 +234,48 @@ def test_published_files_do_not_make_the_commit_dirty(tmp_path):
     assert not git_commit(tmp_path).endswith("-dirty")
     (tmp_path / "code.py").write_text("two\n")
     assert git_commit(tmp_path).endswith("-dirty")
+
+
+def test_a_stage_stopped_while_exporting_is_not_finished(tmp_path):
+    """metrics.json is written before the exports: a stage whose exports are missing runs again on resume."""
+    from recsec_lib.study.runner import stage_done, stage_exports
+
+    report = next(stage for stage in discover_stages() if stage.name == "report")
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "metrics.json").write_text("{}")
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / f"{report.label}.ipynb").write_text("{}")
+    (tmp_path / "html").mkdir()
+    (tmp_path / "html" / f"{report.label}.html").write_text("page")
+    (tmp_path / "report.html").write_text("report")
+    assert not stage_done(tmp_path, report)  # stopped before report_nocode.html was exported
+    (tmp_path / "report_nocode.html").write_text("report")
+    assert stage_done(tmp_path, report)
+    assert [path.name for path in stage_exports(tmp_path, report)] == [
+        f"{report.label}.html", "report.html", "report_nocode.html"]
+
+
+def test_an_export_appears_under_its_name_only_when_whole(tmp_path, monkeypatch):
+    from recsec_lib.study import runner
+
+    target = tmp_path / "report.html"
+    seen = []
+
+    def fake_nbconvert(command, stage, executed, log=None):
+        output = command[command.index("--output") + 1]
+        assert not target.exists()  # nothing under the final name while nbconvert writes
+        (tmp_path / f"{output}.html").write_text("whole")
+        seen.append(command)
+
+    monkeypatch.setattr(runner, "_run", fake_nbconvert)
+    runner._export(tmp_path / "x.ipynb", target, discover_stages()[0], "--no-input")
+    assert target.read_text() == "whole" and "--no-input" in seen[0]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["report.html"]
+
+    def failing_nbconvert(command, stage, executed, log=None):
+        raise runner.StageFailed("nbconvert failed")
+
+    monkeypatch.setattr(runner, "_run", failing_nbconvert)
+    with pytest.raises(runner.StageFailed):
+        runner._export(tmp_path / "x.ipynb", tmp_path / "other.html", discover_stages()[0])
+    assert not (tmp_path / "other.html").exists()
