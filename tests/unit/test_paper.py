@@ -495,6 +495,29 @@ def test_verification_section_reads_the_stage_words_from_numbers():
     assert "independent models are trained for 2 epochs, weaker than the target" in limits
 
 
+def test_a_mark_that_did_not_take_is_said_before_anything_it_would_explain():
+    """Run study1206c: the marked box itself scored p = 1, so 'the knowing attacker strips it' was a false story."""
+    run = {**WATERMARK_RUN, "watermark_verified_share": 0.0, "watermark_marked_box_p_value": 1.0,
+           "watermark_marked_box_verified": False}
+    ev = evidence({**HEADLINE, **run}, {**STAGES, "watermark": WATERMARK_STAGE})
+    document = build_paper(ev)
+    check_paper(document, ev)
+    answer = dict((q.key, a) for q, a in document.sections)["verification"]
+    text = " ".join(s.text for s in answer.sentences)
+    assert answer.sentences[0].text.startswith("The mark did not take: the marked target itself")
+    assert "(p = 1, a claim needs p < 0.001)" in text
+    assert "strips it" not in text and "has no mark to strip" in text
+    row = document.tables["verdicts"].set_index("defense").loc["watermark"]
+    assert row["verdict"] == "proves no copy: the mark did not take" and "strips" not in row["worst attacker"]
+    abstract = " ".join(s.text for s in document.abstract)
+    assert "the mark did not take: the marked target itself is not verified, p = 1" in abstract
+    took = evidence({**HEADLINE, **run, "watermark_marked_box_p_value": 1e-40, "watermark_marked_box_verified": True},
+                    {**STAGES, "watermark": WATERMARK_STAGE})
+    answer = dict((q.key, a) for q, a in build_paper(took).sections)["verification"]
+    assert "did not take" not in " ".join(s.text for s in answer.sentences)
+    assert "that attacker strips it" in " ".join(s.text for s in answer.sentences)
+
+
 def test_verification_without_a_strong_copy_says_so_and_without_the_stage_is_not_measured():
     run = {**WATERMARK_RUN, "watermark_verified_share": None}
     ev = evidence({**HEADLINE, **run}, {**STAGES, "watermark": WATERMARK_STAGE})

@@ -76,6 +76,8 @@ def test_stage_verifies_the_marked_box(watermark_run):
     _, settings, metrics = watermark_run
     marked = [row for row in metrics["verification"] if row["group"] == "marked"][0]
     assert marked["hits"] / marked["queries"] > marked["decoy_hits"] / marked["decoy_queries"]
+    assert metrics["watermark_marked_box_p_value"] == marked["p_value"]
+    assert metrics["watermark_marked_box_verified"] == (marked["p_value"] < settings.alpha)
 
 
 def test_settings_profiles_and_overrides():

@@ -80,6 +80,9 @@ def detection_and_verification_abstract(ev: Evidence, w: Writer) -> Sentence:
         if ev.has("watermark_false_claims", "watermark_independent_models"):
             verification += (f" with {w.h('watermark_false_claims', 'count')} false claims among "
                              f"{w.h('watermark_independent_models', 'count')} independent models")
+        if ev.headline.get("watermark_marked_box_verified") is False:
+            verification += (f" (the mark did not take: the marked target itself is not verified, p = "
+                             f"{w.h('watermark_marked_box_p_value', 'p')})")
     else:
         verification = f"ownership verification was {NOT_MEASURED}"
     return w.sentence(f"For detection, {detection}; {verification}.")

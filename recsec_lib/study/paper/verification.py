@@ -55,6 +55,12 @@ def answer_verification(ev: Evidence, w: Writer) -> Answer:
     alpha, min_agreement = thresholds(ev)
     strong = f"whose Agr@10 is at least {_pct_number(min_agreement)}%"
     sentences = []
+    took = mark_took(ev)
+    if took is False:
+        sentences.append(w.sentence(
+            f"The mark did not take: the marked target itself, queried as a black box with the key, is not verified "
+            f"(p = {w.h('watermark_marked_box_p_value', 'p')}, a claim needs p < {alpha:g}), so no copy of it can "
+            "carry the mark."))
     if ev.has("watermark_verified_share"):
         text = (f"The watermark is verified (p < {alpha:g}) on {w.h('watermark_verified_share')} of the surrogates "
                 f"{strong}")
@@ -81,10 +87,13 @@ def answer_verification(ev: Evidence, w: Writer) -> Answer:
         sentences.append(w.sentence(text + "."))
     if "watermark_knowing_attacker_verified" in ev.headline:
         knowing = ev.headline["watermark_knowing_attacker_verified"]
-        sentences.append(w.plain(
-            "Against an attacker who knows the scheme but not the key, the watermark is "
-            + (f"{NOT_MEASURED}." if knowing is None else "still verified." if knowing
-               else "NOT verified on every copy: that attacker strips it.")))
+        if took is False and not knowing:
+            sentences.append(w.plain("The attacker who knows the scheme but not the key has no mark to strip."))
+        else:
+            sentences.append(w.plain(
+                "Against an attacker who knows the scheme but not the key, the watermark is "
+                + (f"{NOT_MEASURED}." if knowing is None else "still verified." if knowing
+                   else "NOT verified on every copy: that attacker strips it.")))
     notes = []
     if ev.has("watermark_cost_in_undefended_epochs"):
         notes.append(w.sentence(f"Embedding it costs {w.h('watermark_cost_in_undefended_epochs', 'ratio')} the time "
@@ -111,6 +120,12 @@ def answer_verification(ev: Evidence, w: Writer) -> Answer:
                   alt="p-values of the watermark test for stolen copies and independent models.")
 
 
+def mark_took(ev: Evidence) -> bool | None:
+    """Whether the marked box itself is verified (None: a run that did not record it)."""
+    value = ev.headline.get("watermark_marked_box_verified")
+    return None if value is None else bool(value)
+
+
 def verification_verdict_rows(ev: Evidence) -> list[dict]:
     """The verdict table's verification row (none when the watermark stage did not run)."""
     h = ev.headline
@@ -127,6 +142,11 @@ def verification_verdict_rows(ev: Evidence) -> list[dict]:
     if false_claims is not None:
         loses += f"; {_count(false_claims)} false claims of {_count(h.get('watermark_independent_models', 0))}"
     knowing = h.get("watermark_knowing_attacker_verified")
+    worst = "the attacker who knows the scheme" + (
+        "" if knowing is None else (": still verified" if knowing else ": strips it"))
+    if mark_took(ev) is False:
+        worst = "any: the mark did not take (the marked box itself is not verified)"
+        verdict = "proves no copy: the mark did not take"
     keep = "—"
     if h.get("watermark_utility_retention") is not None:
         keep = "NDCG@10 " + _pct_number(h["watermark_utility_retention"]) + "%"
@@ -137,7 +157,6 @@ def verification_verdict_rows(ev: Evidence) -> list[dict]:
     if h.get("watermark_cost_in_undefended_epochs") is not None:
         cost += f": {h['watermark_cost_in_undefended_epochs']:.2f}× an undefended epoch"
     return [{"defense": "watermark", "family": "verification",
-             "worst attacker": "the attacker who knows the scheme" + (
-                 "" if knowing is None else (": still verified" if knowing else ": strips it")),
+             "worst attacker": worst,
              "what users keep": keep, "what the attacker loses": loses,
              "cost to the owner": cost + f"; a claim needs p < {alpha:g}", "verdict": verdict}]

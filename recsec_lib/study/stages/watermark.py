@@ -385,7 +385,7 @@ def _run(ctx: StudyContext, settings: Settings) -> dict:
 HEADLINE_KEYS = ("watermark_utility_retention", "watermark_utility_retention_low", "watermark_utility_retention_high",
                  "watermark_verified_share", "watermark_false_claims", "watermark_independent_models",
                  "watermark_min_p_independent", "watermark_max_p_surrogate", "watermark_knowing_attacker_verified",
-                 "watermark_cost_in_undefended_epochs")
+                 "watermark_cost_in_undefended_epochs", "watermark_marked_box_p_value", "watermark_marked_box_verified")
 
 
 def _collect(box, generator: str, seed: int, settings: Settings, steer: int = 0) -> AttackData:
@@ -440,6 +440,7 @@ def results(table: pd.DataFrame, settings: Settings, kept, reference_ndcg: float
     independent = table[table["group"] == "independent"]
     knowing = table[table["group"] == "knowing"]
     cost = settings.embed_epochs * mark_step / plain_step if plain_step > 0 else None
+    marked_p = float(table.loc[table["group"] == "marked", "p_value"].iloc[0])
     knowing_rows = []  # what each strip attempt costs the attacker: Agr@10 against its plain (naive) surrogate
     records = table.to_dict(orient="records")
     for row in knowing.to_dict(orient="records"):
@@ -472,7 +473,10 @@ def results(table: pd.DataFrame, settings: Settings, kept, reference_ndcg: float
         "knowing_attacker": knowing_rows,
         "stolen_copies": int(len(stolen)), "stolen_copies_above_min_agreement": int(len(strong)),
         "unmarked_ndcg10": float(reference_ndcg), "marked_ndcg10": float(marked_ndcg),
-        "marked_box_p_value": float(table.loc[table["group"] == "marked", "p_value"].iloc[0]),
+        "marked_box_p_value": marked_p,
+        # the marked box itself, undefended: when it is not claimed the mark did not take, and no copy can carry it
+        "watermark_marked_box_p_value": marked_p,
+        "watermark_marked_box_verified": marked_p < settings.alpha,
         "verification": table.replace({np.nan: None}).to_dict(orient="records"),
         "embedding": {"seconds": round(embedded.seconds, 2), "history": embedded.history,
                       "plain_step_seconds": plain_step, "embed_step_seconds": mark_step},
@@ -486,6 +490,7 @@ def results(table: pd.DataFrame, settings: Settings, kept, reference_ndcg: float
     }
     metrics["targets"] = {
         "ndcg_kept_ge_0.99": kept.point >= 0.99, "ndcg_kept_low_ge_0.98": kept.low >= 0.98,
+        "marked_box_verified": metrics["watermark_marked_box_verified"],
         "every_strong_copy_verified": metrics["watermark_verified_share"] == 1.0,
         "no_false_claims": metrics["watermark_false_claims"] == 0,
         "at_least_12_independent_models": metrics["watermark_independent_models"] >= 12,
