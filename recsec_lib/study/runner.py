@@ -472,6 +472,22 @@ def check_resumed_flags(args: argparse.Namespace, run_id: str, common: dict) -> 
                              f"a run keeps its {flag} (start a new run for another)")
 
 
+def check_resumed_commit(run_id: str, started: str | None, now: str) -> None:
+    """A run started at a clean commit is resumed only at that commit: refuse another one.
+
+    The headline names one commit (``stamp_headline`` writes the current one on
+    every call), so a run resumed at other code would credit every stage to the
+    new commit, the stages computed before included. A run started at a dirty
+    or unknown commit is never counted as met anyway and may be resumed anywhere.
+    """
+    if not started or started == "unknown" or started.endswith("-dirty") or started == now:
+        return
+    here = now[:12] + ("-dirty" if now.endswith("-dirty") else "")
+    raise ValueError(f"--resume {run_id}: the run was started at commit {started[:12]} and this checkout is at "
+                     f"{here}; a run's stages come from one version of the code (check out {started[:12]} to "
+                     f"resume it, or start a new run)")
+
+
 def resumed_settings(args: argparse.Namespace) -> dict:
     """The ``RESUMABLE_SETTINGS`` given (again) on the command line, as params.json stores them."""
     settings = {}
@@ -576,6 +592,9 @@ def _resume(args: argparse.Namespace, all_stages: list[Stage], named: list[Stage
         raise FileNotFoundError(f"--resume {run_id}: no run folder {run_dir} or {finished}")
     params = runs.read_json(folder / "params.json")
     check_resumed_flags(args, run_id, params["common"])
+    environment = folder / "environment.json"
+    check_resumed_commit(run_id, runs.read_json(environment).get("git_commit") if environment.exists() else None,
+                         runs.git_commit())
     if args.device is None:  # the device the run was started with, unless a new one is given
         check_device(params["common"].get("device", "auto"),
                      option=f"--resume {run_id}: the run was started with --device")
@@ -609,7 +628,9 @@ def _run_stages(args: argparse.Namespace, all_stages: list[Stage], stages: list[
         print(f"  {stage.label}: running ...", flush=True)
         seconds = run_stage(stage, run_dir, parameters, kernel)
         if not stage_done(run_dir, stage):
-            raise StageFailed(f"stage {stage.label} ended without writing {run_dir / stage.name / 'metrics.json'}; "
+            expected = [run_dir / stage.name / "metrics.json", *stage_exports(run_dir, stage)]
+            missing = ", ".join(str(path) for path in expected if not path.exists())
+            raise StageFailed(f"stage {stage.label} ended without writing {missing}; "
                               f"see its notebook {run_dir / 'notebooks' / (stage.label + '.ipynb')}")
         runs.merge_headline(run_dir / "headline.json", {f"stage_seconds_{stage.name}": round(seconds, 1)})
         print(f"  {stage.label}: done in {seconds:.0f} s", flush=True)

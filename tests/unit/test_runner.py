@@ -279,3 +279,15 @@ def test_an_export_appears_under_its_name_only_when_whole(tmp_path, monkeypatch)
     with pytest.raises(runner.StageFailed):
         runner._export(tmp_path / "x.ipynb", tmp_path / "other.html", discover_stages()[0])
     assert not (tmp_path / "other.html").exists()
+
+
+def test_a_run_is_resumed_only_at_the_clean_commit_it_was_started_at():
+    from recsec_lib.study.runner import check_resumed_commit
+
+    clean, other = "a" * 40, "b" * 40
+    check_resumed_commit("r1", clean, clean)
+    for started in (None, "unknown", f"{clean}-dirty"):  # never counted as met: resumable anywhere
+        check_resumed_commit("r1", started, other)
+    with pytest.raises(ValueError, match=r"--resume r1: the run was started at commit aaaaaaaaaaaa and this "
+                                         r"checkout is at bbbbbbbbbbbb-dirty; a run's stages come from one version"):
+        check_resumed_commit("r1", clean, f"{other}-dirty")

@@ -1,7 +1,7 @@
 """The runner's control flow (locking, resuming, parameters, finishing) on fake stages, without papermill.
 
 ``run_stage`` is replaced by a function that writes what a finished notebook
-leaves behind (``<stage>/metrics.json`` and ``notebooks/<label>.ipynb``), so
+leaves behind (``<stage>/metrics.json``, ``notebooks/<label>.ipynb`` and its HTML exports), so
 these tests take a second; the real notebooks run in tests marked ``notebook``.
 """
 
@@ -68,6 +68,9 @@ def fake_study(tmp_path, monkeypatch) -> FakeStudy:
         runs.write_stage_metrics(Path(parameters["run_dir"]), stage.name, {"wall_seconds": 0.1})
         (run_dir / "notebooks").mkdir(exist_ok=True)
         (run_dir / "notebooks" / f"{stage.label}.ipynb").write_text("{}")
+        for export in runner.stage_exports(run_dir, stage):
+            export.parent.mkdir(exist_ok=True)
+            export.write_text("<html></html>")
         return 0.1
 
     monkeypatch.setattr(runner, "discover_stages", lambda: real_discover(notebooks))
