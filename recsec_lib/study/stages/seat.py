@@ -158,8 +158,9 @@ class Settings(SettingsBase):
         "cpu": {"attack_sequences": 200, "single_budgets": (10, 50, 200), "chain_count": 20, "accounts_per_form": 200,
                 "surrogate_epochs": 20, "prada_max_queries": 20_000, "cpu_threads": 1,
                 # The search and the real-timing populations: 8 grid settings of 5,000 queries; 30 calibration and
-                # 370 held-out ML-1M accounts per form plus every ML-100K user. 370 per form: with none flagged, an exact 95% interval shows a form's rate <= 1% from
-                # 368 accounts, and the ~9,350 held-out accounts show the overall <= 0.1% (3,688 needed). Run
+                # 370 held-out ML-1M accounts per form plus every ML-100K user. 370 per form: with none flagged, an
+                # exact 95% interval shows a form's rate <= 1% from 368 accounts, and the ~9,350 held-out accounts
+                # show the overall <= 0.1% (3,688 needed). Run
                 # study1206c held out 60 per form (1,902 in all: neither could be shown); its population step took
                 # 77 s of the stage's 3,037 s, so ~4x as many accounts should add ~5 minutes (not yet measured).
                 "search_attackers": ("chain", "autoregressive"), "search_chains": (1, 20), "search_random_mix": (0.5,),
