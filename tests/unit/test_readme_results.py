@@ -80,6 +80,19 @@ def test_a_run_beside_shows_the_gro_from_scratch_keys_the_main_run_never_measure
     assert "gro_best_point_retention" not in text and "PROTECTS" not in text  # the main run's curve is the one shown
 
 
+def test_the_watermark_folder_shows_the_family_it_measures_again_beside_the_main_runs():
+    main = {"watermark_verified_share": 0.0, "watermark_utility_retention": 0.986, "sasrec_test_hr10": 0.306,
+            "gro_verdict": "no effect"}
+    beside = {"git_commit": "old", "watermark_verified_share": 1.0, "watermark_utility_retention": 0.995,
+              "sasrec_test_hr10": 0.306, "gro_verdict": "PROTECTS"}
+    text = "\n".join(added_figures("watermark", beside, main))
+    assert "| `watermark_verified_share` | 1 | >= 1 |" in text and "`watermark_utility_retention` | 0.995" in text
+    assert "sasrec_test_hr10" not in text and "gro_verdict" not in text  # the main run's to show
+    assert "measures `watermark_*` again with settings of its own" in text
+    elsewhere = "\n".join(added_figures("side", beside, main))  # only the folder named for it measures it again
+    assert "watermark_verified_share" not in elsewhere
+
+
 def test_a_target_is_met_only_from_a_clean_commit_in_heads_history(repo):
     """results/attack-5k and results/cpu-four-targets were counted 'met' from a dirty commit 74 commits old."""
     root, commits = repo
