@@ -111,9 +111,10 @@ def provenance(headline: dict, repo: str | Path | None) -> Provenance:
 
 
 def status(target, value, origin: Provenance) -> str:
-    """A target's status in the README: "met" / "MISSED" only for a counted run."""
+    """A target's status in the README: "met" / "MISSED" only for a counted run; without a value, the target's
+    own word for that (as in the report's targets table)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "not measured in this run"
+        return target.absent
     if not origin.counted:
         return f"not counted ({origin.why_not})"
     return "met" if target.met(value) else "MISSED"

@@ -132,3 +132,15 @@ def test_provenance_reads_git(repo):
                                                                                          "2026-12-01", True)
     side = provenance({"git_commit": commits["side"]}, root)
     assert side.ancestor is False and side.behind is None and not side.counted
+
+
+def test_a_target_without_a_value_takes_its_own_word_for_it():
+    """wm1207 measured the watermark but no copy reached Agr@10 30%: "not measured in this run" was false."""
+    from recsec_lib.study.readme_results import Provenance, status
+    from recsec_lib.study.report import TARGETS
+
+    targets = {target.key: target for target in TARGETS}
+    origin = Provenance(commit="a" * 40, clean=True, ancestor=True, behind=0, date="2026-12-07")
+    assert status(targets["watermark_verified_share"], None, origin).startswith(
+        "undecided: no stolen copy reached Agr@10 >= 30%")
+    assert status(targets["bert4rec_test_hr10"], None, origin) == "not measured in this run"
