@@ -473,14 +473,18 @@ def check_resumed_flags(args: argparse.Namespace, run_id: str, common: dict) -> 
 
 
 def check_resumed_commit(run_id: str, started: str | None, now: str) -> None:
-    """A run started at a clean commit is resumed only at that commit: refuse another one.
+    """A run started at a clean commit is resumed only at that code: refuse another one.
 
     The headline names one commit (``stamp_headline`` writes the current one on
     every call), so a run resumed at other code would credit every stage to the
-    new commit, the stages computed before included. A run started at a dirty
-    or unknown commit is never counted as met anyway and may be resumed anywhere.
+    new commit, the stages computed before included. Commits that differ only
+    in results/ and the README (a run's own publication) hold the same code
+    (``runs.same_code``). A run started at a dirty or unknown commit is never
+    counted as met anyway and may be resumed anywhere.
     """
     if not started or started == "unknown" or started.endswith("-dirty") or started == now:
+        return
+    if not now.endswith("-dirty") and runs.same_code(started, now):  # e.g. the run's own publication since
         return
     here = now[:12] + ("-dirty" if now.endswith("-dirty") else "")
     raise ValueError(f"--resume {run_id}: the run was started at commit {started[:12]} and this checkout is at "

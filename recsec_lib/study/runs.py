@@ -55,6 +55,23 @@ def git_commit(repo: str | os.PathLike | None = None) -> str:
         return "unknown"
 
 
+def same_code(first: str, second: str, repo: str | os.PathLike | None = None) -> bool:
+    """Whether two commits hold the same code: they differ at most in what publishing writes (results/, README).
+
+    Publishing a run commits results/, so a run resumed after its own
+    publication sits at another commit of the same code. False when git cannot
+    compare them (an unknown commit, no repository).
+    """
+    cwd = Path(repo) if repo else Path(__file__).resolve().parent.parent.parent
+    first, second = first.removesuffix("-dirty"), second.removesuffix("-dirty")
+    try:
+        result = subprocess.run(["git", "diff", "--quiet", first, second, "--", ".", ":(exclude)results",
+                                 ":(exclude)README.md"], cwd=cwd, capture_output=True)
+    except OSError:
+        return False
+    return result.returncode == 0
+
+
 def environment_info() -> dict[str, Any]:
     """Provenance recorded in every run folder."""
     versions = {}

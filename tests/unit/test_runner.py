@@ -291,3 +291,35 @@ def test_a_run_is_resumed_only_at_the_clean_commit_it_was_started_at():
     with pytest.raises(ValueError, match=r"--resume r1: the run was started at commit aaaaaaaaaaaa and this "
                                          r"checkout is at bbbbbbbbbbbb-dirty; a run's stages come from one version"):
         check_resumed_commit("r1", clean, f"{other}-dirty")
+
+
+def test_a_run_may_be_resumed_after_its_own_publication(tmp_path, monkeypatch):
+    """Publishing commits results/ and the README: the commit moves, the code does not."""
+    from recsec_lib.study import runs
+    from recsec_lib.study.runner import check_resumed_commit
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True, text=True).stdout.strip()
+
+    git("init", "-q")
+    (tmp_path / "code.py").write_text("one\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "code")
+    started = git("rev-parse", "HEAD")
+    for name in ("results/headline.json", "README.md"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("published\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "publish")
+    published = git("rev-parse", "HEAD")
+    (tmp_path / "code.py").write_text("two\n")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "change")
+    changed = git("rev-parse", "HEAD")
+
+    assert runs.same_code(started, published, tmp_path) and not runs.same_code(started, changed, tmp_path)
+    assert not runs.same_code("0" * 40, published, tmp_path)  # a commit git does not know
+    real = runs.same_code
+    monkeypatch.setattr(runs, "same_code", lambda first, second: real(first, second, tmp_path))
+    check_resumed_commit("r1", started, published)  # the run's own publication since: resumable
+    with pytest.raises(ValueError, match="a run's stages come from one version of the code"):
+        check_resumed_commit("r1", started, changed)
