@@ -6,6 +6,7 @@ from recsec_lib.study.paper.detection import detection_holds_on_cost
 from recsec_lib.study.paper.model import NOT_MEASURED, Evidence, Sentence, Writer
 from recsec_lib.study.paper.prevention import PROTECTS
 from recsec_lib.study.paper.questions import model_name, target_model
+from recsec_lib.study.paper.verification import mark_took
 from recsec_lib.study.report import meets
 
 # ---- the abstract -------------------------------------------------------------------------------------------
@@ -80,7 +81,7 @@ def detection_and_verification_abstract(ev: Evidence, w: Writer) -> Sentence:
         if ev.has("watermark_false_claims", "watermark_independent_models"):
             verification += (f" with {w.h('watermark_false_claims', 'count')} false claims among "
                              f"{w.h('watermark_independent_models', 'count')} independent models")
-        if ev.headline.get("watermark_marked_box_verified") is False:
+        if mark_took(ev) is False:
             verification += (f" (the mark did not take: the marked target itself is not verified, p = "
                              f"{w.h('watermark_marked_box_p_value', 'p')})")
     else:

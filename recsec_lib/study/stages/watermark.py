@@ -129,10 +129,10 @@ class Settings(SettingsBase):
         # Sized for about 13-14 minutes on 2 idle cores (ML-1M). Measured since: run study1206c's stage took 6,630 s
         # while the machine was shared with a test suite and a GRO run (embed 320 s, surrogates 5,595 s); alone, on
         # one thread, its embedding takes ~65 s and an autoregressive surrogate ~52 s. Phase 1's ML-1M runs on the
-        # shared machine (/work/ckpt/watermark/*.log: a SASRec epoch 450 s there against the ~35 s the lead measured on 2 idle
-        # cores, a factor of ~13) give, divided by 13: embedding one epoch ~55 s; a 2-epoch SASRec ~53 s, NARM
-        # ~113 s, MeanEmbedding ~76 s, BERT4Rec ~86 s on every user, half that on half of the users; a SEAT zoo
-        # surrogate of 20 epochs on 40,000 queries ~20 s (seat stage). So: 4 generators x 3 distinct view plans
+        # shared machine (/work/ckpt/watermark/*.log: a SASRec epoch 450 s there against the ~35 s the lead
+        # measured on 2 idle cores, a factor of ~13) give, divided by 13: embedding one epoch ~55 s; a 2-epoch
+        # SASRec ~53 s, NARM ~113 s, MeanEmbedding ~76 s, BERT4Rec ~86 s on every user, half that on half of the
+        # users; a SEAT zoo surrogate of 20 epochs on 40,000 queries ~20 s (seat stage). So: 4 generators x 3 distinct view plans
         # (naive = knowing on an undefended box) + 2 knowing-scheme copies + 2 unmarked surrogates = 16 surrogates
         # ~5.5 min; 8 independent models (7 on half of the users) ~4.7 min; ~30 verifications of 10,752 queries
         # ~2 min; embedding, its timing and NDCG ~1.5 min. 12 independent models with the target and the baseline.
@@ -481,7 +481,6 @@ def results(table: pd.DataFrame, settings: Settings, kept, reference_ndcg: float
         "knowing_attacker": knowing_rows,
         "stolen_copies": int(len(stolen)), "stolen_copies_above_min_agreement": int(len(strong)),
         "unmarked_ndcg10": float(reference_ndcg), "marked_ndcg10": float(marked_ndcg),
-        "marked_box_p_value": marked_p,
         # the marked box itself, undefended: when it is not claimed the mark did not take, and no copy can carry it
         "watermark_marked_box_p_value": marked_p,
         "watermark_marked_box_verified": marked_p < settings.alpha,
