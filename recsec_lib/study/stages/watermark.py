@@ -127,15 +127,15 @@ class Settings(SettingsBase):
                   "surrogate_epochs": 2, "output_defenses": ("top:5",), "independent": ("sasrec:1", "meanemb:2:odd"),
                   "independent_epochs": 1, "unmarked_generators": ("random",), "cpu_threads": 1},
         # Sized for about 13-14 minutes on 2 idle cores (ML-1M). Measured since: run study1206c's stage took 6,630 s
-        # while the machine was shared with a test suite and a GRO run (embed 320 s, surrogates 5,595 s); alone, on
-        # one thread, its embedding takes ~65 s and an autoregressive surrogate ~52 s. Phase 1's ML-1M runs on the
-        # shared machine (/work/ckpt/watermark/*.log: a SASRec epoch 450 s there against the ~35 s the lead
-        # measured on 2 idle cores, a factor of ~13) give, divided by 13: embedding one epoch ~55 s; a 2-epoch
-        # SASRec ~53 s, NARM ~113 s, MeanEmbedding ~76 s, BERT4Rec ~86 s on every user, half that on half of the
-        # users; a SEAT zoo surrogate of 20 epochs on 40,000 queries ~20 s (seat stage). So: 4 generators x 3 distinct view plans
-        # (naive = knowing on an undefended box) + 2 knowing-scheme copies + 2 unmarked surrogates = 16 surrogates
-        # ~5.5 min; 8 independent models (7 on half of the users) ~4.7 min; ~30 verifications of 10,752 queries
-        # ~2 min; embedding, its timing and NDCG ~1.5 min. 12 independent models with the target and the baseline.
+        # while the machine was shared with a test suite and a GRO run (embed 320 s, surrogates 5,595 s); alone, on one
+        # thread, its embedding takes ~65 s and an autoregressive surrogate ~52 s. Phase 1's ML-1M runs on the shared
+        # machine (/work/ckpt/watermark/*.log: a SASRec epoch 450 s there against the ~35 s the lead measured on 2 idle
+        # cores, a factor of ~13) give, divided by 13: embedding one epoch ~55 s; a 2-epoch SASRec ~53 s, NARM ~113 s,
+        # MeanEmbedding ~76 s, BERT4Rec ~86 s on every user, half that on half of the users; a SEAT zoo surrogate of 20
+        # epochs on 40,000 queries ~20 s (seat stage). So: 4 generators x 3 distinct view plans (naive = knowing on an
+        # undefended box) + 2 knowing-scheme copies + 2 unmarked surrogates = 16 surrogates ~5.5 min; 8 independent
+        # models (7 on half of the users) ~4.7 min; ~30 verifications of 10,752 queries ~2 min; embedding, its timing
+        # and NDCG ~1.5 min. 12 independent models with the target and the baseline.
         "cpu": {"attack_sequences": 200,
                 "independent": ("sasrec:1", "sasrec:2:even", "sasrec:3:odd", "narm:1:odd", "narm:2:even",
                                 "meanemb:1:even", "meanemb:2:odd", "bert4rec:1:even"),
