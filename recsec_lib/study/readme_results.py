@@ -31,16 +31,21 @@ ABOUT = ("profile", "dataset", "git_commit", "date")
 # published beside it adds none of that family: the main run judges each defense with its own attackers and
 # controls, and an older run's defense figure (e.g. a gro_best_lambda the main run found no λ for) would
 # read as the main run's.
-DEFENSE_FAMILIES = ("gro_", "defense_frontier_", "none_agr", "seat_", "volume_cap_", "rate_cap_", "caps_",
-                    "prada_")
+GRO_FAMILIES = ("gro_", "defense_frontier_", "none_agr")
+SEAT_FAMILIES = ("detect_", "benign_", "seat_", "volume_cap_", "rate_cap_", "caps_", "prada_")
+DEFENSE_FAMILIES = GRO_FAMILIES + SEAT_FAMILIES
 # Keys of a defense family that only a run beside the main one measures (GRO trained from scratch, as the
 # authors train, which the cpu profile's fine-tuned curve does not): shown even where the main run has the family.
 BESIDE_ONLY = ("gro_scratch_",)
 # Families that the run published in results/<folder>/ measures again with settings of its own, shown beside the
 # main run's figures of the same keys (each with its run's commit): the watermark stage with the defaults measured
 # on ML-1M (rare continuations, lr 5e-3), where the main run's embedding, at the earlier defaults, did not take
-# (results/watermark/), and the same at three times the cpu attack budget (results/watermark-3x/).
-REMEASURED = {"watermark": ("watermark_",), "watermark-3x": ("watermark_",)}
+# (results/watermark/), and the same at three times the cpu attack budget (results/watermark-3x/); the SEAT stage
+# with held-out benign sets big enough for the FPR intervals to show the targets (results/seat/); GRO's main points
+# again at a four times larger attack budget, whose verdict uses the budget that does not cap the surrogates
+# (results/gro-budget/).
+REMEASURED = {"watermark": ("watermark_",), "watermark-3x": ("watermark_",), "seat": SEAT_FAMILIES,
+              "gro-budget": GRO_FAMILIES}
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,30 @@ def test_budget_reading_without_a_checkable_budget_uses_the_smallest():
     assert budgets.budget in (500, 2000) and budgets.reason
 
 
+def test_the_second_budget_keeps_the_targets_the_first_budgets_check_compared():
+    """The ML-1M side run measured at 2,000 × 100 only None, the controls, λ = 0.1 and its epoch-32 null: no target
+    10% below the best, so its budget check could not be made. The first budget's pair now goes along."""
+    from recsec_lib.arena.arms import Arm
+    from recsec_lib.defenses.output.base import parse_output_defense
+    from recsec_lib.study.stages import gro as stage
+
+    matrix = hand_matrix()
+    reading = gro_curve.read_curve(matrix, CANDIDATES, tolerance=0.05, replicates=50)
+    none = parse_output_defense("none")
+    arms = [Arm("None", "undefended", none, "", "none"), Arm("GRO λ=0 (control)", "lam0", none, "None", "gro-control"),
+            Arm("GRO keep λ=1", "keep1", none, "GRO λ=0 (control)", "gro", 1.0, "keep"),
+            Arm("Null: sasrec epoch 3", "epoch3", none, "GRO λ=0 (control)", "null")]
+    settings = stage.Settings.for_profile("smoke").with_overrides(attack_sequences=20, bootstrap_replicates=20)
+    references = stage.checked_labels(matrix, settings, seed=0)
+    assert "Null: sasrec epoch 3" in references  # 25% below the best: the check's weaker target
+    # a run whose shown points bring no weak null (here: no rule shown) still measures the check's pair again
+    without = [arm.label for arm in stage.main_point_arms(arms, reading, rules=())]
+    with_refs = [arm.label for arm in stage.main_point_arms(arms, reading, rules=(), references=references)]
+    assert "Null: sasrec epoch 3" not in without and "Null: sasrec epoch 3" in with_refs
+    assert "GRO keep λ=1" not in with_refs  # only the check's targets are added
+    assert stage.checked_labels(MatrixResult(matrix.table.iloc[:3], [], matrix.utility, matrix.runs), settings, 0) == ()
+
+
 # ---- the stage on the smoke profile, with utility-matched nulls -------------------------------------------------
 
 SMOKE = {"lambdas": "0.5,1", "epochs": 1, "attack_sequences": 20, "surrogate_epochs": 2, "second_budget": 0,

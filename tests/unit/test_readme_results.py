@@ -93,6 +93,22 @@ def test_the_watermark_folder_shows_the_family_it_measures_again_beside_the_main
     assert "watermark_verified_share" not in elsewhere
 
 
+def test_the_seat_and_gro_budget_folders_show_the_families_they_measure_again():
+    main = {"detect_best_false_positive_rate": 0.00105, "benign_real_timing_false_positive_rate_caps": 0.0,
+            "gro_best_point_fall_vs_null": -0.03, "none_agr10": 0.34, "sasrec_test_hr10": 0.306}
+    beside = {"git_commit": "old", "detect_best_false_positive_rate": 0.0002,
+              "benign_real_timing_false_positive_rate_caps": 0.001, "gro_best_point_fall_vs_null": 0.01,
+              "none_agr10": 0.4, "sasrec_test_hr10": 0.306}
+    seat = "\n".join(added_figures("seat", beside, main))
+    assert "`detect_best_false_positive_rate` | 0.0002" in seat and "benign_real_timing_false_positive_rate_caps" in seat
+    assert "gro_best_point_fall_vs_null" not in seat and "sasrec_test_hr10" not in seat
+    budget = "\n".join(added_figures("gro-budget", beside, main))
+    assert "`gro_best_point_fall_vs_null` | 0.01" in budget and "`none_agr10` | 0.4" in budget
+    assert "detect_best" not in budget
+    # any other folder adds no figure of a family the main run measured, SEAT's detect_/benign_ keys included
+    assert added_figures("side", beside, main) == []
+
+
 def test_a_target_is_met_only_from_a_clean_commit_in_heads_history(repo):
     """results/attack-5k and results/cpu-four-targets were counted 'met' from a dirty commit 74 commits old."""
     root, commits = repo

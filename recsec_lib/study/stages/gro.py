@@ -143,8 +143,8 @@ class Settings(SettingsBase):
         # = ~1,600 s. (benchmarks/gro_curve_costs.py cells timed one such cell at ~80 quiet s, which would make
         # ~2,600 s of attacks and ~3,300 s in all; -p attack_seeds 1 then halves the attacks, the intervals holding
         # test users only.) No second budget in the main run (the main points again at 2,000 × 100 add ~900 s): the
-        # side run results/gro-curve/ measures it (-p second_budget 2000); the verdict then uses the budget whose
-        # unaimed surrogates are not budget-bound.
+        # side run results/gro-budget/ measures it (recsec defend --set second_budget=2000, its README gives the
+        # command); the verdict then uses the budget whose unaimed surrogates are not budget-bound.
         "cpu": {"lambdas": (0.01, 0.1, 0.3, 1.0), "epochs": 1, "from_scratch": False, "positions_per_sequence": 10,
                 "patience": 0, "generators": ("autoregressive",), "attack_seeds": 2, "attack_sequences": 500,
                 "attack_seq_len": 100, "surrogate_epochs": 20,
@@ -329,13 +329,23 @@ def choose_nulls(settings: Settings, target_checkpoint: Path, checkpoints: dict[
     return candidates, matches, chosen
 
 
-def main_point_arms(arms: list[Arm], reading: gro_curve.CurveReading, rules) -> list[Arm]:
+def main_point_arms(arms: list[Arm], reading: gro_curve.CurveReading, rules, references=()) -> list[Arm]:
     """The arms measured again at the second budget: None, the controls (every training seed), each rule's shown
-    point (``gro_curve.shown_point``: chosen on validation) and the nulls those points were judged against."""
+    point (``gro_curve.shown_point``: chosen on validation), the nulls those points were judged against, and
+    ``references``: the labels the first budget's budget check compared (its best target and the weaker one).
+    Without them a second budget whose shown points all keep most of the utility has no target 10% below the
+    best, and cannot say whether its surrogate is budget-bound (the ML-1M side run results/gro-budget/ found so)."""
     shown = [point.label for rule in rules if (point := gro_curve.shown_point(reading, rule)) is not None]
     nulls = {reading.nulls[label] for label in shown if label in reading.nulls}
-    keep = {"None", CONTROL_LABEL, *shown, *nulls}
+    keep = {"None", CONTROL_LABEL, *shown, *nulls, *references}
     return [arm for arm in arms if arm.label in keep or arm.family == "control-replica"]
+
+
+def checked_labels(matrix: MatrixResult, settings: Settings, seed: int) -> tuple[str, ...]:
+    """The two targets whose surrogates the budget check compares at the first budget (none when it cannot)."""
+    first = gro_curve.budget_reading({settings.attack_sequences: matrix}, replicates=settings.bootstrap_replicates,
+                                     seed=seed)
+    return tuple(label for check in first.checks.values() for label in (check.top, check.weaker))
 
 
 def defend(out: Path, settings: Settings, dataset, dataset_ref: DatasetRef, target_checkpoint: Path, seed: int,
@@ -379,7 +389,8 @@ def defend(out: Path, settings: Settings, dataset, dataset_ref: DatasetRef, targ
                         candidates, matches, reading)
     matrices = {settings.attack_sequences: matrix}
     if settings.second_budget:
-        second_arms = main_point_arms(arms, reading, settings.zero_gradient_rules)
+        second_arms = main_point_arms(arms, reading, settings.zero_gradient_rules,
+                                      checked_labels(matrix, settings, seed))
         second_attack = settings.attack_set(seed, box_filter_seen, second=True)
         _say(f"the main points at the second budget: {len(second_arms)} arms × {second_attack.describe()}")
         second = evaluate(models, second_arms, dataset, dataset_ref, second_attack, device=device,

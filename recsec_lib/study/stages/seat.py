@@ -159,10 +159,11 @@ class Settings(SettingsBase):
                 "surrogate_epochs": 20, "prada_max_queries": 20_000, "cpu_threads": 1,
                 # The search and the real-timing populations: 8 grid settings of 5,000 queries; 30 calibration and
                 # 370 held-out ML-1M accounts per form plus every ML-100K user. 370 per form: with none flagged, an
-                # exact 95% interval shows a form's rate <= 1% from 368 accounts, and the ~9,350 held-out accounts
-                # show the overall <= 0.1% (3,688 needed). Run study1206c held out 60 per form (1,902 in all:
-                # neither could be shown); its population step took 77 s of the stage's 3,037 s, so ~4x as many
-                # accounts should add ~5 minutes (not yet measured).
+                # exact 95% interval shows a form's rate <= 1% from 368 accounts, and the 6,826 held-out accounts
+                # show the overall <= 0.1% (3,688 needed). household45 (4-5 users an account) reaches only 334 from
+                # the test quarter's 1,510 users. Run study1206c held out 60 per form (1,902 in all: neither could
+                # be shown); the side run results/seat/ (370 per form) took 216 s for the population step against
+                # 77 s, and 2,955 s for the whole stage.
                 "search_attackers": ("chain", "autoregressive"), "search_chains": (1, 20), "search_random_mix": (0.5,),
                 "search_budget_queries": 5_000, "public_streams": (1, 10_000), "population_calibration_per_form": 30,
                 "population_held_out_per_form": 370},
