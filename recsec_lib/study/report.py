@@ -96,7 +96,8 @@ TARGETS = (
            "best detector: worst-case accounts needed (attacker chooses) over the caps' worst case"),
     Target("detect_best_false_positive_rate_high", "<=", 0.001,
            "best detector: false-positive rate on held-out benign users, 95% upper end"),
-    Target("detect_best_worst_form_rate", "<=", 0.01, "best detector: false-positive rate of its worst benign form"),
+    Target("detect_best_worst_form_rate_high", "<=", 0.01,
+           "best detector: false-positive rate of its worst benign form, 95% upper end"),
     # Issue 28: the best GRO point (>= 95% of the control's utility kept) against its utility-matched null.
     Target("gro_best_point_fall_vs_null_low", ">", 0.0,
            "best GRO point: surrogate NDCG@10 fall against its utility-matched null, 95% interval's low end",

@@ -321,6 +321,23 @@ def test_detection_verification_and_curve_sections_read_their_keys():
         assert numbers_left(sentence.text, sentence.facts) == [], sentence.text
 
 
+def test_detection_is_met_only_when_every_fpr_interval_shows_its_target():
+    """Run seat1207: the worst form's rate 0.6% is under 1% but its upper end is 2.1%; that does not show the
+    target, as the overall rate's upper end must show 0.1%."""
+    from recsec_lib.study.paper.abstract import family_status
+
+    holds = {**DETECTION, "detect_best_cost_increase_over_volume_cap": 2.5, "detect_best_cost_increase_over_caps": 1.5,
+             "detect_best_false_positive_rate": 0.0, "detect_best_false_positive_rate_high": 0.0008,
+             "detect_best_worst_form": "household45", "detect_best_worst_form_rate": 0.006,
+             "detect_best_worst_form_rate_high": 0.0008}
+    assert family_status(evidence({**HEADLINE, **holds}))["detection"] == "met"
+    wide = {**holds, "detect_best_worst_form_rate_high": 0.021}
+    assert family_status(evidence({**HEADLINE, **wide}))["detection"] == "missed"
+    detection = " ".join(s.text for s in dict((q.key, a) for q, a in build_paper(evidence({**HEADLINE, **wide}))
+                                              .sections)["detection"].sentences)
+    assert "household45, at 0.6% (upper end 2.1%; target ≤ 1%: not shown)" in detection
+
+
 def test_detection_words_follow_the_search_point_and_say_what_was_skipped():
     """The searched attacker's point, its Agr@10, the worst benign form and the parts the run could not do."""
     extra = {"detect_best_worst_point_text": "chain (chains=1, random_mix=0.5), contiguous split, paced over 72 h",
@@ -334,7 +351,7 @@ def test_detection_words_follow_the_search_point_and_say_what_was_skipped():
     detection = " ".join(s.text for s in dict((q.key, a) for q, a in document.sections)["detection"].sentences)
     assert ("That worst case is reached by chain (chains=1, random_mix=0.5), contiguous split, paced over 72 h, where "
             "the attacker's surrogate reaches Agr@10 30.1%.") in detection
-    assert "its worst kind of benign user, binge, at 2.0% (upper end 4.5%; target ≤ 1%)" in detection
+    assert "its worst kind of benign user, binge, at 2.0% (upper end 4.5%; target ≤ 1%: not shown)" in detection
     assert "too small for its exact interval to show" in detection
     assert ("Benign users with real timing are not measured in this run: no data mirror (RECSEC_DATA_MIRROR unset), "
             "so no ML-100K timestamps.") in detection

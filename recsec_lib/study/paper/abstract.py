@@ -96,7 +96,8 @@ def family_status(ev: Evidence) -> dict[str, str]:
     status["prevention"] = (NOT_MEASURED if "prevention_target_met" not in h
                             else "met" if h["prevention_target_met"] else "missed")
     if h.get("detect_best_accounts_needed_worst") is not None:
-        met = detection_holds_on_cost(h) and meets("detect_best_false_positive_rate_high", h)
+        met = (detection_holds_on_cost(h) and meets("detect_best_false_positive_rate_high", h)
+               and meets("detect_best_worst_form_rate_high", h))
         status["detection"] = "met" if met else "missed"
     elif h.get("seat_plus_cap_cost_increase_over_volume_cap") is not None:
         met = (h["seat_plus_cap_cost_increase_over_volume_cap"] >= 4

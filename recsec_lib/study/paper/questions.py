@@ -466,7 +466,8 @@ def detection_against_choosing_attackers(ev: Evidence, w: Writer) -> Answer:
             fpr += (f"; its worst kind of benign user, {w.h('detect_best_worst_form', 'text')}, at "
                     f"{w.h('detect_best_worst_form_rate')}")
             if ev.has("detect_best_worst_form_rate_high"):
-                fpr += f" (upper end {w.h('detect_best_worst_form_rate_high')}; target ≤ 1%)"
+                fpr += (f" (upper end {w.h('detect_best_worst_form_rate_high')}; target ≤ 1%: "
+                        + ("shown" if meets("detect_best_worst_form_rate_high", ev.headline) else "not shown") + ")")
         if ev.has("benign_real_timing_false_positive_rate_caps"):
             fpr += (f"; the caps alone flag {w.h('benign_real_timing_false_positive_rate_caps')} of users replayed "
                     "with their real timing")
