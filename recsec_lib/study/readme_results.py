@@ -43,9 +43,9 @@ BESIDE_ONLY = ("gro_scratch_",)
 # (results/watermark/), and the same at three times the cpu attack budget (results/watermark-3x/); the SEAT stage
 # with held-out benign sets big enough for the FPR intervals to show the targets (results/seat/); GRO's main points
 # again at a four times larger attack budget, whose verdict uses the budget that does not cap the surrogates
-# (results/gro-budget/).
+# (results/gro-budget/, and results/gro-budget-lambda1/ whose second budget holds a target weak enough to check it).
 REMEASURED = {"watermark": ("watermark_",), "watermark-3x": ("watermark_",), "seat": SEAT_FAMILIES,
-              "gro-budget": GRO_FAMILIES}
+              "gro-budget": GRO_FAMILIES, "gro-budget-lambda1": GRO_FAMILIES}
 
 
 @dataclass(frozen=True)
@@ -116,14 +116,15 @@ def provenance(headline: dict, repo: str | Path | None) -> Provenance:
     return Provenance(commit, clean, ancestor, behind, date, checked=repo is not None)
 
 
-def status(target, value, origin: Provenance) -> str:
+def status(target, value, origin: Provenance, headline: dict | None = None) -> str:
     """A target's status in the README: "met" / "MISSED" only for a counted run; without a value, the target's
-    own word for that (as in the report's targets table)."""
+    own word for that (as in the report's targets table). ``headline``: the run's, for a target judged beyond
+    another of its figures (``Target.beyond``)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return target.absent
     if not origin.counted:
         return f"not counted ({origin.why_not})"
-    return "met" if target.met(value) else "MISSED"
+    return "met" if target.met(value, headline) else "MISSED"
 
 
 def _fmt(value) -> str:
@@ -160,7 +161,7 @@ def added_figures(name: str, headline: dict, main: dict, repo: str | Path | None
         target = targets.get(key)
         rows.append({"key": f"`{key}`", "value": _fmt(value),
                      "target": f"{target.comparison} {target.threshold:g}" if target else "",
-                     "status": status(target, value, origin) if target else ""})
+                     "status": status(target, value, origin, headline) if target else ""})
     if not rows:
         return []
     again_words = ("" if not again else
@@ -184,7 +185,7 @@ def results_block(headline: dict, extra_runs: dict[str, dict] | None = None, rep
     about = (f"profile `{headline.get('profile')}`, dataset `{headline.get('dataset')}`, {origin.describe()}, "
              f"run date `{headline.get('date')}`")
     targets = target_table(headline)
-    targets["status"] = [status(target, headline.get(target.key), origin) if row_status != TOTALLED_LATER
+    targets["status"] = [status(target, headline.get(target.key), origin, headline) if row_status != TOTALLED_LATER
                          else row_status for target, row_status in zip(_targets_for(headline), targets["status"])]
     targets["measured"] = targets["measured"].map(lambda v: "" if v is None else _fmt(v))
     extra_lines = [line for name, extra in sorted((extra_runs or {}).items())

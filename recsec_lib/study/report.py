@@ -60,9 +60,14 @@ class Target:
     what: str  # what the target means, for the findings
     profile: str = ""  # applies only to runs of this profile ("" = every run)
     absent: str = "not measured in this run"  # the status when the run has no such figure
+    # another headline figure the value must also pass (same comparison), e.g. the training-noise floor a GRO fall
+    # counts beyond; "" = none, and a run without that figure is judged on the threshold alone
+    beyond: str = ""
 
-    def met(self, value: float) -> bool:
-        return {">=": operator.ge, ">": operator.gt, "<=": operator.le}[self.comparison](value, self.threshold)
+    def met(self, value: float, headline: dict | None = None) -> bool:
+        compare = {">=": operator.ge, ">": operator.gt, "<=": operator.le}[self.comparison]
+        floor = (headline or {}).get(self.beyond) if self.beyond else None
+        return compare(value, self.threshold) and (floor is None or compare(value, floor))
 
 
 # Status of a target on a figure the runner writes only after the report stage (the study's own wall time).
@@ -100,8 +105,10 @@ TARGETS = (
            "best detector: false-positive rate of its worst benign form, 95% upper end"),
     # Issue 28: the best GRO point (>= 95% of the control's utility kept) against its utility-matched null.
     Target("gro_best_point_fall_vs_null_low", ">", 0.0,
-           "best GRO point: surrogate NDCG@10 fall against its utility-matched null, 95% interval's low end",
-           absent="no point to judge: gro_no_point_reason says why (or the GRO stage did not run)"),
+           "best GRO point: surrogate NDCG@10 fall against its utility-matched null, 95% interval's low end "
+           "(above 0 and above the training-noise floor gro_noise_floor)",
+           absent="no point to judge: gro_no_point_reason says why (or the GRO stage did not run)",
+           beyond="gro_noise_floor"),
     Target("watermark_utility_retention", ">=", 0.99, "watermark: NDCG@10 kept (marked / unmarked target)"),
     Target("watermark_utility_retention_low", ">=", 0.98, "watermark: NDCG@10 kept, 95% interval's low end"),
     Target("watermark_verified_share", ">=", 1.0, "watermark: stolen copies with Agr@10 >= 30% verified (p < 0.01)",
@@ -122,7 +129,7 @@ def meets(key: str, headline: dict) -> bool:
     words read the same thresholds as the targets table, so the two cannot disagree."""
     value = headline.get(key)
     target = next(t for t in TARGETS if t.key == key)
-    return value is not None and target.met(value)
+    return value is not None and target.met(value, headline)
 
 
 # The study's stages in the order they run (and the order the report tells them in).
@@ -159,7 +166,7 @@ def target_table(headline: dict) -> pd.DataFrame:
         if target.profile and target.profile != headline.get("profile"):
             continue
         value = headline.get(target.key)
-        status = target.absent if value is None else ("met" if target.met(value) else "MISSED")
+        status = target.absent if value is None else ("met" if target.met(value, headline) else "MISSED")
         rows.append({"figure": target.what, "key": target.key, "target": f"{target.comparison} {target.threshold:g}",
                      "measured": value, "status": status})
     return pd.DataFrame(rows)

@@ -105,6 +105,9 @@ def test_the_seat_and_gro_budget_folders_show_the_families_they_measure_again():
     budget = "\n".join(added_figures("gro-budget", beside, main))
     assert "`gro_best_point_fall_vs_null` | 0.01" in budget and "`none_agr10` | 0.4" in budget
     assert "detect_best" not in budget
+    noisy = {"git_commit": "old", "gro_best_point_fall_vs_null_low": 0.0003, "gro_noise_floor": 0.0075}
+    assert "| `gro_best_point_fall_vs_null_low` | 0.0003 | > 0 | not counted" in "\n".join(
+        added_figures("gro-budget", noisy, main))  # the commit is unknown here: judged only where counted
     # any other folder adds no figure of a family the main run measured, SEAT's detect_/benign_ keys included
     assert added_figures("side", beside, main) == []
 

@@ -160,6 +160,11 @@ def test_the_targets_of_detection_and_of_the_gro_curve_use_strict_bounds_where_t
     assert rows({"detect_best_cost_increase_over_caps": 1.25, "gro_best_point_fall_vs_null_low": 0.01}) == {
         "detect_best_cost_increase_over_caps": ("> 1.2", "met"), "gro_best_point_fall_vs_null_low": ("> 0", "met")}
     assert rows({})["gro_best_point_fall_vs_null_low"][1].startswith("no point to judge")
+    # a fall counts only beyond the training noise (issue 28 item 3): results/gro-budget/'s λ = 0.1 point had a
+    # low end of 0.0003 against a floor of 0.0075, "within training noise", and the table must not say "met"
+    noisy = {"gro_best_point_fall_vs_null_low": 0.0003, "gro_noise_floor": 0.0075}
+    assert rows(noisy)["gro_best_point_fall_vs_null_low"] == ("> 0", "MISSED")
+    assert rows({**noisy, "gro_best_point_fall_vs_null_low": 0.02})["gro_best_point_fall_vs_null_low"][1] == "met"
 
 
 def test_the_report_says_how_the_gro_targets_were_trained():
