@@ -112,6 +112,19 @@ def test_the_seat_and_gro_budget_folders_show_the_families_they_measure_again():
     assert added_figures("side", beside, main) == []
 
 
+def test_a_gro_fall_within_the_training_noise_is_missed_in_the_readme(repo):
+    """results/gro-budget/: low end 0.0003 above 0 but under the 0.0075 noise floor, which the curve calls noise."""
+    root, commits = repo
+    main = {"profile": "cpu", "git_commit": commits["third"]}
+    noisy = {"profile": "cpu", "git_commit": commits["first"], "gro_best_point_fall_vs_null_low": 0.0003,
+             "gro_noise_floor": 0.0075}
+    assert "| `gro_best_point_fall_vs_null_low` | 0.0003 | > 0 | MISSED |" in "\n".join(
+        added_figures("gro-budget", noisy, main, root))
+    beyond = {**noisy, "gro_best_point_fall_vs_null_low": 0.02}
+    assert "| `gro_best_point_fall_vs_null_low` | 0.02 | > 0 | met |" in "\n".join(
+        added_figures("gro-budget", beyond, main, root))
+
+
 def test_a_target_is_met_only_from_a_clean_commit_in_heads_history(repo):
     """results/attack-5k and results/cpu-four-targets were counted 'met' from a dirty commit 74 commits old."""
     root, commits = repo
