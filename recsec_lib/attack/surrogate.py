@@ -39,6 +39,10 @@ from recsec_lib.recommend.training import raise_if_not_finite
 
 log = logging.getLogger(__name__)
 
+# A batch whose answered prefixes are at most this share of its positions scores only those (``_batch_loss``):
+# a one-query row answers 1 of its 200; gathering wins on such batches and loses on nearly full ones.
+SPARSE_ANSWERED_FRACTION = 0.25
+
 
 @dataclass(frozen=True)
 class SurrogateSettings(SettingsBase):
@@ -164,6 +168,13 @@ def _batch_loss(model: SequentialRecommender, seqs: torch.Tensor, lists: torch.T
         flat = lists.reshape(batch * length, m).clamp(min=1)  # unanswered rows hold 0: any valid id will do
         negatives = sample_negatives(flat, num_items, generator)  # [B*L, m]
         items = torch.cat([flat.reshape(batch, length, m), negatives.reshape(batch, length, m)], dim=2)  # [B, L, 2m]
+        if answered is not None and 0 < int(answered.sum()) <= SPARSE_ANSWERED_FRACTION * answered.numel():
+            # Few answered prefixes (one per walk for a one-query attacker): score only those. The encoder pass,
+            # the negatives and the loss's rows are the same as below, so is the result (up to float rounding).
+            rows, columns = answered.nonzero(as_tuple=True)  # [N], [N]
+            scores = model.item_scores_at(seqs, rows, columns, items[rows, columns])  # [N, 2m]
+            return ranking_margin_loss(scores[:, :m], scores[:, m:], settings.margin_order, settings.margin_negative,
+                                       order_weight=settings.order_weight)
         scores = model.all_position_item_scores(seqs, items).reshape(batch * length, 2 * m)  # [B*L, 2m]
         valid = None if answered is None else answered.reshape(-1)
         return ranking_margin_loss(scores[:, :m], scores[:, m:], settings.margin_order, settings.margin_negative,

@@ -57,6 +57,18 @@ class SequentialRecommender(nn.Module, abc.ABC):
         """
         return self.all_position_scores(seqs).gather(2, items)
 
+    def item_scores_at(self, seqs: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor,
+                       items: torch.Tensor) -> torch.Tensor:
+        """[B, L] histories, [N] row and [N] column indices, [N, m] item ids -> [N, m] the scores of those items
+        after seqs[rows[n], :columns[n] + 1].
+
+        ``all_position_item_scores`` restricted to the prefixes that count: an attacker that sent one query per
+        walk has one answered prefix in 200, and scoring the other 199 against the whole catalogue was most of
+        its surrogate's training cost. This default gathers from ``scores_at``; SASRec overrides it with the
+        same product as ``all_position_item_scores`` on the chosen states only.
+        """
+        return self.scores_at(seqs, rows, columns).gather(1, items)  # [N, n+1] -> [N, m]
+
     def scores_at(self, seqs: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
         """[B, L] histories, [N] row and [N] column indices -> [N, num_items + 1] scores of the
         next item after seqs[rows[n], :columns[n] + 1].

@@ -132,6 +132,13 @@ class SASRec(SequentialRecommender):
         raw = self.encode(seqs) @ self.item_embedding.weight.T  # [B, L, n+1]
         return raw.gather(2, items)  # [B, L, m]
 
+    def item_scores_at(self, seqs: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor,
+                       items: torch.Tensor) -> torch.Tensor:
+        """[N, m] scores of ``items`` [N, m] after the requested prefixes: ``all_position_item_scores``' product
+        on the N chosen states only (the encoder pass, and so its dropout, is the same)."""
+        raw = self.encode(seqs)[rows, columns] @ self.item_embedding.weight.T  # [N, D] -> [N, n+1]
+        return raw.gather(1, items)  # [N, m]
+
     def scores_at(self, seqs: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
         """Scores after the requested prefixes only: the [N, D] states, not the [B, L, n+1] tensor (GRO's cost)."""
         return self._scores(self.encode(seqs)[rows, columns])  # [N, n+1]

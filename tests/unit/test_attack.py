@@ -140,6 +140,34 @@ def test_margin_loss_on_a_three_item_list():
     assert loss.item() == pytest.approx(3.0)
 
 
+@pytest.mark.parametrize("arch", ["sasrec", "narm"])
+def test_sparse_answered_batches_give_the_dense_loss_and_gradients(arch, monkeypatch):
+    """One answered prefix per row (the one-query attacker): scoring only those gives the dense path's loss and
+    gradients, from the same encoder pass, negatives and rows."""
+    import recsec_lib.attack.surrogate as surrogate_module
+
+    seqs = torch.tensor([[0, 0, 3, 4, 5, 6], [0, 1, 2, 3, 4, 7], [0, 0, 0, 9, 8, 2]])  # [3, 6] left-padded walks
+    lists = torch.randint(1, 13, (3, 6, 4), generator=torch.Generator().manual_seed(1))  # [B, L, m]
+    answered = torch.zeros(3, 6, dtype=torch.bool)
+    answered[:, -1] = True  # the walk's last prefix only
+    answered[1, 3] = True  # and one more: 4 of 18 positions, under the sparse share
+
+    def loss_and_grads(fraction):
+        monkeypatch.setattr(surrogate_module, "SPARSE_ANSWERED_FRACTION", fraction)
+        torch.manual_seed(0)
+        model = build_model(arch, num_items=12, max_len=6).train()  # dropout on: the masks must match too
+        loss = surrogate_module._batch_loss(model, seqs, lists, 12, surrogate_module.SurrogateSettings(),
+                                            torch.Generator().manual_seed(2), True, answered)
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    dense_loss, dense_grads = loss_and_grads(0.0)  # the dense path: every position scored, unanswered masked
+    sparse_loss, sparse_grads = loss_and_grads(0.25)
+    assert torch.allclose(sparse_loss, dense_loss, atol=1e-5)
+    assert len(sparse_grads) == len(dense_grads)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(sparse_grads, dense_grads))
+
+
 def test_negatives_lie_outside_the_lists():
     lists = torch.tensor([[1, 2, 3], [4, 5, 6]])
     negatives = sample_negatives(lists, 7, torch.Generator().manual_seed(0))
