@@ -505,7 +505,8 @@ def test_settings_profiles_and_overrides():
     assert len(cpu.lambdas) >= 4 and cpu.zero_gradient_rules == ("keep", "lowest_index")
     assert cpu.kept_epoch == "last" and cpu.control_seeds == 2 and cpu.nulls
     assert stage.Settings.for_profile("full").second_budget >= 4 * stage.Settings.for_profile("full").attack_sequences
-    assert cpu.with_overrides(second_budget=2000).second_surrogate_epochs() == 5  # equal steps: 20 × 500 / 2000
+    assert cpu.with_overrides(second_budget=2000).second_surrogate_epochs() == 20  # equal epochs: the first budget's
+    assert cpu.with_overrides(second_budget=2000, second_budget_surrogate_epochs=5).second_surrogate_epochs() == 5
     with pytest.raises(ValueError, match="'second_budget' \\(100\\) must be larger than 'attack_sequences'"):
         cpu.with_overrides(second_budget=100)
     with pytest.raises(ValueError, match="'null_tolerance'"):

@@ -108,7 +108,10 @@ class Settings(SettingsBase):
     null_tolerance: float = 0.05  # largest relative gap of validation NDCG@10 between a point and its null
     # A second attack budget (sequences of attack_seq_len) for the main points (None, the controls, each rule's
     # shown point and their nulls): 0 = none. Its surrogates train for second_budget_surrogate_epochs epochs,
-    # 0 = equal steps (surrogate_epochs × attack_sequences / second_budget, at least 1).
+    # 0 = the first budget's surrogate_epochs (equal epochs: how long to train is the attacker's choice, and one
+    # with four times the answers trains at least as long). Equal optimiser steps (5 epochs at 2,000 × 100 in the
+    # cpu profile) under-trained the copy: on ML-1M the λ = 0 control's extraction ratio was .697 with 20 epochs
+    # (results/gro-budget-epochs/) against about .62 with 5 (results/gro-budget/).
     second_budget: int = 0
     second_budget_surrogate_epochs: int = 0
     generators: tuple[str, ...] = ("autoregressive", "random")  # registered query generators every arm faces
@@ -142,8 +145,9 @@ class Settings(SettingsBase):
         # cell with 4 output defenses the dearest), so ~50 s per model and seed here: 16 models × 2 seeds
         # = ~1,600 s. (benchmarks/gro_curve_costs.py cells timed one such cell at ~80 quiet s, which would make
         # ~2,600 s of attacks and ~3,300 s in all; -p attack_seeds 1 then halves the attacks, the intervals holding
-        # test users only.) No second budget in the main run (the main points again at 2,000 × 100 add ~900 s): the
-        # side run results/gro-budget/ measures it (recsec defend --set second_budget=2000, its README gives the
+        # test users only.) No second budget in the main run (the main points again at 2,000 × 100 with surrogates
+        # of 20 epochs took 1,540 s for 6 arms × 2 seeds seen through the naive view alone, about four times that
+        # through the 4 views: results/gro-budget-epochs/): the side runs results/gro-budget*/ measure it (recsec defend --set second_budget=2000, its README gives the
         # command); the verdict then uses the budget whose unaimed surrogates are not budget-bound.
         "cpu": {"lambdas": (0.01, 0.1, 0.3, 1.0), "epochs": 1, "from_scratch": False, "positions_per_sequence": 10,
                 "patience": 0, "generators": ("autoregressive",), "attack_seeds": 2, "attack_sequences": 500,
@@ -160,7 +164,7 @@ class Settings(SettingsBase):
                 raise ValueError(f"parameter {name!r} must be positive, got {getattr(self, name)}")
         if self.second_budget < 0 or self.second_budget_surrogate_epochs < 0:
             raise ValueError(f"parameters 'second_budget' and 'second_budget_surrogate_epochs' must be >= 0 (0: none, "
-                             f"equal steps), got {self.second_budget}, {self.second_budget_surrogate_epochs}")
+                             f"the first budget's epochs), got {self.second_budget}, {self.second_budget_surrogate_epochs}")
         if 0 < self.second_budget <= self.attack_sequences:
             raise ValueError(f"parameter 'second_budget' ({self.second_budget}) must be larger than "
                              f"'attack_sequences' ({self.attack_sequences}), or 0 for none")
@@ -205,10 +209,8 @@ class Settings(SettingsBase):
                          arch=self.target_model, surrogate=surrogate, box_filter_seen=box_filter_seen)
 
     def second_surrogate_epochs(self) -> int:
-        """Surrogate epochs at the second budget: the setting, or the first budget's gradient steps (equal steps)."""
-        if self.second_budget_surrogate_epochs:
-            return self.second_budget_surrogate_epochs
-        return max(1, round(self.surrogate_epochs * self.attack_sequences / max(self.second_budget, 1)))
+        """Surrogate epochs at the second budget: the setting, or the first budget's epochs (equal epochs)."""
+        return self.second_budget_surrogate_epochs or self.surrogate_epochs
 
     def model_defenses(self, seed: int) -> list[ModelDefense]:
         """The λ = 0 control and its other training seeds first, then one GRO target per rule and λ > 0
