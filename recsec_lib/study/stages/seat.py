@@ -163,7 +163,8 @@ class Settings(SettingsBase):
                 # show the overall <= 0.1% (3,688 needed). household45 (4-5 users an account) reaches only 334 from
                 # the test quarter's 1,510 users. Run study1206c held out 60 per form (1,902 in all: neither could
                 # be shown); the side run results/seat/ (370 per form) took 216 s for the population step against
-                # 77 s, and 2,955 s for the whole stage.
+                # 77 s, and 2,955 s for the whole stage on a machine shared with GRO runs; alone, after the one-query
+                # surrogate learned to score only its answered prefixes, the stage took 1,515 s (e48e325).
                 "search_attackers": ("chain", "autoregressive"), "search_chains": (1, 20), "search_random_mix": (0.5,),
                 "search_budget_queries": 5_000, "public_streams": (1, 10_000), "population_calibration_per_form": 30,
                 "population_held_out_per_form": 370},
