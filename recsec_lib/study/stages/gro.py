@@ -147,8 +147,9 @@ class Settings(SettingsBase):
         # ~2,600 s of attacks and ~3,300 s in all; -p attack_seeds 1 then halves the attacks, the intervals holding
         # test users only.) No second budget in the main run (the main points again at 2,000 × 100 with surrogates
         # of 20 epochs took 1,540 s for 6 arms × 2 seeds seen through the naive view alone, about four times that
-        # through the 4 views: results/gro-budget-epochs/): the side runs results/gro-budget*/ measure it (recsec defend --set second_budget=2000, its README gives the
-        # command); the verdict then uses the budget whose unaimed surrogates are not budget-bound.
+        # through the 4 views: results/gro-budget-epochs/): the side runs results/gro-budget*/ measure it
+        # (recsec defend --set second_budget=2000, their READMEs give the commands); the verdict then uses the
+        # budget whose unaimed surrogates are not budget-bound.
         "cpu": {"lambdas": (0.01, 0.1, 0.3, 1.0), "epochs": 1, "from_scratch": False, "positions_per_sequence": 10,
                 "patience": 0, "generators": ("autoregressive",), "attack_seeds": 2, "attack_sequences": 500,
                 "attack_seq_len": 100, "surrogate_epochs": 20,
@@ -164,7 +165,8 @@ class Settings(SettingsBase):
                 raise ValueError(f"parameter {name!r} must be positive, got {getattr(self, name)}")
         if self.second_budget < 0 or self.second_budget_surrogate_epochs < 0:
             raise ValueError(f"parameters 'second_budget' and 'second_budget_surrogate_epochs' must be >= 0 (0: none, "
-                             f"the first budget's epochs), got {self.second_budget}, {self.second_budget_surrogate_epochs}")
+                             f"the first budget's epochs), got {self.second_budget}, "
+                             f"{self.second_budget_surrogate_epochs}")
         if 0 < self.second_budget <= self.attack_sequences:
             raise ValueError(f"parameter 'second_budget' ({self.second_budget}) must be larger than "
                              f"'attack_sequences' ({self.attack_sequences}), or 0 for none")
