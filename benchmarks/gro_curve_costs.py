@@ -392,11 +392,11 @@ def curve_cost(gro_epoch: float, query: float, surrogate_epoch: float, score: fl
                control_seeds: int, gro_epochs: int, surrogate_epochs: int, seeds: int, nulls: int,
                other_arms: int, large_factor: int, large_arms: int, large_seeds: int) -> dict:
     """Quiet 2-core seconds of GRO's curve. Unit costs are per 500 x 100 attack; a budget ``large_factor`` times as
-    large queries that many times more and trains with equal steps (1/large_factor of the epochs, each
-    large_factor times longer), as ``budget --equal-steps`` measured it."""
+    large queries that many times more and trains as many epochs as the cpu budget's, each large_factor times
+    longer (the GRO stage's default since results/gro-budget-epochs/ found equal steps under-trained the copy)."""
     targets = lambdas * rules + control_seeds
     surrogate = query + surrogate_epochs * surrogate_epoch + score  # one attack seed at the cpu budget
-    large = large_factor * query + surrogate_epochs * surrogate_epoch + score
+    large = large_factor * (query + surrogate_epochs * surrogate_epoch) + score
     attacked = targets + nulls + 1 + other_arms  # + None
     parts = {"GRO fine-tuning": targets * gro_epochs * gro_epoch,
              "attacks at the cpu budget": attacked * seeds * surrogate,

@@ -110,8 +110,8 @@ class Settings(SettingsBase):
     # shown point and their nulls): 0 = none. Its surrogates train for second_budget_surrogate_epochs epochs,
     # 0 = the first budget's surrogate_epochs (equal epochs: how long to train is the attacker's choice, and one
     # with four times the answers trains at least as long). Equal optimiser steps (5 epochs at 2,000 × 100 in the
-    # cpu profile) under-trained the copy: on ML-1M the λ = 0 control's extraction ratio was .697 with 20 epochs
-    # (results/gro-budget-epochs/) against about .62 with 5 (results/gro-budget/).
+    # cpu profile) under-trained the copy: on ML-1M the λ = 0 control's naive extraction ratio was .697 with 20
+    # epochs (results/gro-budget-epochs/) against .527 with 5 (results/gro-budget/).
     second_budget: int = 0
     second_budget_surrogate_epochs: int = 0
     generators: tuple[str, ...] = ("autoregressive", "random")  # registered query generators every arm faces
