@@ -30,6 +30,7 @@ stays clean after ``./run_all.sh``.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import datetime as dt
 import json
 import os
@@ -45,6 +46,7 @@ from recsec_lib.common.executor import executor_config
 from recsec_lib.study import runs
 from recsec_lib.study.notebook_params import check_overrides, read_parameters
 from recsec_lib.study.readme_results import update_readme
+from recsec_lib.study.stages import stage_inputs
 from recsec_lib.study.stages.context import DATASETS, DEVICES, PROFILES, check_device
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -383,6 +385,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads per cell, the same in every back-end (default 1); workers × threads must "
                              "fit this machine's cores")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="stages run at once: 1 = one after another (default); N = a stage starts as soon as "
+                             "the stages it reads have finished (attack, GRO and watermark read only train), up "
+                             "to N at a time; each stage keeps its own --workers and --threads, so its figures "
+                             "are the same, and only its wall time changes")
     parser.add_argument("--data-dir", default=None, help="downloads and processed cache (default: data)")
     parser.add_argument("--mirror", default=None,
                         help="local folder with MovieLens copies (default: $RECSEC_DATA_MIRROR); with --resume, "
@@ -546,6 +553,11 @@ def _main(args: argparse.Namespace) -> int:
     overrides = check_overrides([stage.source for stage in stages], args.parameter, reserved=RUNNER_SETTINGS)
     if args.device is not None:
         check_device(args.device)  # before any folder, lock or stage: one line, exit 2
+    if args.jobs < 1:
+        raise ValueError(f"--jobs must be at least 1 (stages run at once), got {args.jobs}")
+    if args.jobs > 1:
+        # Stages at once share the cores: torch's idle OpenMP threads should sleep, not spin (a user's value wins).
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if any(getattr(args, name) is not None for name in ("workers", "cluster", "threads")):
         executor_config(args.workers or None, args.cluster, args.threads)  # workers × threads vs cores, the address
     profile = args.profile or "cpu"
@@ -612,6 +624,48 @@ def _resume(args: argparse.Namespace, all_stages: list[Stage], named: list[Stage
     return run_dir, plan, common, overrides
 
 
+def run_concurrently(todo: list[tuple[Stage, dict]], one, jobs: int, order: list[str]) -> None:
+    """Run ``one(stage, parameters)`` for every entry of ``todo``, up to ``jobs`` at once.
+
+    A stage starts once every stage it reads (``stages.STAGE_INPUTS``) that is
+    also in ``todo`` has finished; ready stages start in the study's order. A
+    stage not in ``todo`` counts as done (finished earlier, or not asked for:
+    the stage then reads what the run folder holds, as with ``--stage``). After
+    a failure no new stage starts; those running are let finish, then the first
+    failure is raised.
+    """
+    names = [stage.name for stage, _ in todo]
+    waiting = list(todo)
+    failures: list[BaseException] = []
+    running: dict[concurrent.futures.Future, Stage] = {}
+    finished: set[str] = set()
+
+    def ready(stage: Stage) -> bool:
+        earlier = [name for name in order[:order.index(stage.name)]] if stage.name in order else []
+        return all(name in finished for name in stage_inputs(stage.name, earlier) if name in names)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        while waiting or running:
+            while not failures and len(running) < jobs:
+                startable = [entry for entry in waiting if ready(entry[0])]
+                if not startable:
+                    break
+                stage, parameters = startable[0]
+                waiting.remove(startable[0])
+                running[pool.submit(one, stage, parameters)] = stage
+            if not running:
+                break  # after a failure: the stages still waiting are not started
+            done, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in done:
+                stage = running.pop(future)
+                if future.exception() is not None:
+                    failures.append(future.exception())
+                else:
+                    finished.add(stage.name)
+    if failures:
+        raise failures[0]
+
+
 def _run_stages(args: argparse.Namespace, all_stages: list[Stage], stages: list[Stage], plan: list[Stage],
                 run_dir: Path, run_id: str, common: dict, overrides: dict) -> int:
     """Run ``stages`` into ``run_dir``; rename it "finished" only when every stage of ``plan`` has finished."""
@@ -619,6 +673,7 @@ def _run_stages(args: argparse.Namespace, all_stages: list[Stage], stages: list[
     runs.stamp_headline(run_dir, common["profile"], common["dataset"])
     kernel = kernel_name()
     print(f"run_all.sh: run {run_id} ({common['profile']} profile, {common['dataset']}) in {run_dir}", flush=True)
+    todo = []
     for stage in stages:
         if args.resume and not args.force and stage_done(run_dir, stage):
             print(f"  {stage.label}: already finished, skipped", flush=True)
@@ -628,7 +683,9 @@ def _run_stages(args: argparse.Namespace, all_stages: list[Stage], stages: list[
         if missing:
             raise ValueError(f"{stage.source}: the parameters cell lacks {', '.join(missing)}")
         # The runner's settings last: nothing else may change where a stage writes or what it computes on.
-        parameters = {**{k: v for k, v in overrides.items() if k in declared}, **common}
+        todo.append((stage, {**{k: v for k, v in overrides.items() if k in declared}, **common}))
+
+    def one(stage: Stage, parameters: dict) -> None:
         print(f"  {stage.label}: running ...", flush=True)
         seconds = run_stage(stage, run_dir, parameters, kernel)
         if not stage_done(run_dir, stage):
@@ -638,6 +695,17 @@ def _run_stages(args: argparse.Namespace, all_stages: list[Stage], stages: list[
                               f"see its notebook {run_dir / 'notebooks' / (stage.label + '.ipynb')}")
         runs.merge_headline(run_dir / "headline.json", {f"stage_seconds_{stage.name}": round(seconds, 1)})
         print(f"  {stage.label}: done in {seconds:.0f} s", flush=True)
+
+    started = time.perf_counter()
+    try:
+        if args.jobs == 1:
+            for stage, parameters in todo:
+                one(stage, parameters)
+        else:
+            run_concurrently(todo, one, args.jobs, [stage.name for stage in all_stages])
+    finally:
+        if todo:  # the stages' wall time, over every invocation of the run (stages at once overlap)
+            runs.add_to_headline(run_dir / "headline.json", runs.RUNNER_WALL_KEY, time.perf_counter() - started)
 
     unfinished = unfinished_stages(run_dir, plan)
     if unfinished:

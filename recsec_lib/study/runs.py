@@ -106,26 +106,56 @@ def stage_timer() -> Iterator[dict[str, float]]:
         record["peak_memory_mb"] = round(peak_memory_mb(), 1)
 
 
+RUNNER_WALL_KEY = "runner_wall_seconds"  # headline: the runner's wall time while running stages, every invocation
+STAGE_HEADLINE = "headline.json"  # in a stage's folder: the headline keys that stage wrote (the stage cache keeps them)
+
+
 def write_stage_metrics(run_dir: str | os.PathLike, stage: str, metrics: dict[str, Any],
                         headline: dict[str, Any] | None = None) -> Path:
-    """Save ``<run_dir>/<stage>/metrics.json`` and merge ``headline`` into headline.json."""
+    """Save ``<run_dir>/<stage>/metrics.json`` and merge ``headline`` into headline.json.
+
+    The stage's own keys also go to ``<run_dir>/<stage>/headline.json``: stages
+    may run at once (``run_all.sh --jobs``), so what one stage wrote cannot be
+    told from a before/after look at the run's headline.
+    """
     run_dir = Path(run_dir)
     path = run_dir / stage / "metrics.json"
     write_json_atomic(path, metrics)
     if headline:
+        merge_headline(run_dir / stage / STAGE_HEADLINE, headline)
         merge_headline(run_dir / "headline.json", headline)
     return path
 
 
-def merge_headline(path: str | os.PathLike, values: dict[str, Any]) -> None:
-    """Add or replace keys of a flat headline JSON object."""
+@contextmanager
+def file_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``.<name>.lock`` beside ``path`` for a read-modify-write of ``path``.
+
+    Stages running at once (separate processes) and the runner's threads merge
+    into the same headline.json; without the lock two merges can interleave and
+    one loses the other's keys.
+    """
     path = Path(path)
-    current = read_json(path) if path.exists() else {}
+    lock = path.with_name(f".{path.name}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def merge_headline(path: str | os.PathLike, values: dict[str, Any]) -> None:
+    """Add or replace keys of a flat headline JSON object (under ``file_lock``: safe for concurrent stages)."""
+    path = Path(path)
     for key, value in values.items():
         if isinstance(value, (dict, list)):
             raise ValueError(f"headline value {key!r} must be a scalar, got {type(value).__name__}")
-        current[key] = value
-    write_json_atomic(path, current)
+    with file_lock(path):
+        current = read_json(path) if path.exists() else {}
+        current.update(values)
+        write_json_atomic(path, current)
 
 
 
@@ -228,11 +258,29 @@ def create_run_folder(outputs: str | os.PathLike, run_id: str, params: dict[str,
     return run_dir
 
 
+def add_to_headline(path: str | os.PathLike, key: str, amount: float) -> None:
+    """Add ``amount`` to the number ``key`` of a headline (0 if absent), in one locked read-modify-write."""
+    path = Path(path)
+    with file_lock(path):
+        current = read_json(path) if path.exists() else {}
+        current[key] = round(current.get(key, 0.0) + amount, 1)
+        write_json_atomic(path, current)
+
+
 def finish_run_folder(run_dir: Path) -> Path:
-    """Total the stage times into headline.json and rename ``<id>.partial`` to ``<id>``."""
+    """Total the study's wall time into headline.json and rename ``<id>.partial`` to ``<id>``.
+
+    ``study_wall_seconds`` is the runner's wall time while it ran stages
+    (``RUNNER_WALL_KEY``, summed over the invocations of a resumed run): with
+    ``--jobs`` above 1 stages overlap, and the sum of ``stage_seconds_*`` would
+    count the overlap twice. A run folder without it (stages run by ``recsec
+    study``) totals its stage times.
+    """
     headline_path = run_dir / "headline.json"
     headline = read_json(headline_path) if headline_path.exists() else {}
-    total = sum(v for k, v in headline.items() if k.startswith("stage_seconds_"))
+    total = headline.get(RUNNER_WALL_KEY)
+    if total is None:
+        total = sum(v for k, v in headline.items() if k.startswith("stage_seconds_"))
     merge_headline(headline_path, {"study_wall_seconds": round(total, 1)})
     final = run_dir.with_name(run_dir.name.removesuffix(".partial"))
     run_dir.rename(final)

@@ -1,10 +1,11 @@
 """Reusing a stage's results across runs when nothing it depends on changed.
 
 A stage's result is keyed by a hash of: the stage name, its settings, the run's
-dataset, seed and device, the keys of the stages before it in the run (so a
-retrained target invalidates every attack on it), and the source code of
-``recsec_lib`` (so a code change never serves stale figures). The stage's
-folder and the headline keys it wrote are stored under
+dataset, seed and device, the keys of the stages it reads in the run
+(``stages.STAGE_INPUTS``: a retrained target invalidates every attack on it),
+and the source code of ``recsec_lib`` (so a code change never serves stale
+figures). The stage's folder and the headline keys it wrote (its own
+``headline.json``, ``runs.write_stage_metrics``) are stored under
 ``<outputs>/.cache/<stage>-<key>/`` (written under a temporary name and
 renamed), and copied back into a later run with the same key. ``force``
 recomputes and replaces the entry.
@@ -19,6 +20,7 @@ import shutil
 from pathlib import Path
 
 from recsec_lib.study import runs
+from recsec_lib.study.stages import STAGE_INPUTS, stage_inputs
 from recsec_lib.study.stages.context import StudyContext
 
 LIBRARY = Path(__file__).resolve().parent.parent
@@ -38,8 +40,10 @@ def code_fingerprint() -> str:
 def stage_key(ctx: StudyContext, stage: str, settings) -> str:
     """The cache key of ``stage`` with ``settings`` in this run."""
     keys_path = ctx.run_dir / KEYS_FILE
-    earlier = runs.read_json(keys_path) if keys_path.exists() else {}
-    earlier.pop(stage, None)
+    recorded = runs.read_json(keys_path) if keys_path.exists() else {}
+    order = [name for name in STAGE_INPUTS if name in recorded] + sorted(set(recorded) - set(STAGE_INPUTS))
+    before = order[:order.index(stage)] if stage in order else [name for name in order if name != stage]
+    earlier = {name: recorded[name] for name in stage_inputs(stage, before)}
     payload = {
         "stage": stage,
         "settings": dataclasses.asdict(settings),
@@ -76,20 +80,13 @@ def run_cached(stage_module, ctx: StudyContext, settings, cache_root: Path | Non
         status = "hit"
         metrics = runs.read_json(target / "metrics.json")
     else:
-        before = _headline(ctx.run_dir)
         metrics = stage_module.run(ctx, settings)
-        after = _headline(ctx.run_dir)
-        written = {k: v for k, v in after.items() if before.get(k, object()) != v}
-        _store(entry, target, written)
+        own = target / runs.STAGE_HEADLINE
+        _store(entry, target, runs.read_json(own) if own.exists() else {})
         status = "forced" if ctx.force else "miss"
     _record_key(ctx.run_dir, stage, key)
     print(f"stage cache: {stage} {status} ({entry.name})")
     return {**metrics, "cache": status}
-
-
-def _headline(run_dir: Path) -> dict:
-    path = run_dir / "headline.json"
-    return runs.read_json(path) if path.exists() else {}
 
 
 def _store(entry: Path, stage_dir: Path, headline: dict) -> None:
@@ -104,9 +101,10 @@ def _store(entry: Path, stage_dir: Path, headline: dict) -> None:
 
 def _record_key(run_dir: Path, stage: str, key: str) -> None:
     path = run_dir / KEYS_FILE
-    keys = runs.read_json(path) if path.exists() else {}
-    keys[stage] = key
-    runs.write_json_atomic(path, keys)
+    with runs.file_lock(path):  # stages running at once record their keys into the same file
+        keys = runs.read_json(path) if path.exists() else {}
+        keys[stage] = key
+        runs.write_json_atomic(path, keys)
 
 
 __all__ = ["run_cached", "stage_key", "code_fingerprint"]

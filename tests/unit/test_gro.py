@@ -501,8 +501,12 @@ def test_settings_profiles_and_overrides():
 
     assert stage.Settings.for_profile("full").lambdas == (0.001, 0.01, 0.03, 0.1, 0.3, 1.0, 10.0)
     cpu = stage.Settings.for_profile("cpu")
-    # the curve: at least 4 λ × both rules, the last epoch kept, the control with 2 training seeds
-    assert len(cpu.lambdas) >= 4 and cpu.zero_gradient_rules == ("keep", "lowest_index")
+    # the main points: both rules at λ = 0.1 and 1; the curve, a run of its own: at least 4 λ × both rules;
+    # the last epoch kept, the control with 2 training seeds
+    assert cpu.lambdas == (0.1, 1.0) and cpu.zero_gradient_rules == ("keep", "lowest_index")
+    curve = cpu.with_overrides(lambdas=",".join(map(str, stage.CPU_CURVE["lambdas"])),
+                               zero_gradient_rules=",".join(stage.CPU_CURVE["zero_gradient_rules"]))
+    assert len(curve.lambdas) >= 4 and curve.zero_gradient_rules == ("keep", "lowest_index")
     assert cpu.kept_epoch == "last" and cpu.control_seeds == 2 and cpu.nulls
     assert stage.Settings.for_profile("full").second_budget >= 4 * stage.Settings.for_profile("full").attack_sequences
     assert cpu.with_overrides(second_budget=2000).second_surrogate_epochs() == 20  # equal epochs: the first budget's

@@ -323,3 +323,42 @@ def test_a_run_may_be_resumed_after_its_own_publication(tmp_path, monkeypatch):
     check_resumed_commit("r1", started, published)  # the run's own publication since: resumable
     with pytest.raises(ValueError, match="a run's stages come from one version of the code"):
         check_resumed_commit("r1", started, changed)
+
+
+def test_every_notebook_stage_says_what_it_reads_and_reads_only_earlier_stages():
+    """stages.STAGE_INPUTS decides what --jobs may run at once: a stage missing from it would run alone, and
+    an input named after the stage would never be ready."""
+    from recsec_lib.study.stages import ALL_EARLIER, STAGE_INPUTS, stage_inputs
+
+    names = [stage.name for stage in discover_stages()]
+    assert list(STAGE_INPUTS) == names
+    for index, name in enumerate(names):
+        declared = STAGE_INPUTS[name]
+        assert declared == ALL_EARLIER or set(declared) <= set(names[:index]), name
+    assert stage_inputs("seat", names[:5]) == ("data", "train", "attack")  # with what attack reads in turn
+    assert stage_inputs("gro", names[:4]) == ("data", "train")
+    assert stage_inputs("report", names[:7]) == tuple(names[:7])
+
+
+def _merge_many(path: str, worker: int) -> None:
+    from recsec_lib.study import runs
+
+    for i in range(40):
+        runs.merge_headline(path, {f"w{worker}_{i}": i})
+
+
+def test_headline_merges_from_processes_at_once_lose_no_key(tmp_path):
+    """Stages at once (run_all.sh --jobs) merge into one headline.json; the lock keeps every key."""
+    import multiprocessing
+
+    from recsec_lib.study import runs
+
+    path = tmp_path / "headline.json"
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_merge_many, args=(str(path), w)) for w in range(4)]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join(timeout=120)
+    assert all(process.exitcode == 0 for process in workers)
+    assert len(runs.read_json(path)) == 4 * 40

@@ -13,6 +13,8 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +41,9 @@ epochs: int = 1  # training epochs
 """
 
 
+REAL_DISCOVER = runner.discover_stages
+
+
 @dataclass
 class FakeStudy:
     outputs: Path
@@ -52,12 +57,15 @@ class FakeStudy:
 
 @pytest.fixture
 def fake_study(tmp_path, monkeypatch) -> FakeStudy:
+    return make_fake_study(tmp_path, monkeypatch, ("00_data", "01_train", "02_report"))
+
+
+def make_fake_study(tmp_path, monkeypatch, labels) -> FakeStudy:
     notebooks = tmp_path / "notebooks"
-    notebooks.mkdir()
-    for label in ("00_data", "01_train", "02_report"):
+    notebooks.mkdir(parents=True)
+    for label in labels:
         (notebooks / f"{label}.py").write_text(f"# %%\nimport os\n\n{PARAMETERS_CELL}\n# %%\nprint(1)\n")
     study = FakeStudy(outputs=tmp_path / "outputs")
-    real_discover = runner.discover_stages
 
     def fake_run_stage(stage, run_dir, parameters, kernel):
         study.calls.append((stage.name, parameters))
@@ -73,7 +81,7 @@ def fake_study(tmp_path, monkeypatch) -> FakeStudy:
             export.write_text("<html></html>")
         return 0.1
 
-    monkeypatch.setattr(runner, "discover_stages", lambda: real_discover(notebooks))
+    monkeypatch.setattr(runner, "discover_stages", lambda: REAL_DISCOVER(notebooks))
     monkeypatch.setattr(runner, "kernel_name", lambda: "python3")
     monkeypatch.setattr(runner, "run_stage", fake_run_stage)
     return study
@@ -295,8 +303,7 @@ def test_a_real_notebook_without_data_ends_in_one_line(tmp_path, monkeypatch, ca
     (notebooks / "00_data.py").write_text(
         f"{header}# %%\nimport os\n\n{PARAMETERS_CELL}\n# %%\n"
         f"class DataUnavailableError(FileNotFoundError):\n    pass\n\n\nraise DataUnavailableError({OFFLINE!r})\n")
-    real_discover = runner.discover_stages
-    monkeypatch.setattr(runner, "discover_stages", lambda: real_discover(notebooks))
+    monkeypatch.setattr(runner, "discover_stages", lambda: REAL_DISCOVER(notebooks))
     code = runner.main(["--outputs", str(tmp_path / "outputs"), "--publish", "no", "--profile", "smoke",
                         "--run-id", "r1"])
     err = capsys.readouterr().err.strip().splitlines()
@@ -416,3 +423,68 @@ def test_the_tools_expected_warnings_are_not_echoed(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err == "[NbConvertApp] WARNING | something new\n" * 2
     assert "running over TCP" in log.read_text()  # the log keeps everything
+
+
+# --------------------------------------------------------------------------- stages at once (--jobs)
+
+STUDY_LABELS = ("00_data", "01_analyze", "02_train", "03_attack", "04_gro", "05_seat", "06_watermark", "07_report")
+
+
+@pytest.fixture
+def whole_fake_study(tmp_path, monkeypatch) -> FakeStudy:
+    return make_fake_study(tmp_path, monkeypatch, STUDY_LABELS)
+
+
+def test_jobs_run_stages_that_do_not_read_each_other_at_once(whole_fake_study):
+    """attack, GRO and watermark read only train: with --jobs 2 GRO starts while attack runs; SEAT reads
+    attack's query logs and waits for it; the report waits for everything."""
+    study = whole_fake_study
+    gro_started = threading.Event()
+    attack_saw_gro = []
+    study.during["gro"] = gro_started.set
+    study.during["attack"] = lambda: attack_saw_gro.append(gro_started.wait(timeout=10))
+    assert study.main("--profile", "smoke", "--run-id", "r1", "--jobs", "2") == 0
+    assert attack_saw_gro == [True]
+    order = [name for name, _ in study.calls]
+    assert order[:2] in (["data", "analyze"], ["data", "train"]) and order[-1] == "report"
+    assert order.index("seat") > order.index("attack") and order.index("train") < order.index("attack")
+    headline = runs.read_json(study.outputs / "r1" / "headline.json")
+    assert all(f"stage_seconds_{label[3:]}" in headline for label in STUDY_LABELS)
+    # the study's wall time is the runner's, not the sum of overlapping stage times (0.1 s each here)
+    assert headline["study_wall_seconds"] == headline[runs.RUNNER_WALL_KEY]
+
+
+def test_serial_and_concurrent_runs_give_each_stage_the_same_parameters(tmp_path, monkeypatch):
+    serial = make_fake_study(tmp_path / "a", monkeypatch, STUDY_LABELS)
+    assert serial.main("--profile", "smoke", "--run-id", "r1", "-p", "epochs", "3") == 0
+    concurrent = make_fake_study(tmp_path / "b", monkeypatch, STUDY_LABELS)
+    assert concurrent.main("--profile", "smoke", "--run-id", "r1", "-p", "epochs", "3", "--jobs", "3") == 0
+
+    def by_stage(study):
+        return {name: {k: v for k, v in parameters.items() if k != "run_dir"} for name, parameters in study.calls}
+
+    assert by_stage(serial) == by_stage(concurrent)
+
+
+def test_after_a_failure_with_jobs_the_running_stages_finish_and_no_new_one_starts(whole_fake_study, capsys):
+    study = whole_fake_study
+    study.fail.add("attack")
+    gro_started = threading.Event()
+    study.during["gro"] = lambda: (gro_started.set(), time.sleep(0.2))
+    study.during["attack"] = lambda: gro_started.wait(timeout=10)
+    assert study.main("--profile", "smoke", "--run-id", "r1", "--jobs", "2") == 1
+    ran = [name for name, _ in study.calls]
+    assert "seat" not in ran and "report" not in ran  # they read attack's results
+    assert "gro" in ran and runner.stage_done(study.outputs / "r1.partial", runner.Stage("04", "gro", Path("x")))
+    assert "stage 03_attack failed" in capsys.readouterr().err
+    study.fail.clear()
+    study.calls.clear()
+    assert study.main("--resume", "r1", "--jobs", "2") == 0
+    assert "gro" not in [name for name, _ in study.calls] and "seat" in [name for name, _ in study.calls]
+    assert (study.outputs / "r1").is_dir()
+
+
+def test_jobs_below_one_is_refused_naming_the_option(fake_study, capsys):
+    assert fake_study.main("--profile", "smoke", "--run-id", "r1", "--jobs", "0") == 2
+    assert "--jobs must be at least 1" in capsys.readouterr().err
+    assert not fake_study.calls

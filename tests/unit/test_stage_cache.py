@@ -16,16 +16,19 @@ class Settings:
     epochs: int = 1
 
 
-def make_stage(calls: list):
-    """A fake stage module named 'toy' that counts its runs and writes a file and a headline key."""
-    module = types.ModuleType("recsec_lib.study.stages.toy")
+def make_stage(calls: list, name: str = "toy", meanwhile=None):
+    """A fake stage module ``name`` that counts its runs and writes a file and a headline key; ``meanwhile()``
+    runs in the middle (another stage writing the run's headline at the same time)."""
+    module = types.ModuleType(f"recsec_lib.study.stages.{name}")
 
     def run(ctx, settings):
         calls.append(settings.epochs)
-        out = ctx.stage_dir("toy")
+        out = ctx.stage_dir(name)
         (out / "result.txt").write_text(str(settings.epochs * 10))
+        if meanwhile:
+            meanwhile(ctx)
         metrics = {"value": settings.epochs * 10}
-        runs.write_stage_metrics(ctx.run_dir, "toy", metrics, {"toy_value": settings.epochs * 10})
+        runs.write_stage_metrics(ctx.run_dir, name, metrics, {f"{name}_value": settings.epochs * 10})
         return metrics
 
     module.run = run
@@ -73,3 +76,28 @@ def test_a_changed_earlier_stage_invalidates_later_ones(tmp_path):
     assert calls == [1, 1]
 
 
+
+
+def test_a_stage_is_keyed_by_the_stages_it_reads_only(tmp_path):
+    """GRO reads train, not attack (stages.STAGE_INPUTS): a new attack result leaves GRO's cache valid, a new
+    target does not."""
+    calls: list = []
+    stage = make_stage(calls, "gro")
+    for name, keys in (("a", {"train": "t1", "attack": "a1"}), ("b", {"train": "t1", "attack": "a2"}),
+                       ("c", {"train": "t2", "attack": "a2"})):
+        ctx = context(tmp_path, name)
+        ctx.run_dir.mkdir(parents=True)
+        runs.write_json_atomic(ctx.run_dir / "stage_keys.json", keys)
+        run_cached(stage, ctx, Settings(1))
+    assert calls == [1, 1]  # b was a hit, c a miss
+
+
+def test_the_cache_keeps_only_the_stages_own_headline_keys(tmp_path):
+    """With stages at once (run_all.sh --jobs), another stage's keys can land in headline.json while this one
+    runs; a later hit must not bring them back (they may be stale by then)."""
+    calls: list = []
+    other = lambda ctx: runs.merge_headline(ctx.run_dir / "headline.json", {"attack_value": 1})  # noqa: E731
+    run_cached(make_stage(calls, "gro", meanwhile=other), context(tmp_path, "a"), Settings(1))
+    second = context(tmp_path, "b")
+    assert run_cached(make_stage(calls, "gro"), second, Settings(1))["cache"] == "hit"
+    assert json.loads((second.run_dir / "headline.json").read_text()) == {"gro_value": 10}

@@ -85,6 +85,11 @@ from recsec_lib.study.stages.context import StudyContext
 STAGE = "gro"
 
 
+# The cpu curve, a run of its own beside the main run (too dear for the 2-hour study): ./run_all.sh --stage gro
+# -p lambdas 0.01,0.1,0.3,1 -p zero_gradient_rules keep,lowest_index on a run whose train stage has finished.
+CPU_CURVE = {"lambdas": (0.01, 0.1, 0.3, 1.0), "zero_gradient_rules": ("keep", "lowest_index")}
+
+
 @dataclass(frozen=True)
 class Settings(SettingsBase):
     target_model: str = "sasrec"  # reads <run>/train/<target_model>.pt; student and surrogate share its architecture
@@ -136,21 +141,22 @@ class Settings(SettingsBase):
                   "patience": 2, "output_defenses": ("random", "top:5", "tail-shuffle:5"),
                   "combinations": ("tail-shuffle:5",), "bootstrap_replicates": 200, "cost_batches": 2,
                   "null_tolerance": 0.5, "second_budget": 160},
-        # ML-1M on 2 cores, sized to ~2,400 s: the trained SASRec fine-tuned for one epoch per point (the last epoch
-        # kept), student and swap on the last 10 positions; 4 λ × 2 rules and the λ = 0 control with 2 training
-        # seeds: 10 fine-tuning epochs, ~57 s each (published cpu run) = ~570 s. Every model arm (those 10 and one
-        # null per distinct matched snapshot, ~5) is attacked with 2 seeds of 500 × 100 autoregressive queries (a
-        # tenth of the paper's 5,000 × 200), 4 views, surrogates of 20 epochs: the published run's 4 attacked
-        # models × 3 seeds × 30-epoch surrogates took ~900 s (~75 s per model and seed, the undefended model's
-        # cell with 4 output defenses the dearest), so ~50 s per model and seed here: 16 models × 2 seeds
-        # = ~1,600 s. (benchmarks/gro_curve_costs.py cells timed one such cell at ~80 quiet s, which would make
-        # ~2,600 s of attacks and ~3,300 s in all; -p attack_seeds 1 then halves the attacks, the intervals holding
-        # test users only.) No second budget in the main run (the main points again at 2,000 × 100 with surrogates
-        # of 20 epochs took 1,540 s for 6 arms × 2 seeds seen through the naive view alone, about four times that
-        # through the 4 views: results/gro-budget-epochs/): the side runs results/gro-budget*/ measure it
-        # (recsec defend --set second_budget=2000, their READMEs give the commands); the verdict then uses the
-        # budget whose unaimed surrogates are not budget-bound.
-        "cpu": {"lambdas": (0.01, 0.1, 0.3, 1.0), "epochs": 1, "from_scratch": False, "positions_per_sequence": 10,
+        # ML-1M on 2 cores: the main points only, so that the whole cpu study fits its 2 hours (README: the
+        # measured costs). Both zero-gradient rules at λ = 0.1 (the published curve's best point keeping >= 95% of
+        # NDCG@10) and λ = 1 (the authors' λ), the λ = 0 control with 2 training seeds, each point's
+        # utility-matched null: the trained SASRec fine-tuned for one epoch per point (the last epoch kept),
+        # student and swap on the last 10 positions (6 fine-tuning epochs, about 75 s each). Every model arm
+        # (None, the 2 controls, 4 points, their nulls: about 9) is attacked with 2 seeds of 500 × 100
+        # autoregressive queries (a tenth of the paper's 5,000 × 200), 4 views, surrogates of 20 epochs: about
+        # 220 s of one core per model and seed (the undefended model's cell with its 4 output defenses the
+        # dearest), about 2,000 s in all on 2 workers. The curve (CPU_CURVE: 4 λ × both rules, 16 attacked
+        # models, about 4,400 s) is a run of its own beside the main one (README: the command). No second budget
+        # in the main run (the main points again at 2,000 × 100 with surrogates of 20 epochs took 1,540 s for
+        # 6 arms × 2 seeds seen through the naive view alone, about four times that through the 4 views:
+        # results/gro-budget-epochs/): the side runs results/gro-budget*/ measure it (recsec defend --set
+        # second_budget=2000, their READMEs give the commands); the verdict then uses the budget whose unaimed
+        # surrogates are not budget-bound.
+        "cpu": {"lambdas": (0.1, 1.0), "epochs": 1, "from_scratch": False, "positions_per_sequence": 10,
                 "patience": 0, "generators": ("autoregressive",), "attack_seeds": 2, "attack_sequences": 500,
                 "attack_seq_len": 100, "surrogate_epochs": 20,
                 "output_defenses": ("random", "reverse", "top:10", "tail-resample:10"), "combinations": (),
