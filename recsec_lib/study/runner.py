@@ -641,7 +641,7 @@ def run_concurrently(todo: list[tuple[Stage, dict]], one, jobs: int, order: list
     finished: set[str] = set()
 
     def ready(stage: Stage) -> bool:
-        earlier = [name for name in order[:order.index(stage.name)]] if stage.name in order else []
+        earlier = order[:order.index(stage.name)] if stage.name in order else []
         return all(name in finished for name in stage_inputs(stage.name, earlier) if name in names)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:

@@ -38,3 +38,13 @@ def test_readme_papermill_recipe_sets_only_declared_parameters():
     names = re.findall(r"-p (\w+) ", recipe)
     declared = read_parameters(REPO / "notebooks" / "02_train.py")
     assert names and set(names) <= set(declared), set(names) - set(declared)
+
+
+def test_readme_runs_the_gro_curve_with_the_profiles_curve_values():
+    """The curve is a run of its own (stages.gro.CPU_CURVE); the README's command must ask for those values."""
+    from recsec_lib.study.stages.gro import CPU_CURVE
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    lambdas = ",".join(f"{lam:g}" for lam in CPU_CURVE["lambdas"])
+    rules = ",".join(CPU_CURVE["zero_gradient_rules"])
+    assert f"-p lambdas {lambdas} -p zero_gradient_rules {rules}" in text
