@@ -15,6 +15,7 @@ import importlib
 import sys
 from pathlib import Path
 
+from recsec_lib.common.allocator import keep_freed_memory
 from recsec_lib.study.stages.context import check_device
 
 # Modules under recsec_lib.cli, in the order their commands appear in --help.
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 0
+    keep_freed_memory()  # this process and its workers reuse freed tensor memory (common.allocator: why)
     try:
         if getattr(args, "device", None) is not None:  # every command with --device: before any work
             check_device(args.device)

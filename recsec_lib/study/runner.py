@@ -42,6 +42,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from recsec_lib.common.allocator import keep_freed_memory
 from recsec_lib.common.executor import executor_config
 from recsec_lib.study import runs
 from recsec_lib.study.notebook_params import check_overrides, read_parameters
@@ -555,6 +556,7 @@ def _main(args: argparse.Namespace) -> int:
         check_device(args.device)  # before any folder, lock or stage: one line, exit 2
     if args.jobs < 1:
         raise ValueError(f"--jobs must be at least 1 (stages run at once), got {args.jobs}")
+    keep_freed_memory()  # every stage's kernel and worker reuses freed tensor memory (common.allocator: why)
     if args.jobs > 1:
         # Stages at once share the cores: torch's idle OpenMP threads should sleep, not spin (a user's value wins).
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
