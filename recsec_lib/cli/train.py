@@ -61,7 +61,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     import torch
 
-    from recsec_lib.common.allocator import large_blocks_kept
     from recsec_lib.recommend.checkpoints import save_checkpoint
     from recsec_lib.recommend.evaluation import evaluate_model
     from recsec_lib.models.registry import EMBEDDING_FIELDS, build_model
@@ -89,8 +88,7 @@ def handle(args: argparse.Namespace) -> int:
     seed_everything(args.seed)
     overrides = {EMBEDDING_FIELDS[args.model]: args.embedding_dim} if args.embedding_dim else {}
     model = build_model(args.model, dataset.num_items, dataset.max_len, **overrides)
-    with large_blocks_kept():  # full-softmax batches of 380 MB reuse the heap (common.allocator: why)
-        result = train_model(model, dataset, config, device, checkpoint_path=output, progress=True)
+    result = train_model(model, dataset, config, device, checkpoint_path=output, progress=True)
     if not result.complete:
         print(f"stopped by the time cap after epoch {result.epochs_run}; rerun the same command to resume")
     test = evaluate_model(result.model, dataset, "test", device=device, seed=args.seed)

@@ -311,11 +311,16 @@ def protective_summary(verdicts: Sequence[PointVerdict], min_retention: float = 
     if good:
         return "protective λ: " + "; ".join(f"{v.label} (validation retention {v.retention_valid:.1%}, fall vs null "
                                             f"{_interval_words(v.fall_vs_null)})" for v in good)
-    below = [v for v in gro if v.protects and v.retention_valid < min_retention]
-    reasons = ([f"no GRO point keeps validation retention >= {min_retention:.0%} of the λ = 0 control"] if not kept
-               else [f"{v.label} keeps {v.retention_valid:.1%} but: {v.status}" for v in kept])
-    reasons += [f"{v.label} protects but keeps only {v.retention_valid:.1%} (< {min_retention:.0%})" for v in below]
-    return "no protective λ: " + "; ".join(reasons)
+    if not kept:
+        reasons = [f"no GRO point keeps validation retention >= {min_retention:.0%} of the λ = 0 control"]
+        reasons += [f"{v.label} protects but keeps only {v.retention_valid:.1%} (< {min_retention:.0%})"
+                    for v in gro if v.protects]
+        return "no protective λ: " + "; ".join(reasons)
+    # Every point, in the curve's order, with the condition it failed (a point may fail both).
+    return "no protective λ: " + "; ".join(
+        f"{v.label} keeps {v.retention_valid:.1%} but: {v.status}" if v.retention_valid >= min_retention
+        else f"{v.label} protects but keeps only {v.retention_valid:.1%} (< {min_retention:.0%})" if v.protects
+        else f"{v.label} keeps only {v.retention_valid:.1%} (< {min_retention:.0%}) and: {v.status}" for v in gro)
 
 
 def curve_headline(best: BestPoint, control: ArmFigures, replicates: int = 1000, seed: int = 0) -> dict:

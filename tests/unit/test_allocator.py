@@ -9,8 +9,7 @@ import sys
 import pytest
 
 from recsec_lib.common import allocator
-from recsec_lib.common.allocator import (MMAP_THRESHOLD_BYTES, SETTINGS, TRIM_THRESHOLD_BYTES, keep_freed_memory,
-                                        large_blocks_kept)
+from recsec_lib.common.allocator import MMAP_THRESHOLD_BYTES, SETTINGS, TRIM_THRESHOLD_BYTES, keep_freed_memory
 
 VARIABLES = [variable for variable, _, _ in SETTINGS]
 
@@ -25,10 +24,6 @@ class FakeLibc:
     def mallopt(self, parameter: int, value: int) -> int:
         self.calls.append((parameter, value))
         return self.code
-
-    def malloc_trim(self, pad: int) -> int:
-        self.calls.append(("trim", pad))
-        return 1
 
 
 @pytest.fixture
@@ -93,35 +88,3 @@ def test_the_cli_and_the_runner_set_it_before_any_work(monkeypatch, tmp_path):
     assert runner.main(["--workers", "4096"]) == 2  # refused after it
     assert calls == ["cli", "runner"]
 
-
-def test_large_blocks_come_from_the_heap_while_a_target_trains_and_go_back_after(fake_glibc):
-    with pytest.raises(RuntimeError, match="diverged"), large_blocks_kept() as taken:
-        assert taken is True
-        # M_MMAP_MAX (-4) 0: no block mapped on its own; M_TRIM_THRESHOLD (-1): keep 2 GiB of freed heap
-        assert fake_glibc.calls == [(-4, 0), (-1, 2 * 1024 ** 3)]
-        raise RuntimeError("diverged")  # an error inside still gives glibc its mapping back
-    # glibc's defaults again (65,536 mappings, trimming above 128 KiB), and the kept heap returned
-    assert fake_glibc.calls[2:] == [(-4, 65536), (-1, 128 * 1024), ("trim", 0)]
-
-
-def test_leaving_large_blocks_returns_to_keep_freed_memorys_trim_threshold(fake_glibc):
-    keep_freed_memory()
-    with large_blocks_kept():
-        pass
-    assert fake_glibc.calls[-2:] == [(-1, TRIM_THRESHOLD_BYTES), ("trim", 0)]
-
-
-def test_large_blocks_elsewhere_than_glibc_change_nothing(monkeypatch):
-    monkeypatch.setattr(allocator, "is_glibc", lambda: False)
-    monkeypatch.setattr(allocator.ctypes, "CDLL", lambda name: pytest.fail("no C library call off glibc"))
-    with large_blocks_kept() as taken:
-        assert taken is False
-
-
-@pytest.mark.skipif(not allocator.is_glibc(), reason="glibc only")
-def test_the_real_glibc_takes_large_blocks_and_gives_them_back():
-    import torch
-
-    with large_blocks_kept() as taken:
-        assert taken is True
-        assert float(torch.ones(64, 1024, 1024).sum()) == 64 * 1024 * 1024  # a 256 MiB block from the heap

@@ -228,6 +228,11 @@ def test_no_best_point_says_why():
     kept_not_protecting = _judged(gro("K", 0.155, 0.10), 0.10)
     assert protective_summary([kept_not_protecting]) == ("no protective λ: K keeps 96.9% but: no protection beyond "
                                                          "the null")
+    # results/gro-curve: keep λ = 0.3 kept 93.2% and did not protect; the line named the points either side only
+    both_failed = _judged(gro("B", 0.150, 0.10), 0.10)
+    assert protective_summary([kept_not_protecting, both_failed, low]) == (
+        "no protective λ: K keeps 96.9% but: no protection beyond the null; B keeps only 93.8% (< 95%) and: no "
+        "protection beyond the null; GRO keep λ=1 protects but keeps only 70.0% (< 95%)")
     control_point = _judged(gro("λ0", 0.16, 0.1, lam=0.0), 0.1)  # the control is never a best point
     assert best_point([control_point]).reason == "no GRO point (λ > 0) was measured"
     missing = judge_point(ArmFigures("M", flat(0.155), flat(0.16), flat(0.05, 3), None, rule="keep", lam=0.1),

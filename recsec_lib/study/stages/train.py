@@ -35,7 +35,6 @@ import pandas as pd
 import torch
 
 from recsec_lib.common import plots
-from recsec_lib.common.allocator import large_blocks_kept
 from recsec_lib.common.settings import SettingsBase
 
 from recsec_lib.study import runs
@@ -142,8 +141,7 @@ def run(ctx: StudyContext, settings: Settings) -> dict:
     device = ctx.torch_device()
     if device.type == "cpu" and settings.threads > 0:
         torch.set_num_threads(settings.threads)
-    # large_blocks_kept: full-softmax batches of 380 MB reuse the heap (common.allocator: why)
-    with runs.stage_timer() as timer, large_blocks_kept():
+    with runs.stage_timer() as timer:
         dataset = ctx.load_dataset()
         per_model: dict[str, dict] = {}
         histories: dict[str, pd.DataFrame] = {}
