@@ -13,8 +13,8 @@ and the last epoch's loss (equal: only where memory comes from changes). The
 lists are random ids: the cost does not depend on which items they hold.
 ``--target`` times the train stage's SASRec target instead (batches of 128
 windows of 200 with a full softmax: 380 MB tensors, above any mmap threshold
-glibc allows, so the settings do not reach them: ratio 1.00 on 2 threads). Keeping those blocks in the
-heap as well (``M_MMAP_MAX`` 0, 2 GiB of freed heap kept) was tried and
+glibc allows, so the settings do not reach them: ratio 1.00 on 2 threads).
+Keeping those blocks in the heap as well (``M_MMAP_MAX`` 0, 2 GiB of freed heap kept) was tried and
 measured: 0.83 against 0.85 s per batch on the train stage's 2 threads (ratio
 0.98), so this project does not do it.
 Not a test.
@@ -33,10 +33,19 @@ import time
 ML1M_ITEMS, WALKS, WALK_LENGTH, TOP_K = 3706, 500, 100, 100
 
 
-def target_child(setting: str, batches: int, threads: int, seed: int) -> None:
-    """Train the SASRec target for a few full batches (128 windows of 200, full softmax); print a JSON line."""
+def print_cost(setting: str, steps: int, train) -> None:
+    """Run ``train()`` (``steps`` epochs or batches; it returns the last loss) and print a JSON line of its cost."""
     import resource
 
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    tick = time.perf_counter()
+    loss = train()
+    print(json.dumps({"setting": setting, "seconds_per_epoch": (time.perf_counter() - tick) / steps,
+                      "minor_faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults, "loss": loss}))
+
+
+def target_child(setting: str, batches: int, threads: int, seed: int) -> None:
+    """Train the SASRec target for a few full batches (128 windows of 200, full softmax); print a JSON line."""
     import torch
 
     from recsec_lib.common.allocator import keep_freed_memory
@@ -49,22 +58,20 @@ def target_child(setting: str, batches: int, threads: int, seed: int) -> None:
     model = build_model("sasrec", num_items=ML1M_ITEMS, max_len=200)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     windows = torch.randint(1, ML1M_ITEMS + 1, (128, 201), generator=torch.Generator().manual_seed(seed))  # [B, L+1]
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    tick = time.perf_counter()
-    for _ in range(batches):
-        loss = model.training_loss(windows)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    print(json.dumps({"setting": setting, "seconds_per_epoch": (time.perf_counter() - tick) / batches,
-                      "minor_faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults,
-                      "loss": float(loss.detach())}))
+
+    def train() -> float:
+        for _ in range(batches):
+            loss = model.training_loss(windows)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        return float(loss.detach())
+
+    print_cost(setting, batches, train)
 
 
 def child(setting: str, epochs: int, threads: int, seed: int) -> None:
     """Train one surrogate; print a JSON line of its cost."""
-    import resource
-
     import numpy as np
     import torch
 
@@ -84,12 +91,8 @@ def child(setting: str, epochs: int, threads: int, seed: int) -> None:
     data = AttackData(sequences, answers, "autoregressive", ML1M_ITEMS)
     torch.manual_seed(seed)
     model = build_model("sasrec", num_items=ML1M_ITEMS, max_len=200)
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    tick = time.perf_counter()
-    result = fit_surrogate(data, model, SurrogateSettings(epochs=epochs, patience=0, seed=seed), progress=False)
-    print(json.dumps({"setting": setting, "seconds_per_epoch": (time.perf_counter() - tick) / epochs,
-                      "minor_faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults,
-                      "loss": result.history[-1]["loss"]}))
+    settings = SurrogateSettings(epochs=epochs, patience=0, seed=seed)
+    print_cost(setting, epochs, lambda: fit_surrogate(data, model, settings, progress=False).history[-1]["loss"])
 
 
 def main() -> None:

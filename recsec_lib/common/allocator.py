@@ -5,9 +5,11 @@ Why: a surrogate's training step builds a few tensors of about 24 MB (ML-1M:
 gather). With glibc's default settings, freeing such a block gives its pages
 back to the OS (the heap top is trimmed past 128 KB, blocks above the mmap
 threshold are unmapped), so the next batch takes a page fault for every 4 KB
-of it again: about a fifth of a surrogate's epoch (``benchmarks/bench_allocator.py``:
-3.27 s per epoch against 2.59 s, one thread on an idle 2-core machine). Raising the mmap threshold to glibc's largest (32 MiB) and
-trimming only above 256 MiB keeps those pages mapped and reused. The numbers
+of it again: about a fifth of a surrogate's epoch
+(``benchmarks/bench_allocator.py``: 3.27 s per epoch against 2.59 s, one
+thread on an idle 2-core machine). Raising the mmap threshold to glibc's
+largest (32 MiB) and trimming only above 256 MiB keeps those pages mapped and
+reused. The numbers
 are bit-identical: only where the memory comes from changes.
 
 ``keep_freed_memory`` sets it for this process (``mallopt``) and, through
@@ -44,7 +46,6 @@ def keep_freed_memory() -> bool:
         os.environ[variable] = str(value)
         taken &= libc.mallopt(parameter, value) == 1  # mallopt returns 1 on success
     return taken
-
 
 
 __all__ = ("SETTINGS", "MMAP_THRESHOLD_BYTES", "TRIM_THRESHOLD_BYTES", "is_glibc", "keep_freed_memory")

@@ -87,4 +87,3 @@ def test_the_cli_and_the_runner_set_it_before_any_work(monkeypatch, tmp_path):
     assert runner.main(["--jobs", "0"]) == 2  # a refused option: before it
     assert runner.main(["--workers", "4096"]) == 2  # refused after it
     assert calls == ["cli", "runner"]
-
