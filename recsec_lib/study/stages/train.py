@@ -84,9 +84,9 @@ class Settings(SettingsBase):
         # The baseline gets 5 epochs (the seed trained it for 30): without weight decay it keeps creeping up
         # for 100+ epochs of ~40 s each on 2 cores (ML-1M, 256-dim full softmax), which the 2-hour cpu study
         # cannot pay beside SASRec and the defenses' stages. Its epochs run alone on the study's critical path
-        # (train, then GRO): at 10 epochs the study took 7,318 s, 118 s over the aim. Validation HR@10 was .085
-        # after epoch 5 and .110 after 10 (test .1086; .1247 at 20), above the seed's 4.8% either way: it stays
-        # the baseline it is meant to be, and no other arm uses its weights (the watermark stage checks it as an
+        # (train, then GRO): at 10 epochs the study took 7,318 s, 118 s over the aim; at 5, 6,836 s. Test HR@10
+        # is .0887 at 5 epochs (.1086 at 10, .1247 at 20), above the seed's 4.8% either way: it stays the
+        # baseline it is meant to be, and no other arm uses its weights (the watermark stage checks it as an
         # independent model).
         # SASRec at most 40 epochs on cpu: on ML-1M its validation NDCG@10 was .1735 at epoch 40 against .1768 at
         # its best (epoch ~48, stopped ~58 by patience), and the 2-hour cpu study saves ~630 s for the defenses.
