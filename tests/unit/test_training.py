@@ -256,11 +256,11 @@ def test_cli_train_then_evaluate(tmp_path, monkeypatch, capsys):
 
 
 def test_train_stage_gives_the_baseline_its_own_epochs():
-    """The cpu profile trains the seed's baseline for 10 epochs (the seed: 30), the targets for up to 40."""
+    """The cpu profile trains the seed's baseline for 5 epochs (the seed: 30), the targets for up to 40."""
     from recsec_lib.study.stages.train import Settings
 
     cpu = Settings.for_profile("cpu")
-    assert cpu.train_config(0, "meanemb").epochs == 10
+    assert cpu.train_config(0, "meanemb").epochs == 5
     assert cpu.train_config(0, "sasrec").epochs == 40
     assert Settings(epochs=7).train_config(0, "meanemb").epochs == 7  # 0 = the same as every model
 
