@@ -35,7 +35,8 @@ def register(subparsers) -> None:
                     "tables of the study are written. Settings are the GRO stage's (--profile), flags on top.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--target-model", type=Path, required=True, help="checkpoint of the undefended target")
+    parser.add_argument("--target-model", type=Path, required=True,
+                        help="checkpoint of the undefended target (the student and the surrogates take its architecture)")
     parser.add_argument("--profile", choices=("smoke", "cpu", "full"), default="cpu",
                         help="the GRO stage's profile whose settings are the starting point")
     parser.add_argument("--method", choices=[m for m in METHODS if m != "none"], default=None,
@@ -103,6 +104,24 @@ def settings_from(args: argparse.Namespace):
     return gro.Settings.for_profile(args.profile).with_overrides(**overrides).with_overrides(**flags)
 
 
+def with_checkpoint_architecture(settings, target_model: Path, overrides: list[str]):
+    """The settings with ``target_model`` set to the checkpoint's architecture.
+
+    The GRO stage's student, surrogates and nulls share the target's architecture, which the study reads from
+    ``train/<target_model>.pt``. Here the target is a file, so its architecture comes from the file: a BERT4Rec
+    target (the authors' model) is then attacked by BERT4Rec surrogates, not by the profile's default SASRec.
+    A ``--set target_model=...`` that disagrees with the file is an error, not a silent choice.
+    """
+    from recsec_lib.recommend.checkpoints import read_checkpoint_payload
+
+    architecture = read_checkpoint_payload(target_model)["model_name"]
+    asked = [item.partition("=")[2].strip() for item in overrides if item.partition("=")[0].strip() == "target_model"]
+    if asked and asked[-1] != architecture:
+        raise UserError(f"--set target_model={asked[-1]} disagrees with --target-model {target_model}, a "
+                        f"{architecture} checkpoint (the student and the surrogates take the target's architecture)")
+    return settings.with_overrides(target_model=architecture)
+
+
 def handle(args: argparse.Namespace) -> int:
     from recsec_lib.arena.cells import DatasetRef
     from recsec_lib.data.prepare import prepare_dataset
@@ -122,6 +141,7 @@ def handle(args: argparse.Namespace) -> int:
     mirror = args.mirror or (Path(os.environ["RECSEC_DATA_MIRROR"]) if os.environ.get("RECSEC_DATA_MIRROR") else None)
     device = _device(args.device)
     dataset = prepare_dataset(args.dataset, data_dir=args.data_dir, mirror=mirror)
+    settings = with_checkpoint_architecture(settings, args.target_model, args.overrides)
     out.mkdir(parents=True, exist_ok=True)
     if args.evaluate:
         ref = DatasetRef(args.dataset, str(args.data_dir), None if mirror is None else str(mirror))

@@ -605,6 +605,7 @@ def test_cli_trains_the_control_and_one_checkpoint_per_lambda(gro_trained_run, t
     (["--set", "lamda=1"], "did you mean 'lambdas'"),
     (["--set", "k"], "NAME=VALUE"),
     (["--output-defenses", "mirror"], "unknown output defense 'mirror'"),
+    (["--set", "target_model=bert4rec"], "disagrees with --target-model"),  # the file is a SASRec
 ])
 def test_cli_bad_arguments_exit_2_with_one_line(gro_trained_run, tmp_path, capsys, extra, message):
     root, checkpoint = gro_trained_run
@@ -612,6 +613,23 @@ def test_cli_bad_arguments_exit_2_with_one_line(gro_trained_run, tmp_path, capsy
                 "--output", tmp_path, "--device", "cpu", *extra)
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_cli_takes_the_architecture_of_the_target_checkpoint(tmp_path):
+    """Student, surrogates and nulls share the target's architecture: a BERT4Rec file gets BERT4Rec surrogates
+    (the authors' setting), not the profile's default SASRec; an explicit --set that agrees is accepted."""
+    from recsec_lib.cli.defend import with_checkpoint_architecture
+    from recsec_lib.models.registry import build_model
+    from recsec_lib.recommend.checkpoints import save_checkpoint
+    from recsec_lib.study.stages import gro as stage
+
+    data = make_synthetic_dataset(num_users=20, num_items=30, max_len=12, seed=0)
+    path = save_checkpoint(tmp_path / "b.pt", build_model("bert4rec", data.num_items, data.max_len, hidden=8),
+                           "bert4rec", data)
+    cpu = stage.Settings.for_profile("cpu")
+    assert cpu.target_model == "sasrec"
+    assert with_checkpoint_architecture(cpu, path, []).target_model == "bert4rec"
+    assert with_checkpoint_architecture(cpu, path, ["k=5", "target_model = bert4rec"]).target_model == "bert4rec"
 
 
 def test_cli_missing_checkpoint_and_help(tmp_path, capsys):
