@@ -66,6 +66,7 @@ cluster: str = ""  # Ray cluster address for the cells (auto, local, ray://HOST:
 threads: int = 1  # torch threads per cell, the same in every back-end
 
 # This stage's settings (run_all.sh -p NAME VALUE): None means the profile's value. Lists are text such as 0.1,1.
+target_model: Optional[str] = None  # architecture to defend, train/<name>.pt: sasrec, or bert4rec (the authors)
 lambdas: Optional[str] = None  # GRO λ values to train, e.g. 0.01,0.1,1 (the λ 0 control is always trained)
 zero_gradient_rules: Optional[str] = None  # keep,lowest_index (lowest_index is the authors code)
 epochs: Optional[int] = None  # GRO training epochs
@@ -89,6 +90,7 @@ ctx = StudyContext(run_dir=Path(run_dir), dataset=dataset, data_dir=Path(data_di
                    seed=seed, device=device, profile=profile, force=force,
                    workers=workers, cluster=cluster, threads=threads)
 settings = stage.Settings.for_profile(profile).with_overrides(
+    target_model=target_model,
     lambdas=lambdas, zero_gradient_rules=zero_gradient_rules, epochs=epochs, from_scratch=from_scratch,
     kept_epoch=kept_epoch, output_defenses=output_defenses, combinations=combinations, generators=generators,
     views=views, attack_seeds=attack_seeds, attack_sequences=attack_sequences, attack_seq_len=attack_seq_len,

@@ -496,10 +496,30 @@ def test_a_resumed_gro_target_whose_training_finished_keeps_its_model_digest(tmp
     assert model_digest(again.checkpoint) == digest  # what the matrix's cells are keyed by
 
 
+def test_a_gro_verdict_protects_only_where_its_null_agrees():
+    """The headline's per-rule verdict is judged against the λ = 0 control; "protects" stands only where the
+    point's utility-matched null also says so (a point that only costs utility is copied worse by any measure)."""
+    from recsec_lib.study.stages.gro import null_checked_verdict
+
+    statuses = {"GRO keep λ=1": "no protection beyond the null", "GRO keep λ=0.1": "protects",
+                "GRO lowest_index λ=1": "within training noise"}
+    assert null_checked_verdict("protects", "GRO keep λ=1", statuses) == "no protection beyond the null"
+    assert null_checked_verdict("protects", "GRO lowest_index λ=1", statuses) == "within training noise"
+    assert null_checked_verdict("protects", "GRO keep λ=0.1", statuses) == "protects"
+    assert null_checked_verdict("no effect", "GRO keep λ=0.1", statuses) == "no effect"  # never raised
+    assert null_checked_verdict("helps the attacker", "GRO keep λ=1", statuses) == "helps the attacker"
+    assert null_checked_verdict("protects", "GRO keep λ=3", statuses) == "protects"  # no curve point: as it was
+
+
 def test_settings_profiles_and_overrides():
     from recsec_lib.study.stages import gro as stage
+    from recsec_lib.study.stages import train as train_stage
 
     assert stage.Settings.for_profile("full").lambdas == (0.001, 0.01, 0.03, 0.1, 0.3, 1.0, 10.0)
+    # paper scale is the authors' setting: BERT4Rec from scratch (the train stage's full profile trains it)
+    full = stage.Settings.for_profile("full")
+    assert (full.target_model, full.from_scratch, full.positions_per_sequence) == ("bert4rec", True, 0)
+    assert full.target_model in train_stage.Settings.for_profile("full").models
     cpu = stage.Settings.for_profile("cpu")
     # the main points: both rules at λ = 0.1 and 1; the curve, a run of its own: at least 4 λ × both rules;
     # the last epoch kept, the control with 2 training seeds
