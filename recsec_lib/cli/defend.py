@@ -36,7 +36,7 @@ def register(subparsers) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--target-model", type=Path, required=True,
-                        help="checkpoint of the undefended target (the student and the surrogates take its architecture)")
+                        help="checkpoint of the undefended target (the student and surrogates take its architecture)")
     parser.add_argument("--profile", choices=("smoke", "cpu", "full"), default="cpu",
                         help="the GRO stage's profile whose settings are the starting point")
     parser.add_argument("--method", choices=[m for m in METHODS if m != "none"], default=None,
