@@ -84,16 +84,22 @@ def chosen_lambdas(method: str, lambdas: list[float] | None, lambda_swap: float 
     return tuple(values)
 
 
+def set_values(items: list[str]) -> dict[str, str]:
+    """{NAME: VALUE} of the --set NAME=VALUE items (the last of a repeated name wins)."""
+    values = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UserError(f"--set takes NAME=VALUE, got {item!r}")
+        values[name.strip()] = value.strip()
+    return values
+
+
 def settings_from(args: argparse.Namespace):
     """The GRO stage's settings of --profile with the flags and every --set NAME=VALUE on top."""
     from recsec_lib.study.stages import gro
 
-    overrides = {}
-    for item in args.overrides:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise UserError(f"--set takes NAME=VALUE, got {item!r}")
-        overrides[name.strip()] = value.strip()
+    overrides = set_values(args.overrides)
     method = args.method or overrides.get("method") or "gro"
     flags = {"method": args.method, "lambdas": chosen_lambdas(method, args.lambdas, args.lambda_swap),
              "zero_gradient_rules": tuple(args.rules) if args.rules else None, "epochs": args.epochs,
@@ -115,9 +121,9 @@ def with_checkpoint_architecture(settings, target_model: Path, overrides: list[s
     from recsec_lib.recommend.checkpoints import read_checkpoint_payload
 
     architecture = read_checkpoint_payload(target_model)["model_name"]
-    asked = [item.partition("=")[2].strip() for item in overrides if item.partition("=")[0].strip() == "target_model"]
-    if asked and asked[-1] != architecture:
-        raise UserError(f"--set target_model={asked[-1]} disagrees with --target-model {target_model}, a "
+    asked = set_values(overrides).get("target_model")
+    if asked is not None and asked != architecture:
+        raise UserError(f"--set target_model={asked} disagrees with --target-model {target_model}, a "
                         f"{architecture} checkpoint (the student and the surrogates take the target's architecture)")
     return settings.with_overrides(target_model=architecture)
 

@@ -644,7 +644,7 @@ def null_checked_verdict(verdict: str, label: str, statuses: Mapping[str, str]) 
     return verdict
 
 
-def gro_headline(table: pd.DataFrame, rule: str, choice: dict, statuses: Mapping[str, str] | None = None) -> dict:
+def gro_headline(table: pd.DataFrame, rule: str, choice: dict, statuses: Mapping[str, str]) -> dict:
     """Headline keys of one zero-gradient rule at its chosen λ (or, with "no protective λ", the λ shown).
 
     Rule "keep" keeps the historical key names (gro_*); "lowest_index" adds its name (gro_lowest_index_*).
@@ -668,7 +668,7 @@ def gro_headline(table: pd.DataFrame, rule: str, choice: dict, statuses: Mapping
                 f"{prefix}_agr10": float(agr["agr10_test"]),
                 f"{prefix}_agr10_drop": float(agr["agr10_test_drop"]),
                 f"{prefix}_promoted_item_share": float(row["promoted_share"]),
-                f"{prefix}_verdict": null_checked_verdict(row["verdict"], label, statuses or {})})
+                f"{prefix}_verdict": null_checked_verdict(row["verdict"], label, statuses)})
     return out
 
 
